@@ -1,0 +1,86 @@
+#include "pgtable/table_pool.h"
+
+#include "deviso/assert.h"
+
+namespace deviso::pgtable {
+
+TablePool::TablePool(void* storage, Paddr storage_pa, size_t granule_bytes, size_t count,
+                     uint64_t* bitmap)
+    : storage_(static_cast<uint8_t*>(storage)),
+      storage_pa_(storage_pa),
+      granule_bytes_(granule_bytes),
+      count_(count),
+      bitmap_(bitmap),
+      free_(count) {
+  DEVISO_ASSERT((granule_bytes & (granule_bytes - 1)) == 0);
+  DEVISO_ASSERT(storage_pa % granule_bytes == 0);
+}
+
+void TablePool::SetRun(size_t first, size_t n, bool used) {
+  for (size_t i = first; i < first + n; ++i) {
+    const uint64_t bit = 1ULL << (i % 64);
+    if (used) {
+      bitmap_[i / 64] |= bit;
+    } else {
+      bitmap_[i / 64] &= ~bit;
+    }
+  }
+  free_ = used ? free_ - n : free_ + n;
+}
+
+Result<Paddr> TablePool::Allocate(unsigned order) {
+  if (order > kMaxOrder) return Status::InvalidArgument();
+  const size_t n = size_t{1} << order;
+  if (free_ < n) return Status::NoMemory();
+  const size_t words = (count_ + 63) / 64;
+  if (order == 0) {
+    // One granule: the first word with a clear bit, starting where the last search ended.
+    for (size_t k = 0; k < words; ++k) {
+      const size_t w = (hint_ + k) % words;
+      const uint64_t used = bitmap_[w];
+      if (used == ~0ULL) continue;
+      const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(~used));
+      if (i >= count_) continue;
+      hint_ = w;
+      SetRun(i, 1, true);
+      return storage_pa_ + i * granule_bytes_;
+    }
+    return Status::NoMemory();
+  }
+  // Several granules, aligned to their total size in the physical address space.
+  const uint64_t align = n * granule_bytes_;
+  size_t first = static_cast<size_t>(((storage_pa_ + align - 1) & ~(align - 1)) - storage_pa_) /
+                 granule_bytes_;
+  for (; first + n <= count_; first += n) {
+    bool all_free = true;
+    for (size_t i = first; i < first + n && all_free; ++i) all_free = IsFree(i);
+    if (all_free) {
+      SetRun(first, n, true);
+      return storage_pa_ + first * granule_bytes_;
+    }
+  }
+  return Status::NoMemory();
+}
+
+void TablePool::Free(Paddr table, unsigned order) {
+  // A foreign or double free means the caller's bookkeeping is corrupt: continuing could hand
+  // a live table out twice, so it is fatal.
+  DEVISO_ASSERT(order <= kMaxOrder && Contains(table));
+  DEVISO_ASSERT((table - storage_pa_) % granule_bytes_ == 0);
+  const size_t first = static_cast<size_t>((table - storage_pa_) / granule_bytes_);
+  const size_t n = size_t{1} << order;
+  DEVISO_ASSERT(first + n <= count_);
+  for (size_t i = first; i < first + n; ++i) DEVISO_ASSERT(!IsFree(i));
+  SetRun(first, n, false);
+}
+
+uint64_t* TablePool::PhysToVirt(Paddr table) {
+  DEVISO_ASSERT(Contains(table));
+  return reinterpret_cast<uint64_t*>(storage_ + (table - storage_pa_));
+}
+
+void TablePool::CleanToPoc(const void* p, size_t bytes) {
+  if (clean_hook_ != nullptr) clean_hook_(p, bytes);
+}
+
+}  // namespace deviso::pgtable

@@ -1,0 +1,74 @@
+// A fixed-capacity pool of translation-table granules.
+//
+// The TableMemory that deviso's ports and tests use: capacity and storage are fixed by the
+// caller (StaticTablePool puts both in static storage, as TF-A's xlat_tables does), there is
+// no heap, and allocation of 2^order contiguous, size-aligned granules serves concatenated
+// stage 2 start-level tables. Not internally locked; its users (page tables) are serialised by
+// their context lock, and a pool shared by several contexts needs the caller's lock.
+
+#ifndef DEVISO_SRC_PGTABLE_TABLE_POOL_H_
+#define DEVISO_SRC_PGTABLE_TABLE_POOL_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "pgtable/pgtable.h"
+
+namespace deviso::pgtable {
+
+class TablePool : public TableMemory {
+ public:
+  // Largest supported allocation: 16 concatenated tables (Arm ARM D8.2.7).
+  static constexpr unsigned kMaxOrder = 4;
+
+  // `storage` holds `count` granules of `granule_bytes` and must be aligned to
+  // granule_bytes; `storage_pa` is its physical address (equal to the pointer on an
+  // identity-mapped port). `bitmap` holds (count + 63) / 64 zeroed words.
+  TablePool(void* storage, Paddr storage_pa, size_t granule_bytes, size_t count, uint64_t* bitmap);
+
+  Result<Paddr> Allocate(unsigned order) override;
+  void Free(Paddr table, unsigned order) override;
+  uint64_t* PhysToVirt(Paddr table) override;
+  // Calls the clean hook, if any (a port's DC CVAC loop + DSB).
+  void CleanToPoc(const void* p, size_t bytes) override;
+
+  void set_clean_hook(void (*hook)(const void*, size_t)) { clean_hook_ = hook; }
+  size_t capacity() const { return count_; }
+  size_t free_granules() const { return free_; }
+  size_t granule_bytes() const { return granule_bytes_; }
+  // True when `pa` lies in this pool's storage.
+  bool Contains(Paddr pa) const {
+    return pa >= storage_pa_ && pa - storage_pa_ < count_ * granule_bytes_;
+  }
+
+ private:
+  bool IsFree(size_t i) const { return ((bitmap_[i / 64] >> (i % 64)) & 1) == 0; }
+  void SetRun(size_t first, size_t n, bool used);
+
+  uint8_t* storage_;
+  Paddr storage_pa_;
+  size_t granule_bytes_;
+  size_t count_;
+  uint64_t* bitmap_;  // bit set: granule in use
+  size_t free_;
+  size_t hint_ = 0;  // word index where the last single-granule search succeeded
+  void (*clean_hook_)(const void*, size_t) = nullptr;
+};
+
+// A pool whose storage is part of the object, so it can be a static.
+// Example: `StaticTablePool<4096, 256> g_tables;` on a port with identity mapping.
+template <size_t kGranuleBytes, size_t kCount>
+class StaticTablePool : public TablePool {
+ public:
+  StaticTablePool()
+      : TablePool(storage_, reinterpret_cast<uintptr_t>(storage_), kGranuleBytes, kCount, bitmap_) {
+  }
+
+ private:
+  alignas(kGranuleBytes) uint8_t storage_[kGranuleBytes * kCount];
+  uint64_t bitmap_[(kCount + 63) / 64] = {};
+};
+
+}  // namespace deviso::pgtable
+
+#endif  // DEVISO_SRC_PGTABLE_TABLE_POOL_H_
