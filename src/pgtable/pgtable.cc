@@ -325,14 +325,13 @@ void PageTable::ReleaseReserve(Reserve& reserve) {
   }
 }
 
-// Takes a reserved table and zeroes it (an all-zero table is all invalid descriptors).
+// Takes a reserved table. Its contents are garbage: the caller writes every entry, either
+// a descriptor or zero (an invalid descriptor), before the table is linked.
 Paddr PageTable::TakeTable(Reserve& reserve) {
   DEVISO_ASSERT(reserve.count > 0);
   const Paddr t = reserve.head;
-  uint64_t* p = Table(t);
-  reserve.head = LoadDescriptor(p);
+  reserve.head = LoadDescriptor(Table(t));
   --reserve.count;
-  std::memset(p, 0, page_size());
   return t;
 }
 
@@ -355,10 +354,16 @@ Status PageTable::MapWalk(const MapArgs& a, unsigned level, uint64_t* table, boo
   const unsigned shift = LevelShift(level);
   const uint64_t size = 1ULL << shift;
   const size_t first = Index(start, level);
+  const size_t last = Index(end - 1, level);  // inclusive: `end` may be the next table's
+  if (kCommit && fresh) {
+    // A fresh table is unlinked: plain zeroing of the entries the walk will not write.
+    std::memset(table, 0, first * sizeof(uint64_t));
+    std::memset(&table[last + 1], 0, (Entries(level) - last - 1) * sizeof(uint64_t));
+  }
 
   if (level == kMaxLevel) {
     // Pages: the hot loop of every map.
-    const size_t n = static_cast<size_t>((end - start) >> shift);
+    const size_t n = last + 1 - first;
     if constexpr (kCommit) {
       uint64_t d = (a.pa + (start - a.iova)) | a.attrs[level];
       uint64_t* slot = &table[first];
