@@ -1,0 +1,102 @@
+// The interface between deviso's core and an isolation technology (a backend): Arm SMMUv3,
+// virtio-iommu, Intel VT-d. The core validates arguments, owns devices, StreamIDs and
+// contexts, and serialises calls per domain; a backend owns the hardware.
+//
+// Locking contract:
+//   * The core never calls Map/Unmap/IovaToPhys concurrently on one domain (it holds that
+//     context's lock), but calls on different domains, and Create/Destroy/Attach/Detach, may
+//     run concurrently from different threads. A backend protects its shared state (command
+//     queue, ID allocators, stream table) with its own port::Mutex.
+//   * Faults are delivered to FaultSink::OnFault from the backend's event handling, which on
+//     bare metal is an interrupt handler: OnFault must not block.
+
+#ifndef DEVISO_BACKEND_H_
+#define DEVISO_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "deviso/status.h"
+#include "deviso/types.h"
+
+namespace deviso {
+
+// What a unit offers (deviso_caps without the C layout).
+struct UnitCaps {
+  const char* backend = "";  // "smmuv3", "virtio-iommu", ...
+  const char* name = "";     // instance name for reports, e.g. "smmuv3@9050000"
+  uint64_t page_sizes = 0;   // bit n: 2^n-byte leaves can be mapped
+  uint8_t ias = 0;           // input (device) address bits of a default domain
+  uint8_t oas = 0;           // output (physical) address bits
+  uint8_t stages = 0;        // bit 0: stage 1, bit 1: stage 2
+  bool coherent = false;     // table walks and queues are cache-coherent
+  uint32_t max_sid = 0;      // largest valid StreamID / endpoint ID
+};
+
+struct DomainOptions {
+  enum class Stage : uint8_t { kDefault, kStage1, kStage2 };
+  Stage stage = Stage::kDefault;  // kDefault: the backend's preferred (stage 1 on SMMUv3)
+  uint64_t page_size = 0;         // 0: the smallest the unit supports
+  uint8_t ias = 0;                // 0: the unit's default
+};
+
+// Receives the faults of the streams attached to one domain. Implemented by the core.
+class FaultSink {
+ public:
+  virtual void OnFault(const Fault& fault) = 0;
+
+ protected:
+  ~FaultSink() = default;
+};
+
+// A backend's translation domain (an address space). Backends derive from it and downcast
+// their own objects with static_cast (no RTTI).
+class Domain {
+ public:
+  // The granule of this domain: "page" in the API's sense.
+  uint64_t page_size() const { return page_size_; }
+  uint8_t ias() const { return ias_; }
+
+ protected:
+  Domain() = default;
+  ~Domain() = default;
+  uint64_t page_size_ = 0;
+  uint8_t ias_ = 0;
+};
+
+class IsolationUnit {
+ public:
+  virtual const UnitCaps& caps() const = 0;
+
+  // -EINVAL if `sid` is not a StreamID this unit can serve.
+  virtual Status ValidateStream(uint32_t sid) const = 0;
+
+  // Creates an empty domain; `sink` (may be null) receives faults of its streams.
+  // Errors: -EINVAL/-ENOTSUP (options), -ENOMEM (domain, table or ID pools).
+  virtual Result<Domain*> CreateDomain(const DomainOptions& options, FaultSink* sink) = 0;
+  // Destroys a domain with no streams attached, reclaiming every table after invalidation.
+  // Errors: -EBUSY (streams attached), -ETIMEDOUT/-EIO (invalidation not confirmed: the
+  // domain stays allocated).
+  virtual Status DestroyDomain(Domain* domain) = 0;
+
+  // Makes `sid` translate through `domain`. Errors: -EINVAL, -EEXIST (attached elsewhere),
+  // -ENOMEM (e.g. a second-level stream table), -ETIMEDOUT/-EIO.
+  virtual Status Attach(Domain* domain, uint32_t sid) = 0;
+  // Returns `sid` to blocked (default-deny, reported) and invalidates its cached
+  // configuration and translations. Errors: -ENOENT (not attached there), -ETIMEDOUT/-EIO.
+  virtual Status Detach(Domain* domain, uint32_t sid) = 0;
+
+  // As pgtable::PageTable::Map/Unmap; Unmap is strict: it returns 0 only after the
+  // invalidation completed.
+  virtual Status Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms perms,
+                     MemType type) = 0;
+  virtual Status Unmap(Domain* domain, Iova iova, uint64_t size) = 0;
+  virtual Result<Paddr> IovaToPhys(Domain* domain, Iova iova) = 0;
+
+ protected:
+  ~IsolationUnit() = default;
+};
+
+}  // namespace deviso
+
+#endif  // DEVISO_BACKEND_H_
