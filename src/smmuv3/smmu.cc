@@ -1,0 +1,1000 @@
+// Arm SMMUv3 driver. See smmu.h; section numbers refer to Arm IHI0070.
+
+#include "smmuv3/smmu.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "core/barrier.h"
+#include "deviso/assert.h"
+#include "smmuv3/tlbi_range.h"
+
+namespace deviso::smmuv3 {
+namespace {
+
+uint64_t Load64(const uint64_t* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+void Store64(uint64_t* p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+// Encoding of an address size in IDR5.OAS / CD.IPS / STE.S2PS.
+uint64_t AddressSizeEncoding(uint8_t bits) {
+  for (uint64_t i = 0; i < sizeof(reg::kAddressSizeBits); ++i) {
+    if (reg::kAddressSizeBits[i] >= bits) return i;
+  }
+  return 5;
+}
+
+unsigned GranuleShift(uint64_t page_size) {
+  return page_size == (1U << 16) ? 16 : page_size == (1U << 14) ? 14 : 12;
+}
+
+ds::Command Cmd(uint8_t opcode) {
+  ds::Command c;
+  c.raw[0] = ds::Command::W0{}.set_opcode(opcode).raw;
+  return c;
+}
+
+ds::Command CfgiSte(uint32_t sid) {
+  ds::Command c = Cmd(ds::kOpCfgiSte);
+  c.raw[0] = ds::Command::W0{c.raw[0]}.set_sid(sid).raw;
+  c.raw[1] = ds::Command::W1{}.set_leaf(0).raw;  // the STE and what was fetched through it
+  return c;
+}
+
+ds::Command CfgiCdAll(uint32_t sid) {
+  ds::Command c = Cmd(ds::kOpCfgiCdAll);
+  c.raw[0] = ds::Command::W0{c.raw[0]}.set_sid(sid).raw;
+  return c;
+}
+
+// CFGI_ALL is CFGI_STE_RANGE with Range = 31 (4.3.3).
+ds::Command CfgiAll() {
+  ds::Command c = Cmd(ds::kOpCfgiSteRange);
+  c.raw[1] = ds::Command::W1{}.set_range(31).raw;
+  return c;
+}
+
+unsigned Log2Floor(uint64_t v) { return 63U - static_cast<unsigned>(__builtin_clzll(v)); }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Probe and initialisation
+
+Smmuv3::~Smmuv3() {
+  if (enabled_) (void)Shutdown();
+  for (SmmuDomain& d : domains_) {
+    if (!d.in_use_) continue;
+    d.table_.reset();
+    if (d.cd_.cpu != nullptr) config_.dma->Free(d.cd_);
+  }
+  if (config_.dma == nullptr) return;
+  for (DmaBuffer& b : l2_) {
+    if (b.cpu != nullptr) config_.dma->Free(b);
+  }
+  if (strtab_.cpu != nullptr) config_.dma->Free(strtab_);
+  if (cmdq_.buffer.cpu != nullptr) config_.dma->Free(cmdq_.buffer);
+  if (evtq_.buffer.cpu != nullptr) config_.dma->Free(evtq_.buffer);
+}
+
+Status Smmuv3::Probe() {
+  if (config_.regs == nullptr || config_.dma == nullptr || probed_) {
+    return Status::InvalidArgument();
+  }
+  regs_ = config_.regs;
+  idr0_.raw = regs_->Read32(reg::kIdr0);
+  idr1_.raw = regs_->Read32(reg::kIdr1);
+  idr3_.raw = regs_->Read32(reg::kIdr3);
+  idr5_.raw = regs_->Read32(reg::kIdr5);
+  iidr_ = regs_->Read32(reg::kIidr);
+  aidr_ = regs_->Read32(reg::kAidr);
+
+  // 6.3.1: TTF bit 1 = AArch64 tables; TTENDIAN 0b11 = big-endian only.
+  if ((idr0_.ttf() & 0b10) == 0 || idr0_.ttendian() == 0b11) return Status::NotSupported();
+  if (idr0_.s1p() == 0 && idr0_.s2p() == 0) return Status::NotSupported();
+  if (idr5_.oas() >= sizeof(reg::kAddressSizeBits)) return Status::NotSupported();
+  // The engine produces 48-bit output addresses at most (no FEAT_LPA formats).
+  oas_bits_ = reg::kAddressSizeBits[idr5_.oas()];
+  if (oas_bits_ > 48) oas_bits_ = 48;
+
+  uint64_t page_sizes = 0;
+  if (idr5_.gran4k() != 0 && config_.tables_4k != nullptr) {
+    page_sizes |= (1ULL << 12) | (1ULL << 21) | (1ULL << 30);
+  }
+  if (idr5_.gran16k() != 0 && config_.tables_16k != nullptr) {
+    page_sizes |= (1ULL << 14) | (1ULL << 25);
+  }
+  if (idr5_.gran64k() != 0 && config_.tables_64k != nullptr) {
+    page_sizes |= (1ULL << 16) | (1ULL << 29);
+  }
+  if (page_sizes == 0) return Status::NotSupported();
+
+  // Stream table: linear for small StreamID spaces; 2-level (if IDR0.ST_LEVEL allows) with
+  // 256-STE L2 tables for large ones, the L1 table limited to 256 entries (16-bit SIDs).
+  sid_bits_ = static_cast<unsigned>(idr1_.sidsize());
+  two_level_ = idr0_.st_level() == 1 && sid_bits_ > config_.max_linear_sid_bits;
+  if (two_level_) {
+    if (sid_bits_ > kL2SplitBits + 8) sid_bits_ = kL2SplitBits + 8;
+  } else if (sid_bits_ > config_.max_linear_sid_bits) {
+    sid_bits_ = config_.max_linear_sid_bits;
+  }
+  coherent_ = idr0_.cohacc() != 0 && config_.dma_coherent;
+  cmdq_.log2 =
+      config_.cmdq_log2 < idr1_.cmdqs() ? config_.cmdq_log2 : static_cast<unsigned>(idr1_.cmdqs());
+  evtq_.log2 = config_.eventq_log2 < idr1_.eventqs() ? config_.eventq_log2
+                                                     : static_cast<unsigned>(idr1_.eventqs());
+  if (cmdq_.log2 < 2 || evtq_.log2 < 1) return Status::NotSupported();
+
+  std::snprintf(name_, sizeof(name_), "%s", config_.name);
+  caps_.backend = "smmuv3";
+  caps_.name = name_;
+  caps_.page_sizes = page_sizes;
+  caps_.ias = config_.ias > 48 ? 48 : config_.ias;
+  caps_.oas = oas_bits_;
+  caps_.stages = static_cast<uint8_t>((idr0_.s1p() != 0 ? 1 : 0) | (idr0_.s2p() != 0 ? 2 : 0));
+  caps_.coherent = coherent_;
+  caps_.max_sid = (sid_bits_ >= 32) ? ~0U : (1U << sid_bits_) - 1;
+  probed_ = true;
+  return Status::Ok();
+}
+
+Status Smmuv3::WaitAck(size_t ack_offset, uint32_t want, uint32_t mask) {
+  const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
+  for (;;) {
+    if ((regs_->Read32(ack_offset) & mask) == (want & mask)) return Status::Ok();
+    if (deadline.Expired()) return Status::TimedOut();
+  }
+}
+
+Status Smmuv3::WriteCr0(reg::Cr0 value) {
+  // 6.3.9: each CR0 change is complete when CR0ACK shows it.
+  constexpr uint32_t kMask = 0x1f;  // SMMUEN, PRIQEN, EVENTQEN, CMDQEN, ATSCHK
+  regs_->Write32(reg::kCr0, value.raw);
+  return WaitAck(reg::kCr0Ack, value.raw, kMask);
+}
+
+void Smmuv3::CleanForSmmu(const void* p, size_t n) const {
+  if (!coherent_) config_.dma->Clean(p, n);
+}
+
+Status Smmuv3::SetupStreamTable() {
+  const uint64_t table_sh = coherent_ ? reg::kShareInner : reg::kShareOuter;
+  (void)table_sh;
+  reg::StrtabBaseCfg cfg;
+  size_t bytes;
+  if (two_level_) {
+    bytes = (size_t{1} << (sid_bits_ - kL2SplitBits)) * sizeof(ds::L1Std);
+    cfg.set_fmt(reg::kStrtabFmt2Level).set_split(kL2SplitBits).set_log2size(sid_bits_);
+  } else {
+    bytes = (size_t{1} << sid_bits_) * sizeof(ds::Ste);
+    cfg.set_fmt(reg::kStrtabFmtLinear).set_log2size(sid_bits_);
+  }
+  // Aligned to its size (6.3.24); all zero: every STE invalid (V=0) or every L1 descriptor
+  // invalid (Span=0): default-deny from the start, with events recorded.
+  DEVISO_ASSIGN_OR_RETURN(strtab_, config_.dma->Allocate(bytes, bytes < 64 ? 64 : bytes));
+  reg::StrtabBase base;
+  base.set_addr(strtab_.pa >> 6).set_ra(coherent_ ? 1 : 0);
+  regs_->Write64(reg::kStrtabBase, base.raw);
+  regs_->Write32(reg::kStrtabBaseCfg, cfg.raw);
+  return Status::Ok();
+}
+
+Status Smmuv3::SetupQueues() {
+  const size_t cmdq_bytes = (size_t{1} << cmdq_.log2) * sizeof(ds::Command);
+  const size_t evtq_bytes = (size_t{1} << evtq_.log2) * sizeof(ds::Event);
+  DEVISO_ASSIGN_OR_RETURN(cmdq_.buffer, config_.dma->Allocate(cmdq_bytes, cmdq_bytes));
+  DEVISO_ASSIGN_OR_RETURN(evtq_.buffer, config_.dma->Allocate(evtq_bytes, evtq_bytes));
+  reg::QueueBase cmdq_base;
+  cmdq_base.set_addr(cmdq_.buffer.pa >> 5).set_log2size(cmdq_.log2).set_ra_wa(coherent_ ? 1 : 0);
+  regs_->Write64(reg::kCmdqBase, cmdq_base.raw);
+  regs_->Write32(reg::kCmdqProd, 0);
+  regs_->Write32(reg::kCmdqCons, 0);
+  cmdq_.prod = cmdq_.cons = 0;
+  reg::QueueBase evtq_base;
+  evtq_base.set_addr(evtq_.buffer.pa >> 5).set_log2size(evtq_.log2).set_ra_wa(coherent_ ? 1 : 0);
+  regs_->Write64(reg::kEventqBase, evtq_base.raw);
+  regs_->Write32(reg::kEventqProd, 0);
+  regs_->Write32(reg::kEventqCons, 0);
+  evtq_.prod = evtq_.cons = 0;
+  return Status::Ok();
+}
+
+Status Smmuv3::Init(bool enable_irqs) {
+  if (!probed_ || enabled_) return Status::InvalidArgument();
+  // Left enabled by firmware or an earlier boot: abort incoming DMA while disabled (where
+  // GBPA exists), then turn everything off.
+  reg::Cr0 cr0{regs_->Read32(reg::kCr0)};
+  if (cr0.smmuen() != 0) {
+    regs_->Write32(reg::kGbpa, reg::Gbpa{}.set_abort(1).set_update(1).raw);
+    DEVISO_TRY(WaitAck(reg::kGbpa, 0, reg::Gbpa{}.set_update(1).raw));
+  }
+  DEVISO_TRY(WriteCr0(reg::Cr0{}));
+  regs_->Write32(reg::kIrqCtrl, 0);
+  DEVISO_TRY(WaitAck(reg::kIrqCtrlAck, 0, 0x7));
+
+  // 6.3.11: table and queue accesses cacheable and inner-shareable only when coherent.
+  reg::Cr1 cr1;
+  const uint64_t cache = coherent_ ? reg::kCacheWriteBack : reg::kCacheNonCacheable;
+  const uint64_t share = coherent_ ? reg::kShareInner : reg::kShareOuter;
+  cr1.set_queue_ic(cache).set_queue_oc(cache).set_queue_sh(share);
+  cr1.set_table_ic(cache).set_table_oc(cache).set_table_sh(share);
+  regs_->Write32(reg::kCr1, cr1.raw);
+  // 6.3.12: record C_BAD_STREAMID for out-of-range StreamIDs; private TLB maintenance.
+  regs_->Write32(reg::kCr2, reg::Cr2{}.set_recinvsid(1).set_ptm(1).raw);
+
+  if (strtab_.cpu == nullptr) DEVISO_TRY(SetupStreamTable());
+  if (cmdq_.buffer.cpu == nullptr) {
+    DEVISO_TRY(SetupQueues());
+  } else {
+    regs_->Write32(reg::kCmdqProd, 0);
+    regs_->Write32(reg::kCmdqCons, 0);
+    regs_->Write32(reg::kEventqProd, 0);
+    regs_->Write32(reg::kEventqCons, 0);
+    cmdq_.prod = cmdq_.cons = evtq_.prod = evtq_.cons = 0;
+  }
+
+  reg::Cr0 on;
+  on.set_cmdqen(1);
+  DEVISO_TRY(WriteCr0(on));
+  // Forget anything cached from before: configuration and all non-secure TLB entries.
+  ds::Command init[3] = {CfgiAll(), Cmd(ds::kOpTlbiNsnhAll), Cmd(ds::kOpTlbiEl2All)};
+  DEVISO_TRY(Submit(init, idr0_.hyp() != 0 ? 3 : 2));
+
+  on.set_eventqen(1);
+  DEVISO_TRY(WriteCr0(on));
+  const uint32_t irqs =
+      enable_irqs ? reg::IrqCtrl{}.set_eventq_irqen(1).set_gerror_irqen(1).raw : 0;
+  regs_->Write32(reg::kIrqCtrl, irqs);
+  DEVISO_TRY(WaitAck(reg::kIrqCtrlAck, irqs, 0x7));
+
+  // 6.3.14: abort, rather than bypass, whatever arrives while SMMUEN is 0 (e.g. after
+  // Shutdown). QEMU 7.2 does not implement GBPA: it reads back 0.
+  regs_->Write32(reg::kGbpa, reg::Gbpa{}.set_abort(1).set_update(1).raw);
+  DEVISO_TRY(WaitAck(reg::kGbpa, 0, reg::Gbpa{}.set_update(1).raw));
+  gbpa_implemented_ = reg::Gbpa{regs_->Read32(reg::kGbpa)}.abort() != 0;
+
+  on.set_smmuen(1);
+  DEVISO_TRY(WriteCr0(on));
+  enabled_ = true;
+  return Status::Ok();
+}
+
+Status Smmuv3::Shutdown() {
+  if (!enabled_) return Status::InvalidArgument();
+  enabled_ = false;
+  DEVISO_TRY(WriteCr0(reg::Cr0{}));
+  regs_->Write32(reg::kIrqCtrl, 0);
+  return WaitAck(reg::kIrqCtrlAck, 0, 0x7);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command queue (3.5, 4.x)
+
+void Smmuv3::WriteCommandLocked(const ds::Command& command) {
+  auto* slot = static_cast<ds::Command*>(cmdq_.buffer.cpu) + QueueIdx(cmdq_, cmdq_.prod);
+  Store64(&slot->raw[0], command.raw[0]);
+  Store64(&slot->raw[1], command.raw[1]);
+  CleanForSmmu(slot, sizeof(*slot));
+  cmdq_.prod = QueueInc(cmdq_, cmdq_.prod);
+  ++stats_.commands;
+}
+
+Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
+  const reg::QueueIndex cons{regs_->Read32(reg::kCmdqCons)};
+  const uint32_t mask = (2U << cmdq_.log2) - 1;
+  cmdq_.cons = static_cast<uint32_t>(cons.wr_rd()) & mask;
+  const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
+  const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};
+  if (gerror.cmdq_err() == gerrorn.cmdq_err()) return Status::Ok();
+
+  // 7.1: the SMMU stopped at CONS because that command was illegal (or could not be
+  // fetched). Report it, replace it by a harmless CMD_SYNC, and acknowledge through GERRORN;
+  // the SMMU then resumes from CONS. Software never writes CMDQ_CONS.
+  ++stats_.command_errors;
+  auto* bad = static_cast<ds::Command*>(cmdq_.buffer.cpu) + QueueIdx(cmdq_, cmdq_.cons);
+  port::Log("deviso: %s: command error %u at cmdq[%u]: opcode 0x%02x (%s)\n", name_,
+            static_cast<unsigned>(cons.err()), QueueIdx(cmdq_, cmdq_.cons),
+            static_cast<unsigned>(Load64(&bad->raw[0]) & 0xff),
+            cons.err() == reg::kCerrorIll ? "illegal" : "abort");
+  const uint32_t pos = (cmdq_.cons - first) & mask;
+  if (pos < ((end - first) & mask)) *lost = true;
+  const ds::Command sync = Cmd(ds::kOpSync);
+  Store64(&bad->raw[0], sync.raw[0]);
+  Store64(&bad->raw[1], sync.raw[1]);
+  CleanForSmmu(bad, sizeof(*bad));
+  DmaWriteBarrier();
+  regs_->Write32(reg::kGerrorN, gerrorn.raw ^ reg::Gerror{}.set_cmdq_err(1).raw);
+  return Status::Ok();
+}
+
+Status Smmuv3::WaitForSpaceLocked() {
+  if (!QueueFull(cmdq_)) return Status::Ok();
+  // Let the SMMU consume what is queued so far.
+  DmaWriteBarrier();
+  regs_->Write32(reg::kCmdqProd, cmdq_.prod);
+  const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
+  bool ignored = false;
+  for (;;) {
+    DEVISO_TRY(RefreshConsLocked(0, 0, &ignored));
+    if (!QueueFull(cmdq_)) return Status::Ok();
+    if (deadline.Expired()) return Status::TimedOut();
+  }
+}
+
+Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
+  if (!probed_ || cmdq_.buffer.cpu == nullptr) return Status::InvalidArgument();
+  if (broken_) return Status::IoError();
+  const uint32_t first = cmdq_.prod;
+  for (size_t i = 0; i <= count; ++i) {
+    if (const Status s = WaitForSpaceLocked(); !s.ok()) {
+      broken_ = true;
+      return s;
+    }
+    // CMD_SYNC with CS=SIG_NONE: its completion is CONS moving past it (4.7.3). QEMU 7.2
+    // has no MSI (IDR0.MSI=0), so polling CONS is the only completion there is.
+    WriteCommandLocked(i < count ? commands[i] : Cmd(ds::kOpSync));
+  }
+  ++stats_.syncs;
+  const uint32_t end = cmdq_.prod;
+  // Commands must be visible in memory before the SMMU sees the new PROD (3.5.2).
+  DmaWriteBarrier();
+  regs_->Write32(reg::kCmdqProd, cmdq_.prod);
+
+  const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
+  bool lost = false;
+  for (;;) {
+    DEVISO_TRY(RefreshConsLocked(first, end, &lost));
+    if (cmdq_.cons == cmdq_.prod) break;  // everything up to and including the sync
+    if (deadline.Expired()) {
+      // Completion cannot be confirmed: nothing this unit does can be trusted any more, and
+      // nothing it may still be using is freed.
+      port::Log("deviso: %s: CMD_SYNC did not complete within %llu ns\n", name_,
+                static_cast<unsigned long long>(config_.timeout_ns));
+      broken_ = true;
+      return Status::TimedOut();
+    }
+  }
+  return lost ? Status::IoError() : Status::Ok();
+}
+
+Status Smmuv3::Submit(const ds::Command* commands, size_t count) {
+  port::LockGuard guard(cmdq_lock_);
+  return SubmitLocked(commands, count);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLB invalidation (4.4)
+
+ds::Command Smmuv3::ContextTlbi(const SmmuDomain& d) const {
+  if (d.stage2_) {
+    ds::Command c = Cmd(ds::kOpTlbiS12Vmall);
+    c.raw[0] = ds::Command::W0{c.raw[0]}.set_vmid(d.vmid_).raw;
+    return c;
+  }
+  ds::Command c = Cmd(ds::kOpTlbiNhAsid);
+  c.raw[0] = ds::Command::W0{c.raw[0]}.set_asid(d.asid_).raw;
+  return c;
+}
+
+// Range invalidation (IDR3.RIL=1): at most two commands for any range (tlbi_range.h).
+size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages, unsigned ttl,
+                              bool leaf, ds::Command* out) const {
+  const uint64_t page = d.page_size();
+  const uint64_t tg = page == (1U << 16)   ? ds::kTlbiTg64K
+                      : page == (1U << 14) ? ds::kTlbiTg16K
+                                           : ds::kTlbiTg4K;
+  TlbiRange ranges[2];
+  const size_t n = SplitTlbiRange(pages, ranges);
+  for (size_t i = 0; i < n; ++i) {
+    ds::Command c = Cmd(d.stage2_ ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
+    ds::Command::W0 w0{c.raw[0]};
+    w0.set_num(ranges[i].count - 1).set_scale(ranges[i].scale);
+    if (d.stage2_) {
+      w0.set_vmid(d.vmid_);
+    } else {
+      w0.set_asid(d.asid_);
+    }
+    c.raw[0] = w0.raw;
+    ds::Command::W1 w1;
+    w1.set_leaf(leaf ? 1 : 0).set_ttl(ttl).set_tg(tg);
+    w1.set_address((iova + ranges[i].first * page) >> 12);
+    c.raw[1] = w1.raw;
+    out[i] = c;
+  }
+  return n;
+}
+
+Status Smmuv3::InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationRange& r) {
+  if (r.leaf_levels == 0 && !r.tables) return Status::Ok();
+  const uint64_t page = d.page_size();
+  // A TTL hint only when every changed entry is a leaf at one level (4.4.1: a wrong TTL may
+  // leave entries of other levels cached). Level 0 leaves do not exist.
+  const bool one_level = (r.leaf_levels & (r.leaf_levels - 1)) == 0;
+  const unsigned ttl = !r.tables && one_level && r.leaf_levels > 1 ? Log2Floor(r.leaf_levels) : 0;
+  const bool leaf = !r.tables;
+  ds::Command cmds[64];
+  size_t n = 0;
+  if (idr3_.ril() != 0 && r.size / page < kMaxTlbiRangeGranules) {
+    n = BuildRangeTlbi(d, r.iova, r.size / page, ttl, leaf, cmds);
+    stats_.tlbi_va += n;
+  } else {
+    // One command per leaf: step by the leaf size when there is one level, else by page.
+    const uint64_t step = ttl != 0 ? d.table_->LevelSize(ttl) : page;
+    const uint64_t count = (r.size + step - 1) / step;
+    if (count > config_.max_tlbi_per_range || count > 64) {
+      cmds[n++] = ContextTlbi(d);
+      ++stats_.tlbi_context;
+    } else {
+      for (uint64_t i = 0; i < count; ++i) {
+        ds::Command c = Cmd(d.stage2_ ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
+        ds::Command::W0 w0{c.raw[0]};
+        if (d.stage2_) {
+          w0.set_vmid(d.vmid_);
+        } else {
+          w0.set_asid(d.asid_);
+        }
+        c.raw[0] = w0.raw;
+        c.raw[1] =
+            ds::Command::W1{}.set_leaf(leaf ? 1 : 0).set_address((r.iova + i * step) >> 12).raw;
+        cmds[n++] = c;
+      }
+      stats_.tlbi_va += n;
+    }
+  }
+  return Submit(cmds, n);
+}
+
+Status SmmuDomain::Flush::Invalidate(const pgtable::InvalidationRange& range) {
+  return domain->smmu_->InvalidateDomainRange(*domain, range);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream table entries and context descriptors (5.1, 5.2, 5.4)
+
+Result<ds::Ste*> Smmuv3::SteSlot(uint32_t sid, bool allocate) {
+  if (!two_level_) return static_cast<ds::Ste*>(strtab_.cpu) + sid;
+  const uint32_t l1 = sid >> kL2SplitBits;
+  if (l2_[l1].cpu == nullptr) {
+    if (!allocate) return Status::NotFound();
+    const size_t bytes = (size_t{1} << kL2SplitBits) * sizeof(ds::Ste);
+    DEVISO_ASSIGN_OR_RETURN(l2_[l1], config_.dma->Allocate(bytes, bytes));
+    // The L2 table is all invalid STEs (zeroed and cleaned by Allocate): publishing the L1
+    // descriptor changes nothing a device can do, except that it now reports C_BAD_STE
+    // instead of C_BAD_STREAMID.
+    auto* l1std = static_cast<uint64_t*>(strtab_.cpu) + l1;
+    DmaWriteBarrier();
+    Store64(l1std, ds::L1Std{}.set_span(kL2SplitBits + 1).set_l2ptr(l2_[l1].pa >> 6).raw);
+    CleanForSmmu(l1std, sizeof(*l1std));
+  }
+  return static_cast<ds::Ste*>(l2_[l1].cpu) + (sid & ((1U << kL2SplitBits) - 1));
+}
+
+const ds::Ste* Smmuv3::SteForTest(uint32_t sid) const {
+  if (!two_level_) return static_cast<const ds::Ste*>(strtab_.cpu) + sid;
+  const DmaBuffer& l2 = l2_[sid >> kL2SplitBits];
+  if (l2.cpu == nullptr) return nullptr;
+  return static_cast<const ds::Ste*>(l2.cpu) + (sid & ((1U << kL2SplitBits) - 1));
+}
+
+void Smmuv3::BuildCd(const SmmuDomain& d, ds::Cd* cd) const {
+  const pgtable::PageTable& t = *d.table_;
+  const uint64_t page = t.page_size();
+  ds::Cd::W0 w0;
+  w0.set_t0sz(64 - t.config().ias);
+  w0.set_tg0(page == (1U << 16) ? ds::kTg64K : page == (1U << 14) ? ds::kTg16K : ds::kTg4K);
+  const uint64_t cache = coherent_ ? reg::kCacheWriteBack : reg::kCacheNonCacheable;
+  w0.set_ir0(cache).set_or0(cache).set_sh0(coherent_ ? reg::kShareInner : reg::kShareOuter);
+  w0.set_epd1(1);  // no TTB1 walks
+  w0.set_ips(AddressSizeEncoding(t.config().oas));
+  w0.set_aa64(1);
+  // Record faults (QEMU 7.2 records translation faults only with R=1) and abort, not stall.
+  w0.set_r(1).set_a(1);
+  w0.set_asid(d.asid_);
+  w0.set_v(1);
+  cd->raw[0] = w0.raw;
+  cd->raw[1] = ds::Cd::W1{}.set_ttb0(t.root() >> 4).raw;
+  cd->raw[3] = pgtable::Config::kDefaultMair;
+}
+
+ds::Ste Smmuv3::BuildSte(const SmmuDomain& d) const {
+  ds::Ste ste;
+  const uint64_t cache = coherent_ ? reg::kCacheWriteBack : reg::kCacheNonCacheable;
+  const uint64_t share = coherent_ ? reg::kShareInner : reg::kShareOuter;
+  ds::Ste::W0 w0;
+  w0.set_v(1);
+  ds::Ste::W1 w1;
+  w1.set_shcfg(1);  // incoming shareability
+  if (!d.stage2_) {
+    w0.set_config(ds::kConfigS1Translate).set_s1_context_ptr(d.cd_.pa >> 6);
+    w1.set_s1cir(cache).set_s1cor(cache).set_s1csh(share);
+  } else {
+    const pgtable::PageTable& t = *d.table_;
+    const uint64_t page = t.page_size();
+    w0.set_config(ds::kConfigS2Translate);
+    ds::Ste::W2 w2;
+    w2.set_s2vmid(d.vmid_).set_s2t0sz(64 - t.config().ias);
+    // 5.2 STE.S2SL0: 4K granule: 0 = level 2, 1 = level 1, 2 = level 0; 16K and 64K:
+    // 0 = level 3, 1 = level 2, 2 = level 1.
+    const unsigned sl0 = page == (1U << 12) ? 2 - t.start_level() : 3 - t.start_level();
+    w2.set_s2sl0(sl0).set_s2ir0(cache).set_s2or0(cache).set_s2sh0(share);
+    w2.set_s2tg(page == (1U << 16) ? ds::kTg64K : page == (1U << 14) ? ds::kTg16K : ds::kTg4K);
+    w2.set_s2ps(AddressSizeEncoding(t.config().oas)).set_s2aa64(1).set_s2r(1);
+    ste.raw[2] = w2.raw;
+    ste.raw[3] = ds::Ste::W3{}.set_s2ttb(t.root() >> 4).raw;
+  }
+  ste.raw[0] = w0.raw;
+  ste.raw[1] = w1.raw;
+  return ste;
+}
+
+// The one writer of STEs (3.21.3, "Structure update procedures"). The SMMU reads an STE as
+// several 64-bit single-copy-atomic words; every state it can observe is the old entry or
+// the new one in every bit it uses:
+//   blocked -> valid: words 1-7 while V=0 (only V is used), CFGI+SYNC so no fetch can mix
+//                     them with an older word 0, then word 0 (V=1), CFGI+SYNC. 2 syncs.
+//   valid -> blocked: word 0 (V=0), CFGI+SYNC, then words 1-7 (unused once V=0). 1 sync.
+//   valid -> valid:   through blocked (not hitless; the API never needs it). 3 syncs.
+Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target) {
+  DEVISO_ASSIGN_OR_RETURN(ds::Ste * ste, SteSlot(sid, true));
+  const ds::Command cfgi[2] = {CfgiSte(sid), CfgiCdAll(sid)};
+  const bool was_valid = (Load64(&ste->raw[0]) & 1) != 0;
+  const bool valid = (target.raw[0] & 1) != 0;
+  if (was_valid) {
+    Store64(&ste->raw[0], 0);
+    CleanForSmmu(ste, sizeof(*ste));
+    DEVISO_TRY(Submit(cfgi, 2));
+    for (size_t i = 1; i < ds::Ste::kWords; ++i) Store64(&ste->raw[i], 0);
+    CleanForSmmu(ste, sizeof(*ste));
+  }
+  if (!valid) return Status::Ok();
+  for (size_t i = 1; i < ds::Ste::kWords; ++i) Store64(&ste->raw[i], target.raw[i]);
+  CleanForSmmu(ste, sizeof(*ste));
+  Status s = Submit(cfgi, 1);
+  if (s.ok()) {
+    DmaWriteBarrier();
+    Store64(&ste->raw[0], target.raw[0]);
+    CleanForSmmu(ste, sizeof(*ste));
+    s = Submit(cfgi, 1);
+    if (s.ok()) return s;
+  }
+  // Not confirmed: leave the stream blocked in memory (the unit is marked broken if the
+  // sync timed out, so nothing it may use is freed).
+  Store64(&ste->raw[0], 0);
+  for (size_t i = 1; i < ds::Ste::kWords; ++i) Store64(&ste->raw[i], 0);
+  CleanForSmmu(ste, sizeof(*ste));
+  (void)Submit(cfgi, 1);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domains
+
+pgtable::TableMemory* Smmuv3::TablesFor(uint64_t page_size) const {
+  switch (page_size) {
+    case 1U << 12:
+      return idr5_.gran4k() != 0 ? config_.tables_4k : nullptr;
+    case 1U << 14:
+      return idr5_.gran16k() != 0 ? config_.tables_16k : nullptr;
+    case 1U << 16:
+      return idr5_.gran64k() != 0 ? config_.tables_64k : nullptr;
+    default:
+      return nullptr;
+  }
+}
+
+Status Smmuv3::AllocId(uint64_t* bitmap, unsigned bits, uint16_t* id) {
+  // IDs 1..kMaxDomains (0 is left unused so a zeroed CD/STE never matches a live domain).
+  const unsigned limit = bits >= 16 ? kMaxDomains : (1U << bits) - 1;
+  for (unsigned i = 1; i <= limit && i <= kMaxDomains; ++i) {
+    if ((bitmap[i / 64] & (1ULL << (i % 64))) == 0) {
+      bitmap[i / 64] |= 1ULL << (i % 64);
+      *id = static_cast<uint16_t>(i);
+      return Status::Ok();
+    }
+  }
+  return Status::NoMemory();
+}
+
+Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* sink) {
+  if (!probed_) return Status::InvalidArgument();
+  bool stage2;
+  switch (options.stage) {
+    case DomainOptions::Stage::kDefault:
+      stage2 = idr0_.s1p() == 0;
+      break;
+    case DomainOptions::Stage::kStage1:
+      stage2 = false;
+      break;
+    case DomainOptions::Stage::kStage2:
+      stage2 = true;
+      break;
+    default:
+      return Status::InvalidArgument();
+  }
+  if (stage2 ? idr0_.s2p() == 0 : idr0_.s1p() == 0) return Status::NotSupported();
+  uint64_t page = options.page_size;
+  if (page == 0)
+    page = (caps_.page_sizes & (1ULL << 12)) != 0   ? (1ULL << 12)
+           : (caps_.page_sizes & (1ULL << 14)) != 0 ? (1ULL << 14)
+                                                    : (1ULL << 16);
+  pgtable::TableMemory* tables = TablesFor(page);
+  if (tables == nullptr) return Status::NotSupported();
+  uint8_t ias = options.ias != 0 ? options.ias : stage2 ? oas_bits_ : caps_.ias;
+  if (ias > 48 || ias < 32 || (stage2 && ias > oas_bits_)) return Status::InvalidArgument();
+
+  port::LockGuard guard(lock_);
+  SmmuDomain* d = nullptr;
+  for (SmmuDomain& slot : domains_) {
+    if (!slot.in_use_) {
+      d = &slot;
+      break;
+    }
+  }
+  if (d == nullptr) return Status::NoMemory();
+  uint16_t id = 0;
+  DEVISO_TRY(AllocId(stage2 ? vmid_map_ : asid_map_,
+                     stage2 ? (idr0_.vmid16() ? 16 : 8) : (idr0_.asid16() ? 16 : 8), &id));
+  auto release_id = [&] {
+    uint64_t* map = stage2 ? vmid_map_ : asid_map_;
+    map[id / 64] &= ~(1ULL << (id % 64));
+  };
+
+  const pgtable::Granule g = static_cast<pgtable::Granule>(GranuleShift(page));
+  pgtable::Config cfg = stage2 ? pgtable::Config::SmmuStage2(g, ias, oas_bits_, coherent_)
+                               : pgtable::Config::SmmuStage1(g, ias, oas_bits_, coherent_);
+  cfg.bbml2 = config_.use_bbml2 && idr3_.bbml() == 2;
+  d->smmu_ = this;
+  d->stage2_ = stage2;
+  d->asid_ = stage2 ? 0 : id;
+  d->vmid_ = stage2 ? id : 0;
+  d->flush_.domain = d;
+  d->table_.emplace(cfg, *tables, d->flush_);
+  if (const Status s = d->table_->Init(); !s.ok()) {
+    d->table_.reset();
+    release_id();
+    return s;
+  }
+  d->page_size_ = page;
+  d->ias_ = ias;
+  if (!stage2) {
+    Result<DmaBuffer> cd = config_.dma->Allocate(sizeof(ds::Cd), 64);
+    if (!cd.ok()) {
+      d->table_.reset();
+      release_id();
+      return cd.status();
+    }
+    d->cd_ = *cd;
+    // Written before any STE points at it: word 0 (V) last all the same.
+    ds::Cd image;
+    BuildCd(*d, &image);
+    auto* words = static_cast<uint64_t*>(d->cd_.cpu);
+    for (size_t i = 1; i < ds::Cd::kWords; ++i) Store64(&words[i], image.raw[i]);
+    DmaWriteBarrier();
+    Store64(&words[0], image.raw[0]);
+    CleanForSmmu(words, sizeof(ds::Cd));
+  }
+  d->sink_ = sink;
+  d->streams_ = 0;
+  d->in_use_ = true;
+  return static_cast<Domain*>(d);
+}
+
+Status Smmuv3::DestroyDomain(Domain* domain) {
+  auto* d = static_cast<SmmuDomain*>(domain);
+  port::LockGuard guard(lock_);
+  if (d == nullptr || d < domains_ || d >= domains_ + kMaxDomains || !d->in_use_) {
+    return Status::InvalidArgument();
+  }
+  if (d->streams_ != 0) return Status::Busy();
+  // No stream reaches the domain any more; drop its ASID/VMID's TLB and walk-cache entries
+  // before its tables and CD can be reused.
+  const ds::Command tlbi = ContextTlbi(*d);
+  DEVISO_TRY(Submit(&tlbi, 1));
+  ++stats_.tlbi_context;
+  d->table_.reset();  // PageTable::Release: frees every table
+  if (d->cd_.cpu != nullptr) {
+    config_.dma->Free(d->cd_);
+    d->cd_ = DmaBuffer{};
+  }
+  uint64_t* map = d->stage2_ ? vmid_map_ : asid_map_;
+  const uint16_t id = d->stage2_ ? d->vmid_ : d->asid_;
+  map[id / 64] &= ~(1ULL << (id % 64));
+  d->sink_ = nullptr;
+  d->in_use_ = false;
+  return Status::Ok();
+}
+
+Status Smmuv3::ValidateStream(uint32_t sid) const {
+  if (!probed_ || (sid_bits_ < 32 && sid >= (1U << sid_bits_))) return Status::InvalidArgument();
+  return Status::Ok();
+}
+
+Status Smmuv3::Attach(Domain* domain, uint32_t sid) {
+  DEVISO_TRY(ValidateStream(sid));
+  auto* d = static_cast<SmmuDomain*>(domain);
+  port::LockGuard guard(lock_);
+  if (d == nullptr || d < domains_ || d >= domains_ + kMaxDomains || !d->in_use_) {
+    return Status::InvalidArgument();
+  }
+  StreamSlot* free_slot = nullptr;
+  for (StreamSlot& s : streams_) {
+    if (s.used && s.sid == sid) return Status::AlreadyExists();
+    if (!s.used && free_slot == nullptr) free_slot = &s;
+  }
+  if (free_slot == nullptr) return Status::NoMemory();
+  DEVISO_TRY(WriteSte(sid, BuildSte(*d)));
+  *free_slot = StreamSlot{true, sid, d};
+  ++d->streams_;
+  return Status::Ok();
+}
+
+Status Smmuv3::Detach(Domain* domain, uint32_t sid) {
+  auto* d = static_cast<SmmuDomain*>(domain);
+  port::LockGuard guard(lock_);
+  for (StreamSlot& s : streams_) {
+    if (!s.used || s.sid != sid || s.domain != d) continue;
+    DEVISO_TRY(WriteSte(sid, ds::Ste{}));
+    s = StreamSlot{};
+    --d->streams_;
+    return Status::Ok();
+  }
+  return Status::NotFound();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mapping: the translation-table engine, with this driver's invalidation.
+
+namespace {
+pgtable::MemType EngineType(MemType t) {
+  switch (t) {
+    case MemType::kNormal:
+      return pgtable::MemType::kNormalWriteBack;
+    case MemType::kNormalNonCacheable:
+      return pgtable::MemType::kNormalNonCacheable;
+    case MemType::kDevice:
+      return pgtable::MemType::kDeviceNGnRE;
+    default:
+      return pgtable::MemType::kDeviceNGnRnE;
+  }
+}
+}  // namespace
+
+Status Smmuv3::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms perms, MemType type) {
+  auto* d = static_cast<SmmuDomain*>(domain);
+  if (perms > 0xff || static_cast<unsigned>(type) > 3) return Status::InvalidArgument();
+  return d->table_->Map(iova, pa, size, static_cast<pgtable::Perms>(perms), EngineType(type));
+}
+
+Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
+  auto* d = static_cast<SmmuDomain*>(domain);
+  return d->table_->Unmap(iova, size);
+}
+
+Result<Paddr> Smmuv3::IovaToPhys(Domain* domain, Iova iova) {
+  auto* d = static_cast<SmmuDomain*>(domain);
+  return d->table_->IovaToPhys(iova);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events (7.3) and global errors (7.2)
+
+const char* Smmuv3::EventName(uint8_t id) {
+  switch (id) {
+    case ds::kEvtUut:
+      return "F_UUT";
+    case ds::kEvtBadStreamId:
+      return "C_BAD_STREAMID";
+    case ds::kEvtSteFetch:
+      return "F_STE_FETCH";
+    case ds::kEvtBadSte:
+      return "C_BAD_STE";
+    case ds::kEvtBadAtsTreq:
+      return "F_BAD_ATS_TREQ";
+    case ds::kEvtStreamDisabled:
+      return "F_STREAM_DISABLED";
+    case ds::kEvtTranslForbidden:
+      return "F_TRANSL_FORBIDDEN";
+    case ds::kEvtBadSubstreamId:
+      return "C_BAD_SUBSTREAMID";
+    case ds::kEvtCdFetch:
+      return "F_CD_FETCH";
+    case ds::kEvtBadCd:
+      return "C_BAD_CD";
+    case ds::kEvtWalkEabt:
+      return "F_WALK_EABT";
+    case ds::kEvtTranslation:
+      return "F_TRANSLATION";
+    case ds::kEvtAddrSize:
+      return "F_ADDR_SIZE";
+    case ds::kEvtAccess:
+      return "F_ACCESS";
+    case ds::kEvtPermission:
+      return "F_PERMISSION";
+    case ds::kEvtTlbConflict:
+      return "F_TLB_CONFLICT";
+    case ds::kEvtCfgConflict:
+      return "F_CFG_CONFLICT";
+    case ds::kEvtPageRequest:
+      return "E_PAGE_REQUEST";
+    case ds::kEvtVmsFetch:
+      return "F_VMS_FETCH";
+    default:
+      return id >= 0xe0 && id <= 0xef ? "IMPDEF" : "UNKNOWN";
+  }
+}
+
+Fault Smmuv3::DecodeEvent(const ds::Event& e, const char* unit_name, bool stream_attached) {
+  const ds::Event::W0 w0{e.raw[0]};
+  const ds::Event::W1 w1{e.raw[1]};
+  Fault f{};
+  f.sid = static_cast<uint32_t>(w0.stream_id());
+  f.raw_type = static_cast<uint32_t>(w0.event_id());
+  f.unit = unit_name;
+  bool has_access = false;  // RnW/PnU/InD/InputAddr are defined for this event
+  switch (w0.event_id()) {
+    case ds::kEvtTranslation:
+      f.reason = DEVISO_FAULT_TRANSLATION;
+      has_access = true;
+      break;
+    case ds::kEvtAddrSize:
+      f.reason = DEVISO_FAULT_ADDR_SIZE;
+      has_access = true;
+      break;
+    case ds::kEvtAccess:
+      f.reason = DEVISO_FAULT_ACCESS;
+      has_access = true;
+      break;
+    case ds::kEvtPermission:
+      f.reason = DEVISO_FAULT_PERMISSION;
+      has_access = true;
+      break;
+    case ds::kEvtBadStreamId:
+    case ds::kEvtStreamDisabled:
+      f.reason = DEVISO_FAULT_BLOCKED;
+      break;
+    case ds::kEvtBadSte:
+      // An invalid STE is how deviso blocks a stream with no context; on an attached
+      // stream it would mean a configuration deviso wrote is illegal.
+      f.reason = stream_attached ? DEVISO_FAULT_BAD_CONFIG : DEVISO_FAULT_BLOCKED;
+      break;
+    case ds::kEvtTranslForbidden:
+    case ds::kEvtBadAtsTreq:
+      f.reason = DEVISO_FAULT_BLOCKED;
+      has_access = true;
+      break;
+    case ds::kEvtBadSubstreamId:
+    case ds::kEvtBadCd:
+    case ds::kEvtTlbConflict:
+    case ds::kEvtCfgConflict:
+      f.reason = DEVISO_FAULT_BAD_CONFIG;
+      has_access = w0.event_id() == ds::kEvtTlbConflict;
+      break;
+    case ds::kEvtSteFetch:
+    case ds::kEvtCdFetch:
+    case ds::kEvtVmsFetch:
+      f.reason = DEVISO_FAULT_EXTERNAL;
+      break;
+    case ds::kEvtWalkEabt:
+      f.reason = DEVISO_FAULT_EXTERNAL;
+      has_access = true;
+      break;
+    case ds::kEvtUut:
+      f.reason = DEVISO_FAULT_UNKNOWN;
+      has_access = true;
+      break;
+    default:
+      f.reason = DEVISO_FAULT_UNKNOWN;
+      break;
+  }
+  if (has_access) {
+    f.flags |= w1.rnw() != 0 ? DEVISO_FAULT_READ : DEVISO_FAULT_WRITE;
+    if (w1.pnu() != 0) f.flags |= DEVISO_FAULT_PRIV;
+    if (w1.ind() != 0) f.flags |= DEVISO_FAULT_EXEC;
+    f.iova = e.raw[2];
+    f.flags |= DEVISO_FAULT_ADDR_VALID;
+    if (w1.s2() != 0 && w0.event_id() >= ds::kEvtTranslation &&
+        w0.event_id() <= ds::kEvtPermission) {
+      f.flags |= DEVISO_FAULT_STAGE2;
+      f.ipa = ds::Event::W3{e.raw[3]}.ipa() << 12;
+    }
+  }
+  return f;
+}
+
+void Smmuv3::DeliverFault(const Fault& fault, bool to_all) {
+  // Called with evtq_lock_ held. lock_ guards the stream slots against Attach/Detach.
+  port::LockGuard guard(lock_);
+  bool delivered = false;
+  for (StreamSlot& s : streams_) {
+    if (!s.used || (!to_all && s.sid != fault.sid)) continue;
+    if (s.domain->sink_ != nullptr) s.domain->sink_->OnFault(fault);
+    delivered = true;
+    if (!to_all) break;
+  }
+  if (!delivered && !to_all) {
+    ++stats_.unrouted_faults;
+    if (unrouted_handler_ != nullptr) unrouted_handler_(&fault, unrouted_user_);
+  }
+}
+
+void Smmuv3::ReportOverflow() {
+  ++stats_.event_overflows;
+  port::Log("deviso: %s: event queue overflow: faults were lost\n", name_);
+  Fault f{};
+  f.sid = ~0U;
+  f.reason = DEVISO_FAULT_OVERFLOW;
+  f.unit = name_;
+  DeliverFault(f, true);
+  if (unrouted_handler_ != nullptr) unrouted_handler_(&f, unrouted_user_);
+}
+
+void Smmuv3::HandleEvents() {
+  if (evtq_.buffer.cpu == nullptr) return;
+  port::LockGuard guard(evtq_lock_);
+  const uint32_t mask = (2U << evtq_.log2) - 1;
+  for (;;) {
+    const reg::QueueIndex prod{regs_->Read32(reg::kEventqProd)};
+    // Records must be read after PROD (3.5.2).
+    DmaReadBarrier();
+    if (prod.ovf() != evtq_ovf_ack_) {
+      // 7.4: OVFLG toggled: records were lost. Acknowledge with OVACKFLG.
+      evtq_ovf_ack_ = static_cast<uint32_t>(prod.ovf());
+      ReportOverflow();
+    }
+    evtq_.prod = static_cast<uint32_t>(prod.wr_rd()) & mask;
+    if (QueueEmpty(evtq_)) break;
+    while (!QueueEmpty(evtq_)) {
+      auto* rec = static_cast<ds::Event*>(evtq_.buffer.cpu) + QueueIdx(evtq_, evtq_.cons);
+      if (!coherent_) config_.dma->Invalidate(rec, sizeof(*rec));
+      ds::Event e;
+      for (size_t i = 0; i < 4; ++i) e.raw[i] = Load64(&rec->raw[i]);
+      ++stats_.events;
+      const uint32_t sid = static_cast<uint32_t>(ds::Event::W0{e.raw[0]}.stream_id());
+      bool attached = false;
+      {
+        port::LockGuard streams_guard(lock_);
+        for (const StreamSlot& s : streams_) attached = attached || (s.used && s.sid == sid);
+      }
+      DeliverFault(DecodeEvent(e, name_, attached), false);
+      evtq_.cons = QueueInc(evtq_, evtq_.cons);
+    }
+    // Free the records for the SMMU: they have been read.
+    regs_->Write32(reg::kEventqCons, evtq_.cons | (evtq_ovf_ack_ << 31));
+  }
+}
+
+void Smmuv3::HandleGlobalErrors() {
+  const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
+  const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};
+  // CMDQ_ERR stays for the submitter that waits on the queue (it knows which command).
+  const uint32_t active = (gerror.raw ^ gerrorn.raw) & ~reg::Gerror{}.set_cmdq_err(1).raw;
+  if (active == 0) return;
+  const reg::Gerror a{active};
+  if (a.eventq_abt_err() != 0) {
+    // QEMU 7.2 reports a full event queue this way rather than with OVFLG.
+    {
+      port::LockGuard guard(evtq_lock_);
+      ReportOverflow();
+    }
+    HandleEvents();
+  }
+  if (a.sfm_err() != 0) {
+    broken_ = true;
+    port::Log(
+        "deviso: %s: SMMU entered service failure mode (GERROR.SFM_ERR): DMA is "
+        "terminated and the unit must be reset\n",
+        name_);
+  }
+  if ((active & ~(reg::Gerror{}.set_eventq_abt_err(1).set_sfm_err(1).raw)) != 0) {
+    port::Log("deviso: %s: global error 0x%x\n", name_, active);
+  }
+  ++stats_.gerrors;
+  regs_->Write32(reg::kGerrorN, gerrorn.raw ^ active);
+}
+
+void Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) {
+  port::LockGuard guard(evtq_lock_);
+  unrouted_handler_ = handler;
+  unrouted_user_ = user;
+}
+
+}  // namespace deviso::smmuv3

@@ -1,0 +1,266 @@
+// Arm SMMUv3 driver: deviso's first isolation backend (Arm IHI0070).
+//
+// One Smmuv3 object drives one SMMU. It implements deviso::IsolationUnit: domains are
+// stage 1 (a CD with its ASID) or stage 2 (a VMID) address spaces whose tables are built by
+// the VMSAv8-64 engine (src/pgtable/), and attaching a StreamID points its STE at one.
+//
+// Default-deny: every StreamID without a domain has an invalid STE (V=0) or, with a 2-level
+// stream table, an invalid L1 descriptor; the SMMU aborts its DMA and records C_BAD_STE or
+// C_BAD_STREAMID, so a rogue device is reported. (A valid STE with Config=abort would record
+// nothing.) This holds from the moment SMMUEN is set.
+//
+// Strict invalidation: Unmap returns only after TLBI + CMD_SYNC completed; any failure to
+// confirm completion (deadline, command error) is returned as an error.
+//
+// Locking: `lock_` protects the stream table, domain slots and ID allocators; `cmdq_lock_`
+// the command queue; `evtq_lock_` the event queue consumer. Map/Unmap on one domain are
+// serialised by the caller (deviso's core holds the context lock). On bare metal these are
+// IRQ-masking spin locks, so HandleEvents() may run from the SMMU's interrupt handler.
+
+#ifndef DEVISO_SRC_SMMUV3_SMMU_H_
+#define DEVISO_SRC_SMMUV3_SMMU_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "core/dma_memory.h"
+#include "core/mmio.h"
+#include "deviso/backend.h"
+#include "pgtable/pgtable.h"
+#include "ports/port.h"
+#include "smmuv3/hw.h"
+
+namespace deviso::smmuv3 {
+
+class Smmuv3;
+
+// Counters for tests, benchmarks and diagnostics.
+struct SmmuStats {
+  uint64_t commands = 0;         // commands written to the queue, CMD_SYNC included
+  uint64_t syncs = 0;            // CMD_SYNCs
+  uint64_t tlbi_va = 0;          // per-address/range TLBI commands (NH_VA, S2_IPA)
+  uint64_t tlbi_context = 0;     // whole-ASID / whole-VMID invalidations
+  uint64_t events = 0;           // event records consumed
+  uint64_t unrouted_faults = 0;  // events for streams with no domain (default-deny hits)
+  uint64_t event_overflows = 0;  // EVENTQ overflow (OVFLG) or EVENTQ_ABT_ERR
+  uint64_t command_errors = 0;   // GERROR.CMDQ_ERR
+  uint64_t gerrors = 0;          // other global errors
+};
+
+class SmmuDomain final : public Domain {
+ public:
+  bool stage2() const { return stage2_; }
+  uint16_t asid() const { return asid_; }
+  uint16_t vmid() const { return vmid_; }
+  const pgtable::PageTable& table() const { return *table_; }
+
+ private:
+  friend class Smmuv3;
+  // The engine's TLB-maintenance seam, bound to this domain.
+  class Flush final : public pgtable::TlbFlush {
+   public:
+    Status Invalidate(const pgtable::InvalidationRange& range) override;
+    SmmuDomain* domain = nullptr;
+  };
+
+  Smmuv3* smmu_ = nullptr;
+  bool in_use_ = false;
+  bool stage2_ = false;
+  uint16_t asid_ = 0;
+  uint16_t vmid_ = 0;
+  unsigned streams_ = 0;  // attached StreamIDs
+  FaultSink* sink_ = nullptr;
+  DmaBuffer cd_;  // stage 1: this domain's context descriptor
+  Flush flush_;
+  std::optional<pgtable::PageTable> table_;
+};
+
+class Smmuv3 final : public IsolationUnit {
+ public:
+  static constexpr size_t kMaxDomains = 32;
+  static constexpr size_t kMaxStreams = 64;    // attached StreamIDs, for fault routing
+  static constexpr unsigned kL2SplitBits = 8;  // 2-level stream table: 256 STEs per L2 table
+
+  struct Config {
+    Mmio* regs = nullptr;
+    DmaMemory* dma = nullptr;
+    // Table memory for each granule the platform provides (nullptr: granule unused).
+    pgtable::TableMemory* tables_4k = nullptr;
+    pgtable::TableMemory* tables_16k = nullptr;
+    pgtable::TableMemory* tables_64k = nullptr;
+    const char* name = "smmuv3";
+    // The devicetree's `dma-coherent`: with IDR0.COHACC it makes table walks and queue
+    // accesses coherent; otherwise every structure is cleaned to PoC.
+    bool dma_coherent = false;
+    unsigned cmdq_log2 = 8;    // entries, capped by IDR1.CMDQS
+    unsigned eventq_log2 = 9;  // entries, capped by IDR1.EVENTQS
+    // Linear stream tables up to this many StreamID bits; beyond it a 2-level table (if
+    // IDR0.ST_LEVEL allows), else StreamIDs are capped here.
+    unsigned max_linear_sid_bits = 8;
+    uint64_t timeout_ns = 100'000'000;  // every hardware wait
+    // Without range invalidation: per-leaf TLBI up to this many leaves, then whole-ASID.
+    unsigned max_tlbi_per_range = 32;
+    // Break-before-make is always used for block splits unless this is set and the SMMU
+    // reports IDR3.BBML == 2.
+    bool use_bbml2 = true;
+    // Default input size of stage 1 domains (stage 2: the OAS, capped at 48).
+    uint8_t ias = 48;
+  };
+
+  explicit Smmuv3(const Config& config) : config_(config) {}
+  ~Smmuv3();
+  Smmuv3(const Smmuv3&) = delete;
+  Smmuv3& operator=(const Smmuv3&) = delete;
+
+  // Reads IDR0-5, IIDR and AIDR and decides what this driver can serve.
+  // Errors: -ENOTSUP (no AArch64 table format, no stage 1 or 2, no 4K/16K/64K granule this
+  // platform has table memory for, big-endian-only, OAS unknown), -EINVAL (config).
+  Status Probe();
+  // The initialisation sequence (IHI0070 3.x and 6.3 register descriptions): disable if left
+  // enabled, queues, stream table with every StreamID blocked, CFGI_ALL + TLBI_NSNH_ALL +
+  // CMD_SYNC, event queue and interrupts, GBPA abort, SMMUEN. Every wait has a deadline.
+  // Errors: -ETIMEDOUT (an ACK or Update bit never came), -ENOMEM, -EIO.
+  Status Init(bool enable_irqs);
+  // Clears SMMUEN (bus masters must be stopped first: with SMMUEN=0 the SMMU bypasses or
+  // aborts per GBPA), then the queues and interrupts.
+  Status Shutdown();
+
+  // Drains the event queue, decoding each record and delivering it to the domain's sink;
+  // handles overflow. Safe from the eventq interrupt (edge-triggered: drains until empty).
+  void HandleEvents();
+  // Decodes and acknowledges global errors (GERROR/GERRORN). From the gerror interrupt.
+  void HandleGlobalErrors();
+
+  // IsolationUnit
+  const UnitCaps& caps() const override { return caps_; }
+  Status ValidateStream(uint32_t sid) const override;
+  Result<Domain*> CreateDomain(const DomainOptions& options, FaultSink* sink) override;
+  Status DestroyDomain(Domain* domain) override;
+  Status Attach(Domain* domain, uint32_t sid) override;
+  Status Detach(Domain* domain, uint32_t sid) override;
+  Status Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms perms,
+             MemType type) override;
+  Status Unmap(Domain* domain, Iova iova, uint64_t size) override;
+  Result<Paddr> IovaToPhys(Domain* domain, Iova iova) override;
+
+  // Receives faults of StreamIDs with no domain (default-deny hits) and queue overflows.
+  // Runs in event-handling context, like FaultSink::OnFault.
+  void SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user);
+  // True once a CMD_SYNC timed out or the SMMU entered service failure mode: every later
+  // operation fails with -EIO and nothing the SMMU may still use is freed.
+  bool broken() const { return broken_; }
+
+  // Read-only views for tests and diagnostics.
+  const SmmuStats& stats() const { return stats_; }
+  reg::Idr0 idr0() const { return idr0_; }
+  reg::Idr1 idr1() const { return idr1_; }
+  reg::Idr3 idr3() const { return idr3_; }
+  reg::Idr5 idr5() const { return idr5_; }
+  uint32_t iidr() const { return iidr_; }
+  uint32_t aidr() const { return aidr_; }
+  bool two_level_stream_table() const { return two_level_; }
+  bool coherent() const { return coherent_; }
+  bool gbpa_implemented() const { return gbpa_implemented_; }
+  // The STE the SMMU would read for `sid` (nullptr if its L2 table does not exist).
+  const ds::Ste* SteForTest(uint32_t sid) const;
+
+  // Decodes one event record into deviso's fault record (pure; table-tested).
+  static Fault DecodeEvent(const ds::Event& event, const char* unit_name, bool stream_attached);
+  // The event's name from IHI0070 7.3, e.g. "F_TRANSLATION"; "UNKNOWN" if not architected.
+  static const char* EventName(uint8_t event_id);
+
+ private:
+  friend class SmmuDomain;
+  struct Queue {
+    DmaBuffer buffer;
+    unsigned log2 = 0;
+    uint32_t prod = 0;  // index + wrap bit (bit log2)
+    uint32_t cons = 0;
+  };
+  struct StreamSlot {
+    bool used = false;
+    uint32_t sid = 0;
+    SmmuDomain* domain = nullptr;
+  };
+
+  // Queue arithmetic (3.5.x: index with a wrap bit above it).
+  static uint32_t QueueIdx(const Queue& q, uint32_t v) { return v & ((1U << q.log2) - 1); }
+  static uint32_t QueueWrap(const Queue& q, uint32_t v) { return v & (1U << q.log2); }
+  static uint32_t QueueInc(const Queue& q, uint32_t v) { return (v + 1) & ((2U << q.log2) - 1); }
+  static bool QueueFull(const Queue& q) {
+    return QueueIdx(q, q.prod) == QueueIdx(q, q.cons) &&
+           QueueWrap(q, q.prod) != QueueWrap(q, q.cons);
+  }
+  static bool QueueEmpty(const Queue& q) { return q.prod == q.cons; }
+
+  Status WaitAck(size_t ack_offset, uint32_t want, uint32_t mask);
+  Status WriteCr0(reg::Cr0 value);
+  Status SetupStreamTable();
+  Status SetupQueues();
+
+  // Submits commands followed by one CMD_SYNC and waits for it. Fails (-EIO) if the SMMU
+  // flagged any of these commands as illegal, -ETIMEDOUT if the sync never completed.
+  Status Submit(const ds::Command* commands, size_t count);
+  Status SubmitLocked(const ds::Command* commands, size_t count);
+  Status WaitForSpaceLocked();
+  // Reads CMDQ_CONS; handles GERROR.CMDQ_ERR. Returns -EIO if the erroring command lies in
+  // [first, end) of this submission.
+  Status RefreshConsLocked(uint32_t first, uint32_t end, bool* lost);
+  void WriteCommandLocked(const ds::Command& command);
+
+  void DeliverFault(const Fault& fault, bool to_all);
+  void ReportOverflow();
+  Status InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationRange& range);
+  size_t BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages, unsigned ttl, bool leaf,
+                        ds::Command* out) const;
+  ds::Command ContextTlbi(const SmmuDomain& d) const;
+
+  // Stream table.
+  Result<ds::Ste*> SteSlot(uint32_t sid, bool allocate);
+  Status WriteSte(uint32_t sid, const ds::Ste& target);
+  ds::Ste BuildSte(const SmmuDomain& d) const;
+  void BuildCd(const SmmuDomain& d, ds::Cd* cd) const;
+  void CleanForSmmu(const void* p, size_t n) const;
+  pgtable::TableMemory* TablesFor(uint64_t page_size) const;
+  Status AllocId(uint64_t* bitmap, unsigned bits, uint16_t* id);
+
+  Config config_;
+  Mmio* regs_ = nullptr;
+  UnitCaps caps_;
+  SmmuStats stats_;
+  char name_[32] = {};
+  reg::Idr0 idr0_;
+  reg::Idr1 idr1_;
+  reg::Idr3 idr3_;
+  reg::Idr5 idr5_;
+  uint32_t iidr_ = 0;
+  uint32_t aidr_ = 0;
+  bool probed_ = false;
+  bool enabled_ = false;
+  bool coherent_ = false;
+  bool two_level_ = false;
+  bool gbpa_implemented_ = false;
+  bool broken_ = false;
+  unsigned sid_bits_ = 0;
+  uint32_t evtq_ovf_ack_ = 0;
+  deviso_fault_handler_t unrouted_handler_ = nullptr;
+  void* unrouted_user_ = nullptr;
+  uint8_t oas_bits_ = 0;
+
+  port::Mutex lock_;
+  port::Mutex cmdq_lock_;
+  port::Mutex evtq_lock_;
+  Queue cmdq_;
+  Queue evtq_;
+  DmaBuffer strtab_;            // linear table, or the L1 table
+  DmaBuffer l2_[1U << 8] = {};  // 2-level: L2 tables by L1 index (SIDSIZE <= 16)
+  SmmuDomain domains_[kMaxDomains];
+  StreamSlot streams_[kMaxStreams];
+  uint64_t asid_map_[kMaxDomains / 64 + 1] = {};
+  uint64_t vmid_map_[kMaxDomains / 64 + 1] = {};
+};
+
+}  // namespace deviso::smmuv3
+
+#endif  // DEVISO_SRC_SMMUV3_SMMU_H_
