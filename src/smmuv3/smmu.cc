@@ -533,33 +533,38 @@ ds::Ste Smmuv3::BuildSte(const SmmuDomain& d) const {
 //                     them with an older word 0, then word 0 (V=1), CFGI+SYNC. 2 syncs.
 //   valid -> blocked: word 0 (V=0), CFGI+SYNC, then words 1-7 (unused once V=0). 1 sync.
 //   valid -> valid:   through blocked (not hitless; the API never needs it). 3 syncs.
+void Smmuv3::StoreSteWord(uint32_t sid, ds::Ste* ste, size_t word, uint64_t value) {
+  Store64(&ste->raw[word], value);
+  if (config_.ste_observer != nullptr) config_.ste_observer(config_.ste_observer_ctx, sid, *ste);
+}
+
 Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target) {
   DEVISO_ASSIGN_OR_RETURN(ds::Ste * ste, SteSlot(sid, true));
   const ds::Command cfgi[2] = {CfgiSte(sid), CfgiCdAll(sid)};
   const bool was_valid = (Load64(&ste->raw[0]) & 1) != 0;
   const bool valid = (target.raw[0] & 1) != 0;
   if (was_valid) {
-    Store64(&ste->raw[0], 0);
+    StoreSteWord(sid, ste, 0, 0);
     CleanForSmmu(ste, sizeof(*ste));
     DEVISO_TRY(Submit(cfgi, 2));
-    for (size_t i = 1; i < ds::Ste::kWords; ++i) Store64(&ste->raw[i], 0);
+    for (size_t i = 1; i < ds::Ste::kWords; ++i) StoreSteWord(sid, ste, i, 0);
     CleanForSmmu(ste, sizeof(*ste));
   }
   if (!valid) return Status::Ok();
-  for (size_t i = 1; i < ds::Ste::kWords; ++i) Store64(&ste->raw[i], target.raw[i]);
+  for (size_t i = 1; i < ds::Ste::kWords; ++i) StoreSteWord(sid, ste, i, target.raw[i]);
   CleanForSmmu(ste, sizeof(*ste));
   Status s = Submit(cfgi, 1);
   if (s.ok()) {
     DmaWriteBarrier();
-    Store64(&ste->raw[0], target.raw[0]);
+    StoreSteWord(sid, ste, 0, target.raw[0]);
     CleanForSmmu(ste, sizeof(*ste));
     s = Submit(cfgi, 1);
     if (s.ok()) return s;
   }
   // Not confirmed: leave the stream blocked in memory (the unit is marked broken if the
   // sync timed out, so nothing it may use is freed).
-  Store64(&ste->raw[0], 0);
-  for (size_t i = 1; i < ds::Ste::kWords; ++i) Store64(&ste->raw[i], 0);
+  StoreSteWord(sid, ste, 0, 0);
+  for (size_t i = 1; i < ds::Ste::kWords; ++i) StoreSteWord(sid, ste, i, 0);
   CleanForSmmu(ste, sizeof(*ste));
   (void)Submit(cfgi, 1);
   return s;

@@ -106,6 +106,10 @@ class Smmuv3 final : public IsolationUnit {
     bool use_bbml2 = true;
     // Default input size of stage 1 domains (stage 2: the OAS, capped at 48).
     uint8_t ias = 48;
+    // Test hook: called after every 64-bit store to an STE, with the entry as it now is,
+    // so a test can check that each state the SMMU could fetch is the old or the new entry.
+    void (*ste_observer)(void* ctx, uint32_t sid, const ds::Ste& ste) = nullptr;
+    void* ste_observer_ctx = nullptr;
   };
 
   explicit Smmuv3(const Config& config) : config_(config) {}
@@ -219,6 +223,7 @@ class Smmuv3 final : public IsolationUnit {
   // Stream table.
   Result<ds::Ste*> SteSlot(uint32_t sid, bool allocate);
   Status WriteSte(uint32_t sid, const ds::Ste& target);
+  void StoreSteWord(uint32_t sid, ds::Ste* ste, size_t word, uint64_t value);
   ds::Ste BuildSte(const SmmuDomain& d) const;
   void BuildCd(const SmmuDomain& d, ds::Cd* cd) const;
   void CleanForSmmu(const void* p, size_t n) const;
