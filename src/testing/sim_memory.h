@@ -29,9 +29,9 @@ class SimPhysMemory {
  public:
   struct Options {
     Paddr base = 0x8000'0000;
-    size_t dma_bytes = 16u << 20;        // DmaMemory region
-    size_t tables_4k_bytes = 8u << 20;   // 4 KiB-granule table pool
-    size_t tables_64k_bytes = 4u << 20;  // 64 KiB-granule table pool
+    size_t dma_bytes = 4u << 20;         // DmaMemory region
+    size_t tables_4k_bytes = 4u << 20;   // 4 KiB-granule table pool
+    size_t tables_64k_bytes = 2u << 20;  // 64 KiB-granule table pool
     bool coherent = true;
   };
 
