@@ -63,5 +63,6 @@ function(deviso_add_benchmark)
       "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/src")
   target_link_libraries(${arg_NAME} PRIVATE
       ${arg_LIBS} deviso_panic_host deviso_warnings benchmark::benchmark_main)
+  target_compile_options(${arg_NAME} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:-fno-rtti>")
   set_target_properties(${arg_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/bench")
 endfunction()
