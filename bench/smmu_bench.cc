@@ -26,7 +26,7 @@ class InstantSmmu final : public Mmio {
       case reg::kIdr1:
         return (19U << 21) | (19U << 16) | 16U;  // CMDQS, EVENTQS, SIDSIZE
       case reg::kIdr3:
-        return (1U << 14) | (2U << 11);  // RIL, BBML=2
+        return (1U << 10) | (2U << 11);  // RIL, BBML=2
       case reg::kIdr5:
         return (1U << 4) | (1U << 5) | (1U << 6) | 4U;  // 4/16/64K, OAS 44
       case reg::kCr0Ack:

@@ -43,10 +43,9 @@ struct DomainOptions {
 // Receives the faults of the streams attached to one domain. Implemented by the core.
 class FaultSink {
  public:
+  virtual ~FaultSink() = default;
   virtual void OnFault(const Fault& fault) = 0;
 
- protected:
-  ~FaultSink() = default;
 };
 
 // A backend's translation domain (an address space). Backends derive from it and downcast
@@ -66,6 +65,7 @@ class Domain {
 
 class IsolationUnit {
  public:
+  virtual ~IsolationUnit() = default;
   virtual const UnitCaps& caps() const = 0;
 
   // -EINVAL if `sid` is not a StreamID this unit can serve.
@@ -93,8 +93,6 @@ class IsolationUnit {
   virtual Status Unmap(Domain* domain, Iova iova, uint64_t size) = 0;
   virtual Result<Paddr> IovaToPhys(Domain* domain, Iova iova) = 0;
 
- protected:
-  ~IsolationUnit() = default;
 };
 
 }  // namespace deviso

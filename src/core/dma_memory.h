@@ -20,6 +20,7 @@ struct DmaBuffer {
 
 class DmaMemory {
  public:
+  virtual ~DmaMemory() = default;
   // Zeroed (and, for a non-coherent unit, cleaned) memory aligned to `align` (a power of
   // two). Errors: -ENOMEM, -EINVAL.
   virtual Result<DmaBuffer> Allocate(size_t size, size_t align) = 0;
@@ -30,8 +31,6 @@ class DmaMemory {
   // (DC IVAC/CIVAC + DSB).
   virtual void Invalidate(const void* p, size_t n) = 0;
 
- protected:
-  ~DmaMemory() = default;
 };
 
 }  // namespace deviso

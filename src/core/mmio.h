@@ -11,14 +11,13 @@ namespace deviso {
 
 class Mmio {
  public:
+  virtual ~Mmio() = default;
   virtual uint32_t Read32(size_t offset) = 0;
   virtual void Write32(size_t offset, uint32_t value) = 0;
   // 64-bit registers are accessed with single 64-bit accesses where the hardware allows it.
   virtual uint64_t Read64(size_t offset) = 0;
   virtual void Write64(size_t offset, uint64_t value) = 0;
 
- protected:
-  ~Mmio() = default;
 };
 
 // Registers mapped at `base` as Device memory (bare metal, or any port with a mapping).

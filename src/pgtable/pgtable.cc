@@ -651,7 +651,10 @@ void PageTable::UnmapWalk(unsigned level, uint64_t* table, Iova start, Iova end,
       if (empty) {
         StoreDescriptor(slot, 0);
         RetireSubtree(d, level + 1, gather);
-        gather.AddTables(entry_base, size);
+        // Walk caches are invalidated by address: any address in the removed table's span
+        // drops what was cached through it, so the unmapped part of the span is enough (and
+        // keeps a small unmap from widening into a whole-context invalidation).
+        gather.AddTables(cur, chunk_end - cur);
       }
     }
     cur = chunk_end;

@@ -60,7 +60,8 @@ struct InvalidationRange {
   // set allows a TTL hint; several bits mean "any level".
   uint8_t leaf_levels = 0;
   // Table descriptors were removed in the range: walk caches must be invalidated too
-  // (e.g. SMMU CMD_TLBI_NH_VA with Leaf=0).
+  // (e.g. SMMU CMD_TLBI_NH_VA with Leaf=0). The range then holds at least one address of
+  // each removed table's span, which is what an invalidation by address needs.
   bool tables = false;
 };
 

@@ -100,7 +100,7 @@ struct Idr3 {
   uint32_t raw = 0;
   DEVISO_BIT(2, had)
   DEVISO_FIELD(12, 11, bbml)
-  DEVISO_BIT(14, ril)  // range invalidation
+  DEVISO_BIT(10, ril)  // range invalidation and TTL hints
 };
 
 // 6.3.6 SMMU_IDR5

@@ -1,0 +1,529 @@
+// The SMMUv3 driver against the host register-level model (src/smmuv3/testing/): every
+// outcome is checked where it lands: bytes in simulated memory, events decoded, memory left
+// untouched. CTest label `smmuv3` (and `concurrency` for the threaded cases).
+
+#include "smmuv3/smmu.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "smmuv3/testing/smmu_model.h"
+#include "testing/sim_memory.h"
+
+namespace deviso::smmuv3 {
+namespace {
+
+using deviso::testing::SimPhysMemory;
+using testing_model = deviso::smmuv3::testing::SmmuModel;
+
+class RecordingSink : public FaultSink {
+ public:
+  void OnFault(const Fault& f) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    faults_.push_back(f);
+  }
+  std::vector<Fault> faults() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return faults_;
+  }
+  size_t count() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return faults_.size();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::vector<Fault> faults_;
+};
+
+struct RigOptions {
+  bool coherent = true;
+  testing_model::Options model;
+  uint64_t timeout_ns = 50'000'000;
+  unsigned eventq_log2 = 9;
+  bool irqs = true;
+};
+
+class Rig {
+ public:
+  explicit Rig(const RigOptions& o = RigOptions())
+      : memory_(MemoryOptions(o)), model_(memory_, o.model) {
+    Smmuv3::Config c;
+    c.regs = &model_;
+    c.dma = &memory_.dma();
+    c.tables_4k = &memory_.tables_4k();
+    c.tables_64k = &memory_.tables_64k();
+    c.name = "smmuv3@test";
+    c.dma_coherent = o.coherent;
+    c.timeout_ns = o.timeout_ns;
+    c.eventq_log2 = o.eventq_log2;
+    smmu_ = std::make_unique<Smmuv3>(c);
+    smmu_->SetUnroutedFaultHandler(
+        [](const deviso_fault* f, void* user) { static_cast<RecordingSink*>(user)->OnFault(*f); },
+        &unrouted_);
+    if (o.irqs) {
+      model_.SetEventqIrqHandler([this] { smmu_->HandleEvents(); });
+      model_.SetGerrorIrqHandler([this] { smmu_->HandleGlobalErrors(); });
+    }
+  }
+  static SimPhysMemory::Options MemoryOptions(const RigOptions& o) {
+    SimPhysMemory::Options m;
+    m.coherent = o.coherent;
+    return m;
+  }
+  Status Start() {
+    DEVISO_TRY(smmu_->Probe());
+    return smmu_->Init(true);
+  }
+  // A zeroed DMA buffer of `pages` 4 KiB pages filled with `fill`.
+  DmaBuffer Buffer(size_t pages, uint8_t fill) {
+    Result<DmaBuffer> b = memory_.dma().Allocate(pages * 4096, 4096);
+    EXPECT_TRUE(b.ok());
+    std::memset(b->cpu, fill, pages * 4096);
+    memory_.Clean(b->cpu, pages * 4096);
+    return *b;
+  }
+  // What the device would find in memory at `pa` (the PoC copy when non-coherent).
+  std::vector<uint8_t> MemoryAt(Paddr pa, size_t n) {
+    std::vector<uint8_t> out(n);
+    EXPECT_TRUE(memory_.UnitRead(pa, out.data(), n));
+    return out;
+  }
+
+  Smmuv3& smmu() { return *smmu_; }
+  testing_model& model() { return model_; }
+  SimPhysMemory& memory() { return memory_; }
+  RecordingSink& unrouted() { return unrouted_; }
+
+ private:
+  SimPhysMemory memory_;
+  testing_model model_;
+  RecordingSink unrouted_;
+  std::unique_ptr<Smmuv3> smmu_;
+};
+
+constexpr Iova kIova = 0x1000'0000;
+
+class SmmuTest : public ::testing::TestWithParam<bool> {
+ protected:
+  SmmuTest() : rig_(Options()) {}
+  static RigOptions Options() {
+    RigOptions o;
+    o.coherent = GetParam();
+    return o;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(rig_.Start().ok());
+    EXPECT_EQ(rig_.smmu().coherent(), GetParam());
+    Result<Domain*> d = rig_.smmu().CreateDomain(DomainOptions{}, &sink_);
+    ASSERT_TRUE(d.ok());
+    domain_ = *d;
+    ASSERT_TRUE(rig_.smmu().Attach(domain_, kSid).ok());
+  }
+  static constexpr uint32_t kSid = 0x10;
+  Rig rig_;
+  RecordingSink sink_;
+  Domain* domain_ = nullptr;
+};
+
+TEST_P(SmmuTest, InitSequenceProgramsTheUnit) {
+  testing_model& m = rig_.model();
+  EXPECT_EQ(m.Read32(reg::kCr0Ack) & 0xd, 0xdU) << "SMMUEN, EVENTQEN and CMDQEN acknowledged";
+  EXPECT_GE(m.command_count(ds::kOpCfgiSteRange), 1U) << "CFGI_ALL";
+  EXPECT_GE(m.command_count(ds::kOpTlbiNsnhAll), 1U);
+  EXPECT_TRUE(rig_.smmu().gbpa_implemented());
+  EXPECT_NE(m.Read32(reg::kGbpa) & (1U << 20), 0U) << "GBPA.ABORT";
+  EXPECT_TRUE(rig_.smmu().two_level_stream_table());
+  EXPECT_EQ(rig_.smmu().caps().max_sid, 0xffffU);
+}
+
+TEST_P(SmmuTest, MappedDmaLandsWithTheRightData) {
+  const DmaBuffer buf = rig_.Buffer(4, 0);
+  ASSERT_TRUE(
+      rig_.smmu().Map(domain_, kIova, buf.pa, 4 * 4096, kPermReadWrite, MemType::kNormal).ok());
+  std::vector<uint8_t> pattern(3 * 4096 + 100);
+  for (size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<uint8_t>(i * 7 + 3);
+  ASSERT_TRUE(rig_.model().DeviceWrite(kSid, kIova + 50, pattern.data(), pattern.size()).ok());
+  EXPECT_EQ(rig_.MemoryAt(buf.pa + 50, pattern.size()), pattern);
+  std::vector<uint8_t> back(pattern.size());
+  ASSERT_TRUE(rig_.model().DeviceRead(kSid, kIova + 50, back.data(), back.size()).ok());
+  EXPECT_EQ(back, pattern);
+  EXPECT_EQ(sink_.count(), 0U);
+}
+
+TEST_P(SmmuTest, UnmappedAccessIsADecodedTranslationFault) {
+  const DmaBuffer canary = rig_.Buffer(1, 0xcc);
+  const uint32_t data = 0xdeadbeef;
+  // The device aims at the canary's physical address, which was never mapped.
+  EXPECT_FALSE(rig_.model().DeviceWrite(kSid, canary.pa, &data, sizeof(data)).ok());
+  EXPECT_EQ(rig_.MemoryAt(canary.pa, 4096), std::vector<uint8_t>(4096, 0xcc));
+  const std::vector<Fault> faults = sink_.faults();
+  ASSERT_GE(faults.size(), 1U);
+  EXPECT_EQ(faults[0].reason, DEVISO_FAULT_TRANSLATION);
+  EXPECT_EQ(faults[0].raw_type, ds::kEvtTranslation);
+  EXPECT_EQ(faults[0].sid, kSid);
+  EXPECT_EQ(faults[0].iova, canary.pa);
+  EXPECT_EQ(faults[0].flags & (DEVISO_FAULT_WRITE | DEVISO_FAULT_READ), DEVISO_FAULT_WRITE);
+  EXPECT_STREQ(faults[0].unit, "smmuv3@test");
+}
+
+TEST_P(SmmuTest, AfterUnmapTheDeviceFaults_NoStaleIotlb) {
+  const DmaBuffer buf = rig_.Buffer(2, 0x11);
+  ASSERT_TRUE(
+      rig_.smmu().Map(domain_, kIova, buf.pa, 2 * 4096, kPermReadWrite, MemType::kNormal).ok());
+  uint8_t byte = 0;
+  ASSERT_TRUE(rig_.model().DeviceRead(kSid, kIova + 4096, &byte, 1).ok());  // now in the IOTLB
+  ASSERT_GT(rig_.model().iotlb_occupancy(), 0U);
+  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova + 4096, 4096).ok());
+  const uint8_t evil = 0x66;
+  EXPECT_FALSE(rig_.model().DeviceWrite(kSid, kIova + 4096, &evil, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(buf.pa + 4096, 4096), std::vector<uint8_t>(4096, 0x11));
+  // The page still mapped still works.
+  ASSERT_TRUE(rig_.model().DeviceWrite(kSid, kIova, &evil, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(buf.pa, 1)[0], 0x66);
+}
+
+TEST_P(SmmuTest, WriteToReadOnlyMappingIsAPermissionFault) {
+  const DmaBuffer buf = rig_.Buffer(1, 0x22);
+  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, buf.pa, 4096, kPermRead, MemType::kNormal).ok());
+  uint8_t byte = 0;
+  ASSERT_TRUE(rig_.model().DeviceRead(kSid, kIova, &byte, 1).ok());
+  EXPECT_EQ(byte, 0x22);
+  const uint8_t evil = 0x66;
+  EXPECT_FALSE(rig_.model().DeviceWrite(kSid, kIova + 8, &evil, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(buf.pa, 4096), std::vector<uint8_t>(4096, 0x22));
+  const std::vector<Fault> faults = sink_.faults();
+  ASSERT_GE(faults.size(), 1U);
+  EXPECT_EQ(faults[0].reason, DEVISO_FAULT_PERMISSION);
+  EXPECT_EQ(faults[0].iova, kIova + 8);
+}
+
+TEST_P(SmmuTest, StreamWithoutContextIsBlockedAndReported) {
+  const DmaBuffer canary = rig_.Buffer(1, 0xcc);
+  const uint32_t data = 0xbad;
+  // 0x20 shares the L2 table of 0x10 (C_BAD_STE); 0x4321 has none (C_BAD_STREAMID).
+  for (uint32_t sid : {0x20U, 0x4321U}) {
+    EXPECT_FALSE(rig_.model().DeviceWrite(sid, canary.pa, &data, sizeof(data)).ok());
+  }
+  EXPECT_EQ(rig_.MemoryAt(canary.pa, 4096), std::vector<uint8_t>(4096, 0xcc));
+  const std::vector<Fault> faults = rig_.unrouted().faults();
+  ASSERT_EQ(faults.size(), 2U);
+  EXPECT_EQ(faults[0].sid, 0x20U);
+  EXPECT_EQ(faults[0].raw_type, ds::kEvtBadSte);
+  EXPECT_EQ(faults[1].sid, 0x4321U);
+  EXPECT_EQ(faults[1].raw_type, ds::kEvtBadStreamId);
+  for (const Fault& f : faults) EXPECT_EQ(f.reason, DEVISO_FAULT_BLOCKED);
+  EXPECT_EQ(sink_.count(), 0U) << "not the attached domain's fault";
+
+  // Detaching returns the stream to blocked, still reported.
+  ASSERT_TRUE(rig_.smmu().Detach(domain_, kSid).ok());
+  EXPECT_FALSE(rig_.model().DeviceWrite(kSid, canary.pa, &data, sizeof(data)).ok());
+  EXPECT_EQ(rig_.unrouted().count(), 3U);
+  ASSERT_TRUE(rig_.smmu().DestroyDomain(domain_).ok());
+}
+
+TEST_P(SmmuTest, SparseStreamIdWorksThroughTheTwoLevelTable) {
+  ASSERT_TRUE(rig_.smmu().Attach(domain_, 0xfff0).ok());
+  const DmaBuffer buf = rig_.Buffer(1, 0);
+  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok());
+  const uint32_t v = 0x12345678;
+  ASSERT_TRUE(rig_.model().DeviceWrite(0xfff0, kIova, &v, sizeof(v)).ok());
+  uint32_t got;
+  std::memcpy(&got, rig_.MemoryAt(buf.pa, 4).data(), 4);
+  EXPECT_EQ(got, v);
+}
+
+TEST_P(SmmuTest, SixtyFourKiBGranuleDomain) {
+  DomainOptions o;
+  o.page_size = 1U << 16;
+  Result<Domain*> d = rig_.smmu().CreateDomain(o, &sink_);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig_.smmu().Attach(*d, 0x30).ok());
+  Result<DmaBuffer> buf = rig_.memory().dma().Allocate(1U << 16, 1U << 16);
+  ASSERT_TRUE(buf.ok());
+  EXPECT_EQ(rig_.smmu().Map(*d, kIova, buf->pa, 4096, kPermReadWrite, MemType::kNormal),
+            Status::InvalidArgument())
+      << "a 64 KiB domain's page is 64 KiB";
+  ASSERT_TRUE(rig_.smmu().Map(*d, kIova, buf->pa, 1U << 16, kPermReadWrite, MemType::kNormal).ok());
+  const uint8_t v = 0x5a;
+  ASSERT_TRUE(rig_.model().DeviceWrite(0x30, kIova + 0xfff0, &v, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(buf->pa + 0xfff0, 1)[0], 0x5a);
+  ASSERT_TRUE(rig_.smmu().Unmap(*d, kIova, 1U << 16).ok());
+  EXPECT_FALSE(rig_.model().DeviceWrite(0x30, kIova, &v, 1).ok());
+}
+
+TEST_P(SmmuTest, StageTwoDomain) {
+  DomainOptions o;
+  o.stage = DomainOptions::Stage::kStage2;
+  Result<Domain*> d = rig_.smmu().CreateDomain(o, &sink_);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig_.smmu().Attach(*d, 0x40).ok());
+  const DmaBuffer buf = rig_.Buffer(2, 0x33);
+  // Stage 2 can express write-only.
+  ASSERT_TRUE(rig_.smmu().Map(*d, kIova, buf.pa, 4096, kPermWrite, MemType::kNormal).ok());
+  const uint8_t v = 0x77;
+  ASSERT_TRUE(rig_.model().DeviceWrite(0x40, kIova + 3, &v, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(buf.pa + 3, 1)[0], 0x77);
+  uint8_t r;
+  EXPECT_FALSE(rig_.model().DeviceRead(0x40, kIova, &r, 1).ok()) << "write-only";
+  EXPECT_FALSE(rig_.model().DeviceWrite(0x40, kIova + 4096, &v, 1).ok()) << "not mapped";
+  const std::vector<Fault> faults = sink_.faults();
+  ASSERT_EQ(faults.size(), 2U);
+  EXPECT_EQ(faults[0].reason, DEVISO_FAULT_PERMISSION);
+  EXPECT_EQ(faults[1].reason, DEVISO_FAULT_TRANSLATION);
+  for (const Fault& f : faults) EXPECT_NE(f.flags & DEVISO_FAULT_STAGE2, 0U);
+  ASSERT_TRUE(rig_.smmu().Unmap(*d, kIova, 4096).ok());
+  EXPECT_FALSE(rig_.model().DeviceWrite(0x40, kIova + 3, &v, 1).ok());
+  EXPECT_EQ(rig_.model().command_count(ds::kOpTlbiS2Ipa), 1U);
+}
+
+TEST_P(SmmuTest, InvalidationIsRangedAndNeverWholeContextForSmallUnmaps) {
+  const DmaBuffer buf = rig_.Buffer(1, 0);
+  testing_model& m = rig_.model();
+  // 600 pages mapped as pages (output 4 KiB off any block boundary).
+  const uint64_t pa = 0x1'0000'0000 + 4096;
+  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, pa, 600 * 4096, kPermRead, MemType::kNormal).ok());
+  (void)buf;
+  const uint64_t va0 = m.command_count(ds::kOpTlbiNhVa);
+  const uint64_t sync0 = m.sync_count();
+  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova, 4096).ok());
+  EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa) - va0, 1U);
+  EXPECT_EQ(m.sync_count() - sync0, 1U);
+  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova + 4096, 555 * 4096).ok());
+  EXPECT_LE(m.command_count(ds::kOpTlbiNhVa) - va0, 3U) << "at most 2 commands for any N";
+  EXPECT_EQ(m.sync_count() - sync0, 2U);
+  EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 0U) << "small unmaps never invalidate the ASID";
+  EXPECT_EQ(rig_.smmu().stats().tlbi_context, 0U);
+}
+
+TEST(SmmuNoRangeInvalidation, PerPageUpToTheThresholdThenWholeAsid) {
+  RigOptions o;
+  o.model.ril = false;
+  Rig rig(o);
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const uint64_t pa = 0x1'0000'0000 + 4096;
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 100 * 4096, kPermRead, MemType::kNormal).ok());
+  testing_model& m = rig.model();
+  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 4 * 4096).ok());
+  EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa), 4U);
+  EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 0U);
+  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4 * 4096, 96 * 4096).ok());
+  EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 1U) << "96 pages > 32: whole ASID";
+  // Unmapping a lone page frees its tables: still one command (Leaf=0), not the whole ASID.
+  ASSERT_TRUE(rig.smmu().Map(*d, 0x7000'0000, 0x9000'0000, 4096, kPermRead, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, 0x7000'0000, 4096).ok());
+  EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa), 5U);
+  EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 1U);
+  // A 2 MiB block is one leaf: one command (a neighbour keeps its table in place).
+  ASSERT_TRUE(rig.smmu().Map(*d, 0x4020'0000, 0x8020'0000, 4096, kPermRead, MemType::kNormal).ok());
+  ASSERT_TRUE(
+      rig.smmu().Map(*d, 0x4000'0000, 0x8000'0000, 2 << 20, kPermRead, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, 0x4000'0000, 2 << 20).ok());
+  EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa), 6U);
+}
+
+INSTANTIATE_TEST_SUITE_P(CoherentAndNot, SmmuTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& param_info) {
+                           return param_info.param ? "Coherent" : "NonCoherent";
+                         });
+
+// ---------------------------------------------------------------------------------------------
+// Fault injection: a clear error, never a hang.
+
+TEST(SmmuFaultInjection, IllegalCommandFailsTheCallAndTheQueueResumes) {
+  Rig rig;
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const DmaBuffer buf = rig.Buffer(2, 0);
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * 4096, kPermReadWrite, MemType::kNormal).ok());
+  uint8_t b;
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
+  rig.model().InjectIllegalCommand(ds::kOpTlbiNhVa);
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 4096), Status::IoError())
+      << "the invalidation was lost: the unmap must not report success";
+  EXPECT_EQ(rig.smmu().stats().command_errors, 1U);
+  EXPECT_FALSE(rig.smmu().broken());
+  // The queue resumed: the next unmap works and its invalidation is real.
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + 4096, &b, 1).ok());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4096, 4096).ok());
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + 4096, &b, 1).ok());
+}
+
+TEST(SmmuFaultInjection, Cr0AckNeverComingTimesOut) {
+  RigOptions o;
+  o.timeout_ns = 20'000'000;
+  Rig rig(o);
+  rig.model().SetCr0AckStuck(true);
+  ASSERT_TRUE(rig.smmu().Probe().ok());
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(rig.smmu().Init(true), Status::TimedOut());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+}
+
+TEST(SmmuFaultInjection, IrqCtrlAckAndGbpaUpdateStuckTimeOut) {
+  for (int which = 0; which < 2; ++which) {
+    RigOptions o;
+    o.timeout_ns = 20'000'000;
+    Rig rig(o);
+    if (which == 0) {
+      rig.model().SetIrqCtrlAckStuck(true);
+    } else {
+      rig.model().SetGbpaUpdateStuck(true);
+    }
+    ASSERT_TRUE(rig.smmu().Probe().ok());
+    EXPECT_EQ(rig.smmu().Init(true), Status::TimedOut()) << which;
+  }
+}
+
+TEST(SmmuFaultInjection, CmdSyncNeverCompletingFailsAndNothingIsFreed) {
+  RigOptions o;
+  o.timeout_ns = 20'000'000;
+  Rig rig(o);
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const DmaBuffer buf = rig.Buffer(1, 0);
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok());
+  const size_t free_tables = rig.memory().tables_4k().free_granules();
+  rig.model().SetCmdSyncStall(true);
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 4096), Status::TimedOut());
+  EXPECT_TRUE(rig.smmu().broken());
+  EXPECT_EQ(rig.memory().tables_4k().free_granules(), free_tables)
+      << "tables the SMMU may still walk were freed";
+  EXPECT_EQ(rig.smmu().Detach(*d, 1), Status::IoError());
+  EXPECT_EQ(rig.smmu().DestroyDomain(*d), Status::Busy());
+}
+
+TEST(SmmuFaultInjection, EventFloodOverflowIsDetectedAndReported) {
+  RigOptions o;
+  o.eventq_log2 = 4;  // 16 records
+  Rig rig(o);
+  ASSERT_TRUE(rig.Start().ok());
+  RecordingSink sink;
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, &sink);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 5).ok());
+  rig.model().FloodEvents(5, 1000);
+  rig.smmu().HandleEvents();
+  rig.smmu().HandleGlobalErrors();
+  EXPECT_GE(rig.smmu().stats().event_overflows, 1U);
+  bool overflow_seen = false;
+  for (const Fault& f : sink.faults()) overflow_seen |= f.reason == DEVISO_FAULT_OVERFLOW;
+  EXPECT_TRUE(overflow_seen);
+  // Events keep flowing after the overflow was acknowledged.
+  const uint64_t before = rig.smmu().stats().events;
+  uint8_t b;
+  EXPECT_FALSE(rig.model().DeviceRead(5, kIova, &b, 1).ok());
+  rig.smmu().HandleEvents();
+  EXPECT_GT(rig.smmu().stats().events, before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Several SMMUs.
+
+TEST(SmmuSeveralUnits, IndependentUnitsRouteTheirOwnFaults) {
+  Rig a;
+  Rig b;
+  ASSERT_TRUE(a.Start().ok());
+  ASSERT_TRUE(b.Start().ok());
+  RecordingSink sink_a, sink_b;
+  Result<Domain*> da = a.smmu().CreateDomain(DomainOptions{}, &sink_a);
+  Result<Domain*> db = b.smmu().CreateDomain(DomainOptions{}, &sink_b);
+  ASSERT_TRUE(da.ok() && db.ok());
+  ASSERT_TRUE(a.smmu().Attach(*da, 7).ok());
+  ASSERT_TRUE(b.smmu().Attach(*db, 7).ok());  // the same StreamID on another SMMU
+  const DmaBuffer buf = a.Buffer(1, 0);
+  ASSERT_TRUE(a.smmu().Map(*da, kIova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok());
+  const uint8_t v = 1;
+  EXPECT_TRUE(a.model().DeviceWrite(7, kIova, &v, 1).ok());
+  EXPECT_FALSE(b.model().DeviceWrite(7, kIova, &v, 1).ok());
+  EXPECT_EQ(sink_a.count(), 0U);
+  EXPECT_EQ(sink_b.count(), 1U);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency.
+
+TEST(SmmuConcurrency, ContextsInParallel) {
+  Rig rig;
+  ASSERT_TRUE(rig.Start().ok());
+  constexpr int kThreads = 4;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&rig, &failures, t] {
+      RecordingSink sink;
+      Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, &sink);
+      const uint32_t sid = 0x100 + static_cast<uint32_t>(t);
+      if (!d.ok() || !rig.smmu().Attach(*d, sid).ok()) {
+        ++failures;
+        return;
+      }
+      const DmaBuffer buf = rig.Buffer(1, 0);
+      for (int i = 0; i < 200; ++i) {
+        const Iova iova = kIova + static_cast<Iova>(i % 8) * 4096;
+        if (!rig.smmu().Map(*d, iova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok())
+          ++failures;
+        const uint32_t v = static_cast<uint32_t>(t * 1000 + i);
+        if (!rig.model().DeviceWrite(sid, iova + 4 * static_cast<Iova>(t), &v, 4).ok()) ++failures;
+        if (!rig.smmu().Unmap(*d, iova, 4096).ok()) ++failures;
+        if (rig.model().DeviceWrite(sid, iova, &v, 4).ok()) ++failures;  // must fault
+      }
+      if (!rig.smmu().Detach(*d, sid).ok() || !rig.smmu().DestroyDomain(*d).ok()) ++failures;
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+}
+
+TEST(SmmuConcurrency, NoAccessSucceedsAfterUnmapReturns) {
+  Rig rig;
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 9).ok());
+  const DmaBuffer buf = rig.Buffer(16, 0);
+  for (int round = 0; round < 20; ++round) {
+    ASSERT_TRUE(
+        rig.smmu().Map(*d, kIova, buf.pa, 16 * 4096, kPermReadWrite, MemType::kNormal).ok());
+    std::atomic<bool> unmapped{false};
+    std::atomic<bool> stop{false};
+    std::atomic<int> late_successes{0};
+    std::atomic<int> accesses{0};
+    std::thread device([&] {
+      uint32_t i = 0;
+      while (!stop.load(std::memory_order_acquire)) {
+        const bool after = unmapped.load(std::memory_order_acquire);
+        const uint32_t v = i;
+        const Status s = rig.model().DeviceWrite(9, kIova + (i % 16) * 4096, &v, 4);
+        if (after && s.ok()) ++late_successes;
+        ++accesses;
+        ++i;
+      }
+    });
+    while (accesses.load() < 50) std::this_thread::yield();
+    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 16 * 4096).ok());
+    unmapped.store(true, std::memory_order_release);
+    const int at = accesses.load();
+    while (accesses.load() < at + 50) std::this_thread::yield();
+    stop.store(true, std::memory_order_release);
+    device.join();
+    EXPECT_EQ(late_successes.load(), 0) << "round " << round;
+  }
+}
+
+}  // namespace
+}  // namespace deviso::smmuv3
