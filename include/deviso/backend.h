@@ -45,7 +45,6 @@ class FaultSink {
  public:
   virtual ~FaultSink() = default;
   virtual void OnFault(const Fault& fault) = 0;
-
 };
 
 // A backend's translation domain (an address space). Backends derive from it and downcast
@@ -92,7 +91,6 @@ class IsolationUnit {
                      MemType type) = 0;
   virtual Status Unmap(Domain* domain, Iova iova, uint64_t size) = 0;
   virtual Result<Paddr> IovaToPhys(Domain* domain, Iova iova) = 0;
-
 };
 
 }  // namespace deviso

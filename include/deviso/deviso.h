@@ -49,6 +49,20 @@ extern "C" {
  * pointers. */
 struct device;
 
+/* ---- Platform set-up ------------------------------------------------------------------ */
+
+/* Binds `dev` to the registered isolation unit named `unit` (its report name, e.g.
+ * "smmuv3@9050000"; units are registered by the platform's C++ code) and to the StreamIDs
+ * sids[0 .. num_sids). A StreamID of a unit belongs to one device. Errors: -EINVAL (NULL
+ * argument, no sids or too many, a sid the unit rejects or listed twice), -ENOENT (no unit of
+ * that name), -EEXIST (dev already bound, or a sid bound to another device of that unit),
+ * -ENOMEM (device table full). */
+int deviso_device_bind(const struct device* dev, const char* unit, const uint32_t* sids,
+                       size_t num_sids);
+
+/* Errors: -ENOENT (dev not bound), -EBUSY (a context of dev still exists). */
+int deviso_device_unbind(const struct device* dev);
+
 /* ---- The RFC's calls ------------------------------------------------------------------ */
 
 /* Creates the isolation context for (dev, sid): the stream translates through a new, empty
@@ -57,8 +71,10 @@ struct device;
 int deviso_ctx_alloc(const struct device* dev, uint32_t sid);
 
 /* Blocks the stream again, invalidates, and frees the context and all its tables.
- * Errors: -EINVAL (sid not owned), -ENOENT (no context), -ETIMEDOUT/-EIO (hardware; the
- * stream is blocked but the context could not be reclaimed and stays allocated). */
+ * Errors: -EINVAL (sid not owned), -ENOENT (no context), -EBUSY (the context is a domain
+ * other streams share, through the C++ API), -ETIMEDOUT/-EIO (hardware: if the stream could
+ * not be blocked nothing changed; if it was blocked but the context could not be reclaimed, the
+ * context stays allocated and a second deviso_ctx_free() retries the reclaim). */
 int deviso_ctx_free(const struct device* dev, uint32_t sid);
 
 /* Identity-maps [base, base + size) for device reads and writes. Errors: -EINVAL (unaligned,
@@ -95,8 +111,8 @@ int deviso_map_iova(const struct device* dev, uint32_t sid, uint64_t iova, uint6
 /* Unmaps device addresses [iova, iova + size); as deviso_unmap(). */
 int deviso_unmap_iova(const struct device* dev, uint32_t sid, uint64_t iova, size_t size);
 
-/* The physical address `iova` translates to. Errors: -EINVAL, -ENOENT (no context or not
- * mapped). */
+/* The physical address `iova` translates to, in *pa. Errors: -EINVAL (also pa NULL), -ENOENT
+ * (no context or not mapped). */
 int deviso_iova_to_phys(const struct device* dev, uint32_t sid, uint64_t iova, uint64_t* pa);
 
 /* Why a DMA access was refused. */
@@ -131,21 +147,27 @@ struct deviso_fault {
 };
 
 /* Called for each fault on a context's streams, in event-handling (interrupt) context: it must
- * not block. Calls are rate-limited; deviso_fault_count() counts every fault. */
-typedef void (*deviso_fault_handler_t)(const struct deviso_fault* fault, void* user);
+ * not block. Calls are rate-limited (deviso_set_fault_handler()); deviso_fault_count() counts
+ * every fault. */
+typedef void (*deviso_fault_handler_t)(  // NOLINT(modernize-use-using): this header is C.
+    const struct deviso_fault* fault, void* user);
 
-/* Installs (or, with NULL, removes) the fault handler of the context of (dev, sid).
- * Errors: -EINVAL, -ENOENT (no context). */
+/* Installs (or, with NULL, removes) the fault handler of the context of (dev, sid). It is called
+ * at most 16 times a second (bursts of up to 16); faults beyond that are counted, not reported.
+ * When this returns the previous handler is not running and will not be called again; freeing
+ * the context removes the handler the same way. Errors: -EINVAL, -ENOENT (no context). */
 int deviso_set_fault_handler(const struct device* dev, uint32_t sid, deviso_fault_handler_t handler,
                              void* user);
 
-/* Faults counted on the context of (dev, sid) since it was created. Errors: -EINVAL,
- * -ENOENT. */
+/* Faults counted on the context of (dev, sid) since it was created, in *count. Errors:
+ * -EINVAL (also count NULL), -ENOENT. */
 int deviso_fault_count(const struct device* dev, uint32_t sid, uint64_t* count);
 
 /* Writes a one-line, human-readable report of `fault` to buf (always NUL-terminated when
- * len > 0), e.g. "smmuv3@9050000: sid 0x10 write at iova 0x40100000: translation fault
- * (F_TRANSLATION)". Returns the length it would have written, like snprintf. */
+ * len > 0), e.g. "smmuv3@9050000: sid 0x10: unprivileged data write at iova 0x40100000:
+ * translation fault (event 0x10)". Returns the length of the whole line, like snprintf (buf
+ * may be NULL when len is 0), or -EINVAL if fault is NULL (or buf is NULL and len > 0). Safe in
+ * interrupt context. */
 int deviso_fault_format(const struct deviso_fault* fault, char* buf, size_t len);
 
 /* What the unit behind dev offers. */
@@ -159,7 +181,7 @@ struct deviso_caps {
   uint32_t max_sid;    /* largest StreamID the unit accepts */
 };
 
-/* Errors: -EINVAL (dev not bound). */
+/* Errors: -EINVAL (dev not bound, caps NULL). */
 int deviso_get_caps(const struct device* dev, struct deviso_caps* caps);
 
 #ifdef __cplusplus

@@ -30,7 +30,6 @@ class DmaMemory {
   // Discards CPU cache lines in [p, p + n) before reading what a non-coherent unit wrote
   // (DC IVAC/CIVAC + DSB).
   virtual void Invalidate(const void* p, size_t n) = 0;
-
 };
 
 }  // namespace deviso

@@ -17,7 +17,6 @@ class Mmio {
   // 64-bit registers are accessed with single 64-bit accesses where the hardware allows it.
   virtual uint64_t Read64(size_t offset) = 0;
   virtual void Write64(size_t offset, uint64_t value) = 0;
-
 };
 
 // Registers mapped at `base` as Device memory (bare metal, or any port with a mapping).

@@ -24,6 +24,8 @@ inline void StoreDescriptor(uint64_t* slot, uint64_t d) {
 inline void TableWriteBarrier() {
 #if defined(__aarch64__)
   asm volatile("dmb oshst" ::: "memory");
+#elif defined(__SANITIZE_THREAD__)
+  __atomic_signal_fence(__ATOMIC_RELEASE);  // TSan does not support fences
 #else
   __atomic_thread_fence(__ATOMIC_RELEASE);
 #endif

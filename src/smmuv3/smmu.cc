@@ -53,6 +53,9 @@ ds::Command CfgiAll() {
   return c;
 }
 
+// Statistics are bumped from paths under different locks (or none): relaxed atomics.
+void Count(uint64_t& counter, uint64_t n = 1) { __atomic_fetch_add(&counter, n, __ATOMIC_RELAXED); }
+
 unsigned Log2Floor(uint64_t v) { return 63U - static_cast<unsigned>(__builtin_clzll(v)); }
 
 }  // namespace
@@ -81,6 +84,9 @@ Status Smmuv3::Probe() {
     return Status::InvalidArgument();
   }
   regs_ = config_.regs;
+  tables_4k_.set_memory(config_.tables_4k);
+  tables_16k_.set_memory(config_.tables_16k);
+  tables_64k_.set_memory(config_.tables_64k);
   idr0_.raw = regs_->Read32(reg::kIdr0);
   idr1_.raw = regs_->Read32(reg::kIdr1);
   idr3_.raw = regs_->Read32(reg::kIdr3);
@@ -275,7 +281,7 @@ void Smmuv3::WriteCommandLocked(const ds::Command& command) {
   Store64(&slot->raw[1], command.raw[1]);
   CleanForSmmu(slot, sizeof(*slot));
   cmdq_.prod = QueueInc(cmdq_, cmdq_.prod);
-  ++stats_.commands;
+  Count(stats_.commands);
 }
 
 Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
@@ -289,7 +295,7 @@ Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
   // 7.1: the SMMU stopped at CONS because that command was illegal (or could not be
   // fetched). Report it, replace it by a harmless CMD_SYNC, and acknowledge through GERRORN;
   // the SMMU then resumes from CONS. Software never writes CMDQ_CONS.
-  ++stats_.command_errors;
+  Count(stats_.command_errors);
   auto* bad = static_cast<ds::Command*>(cmdq_.buffer.cpu) + QueueIdx(cmdq_, cmdq_.cons);
   port::Log("deviso: %s: command error %u at cmdq[%u]: opcode 0x%02x (%s)\n", name_,
             static_cast<unsigned>(cons.err()), QueueIdx(cmdq_, cmdq_.cons),
@@ -333,7 +339,7 @@ Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
     // has no MSI (IDR0.MSI=0), so polling CONS is the only completion there is.
     WriteCommandLocked(i < count ? commands[i] : Cmd(ds::kOpSync));
   }
-  ++stats_.syncs;
+  Count(stats_.syncs);
   const uint32_t end = cmdq_.prod;
   // Commands must be visible in memory before the SMMU sees the new PROD (3.5.2).
   DmaWriteBarrier();
@@ -415,14 +421,14 @@ Status Smmuv3::InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationR
   size_t n = 0;
   if (idr3_.ril() != 0 && r.size / page < kMaxTlbiRangeGranules) {
     n = BuildRangeTlbi(d, r.iova, r.size / page, ttl, leaf, cmds);
-    stats_.tlbi_va += n;
+    Count(stats_.tlbi_va, n);
   } else {
     // One command per leaf: step by the leaf size when there is one level, else by page.
     const uint64_t step = ttl != 0 ? d.table_->LevelSize(ttl) : page;
     const uint64_t count = (r.size + step - 1) / step;
     if (count > config_.max_tlbi_per_range || count > 64) {
       cmds[n++] = ContextTlbi(d);
-      ++stats_.tlbi_context;
+      Count(stats_.tlbi_context);
     } else {
       for (uint64_t i = 0; i < count; ++i) {
         ds::Command c = Cmd(d.stage2_ ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
@@ -437,7 +443,7 @@ Status Smmuv3::InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationR
             ds::Command::W1{}.set_leaf(leaf ? 1 : 0).set_address((r.iova + i * step) >> 12).raw;
         cmds[n++] = c;
       }
-      stats_.tlbi_va += n;
+      Count(stats_.tlbi_va, n);
     }
   }
   return Submit(cmds, n);
@@ -573,14 +579,15 @@ Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target) {
 // ---------------------------------------------------------------------------------------------
 // Domains
 
-pgtable::TableMemory* Smmuv3::TablesFor(uint64_t page_size) const {
+pgtable::TableMemory* Smmuv3::TablesFor(uint64_t page_size) {
+  // The platform's pools, behind this unit's lock (domains change in parallel).
   switch (page_size) {
     case 1U << 12:
-      return idr5_.gran4k() != 0 ? config_.tables_4k : nullptr;
+      return idr5_.gran4k() != 0 && config_.tables_4k != nullptr ? &tables_4k_ : nullptr;
     case 1U << 14:
-      return idr5_.gran16k() != 0 ? config_.tables_16k : nullptr;
+      return idr5_.gran16k() != 0 && config_.tables_16k != nullptr ? &tables_16k_ : nullptr;
     case 1U << 16:
-      return idr5_.gran64k() != 0 ? config_.tables_64k : nullptr;
+      return idr5_.gran64k() != 0 && config_.tables_64k != nullptr ? &tables_64k_ : nullptr;
     default:
       return nullptr;
   }
@@ -694,7 +701,7 @@ Status Smmuv3::DestroyDomain(Domain* domain) {
   // before its tables and CD can be reused.
   const ds::Command tlbi = ContextTlbi(*d);
   DEVISO_TRY(Submit(&tlbi, 1));
-  ++stats_.tlbi_context;
+  Count(stats_.tlbi_context);
   d->table_.reset();  // PageTable::Release: frees every table
   if (d->cd_.cpu != nullptr) {
     config_.dma->Free(d->cd_);
@@ -743,6 +750,37 @@ Status Smmuv3::Detach(Domain* domain, uint32_t sid) {
     return Status::Ok();
   }
   return Status::NotFound();
+}
+
+SmmuStats Smmuv3::stats() const {
+  SmmuStats out;
+  const uint64_t* from = &stats_.commands;
+  uint64_t* to = &out.commands;
+  for (size_t i = 0; i < sizeof(SmmuStats) / sizeof(uint64_t); ++i) {
+    to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+  }
+  return out;
+}
+
+Status Smmuv3::BypassStream(uint32_t sid) {
+  DEVISO_TRY(ValidateStream(sid));
+  port::LockGuard guard(lock_);
+  for (const StreamSlot& s : streams_) {
+    if (s.used && s.sid == sid) return Status::AlreadyExists();
+  }
+  ds::Ste ste;
+  ste.raw[0] = ds::Ste::W0{}.set_v(1).set_config(ds::kConfigBypass).raw;
+  ste.raw[1] = ds::Ste::W1{}.set_shcfg(1).raw;
+  return WriteSte(sid, ste);
+}
+
+Status Smmuv3::BlockStream(uint32_t sid) {
+  DEVISO_TRY(ValidateStream(sid));
+  port::LockGuard guard(lock_);
+  for (const StreamSlot& s : streams_) {
+    if (s.used && s.sid == sid) return Status::AlreadyExists();
+  }
+  return WriteSte(sid, ds::Ste{});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -916,13 +954,13 @@ void Smmuv3::DeliverFault(const Fault& fault, bool to_all) {
     if (!to_all) break;
   }
   if (!delivered && !to_all) {
-    ++stats_.unrouted_faults;
+    Count(stats_.unrouted_faults);
     if (unrouted_handler_ != nullptr) unrouted_handler_(&fault, unrouted_user_);
   }
 }
 
 void Smmuv3::ReportOverflow() {
-  ++stats_.event_overflows;
+  Count(stats_.event_overflows);
   port::Log("deviso: %s: event queue overflow: faults were lost\n", name_);
   Fault f{};
   f.sid = ~0U;
@@ -952,7 +990,7 @@ void Smmuv3::HandleEvents() {
       if (!coherent_) config_.dma->Invalidate(rec, sizeof(*rec));
       ds::Event e;
       for (size_t i = 0; i < 4; ++i) e.raw[i] = Load64(&rec->raw[i]);
-      ++stats_.events;
+      Count(stats_.events);
       const uint32_t sid = static_cast<uint32_t>(ds::Event::W0{e.raw[0]}.stream_id());
       bool attached = false;
       {
@@ -992,7 +1030,7 @@ void Smmuv3::HandleGlobalErrors() {
   if ((active & ~(reg::Gerror{}.set_eventq_abt_err(1).set_sfm_err(1).raw)) != 0) {
     port::Log("deviso: %s: global error 0x%x\n", name_, active);
   }
-  ++stats_.gerrors;
+  Count(stats_.gerrors);
   regs_->Write32(reg::kGerrorN, gerrorn.raw ^ active);
 }
 

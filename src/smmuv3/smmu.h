@@ -35,7 +35,7 @@ namespace deviso::smmuv3 {
 
 class Smmuv3;
 
-// Counters for tests, benchmarks and diagnostics.
+// Counters for tests, benchmarks and diagnostics (all uint64_t, updated atomically).
 struct SmmuStats {
   uint64_t commands = 0;         // commands written to the queue, CMD_SYNC included
   uint64_t syncs = 0;            // CMD_SYNCs
@@ -74,6 +74,28 @@ class SmmuDomain final : public Domain {
   DmaBuffer cd_;  // stage 1: this domain's context descriptor
   Flush flush_;
   std::optional<pgtable::PageTable> table_;
+};
+
+// Serialises a TableMemory shared by every domain of a unit: domains are modified in
+// parallel (each under its own context lock), the pool underneath is not locked.
+class SharedTableMemory final : public pgtable::TableMemory {
+ public:
+  void set_memory(pgtable::TableMemory* memory) { memory_ = memory; }
+  pgtable::TableMemory* memory() const { return memory_; }
+  Result<pgtable::Paddr> Allocate(unsigned order) override {
+    port::LockGuard guard(lock_);
+    return memory_->Allocate(order);
+  }
+  void Free(pgtable::Paddr table, unsigned order) override {
+    port::LockGuard guard(lock_);
+    memory_->Free(table, order);
+  }
+  uint64_t* PhysToVirt(pgtable::Paddr table) override { return memory_->PhysToVirt(table); }
+  void CleanToPoc(const void* p, size_t bytes) override { memory_->CleanToPoc(p, bytes); }
+
+ private:
+  pgtable::TableMemory* memory_ = nullptr;
+  port::Mutex lock_;
 };
 
 class Smmuv3 final : public IsolationUnit {
@@ -148,6 +170,14 @@ class Smmuv3 final : public IsolationUnit {
   Status Unmap(Domain* domain, Iova iova, uint64_t size) override;
   Result<Paddr> IovaToPhys(Domain* domain, Iova iova) override;
 
+  // Sets `sid`'s STE to bypass (Config=0b100): the device reaches all memory untranslated.
+  // Only for measuring isolation overhead or for a device trusted by construction; never used
+  // by deviso's core. The stream must not be attached; BlockStream() undoes it.
+  // Errors: -EINVAL, -EEXIST (attached), -ETIMEDOUT/-EIO.
+  Status BypassStream(uint32_t sid);
+  // Returns a bypassed `sid` to blocked (invalid STE). Errors: -EINVAL, -EEXIST (attached).
+  Status BlockStream(uint32_t sid);
+
   // Receives faults of StreamIDs with no domain (default-deny hits) and queue overflows.
   // Runs in event-handling context, like FaultSink::OnFault.
   void SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user);
@@ -156,7 +186,8 @@ class Smmuv3 final : public IsolationUnit {
   bool broken() const { return broken_; }
 
   // Read-only views for tests and diagnostics.
-  const SmmuStats& stats() const { return stats_; }
+  // A snapshot of the counters.
+  SmmuStats stats() const;
   reg::Idr0 idr0() const { return idr0_; }
   reg::Idr1 idr1() const { return idr1_; }
   reg::Idr3 idr3() const { return idr3_; }
@@ -227,7 +258,7 @@ class Smmuv3 final : public IsolationUnit {
   ds::Ste BuildSte(const SmmuDomain& d) const;
   void BuildCd(const SmmuDomain& d, ds::Cd* cd) const;
   void CleanForSmmu(const void* p, size_t n) const;
-  pgtable::TableMemory* TablesFor(uint64_t page_size) const;
+  pgtable::TableMemory* TablesFor(uint64_t page_size);
   Status AllocId(uint64_t* bitmap, unsigned bits, uint16_t* id);
 
   Config config_;
@@ -253,6 +284,9 @@ class Smmuv3 final : public IsolationUnit {
   void* unrouted_user_ = nullptr;
   uint8_t oas_bits_ = 0;
 
+  SharedTableMemory tables_4k_;
+  SharedTableMemory tables_16k_;
+  SharedTableMemory tables_64k_;
   port::Mutex lock_;
   port::Mutex cmdq_lock_;
   port::Mutex evtq_lock_;

@@ -229,6 +229,18 @@ TEST_P(SmmuTest, StreamWithoutContextIsBlockedAndReported) {
   ASSERT_TRUE(rig_.smmu().DestroyDomain(domain_).ok());
 }
 
+TEST_P(SmmuTest, BypassStreamReachesMemoryUntranslatedUntilBlocked) {
+  const DmaBuffer buf = rig_.Buffer(1, 0);
+  const uint8_t v = 0x42;
+  EXPECT_EQ(rig_.smmu().BypassStream(kSid), Status::AlreadyExists()) << "attached";
+  ASSERT_TRUE(rig_.smmu().BypassStream(0x50).ok());
+  ASSERT_TRUE(rig_.model().DeviceWrite(0x50, buf.pa + 9, &v, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(buf.pa + 9, 1)[0], 0x42);
+  ASSERT_TRUE(rig_.smmu().BlockStream(0x50).ok());
+  EXPECT_FALSE(rig_.model().DeviceWrite(0x50, buf.pa, &v, 1).ok());
+  EXPECT_EQ(rig_.unrouted().count(), 1U);
+}
+
 TEST_P(SmmuTest, SparseStreamIdWorksThroughTheTwoLevelTable) {
   ASSERT_TRUE(rig_.smmu().Attach(domain_, 0xfff0).ok());
   const DmaBuffer buf = rig_.Buffer(1, 0);

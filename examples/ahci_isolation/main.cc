@@ -1,0 +1,383 @@
+// ahci_isolation: the RFC's AHCI example, for real, on QEMU's `virt` board with its SMMUv3.
+//
+// The flow of the seed README's example: look the device up, deviso_ctx_alloc(),
+// deviso_map() a buffer, DMA disk sectors with a known pattern into it and check every byte,
+// deviso_unmap(), deviso_ctx_free(). Every DMA structure of the AHCI driver (command list,
+// FIS area, command table, IDENTIFY buffer) comes from IsolatedDmaAllocator, i.e. from memory
+// deviso mapped for the device. Then, as an attacker would, it tries:
+//   1. DMA to memory that was never mapped;
+//   2. DMA into a data buffer after it was unmapped (no stale IOTLB entry may let it through);
+//   3. a device write into a read-only mapping;
+//   4. DMA from a second AHCI controller that has no context at all (default-deny);
+// each must be blocked, with the SMMU event decoded and printed and a canary in memory
+// untouched. QEMU's AHCI never learns of an SMMU fault (a blocked transfer completes
+// "successfully"), so isolation is judged by memory contents and SMMU events only.
+// Also: a translating mapping (device address != physical address) that works.
+//
+// Exit status 0 only when every step passed; the last console line says the same.
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#include "arch.h"
+#include "core/mmio.h"
+#include "deviso/deviso.h"
+#include "deviso/port/device.h"
+#include "deviso/registry.h"
+#include "dma_arena.h"
+#include "drivers/ahci/ahci.h"
+#include "drivers/isolated_dma.h"
+#include "gic.h"
+#include "pci.h"
+#include "platform.h"
+#include "ports/port.h"
+#include "smmu_platform.h"
+#include "smmuv3/smmu.h"
+
+namespace ahci_isolation {
+namespace {
+
+using deviso::Result;
+using deviso::Status;
+using deviso::drivers::DmaRegion;
+using deviso::drivers::DmaSegment;
+using deviso::port::Log;
+namespace qv = deviso::qemu_virt;
+namespace ahci = deviso::drivers::ahci;
+namespace smmuv3 = deviso::smmuv3;
+
+constexpr uint16_t kIntelVendor = 0x8086;
+constexpr uint16_t kIch9Ahci = 0x2922;
+constexpr unsigned kAbarIndex = 5;  // AHCI 1.3.1 2.1.11: ABAR is BAR5
+constexpr uint64_t kSector = 512;
+
+// The disk pattern scripts/demo writes: word k of sector n.
+constexpr uint64_t DiskWord(uint64_t n, uint64_t k) {
+  return (uint64_t{0xD15C} << 48) | (n << 8) | k;
+}
+
+struct device g_ahci_dev = {"ahci@00:02.0"};
+qv::DmaArena g_arena(/*coherent=*/true);  // QEMU virt PCIe is cache-coherent
+int g_failures = 0;
+int g_steps = 0;
+
+void Step(bool ok, const char* what) {
+  ++g_steps;
+  Log("[%s] %s\n", ok ? "PASS" : "FAIL", what);
+  if (!ok) ++g_failures;
+}
+
+// ---- Faults --------------------------------------------------------------------------------
+
+// What the fault handlers saw since the last Reset(); written from the SMMU's interrupt.
+struct FaultLog {
+  uint32_t count = 0;
+  uint32_t print_budget = 0;
+  deviso_fault first{};
+  void Reset() {
+    const uint64_t daif = qv::arch::MaskInterrupts();
+    count = 0;
+    print_budget = 3;
+    first = deviso_fault{};
+    qv::arch::RestoreInterrupts(daif);
+  }
+};
+FaultLog g_faults;    // the AHCI's context
+FaultLog g_unrouted;  // streams with no context
+
+void OnFault(const deviso_fault* fault, void* user) {
+  auto* log = static_cast<FaultLog*>(user);
+  if (log->count == 0) log->first = *fault;
+  ++log->count;
+  if (log->print_budget > 0) {
+    --log->print_budget;
+    char line[192];
+    deviso_fault_format(fault, line, sizeof(line));
+    Log("       smmu event: %s\n", line);
+  }
+}
+
+uint32_t FaultCount(const FaultLog& log) { return __atomic_load_n(&log.count, __ATOMIC_RELAXED); }
+
+// ---- Memory helpers ------------------------------------------------------------------------
+
+// Raw arena memory: device address == physical address, mapped for nobody.
+class Buffer {
+ public:
+  explicit Buffer(size_t bytes, uint8_t fill) {
+    Result<DmaRegion> r = g_arena.Alloc(bytes, 4096);
+    if (r.ok()) {
+      region_ = *r;
+      std::memset(region_.cpu, fill, bytes);
+    }
+  }
+  ~Buffer() {
+    if (region_.cpu != nullptr) g_arena.Free(region_);
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+  bool ok() const { return region_.cpu != nullptr; }
+  const DmaRegion& region() const { return region_; }
+  uint8_t* data() const { return static_cast<uint8_t*>(region_.cpu); }
+  uint64_t pa() const { return region_.device_addr; }
+  size_t size() const { return region_.size; }
+  bool All(uint8_t value) const {
+    for (size_t i = 0; i < region_.size; ++i) {
+      if (data()[i] != value) return false;
+    }
+    return true;
+  }
+
+ private:
+  DmaRegion region_;
+};
+
+bool VerifyPattern(const uint8_t* p, uint64_t lba, uint64_t sectors) {
+  for (uint64_t s = 0; s < sectors; ++s) {
+    for (uint64_t k = 0; k < kSector / 8; ++k) {
+      uint64_t w;
+      std::memcpy(&w, p + s * kSector + k * 8, 8);
+      if (w != DiskWord(lba + s, k)) {
+        Log("       mismatch at LBA %llu word %llu: 0x%016llx\n",
+            static_cast<unsigned long long>(lba + s), static_cast<unsigned long long>(k),
+            static_cast<unsigned long long>(w));
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+// Reads `sectors` at `lba` into [device_addr, +bytes) of `cpu`: the device is told
+// `device_addr`, whatever it maps to.
+Status ReadInto(ahci::Port& port, uint64_t lba, uint32_t sectors, void* cpu, uint64_t device_addr) {
+  const DmaRegion region{cpu, device_addr, sectors * kSector};
+  const DmaSegment segment{&region, 0, sectors * kSector};
+  return port.Read(lba, sectors, {&segment, 1});
+}
+
+// The SMMU's interrupt may not have been taken yet: drain its event queue here too.
+void Drain(smmuv3::Smmuv3& smmu) { smmu.HandleEvents(); }
+
+bool FaultIs(const FaultLog& log, uint32_t reason, uint64_t lo, uint64_t hi, uint32_t sid) {
+  return FaultCount(log) > 0 && log.first.reason == reason && log.first.sid == sid &&
+         (reason == DEVISO_FAULT_BLOCKED || ((log.first.flags & DEVISO_FAULT_ADDR_VALID) != 0 &&
+                                             log.first.iova >= lo && log.first.iova < hi));
+}
+
+// ---- The demo ------------------------------------------------------------------------------
+
+void Banner(const qv::PlatformInfo& info, const smmuv3::Smmuv3& smmu) {
+  const smmuv3::reg::Idr0 idr0 = smmu.idr0();
+  const smmuv3::reg::Idr5 idr5 = smmu.idr5();
+  Log("deviso ahci_isolation on \"%s\", GICv%u\n", info.model, qv::GicVersion());
+  Log("SMMUv3 at 0x%llx: stage1 %s, stage2 %s, %s, %s stream table, OAS %u bits, granules%s%s%s, "
+      "range invalidation %s, BBML %u, GBPA %s\n",
+      static_cast<unsigned long long>(info.smmu.regs.base), idr0.s1p() ? "yes" : "no",
+      idr0.s2p() ? "yes" : "no", smmu.coherent() ? "coherent" : "non-coherent",
+      smmu.two_level_stream_table() ? "2-level" : "linear", smmu.caps().oas,
+      idr5.gran4k() ? " 4K" : "", idr5.gran16k() ? " 16K" : "", idr5.gran64k() ? " 64K" : "",
+      smmu.idr3().ril() ? "yes" : "no", static_cast<unsigned>(smmu.idr3().bbml()),
+      smmu.gbpa_implemented() ? "implemented" : "not implemented (SMMUEN=0 would bypass)");
+}
+
+int Run(const qv::PlatformInfo& info) {
+  Result<smmuv3::Smmuv3*> smmu_or = qv::SetupSmmu(info, g_arena);
+  if (!smmu_or.ok()) {
+    Log("SMMUv3 setup failed: %s (run with -M virt,iommu=smmuv3)\n", smmu_or.status().str());
+    return 1;
+  }
+  smmuv3::Smmuv3& smmu = **smmu_or;
+  Banner(info, smmu);
+  Step(true, "SMMUv3 enabled with every StreamID blocked (default-deny)");
+  smmu.SetUnroutedFaultHandler(&OnFault, &g_unrouted);
+  qv::EnableInterrupts();
+
+  qv::PciHost pci(info.pci);
+  if (!pci.Enumerate().ok()) return 1;
+  const qv::PciFunction* ahci_fn = nullptr;
+  const qv::PciFunction* rogue_fn = nullptr;
+  for (size_t i = 0; i < pci.function_count(); ++i) {
+    const qv::PciFunction& f = pci.function(i);
+    if (f.vendor_id != kIntelVendor || f.device_id != kIch9Ahci) continue;
+    if (ahci_fn == nullptr) {
+      ahci_fn = &f;
+    } else if (rogue_fn == nullptr) {
+      rogue_fn = &f;
+    }
+  }
+  if (ahci_fn == nullptr) {
+    Log("no ICH9 AHCI on PCI\n");
+    return 1;
+  }
+  const Result<uint32_t> sid_or = pci.StreamId(ahci_fn->bdf, info.smmu.phandle);
+  if (!sid_or.ok()) return 1;
+  const uint32_t sid = *sid_or;
+
+  // ---- The RFC's flow ----
+  const uint32_t sids[] = {sid};
+  Step(deviso::Registry::Default().BindDevice(&g_ahci_dev, smmu, sids).ok(),
+       "AHCI 00:02.0 bound to the SMMU with its StreamID from iommu-map");
+  Log("       device %s, StreamID 0x%x\n", g_ahci_dev.name, sid);
+  Step(deviso_ctx_alloc(&g_ahci_dev, sid) == 0, "deviso_ctx_alloc(ahci, sid)");
+  deviso_caps caps{};
+  (void)deviso_get_caps(&g_ahci_dev, &caps);
+  const size_t page = static_cast<size_t>(caps.page_sizes & (~caps.page_sizes + 1));
+  Result<deviso::Context> ctx = deviso::Registry::Default().FindContext(&g_ahci_dev, sid);
+  if (!ctx.ok() || !ctx->SetFaultHandler(&OnFault, &g_faults, 1'000'000).ok()) return 1;
+  // Only now may the device master the bus: its context exists and is empty.
+  if (!pci.EnableBusMaster(ahci_fn->bdf).ok()) return 1;
+
+  deviso::DirectMmio abar(static_cast<uintptr_t>(ahci_fn->bars[kAbarIndex].cpu_addr));
+  ahci::Hba hba(abar);
+  if (!hba.Init().ok() || hba.PortsWithLink() == 0) {
+    Log("AHCI: no disk\n");
+    return 1;
+  }
+  const unsigned port_index = static_cast<unsigned>(__builtin_ctz(hba.PortsWithLink()));
+  deviso::drivers::IsolatedDmaAllocator isolated(g_arena, &g_ahci_dev, sid, page);
+  {
+    ahci::Port port(abar, port_index, isolated, hba.s64a());
+    g_faults.Reset();
+    const Status started = port.Start();
+    const Result<ahci::IdentifyInfo> id = port.Identify();
+    Drain(smmu);
+    Step(started.ok() && id.ok() && FaultCount(g_faults) == 0,
+         "AHCI port started and IDENTIFY done through mapped command list, FIS area and table");
+    if (id.ok()) {
+      Log("       disk \"%s\", %llu sectors\n", id->model,
+          static_cast<unsigned long long>(id->sectors));
+    }
+
+    // 1) deviso_map a buffer, DMA the pattern into it, check every byte.
+    Buffer data(64 * 1024, 0);
+    g_faults.Reset();
+    const bool mapped = deviso_map(&g_ahci_dev, sid, data.pa(), data.size()) == 0;
+    const Status read = ReadInto(port, 100, 128, data.data(), data.pa());
+    Drain(smmu);
+    Step(mapped && read.ok() && VerifyPattern(data.data(), 100, 128) && FaultCount(g_faults) == 0,
+         "deviso_map(64 KiB); READ DMA EXT of 128 sectors; every byte verified");
+
+    // Attack 1: DMA to memory that was never mapped.
+    Buffer canary(4096, 0xcc);
+    g_faults.Reset();
+    const Status a1 = ReadInto(port, 200, 8, canary.data(), canary.pa());
+    Drain(smmu);
+    Log("       the AHCI reported %s (QEMU's devices never see SMMU faults)\n", a1.str());
+    Step(canary.All(0xcc) &&
+             FaultIs(g_faults, DEVISO_FAULT_TRANSLATION, canary.pa(), canary.pa() + 4096, sid) &&
+             (g_faults.first.flags & DEVISO_FAULT_WRITE) != 0,
+         "attack 1: DMA to never-mapped memory blocked, F_TRANSLATION reported, canary intact");
+
+    // Attack 2: DMA into the data buffer after deviso_unmap (the IOTLB held it).
+    const bool unmapped = deviso_unmap(&g_ahci_dev, sid, data.pa(), data.size()) == 0;
+    std::memset(data.data(), 0xcc, data.size());
+    g_faults.Reset();
+    (void)ReadInto(port, 300, 8, data.data(), data.pa());
+    Drain(smmu);
+    Step(unmapped && data.All(0xcc) &&
+             FaultIs(g_faults, DEVISO_FAULT_TRANSLATION, data.pa(), data.pa() + data.size(), sid),
+         "attack 2: DMA after deviso_unmap blocked (no stale IOTLB), buffer intact");
+
+    // Attack 3: a device write into a read-only mapping; device reads of it still work.
+    Buffer ro(4096, 0xcc);
+    const bool ro_mapped =
+        deviso_map_iova(&g_ahci_dev, sid, ro.pa(), ro.pa(), ro.size(), DEVISO_PERM_READ) == 0;
+    g_faults.Reset();
+    (void)ReadInto(port, 400, 8, ro.data(), ro.pa());
+    Drain(smmu);
+    Step(ro_mapped && ro.All(0xcc) &&
+             FaultIs(g_faults, DEVISO_FAULT_PERMISSION, ro.pa(), ro.pa() + 4096, sid),
+         "attack 3: device write into a read-only mapping blocked, F_PERMISSION reported");
+    {
+      const DmaSegment seg{&ro.region(), 0, 4096};
+      g_faults.Reset();
+      const Status w = port.Write(3000, 8, {&seg, 1});
+      Buffer back(4096, 0);
+      const bool back_mapped = deviso_map(&g_ahci_dev, sid, back.pa(), back.size()) == 0;
+      const Status r = ReadInto(port, 3000, 8, back.data(), back.pa());
+      (void)deviso_unmap(&g_ahci_dev, sid, back.pa(), back.size());
+      Drain(smmu);
+      Step(w.ok() && back_mapped && r.ok() && back.All(0xcc) && FaultCount(g_faults) == 0,
+           "the read-only mapping still serves device reads (WRITE DMA EXT from it, read back)");
+    }
+    (void)deviso_unmap(&g_ahci_dev, sid, ro.pa(), ro.size());
+
+    // A translating mapping: device address 0x8_0000_0000 (no RAM there) -> the buffer.
+    {
+      constexpr uint64_t kIova = 0x8'0000'0000;
+      Buffer t(8192, 0);
+      const bool ok_map =
+          deviso_map_iova(&g_ahci_dev, sid, kIova, t.pa(), t.size(), DEVISO_PERM_RW) == 0;
+      uint64_t pa = 0;
+      const bool looked_up = deviso_iova_to_phys(&g_ahci_dev, sid, kIova + 0x1234, &pa) == 0;
+      g_faults.Reset();
+      const Status r = ReadInto(port, 500, 16, t.data(), kIova);
+      Drain(smmu);
+      Log("       iova 0x%llx -> pa 0x%llx\n", static_cast<unsigned long long>(kIova),
+          static_cast<unsigned long long>(t.pa()));
+      Step(ok_map && looked_up && pa == t.pa() + 0x1234 && r.ok() &&
+               VerifyPattern(t.data(), 500, 16) && FaultCount(g_faults) == 0,
+           "translating mapping (iova != pa): READ DMA EXT lands at the physical buffer");
+      (void)deviso_unmap_iova(&g_ahci_dev, sid, kIova, t.size());
+    }
+
+    // Attack 4: a second AHCI controller with no context, enabled as a bus master by the
+    // attacker and pointed at a canary.
+    if (rogue_fn != nullptr) {
+      const Result<uint32_t> rogue_sid = pci.StreamId(rogue_fn->bdf, info.smmu.phandle);
+      Buffer canary2(4096, 0xcc);
+      g_unrouted.Reset();
+      (void)pci.EnableBusMaster(rogue_fn->bdf);
+      deviso::DirectMmio rogue_abar(static_cast<uintptr_t>(rogue_fn->bars[kAbarIndex].cpu_addr));
+      ahci::Hba rogue_hba(rogue_abar);
+      bool attempted = false;
+      if (rogue_hba.Init().ok() && rogue_hba.PortsWithLink() != 0) {
+        ahci::PortOptions o;
+        o.command_timeout_ns = 200'000'000;
+        // Its structures come straight from the arena: physical addresses nobody mapped.
+        ahci::Port rogue(rogue_abar,
+                         static_cast<unsigned>(__builtin_ctz(rogue_hba.PortsWithLink())), g_arena,
+                         rogue_hba.s64a(), o);
+        (void)rogue.Start();
+        const Status s = ReadInto(rogue, 600, 8, canary2.data(), canary2.pa());
+        Log("       rogue controller's command: %s\n", s.str());
+        (void)rogue.Stop();
+        attempted = true;
+      }
+      (void)pci.DisableBusMaster(rogue_fn->bdf);
+      Drain(smmu);
+      Step(attempted && rogue_sid.ok() && canary2.All(0xcc) &&
+               FaultIs(g_unrouted, DEVISO_FAULT_BLOCKED, 0, 0, *rogue_sid),
+           "attack 4: DMA from a controller with no context blocked and reported (default-deny)");
+    } else {
+      Step(false, "attack 4 needs a second AHCI controller (scripts/demo adds one at 00:03.0)");
+    }
+
+    // Stop the port before its command list and FIS area are unmapped: QEMU's AHCI keeps
+    // using them while it runs. The Port's destructor frees (unmaps) them.
+    Step(port.Stop().ok(), "AHCI port stopped (ST, FRE clear; CR, FR seen clear)");
+  }
+  Step(isolated.leaked() == 0, "every driver structure unmapped (deviso_unmap) on release");
+  (void)pci.DisableBusMaster(ahci_fn->bdf);
+  Step(deviso_ctx_free(&g_ahci_dev, sid) == 0, "deviso_ctx_free(ahci, sid)");
+  const smmuv3::SmmuStats st = smmu.stats();
+  Log("SMMU: %llu commands, %llu CMD_SYNCs, %llu events (%llu for streams without a context), "
+      "%llu overflows\n",
+      static_cast<unsigned long long>(st.commands), static_cast<unsigned long long>(st.syncs),
+      static_cast<unsigned long long>(st.events),
+      static_cast<unsigned long long>(st.unrouted_faults),
+      static_cast<unsigned long long>(st.event_overflows));
+  return g_failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace ahci_isolation
+
+int deviso::qemu_virt::AppMain(const PlatformInfo& info) {
+  const int rc = ahci_isolation::Run(info);
+  deviso::port::Log("ahci_isolation: %s (%d of %d steps passed)\n", rc == 0 ? "PASS" : "FAIL",
+                    ahci_isolation::g_steps - ahci_isolation::g_failures, ahci_isolation::g_steps);
+  return rc;
+}

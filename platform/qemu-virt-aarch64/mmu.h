@@ -1,0 +1,30 @@
+// The CPU's MMU on QEMU `virt`: an identity map built with deviso's own translation-table engine
+// (src/pgtable, Config::CpuKernel), then TCR/MAIR/TTBR0/SCTLR programmed (Arm ARM D8, D19.2).
+
+#ifndef DEVISO_PLATFORM_QEMU_VIRT_AARCH64_MMU_H_
+#define DEVISO_PLATFORM_QEMU_VIRT_AARCH64_MMU_H_
+
+#include "deviso/status.h"
+#include "platform_info.h"
+
+namespace deviso::qemu_virt {
+
+// Builds the identity map and turns the MMU and caches on. Must run once, with the MMU off.
+//   RAM (every /memory region):                 Normal write-back, inner shareable, RWX.
+//   UART, GIC, SMMU, PCIe ECAM, PCIe windows:    Device-nGnRE, RW, execute-never.
+// Nothing else is mapped: a stray access faults and gets a crash report.
+// Errors, with the MMU still off: -ENOMEM (the static table pool is too small), -ERANGE (an
+// address beyond the CPU's physical address size), -EINVAL (overlapping regions).
+Status MmuInit(const PlatformInfo& info);
+
+// Maps one more region identity, as Device-nGnRE (e.g. a BAR outside the known windows).
+// Errors as PageTable::Map: -EEXIST (already mapped), -ENOMEM, -EINVAL.
+Status MmuMapDevice(uint64_t base, uint64_t size);
+
+// Number of translation-table granules used and in the pool.
+size_t MmuTablesUsed();
+size_t MmuTablesCapacity();
+
+}  // namespace deviso::qemu_virt
+
+#endif  // DEVISO_PLATFORM_QEMU_VIRT_AARCH64_MMU_H_

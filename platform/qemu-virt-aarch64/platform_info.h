@@ -1,0 +1,125 @@
+// What the QEMU `virt` platform learned from its devicetree (parsed with libfdt at boot).
+//
+// Bindings: Documentation/devicetree/bindings/ in Linux: iommu/arm,smmu-v3.yaml,
+// pci/host-generic-pci.yaml + pci/pci-iommu.txt (iommu-map), interrupt-controller/arm,gic-v3.yaml
+// and arm,gic.yaml, serial/pl011.yaml, arm/psci.yaml; and the Devicetree Specification v0.4
+// (memory, /chosen, /reserved-memory, interrupts).
+
+#ifndef DEVISO_PLATFORM_QEMU_VIRT_AARCH64_PLATFORM_INFO_H_
+#define DEVISO_PLATFORM_QEMU_VIRT_AARCH64_PLATFORM_INFO_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "deviso/status.h"
+
+namespace deviso::qemu_virt {
+
+// A physical address range [base, base + size).
+struct Region {
+  uint64_t base = 0;
+  uint64_t size = 0;
+  uint64_t end() const { return base + size; }
+  bool Contains(uint64_t addr) const { return addr >= base && addr - base < size; }
+};
+
+// One interrupt of a device, decoded from a 3-cell GIC specifier (arm,gic.yaml):
+// <type number flags>, type 0 = SPI (INTID number + 32), 1 = PPI (INTID number + 16).
+struct IrqSpec {
+  bool valid = false;
+  uint32_t intid = 0;  // GIC INTID
+  bool edge = false;   // flags bits[3:0]: 1 = rising edge; 4 = level high
+};
+
+struct UartInfo {
+  bool present = false;
+  Region regs;
+  uint32_t clock_hz = 0;  // of the "uartclk" fixed clock; 0 if unknown
+};
+
+struct GicInfo {
+  unsigned version = 0;  // 2 or 3; 0: not found
+  Region distributor;
+  Region redistributors;  // v3: the first redistributor region
+  Region cpu_interface;   // v2: GICC
+};
+
+// arm,smmu-v3.yaml: interrupt-names "eventq", "priq", "cmdq-sync", "gerror" (or "combined").
+struct SmmuInfo {
+  bool present = false;
+  Region regs;
+  uint32_t phandle = 0;
+  bool dma_coherent = false;
+  IrqSpec eventq;
+  IrqSpec priq;
+  IrqSpec cmdq_sync;
+  IrqSpec gerror;
+  IrqSpec combined;
+};
+
+// One iommu-map entry (pci-iommu.txt): requester IDs [rid_base, rid_base + length) map to
+// StreamIDs [sid_base, ...) of the IOMMU with phandle `iommu_phandle`.
+struct IommuMapEntry {
+  uint32_t rid_base = 0;
+  uint32_t iommu_phandle = 0;
+  uint32_t sid_base = 0;
+  uint32_t length = 0;
+};
+
+// A PCI address window from `ranges` (PCI Bus Binding to OF, 2.2.1.1: phys.hi ss field).
+struct PciWindow {
+  bool present = false;
+  uint64_t pci_addr = 0;  // address on the PCI bus
+  uint64_t cpu_addr = 0;  // where the CPU reaches it
+  uint64_t size = 0;
+  bool prefetchable = false;
+};
+
+struct PciHostInfo {
+  bool present = false;
+  Region ecam;
+  uint8_t bus_start = 0;
+  uint8_t bus_end = 0;
+  bool dma_coherent = false;
+  PciWindow io;
+  PciWindow mem32;
+  PciWindow mem64;
+  static constexpr size_t kMaxIommuMap = 8;
+  IommuMapEntry iommu_map[kMaxIommuMap];
+  size_t iommu_map_count = 0;
+  uint32_t iommu_map_mask = 0xffff;  // iommu-map-mask, all ones if absent
+};
+
+struct PsciInfo {
+  bool present = false;
+  bool use_hvc = true;  // method = "hvc"; false: "smc"
+};
+
+struct PlatformInfo {
+  static constexpr size_t kMaxMemory = 4;
+  static constexpr size_t kMaxReserved = 8;
+
+  const void* dtb = nullptr;
+  size_t dtb_size = 0;
+  const char* model = "";
+  Region memory[kMaxMemory];
+  size_t memory_count = 0;
+  // /memreserve/ entries and /reserved-memory children: RAM nobody may allocate.
+  Region reserved[kMaxReserved];
+  size_t reserved_count = 0;
+  UartInfo uart;
+  GicInfo gic;
+  SmmuInfo smmu;
+  PciHostInfo pci;
+  PsciInfo psci;
+};
+
+// Fills `out` from the flattened devicetree at `dtb`. Uses libfdt only (no writes to the DTB).
+// Requires: a valid DTB with /memory; the UART and GIC are looked up but may be absent.
+// Errors: -EINVAL (no DTB, bad header), -ENOENT (no /memory), -ERANGE (more regions or map
+// entries than the fixed arrays hold). On error `out` may be partly filled.
+Status ParseDeviceTree(const void* dtb, PlatformInfo* out);
+
+}  // namespace deviso::qemu_virt
+
+#endif  // DEVISO_PLATFORM_QEMU_VIRT_AARCH64_PLATFORM_INFO_H_

@@ -1,0 +1,87 @@
+#include "smmu_platform.h"
+
+#include <cstdio>
+#include <optional>
+
+#include "arch.h"
+#include "core/mmio.h"
+#include "deviso/registry.h"
+#include "gic.h"
+#include "pgtable/table_pool.h"
+#include "ports/port.h"
+
+namespace deviso::qemu_virt {
+
+Result<DmaBuffer> ArenaDmaMemory::Allocate(size_t size, size_t align) {
+  DEVISO_ASSIGN_OR_RETURN(drivers::DmaRegion r, arena_.Alloc(size, align));
+  Clean(r.cpu, size);  // the arena zeroed it
+  return DmaBuffer{r.cpu, r.device_addr, size};
+}
+
+void ArenaDmaMemory::Free(const DmaBuffer& buffer) {
+  arena_.Free(drivers::DmaRegion{buffer.cpu, buffer.pa, buffer.size});
+}
+
+void ArenaDmaMemory::Clean(const void* p, size_t n) {
+  if (!coherent_) arch::CleanDcacheRange(p, n);
+}
+
+void ArenaDmaMemory::Invalidate(const void* p, size_t n) {
+  if (!coherent_) arch::InvalidateDcacheRange(p, n);
+}
+
+namespace {
+
+// 2 MiB of translation tables (512 granules) for every context of this SMMU.
+pgtable::StaticTablePool<4096, 512> g_tables;
+std::optional<DirectMmio> g_regs;
+std::optional<ArenaDmaMemory> g_dma;
+std::optional<smmuv3::Smmuv3> g_smmu;
+char g_name[32];
+
+void CleanTables(const void* p, size_t n) { arch::CleanDcacheRange(p, n); }
+
+void OnEventq(void* ctx) { static_cast<smmuv3::Smmuv3*>(ctx)->HandleEvents(); }
+void OnGerror(void* ctx) { static_cast<smmuv3::Smmuv3*>(ctx)->HandleGlobalErrors(); }
+
+}  // namespace
+
+Result<smmuv3::Smmuv3*> SetupSmmu(const PlatformInfo& info, DmaArena& arena) {
+  if (!info.smmu.present) return Status::NotFound();
+  if (g_smmu.has_value()) return Status::AlreadyExists();
+  const SmmuInfo& s = info.smmu;
+  g_regs.emplace(static_cast<uintptr_t>(s.regs.base));
+  g_dma.emplace(arena, s.dma_coherent);
+  if (!s.dma_coherent) g_tables.set_clean_hook(&CleanTables);
+  std::snprintf(g_name, sizeof(g_name), "smmuv3@%llx",
+                static_cast<unsigned long long>(s.regs.base));
+
+  smmuv3::Smmuv3::Config c;
+  c.regs = &*g_regs;
+  c.dma = &*g_dma;
+  c.tables_4k = &g_tables;
+  c.name = g_name;
+  c.dma_coherent = s.dma_coherent;
+  // QEMU writes ~1025 events for one blocked 4 KiB DMA write (it retries in 4-byte pieces):
+  // a 4096-record queue (128 KiB) holds a blocked page without overflowing.
+  c.eventq_log2 = 12;
+  g_smmu.emplace(c);
+  smmuv3::Smmuv3* smmu = &*g_smmu;
+  auto check = [](Status st, const char* what) {
+    if (!st.ok()) port::Log("deviso: %s: %s: %s\n", g_name, what, st.str());
+    return st;
+  };
+  DEVISO_TRY(check(smmu->Probe(), "probe"));
+  const bool irqs = s.eventq.valid && s.gerror.valid;
+  DEVISO_TRY(check(smmu->Init(irqs), "init"));
+  if (irqs) {
+    DEVISO_TRY(check(RegisterIrq(s.eventq.intid, &OnEventq, smmu, /*edge=*/true), "eventq irq"));
+    DEVISO_TRY(check(RegisterIrq(s.gerror.intid, &OnGerror, smmu, /*edge=*/true), "gerror irq"));
+    DEVISO_TRY(check(EnableIrq(s.eventq.intid), "enable eventq irq"));
+    DEVISO_TRY(check(EnableIrq(s.gerror.intid), "enable gerror irq"));
+  }
+  DEVISO_TRY(check(Registry::Default().RegisterUnit(*smmu), "register"));
+  return smmu;
+}
+
+}  // namespace deviso::qemu_virt

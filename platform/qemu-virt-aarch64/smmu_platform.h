@@ -1,0 +1,38 @@
+// The SMMUv3 of the QEMU `virt` board, brought up for deviso: the driver (src/smmuv3/) on the
+// registers the DTB names, its queues and stream table in the DMA arena, translation tables
+// from a static pool, the event-queue and global-error interrupts wired through the GIC, and
+// the unit registered with deviso's default registry.
+
+#ifndef DEVISO_PLATFORM_QEMU_VIRT_AARCH64_SMMU_PLATFORM_H_
+#define DEVISO_PLATFORM_QEMU_VIRT_AARCH64_SMMU_PLATFORM_H_
+
+#include "core/dma_memory.h"
+#include "dma_arena.h"
+#include "platform_info.h"
+#include "smmuv3/smmu.h"
+
+namespace deviso::qemu_virt {
+
+// DmaMemory (the SMMU's own structures) over the platform's DMA arena. Clean and Invalidate
+// are DC CVAC / DC CIVAC loops when the SMMU is not coherent, nothing when it is.
+class ArenaDmaMemory final : public DmaMemory {
+ public:
+  ArenaDmaMemory(DmaArena& arena, bool coherent) : arena_(arena), coherent_(coherent) {}
+  Result<DmaBuffer> Allocate(size_t size, size_t align) override;
+  void Free(const DmaBuffer& buffer) override;
+  void Clean(const void* p, size_t n) override;
+  void Invalidate(const void* p, size_t n) override;
+
+ private:
+  DmaArena& arena_;
+  bool coherent_;
+};
+
+// Probes and initialises the SMMU described by `info` (every StreamID blocked, then SMMUEN),
+// enables its interrupts and registers it with deviso::Registry::Default(). The unit lives in
+// static storage. Errors: -ENOENT (no SMMU in the DTB), and those of Smmuv3::Probe/Init.
+Result<smmuv3::Smmuv3*> SetupSmmu(const PlatformInfo& info, DmaArena& arena);
+
+}  // namespace deviso::qemu_virt
+
+#endif  // DEVISO_PLATFORM_QEMU_VIRT_AARCH64_SMMU_PLATFORM_H_

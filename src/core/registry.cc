@@ -1,0 +1,527 @@
+#include "deviso/registry.h"
+
+#include <cstring>
+#include <new>
+
+#include "deviso/assert.h"
+
+namespace deviso {
+namespace {
+
+constexpr Perms kKnownPerms = kPermRead | kPermWrite | kPermExec;
+constexpr uint8_t kMemTypeCount = 4;
+
+// -EINVAL unless [addr, addr + size) is non-empty, does not wrap and is aligned to `page`.
+Status CheckRange(uint64_t page, uint64_t addr, uint64_t size) {
+  uint64_t last = 0;
+  if (size == 0 || __builtin_add_overflow(addr, size - 1, &last)) {
+    return Status::InvalidArgument();
+  }
+  if (((addr | size) & (page - 1)) != 0) {
+    return Status::InvalidArgument();
+  }
+  return Status::Ok();
+}
+
+bool IsPowerOfTwo(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+// A pause hint for spin loops.
+inline void CpuRelax() {
+#if defined(__aarch64__)
+  asm volatile("yield" ::: "memory");
+#elif defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+}  // namespace
+
+// ---- ContextSlot: faults --------------------------------------------------------------------
+
+namespace internal {
+
+void ContextSlot::OnFault(const Fault& fault) {
+  __atomic_fetch_add(&fault_count_, 1, __ATOMIC_RELAXED);
+  // Never wait in interrupt context: if thread code is installing a handler, skip the call. The
+  // `installing_` check first lets that thread in even during a fault storm.
+  if (__atomic_load_n(&installing_, __ATOMIC_RELAXED) ||
+      __atomic_exchange_n(&callback_flag_, true, __ATOMIC_ACQUIRE)) {
+    __atomic_fetch_add(&suppressed_count_, 1, __ATOMIC_RELAXED);
+    return;
+  }
+  if (handler_ != nullptr) {
+    if (limiter_.TryTake(port::MonotonicNs())) {
+      handler_(&fault, user_);
+    } else {
+      __atomic_fetch_add(&suppressed_count_, 1, __ATOMIC_RELAXED);
+    }
+  }
+  __atomic_store_n(&callback_flag_, false, __ATOMIC_RELEASE);
+}
+
+void ContextSlot::InstallHandler(FaultHandler handler, void* user, uint32_t per_second) {
+  // Installers are serialised (the slot's lock, or the registry's operation lock for a free
+  // slot). The wait is bounded by one callback, which must not block; and a callback cannot be
+  // running on this CPU, since thread code does not run while an interrupt handler does.
+  __atomic_store_n(&installing_, true, __ATOMIC_RELAXED);
+  while (__atomic_exchange_n(&callback_flag_, true, __ATOMIC_ACQUIRE)) {
+    CpuRelax();
+  }
+  handler_ = handler;
+  user_ = user;
+  limiter_.Reset(per_second, port::MonotonicNs());
+  __atomic_store_n(&callback_flag_, false, __ATOMIC_RELEASE);
+  __atomic_store_n(&installing_, false, __ATOMIC_RELAXED);
+}
+
+void ContextSlot::ResetFaults() {
+  InstallHandler(nullptr, nullptr, kDefaultFaultCallbacksPerSecond);
+  __atomic_store_n(&fault_count_, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&suppressed_count_, 0, __ATOMIC_RELAXED);
+}
+
+}  // namespace internal
+
+// ---- Context ----------------------------------------------------------------------------------
+
+bool Context::LiveLocked() const {
+  return slot_->state_ == internal::ContextSlot::State::kLive && slot_->generation_ == generation_;
+}
+
+Status Context::Map(Iova iova, Paddr pa, uint64_t size, Perms perms, MemType type) const {
+  if (slot_ == nullptr) {
+    return Status::NotFound();
+  }
+  const port::LockGuard lock(slot_->lock_);
+  if (!LiveLocked()) {
+    return Status::NotFound();  // freed, and perhaps reused: this handle is stale
+  }
+  DEVISO_TRY(CheckRange(page_size_, iova, size));
+  DEVISO_TRY(CheckRange(page_size_, pa, size));
+  if ((perms & ~kKnownPerms) != 0 || (perms & kPermReadWrite) == 0 ||
+      static_cast<uint8_t>(type) >= kMemTypeCount) {
+    return Status::InvalidArgument();
+  }
+  return slot_->unit_->Map(slot_->domain_, iova, pa, size, perms, type);
+}
+
+Status Context::Unmap(Iova iova, uint64_t size) const {
+  if (slot_ == nullptr) {
+    return Status::NotFound();
+  }
+  const port::LockGuard lock(slot_->lock_);
+  if (!LiveLocked()) {
+    return Status::NotFound();
+  }
+  DEVISO_TRY(CheckRange(page_size_, iova, size));
+  return slot_->unit_->Unmap(slot_->domain_, iova, size);
+}
+
+Result<Paddr> Context::IovaToPhys(Iova iova) const {
+  if (slot_ == nullptr) {
+    return Status::NotFound();
+  }
+  const port::LockGuard lock(slot_->lock_);
+  if (!LiveLocked()) {
+    return Status::NotFound();
+  }
+  return slot_->unit_->IovaToPhys(slot_->domain_, iova);
+}
+
+Status Context::SetFaultHandler(FaultHandler handler, void* user, uint32_t per_second) const {
+  if (slot_ == nullptr) {
+    return Status::NotFound();
+  }
+  const port::LockGuard lock(slot_->lock_);
+  if (!LiveLocked()) {
+    return Status::NotFound();
+  }
+  if (per_second == 0) {
+    return Status::InvalidArgument();
+  }
+  slot_->InstallHandler(handler, user, per_second);
+  return Status::Ok();
+}
+
+Result<uint64_t> Context::fault_count() const {
+  return ReadCounter(&internal::ContextSlot::fault_count_);
+}
+
+Result<uint64_t> Context::suppressed_fault_count() const {
+  return ReadCounter(&internal::ContextSlot::suppressed_count_);
+}
+
+Result<uint64_t> Context::ReadCounter(uint64_t internal::ContextSlot::*counter) const {
+  if (slot_ == nullptr) {
+    return Status::NotFound();
+  }
+  const port::LockGuard lock(slot_->lock_);
+  if (!LiveLocked()) {
+    return Status::NotFound();
+  }
+  return __atomic_load_n(&(slot_->*counter), __ATOMIC_RELAXED);
+}
+
+// ---- Registry: lookups ------------------------------------------------------------------------
+
+Registry& Registry::Default() {
+  // Constructed on first use and never destroyed: no exit-time destructor, which a bare-metal
+  // image (no __cxa_atexit, no __dso_handle) could not register anyway.
+  alignas(Registry) static unsigned char storage[sizeof(Registry)];
+  static Registry* instance = new (storage) Registry();
+  return *instance;
+}
+
+bool Registry::IsRegistered(const IsolationUnit& unit) const {
+  for (const IsolationUnit* u : units_) {
+    if (u == &unit) {
+      return true;
+    }
+  }
+  return false;
+}
+
+Registry::DeviceEntry* Registry::FindDevice(const device* dev) {
+  if (dev == nullptr) {
+    return nullptr;
+  }
+  for (DeviceEntry& entry : devices_) {
+    if (entry.dev == dev) {
+      return &entry;
+    }
+  }
+  return nullptr;
+}
+
+const Registry::DeviceEntry* Registry::FindDevice(const device* dev) const {
+  return const_cast<Registry*>(this)->FindDevice(dev);
+}
+
+Result<Registry::StreamBinding*> Registry::FindStream(const device* dev, uint32_t sid) {
+  DeviceEntry* entry = FindDevice(dev);
+  if (entry == nullptr) {
+    return Status::InvalidArgument();
+  }
+  for (size_t i = 0; i < entry->sid_count; ++i) {
+    if (entry->streams[i].sid == sid) {
+      return &entry->streams[i];
+    }
+  }
+  return Status::InvalidArgument();  // not this device's StreamID
+}
+
+Result<const Registry::StreamBinding*> Registry::FindStream(const device* dev, uint32_t sid) const {
+  DEVISO_ASSIGN_OR_RETURN(const StreamBinding* binding,
+                          const_cast<Registry*>(this)->FindStream(dev, sid));
+  return binding;
+}
+
+Result<IsolationUnit*> Registry::FindUnit(const char* name) const {
+  if (name == nullptr) {
+    return Status::InvalidArgument();
+  }
+  const port::LockGuard table(table_lock_);
+  for (IsolationUnit* unit : units_) {
+    if (unit != nullptr && std::strcmp(unit->caps().name, name) == 0) {
+      return unit;
+    }
+  }
+  return Status::NotFound();
+}
+
+Result<IsolationUnit*> Registry::UnitOf(const device* dev) const {
+  const port::LockGuard table(table_lock_);
+  const DeviceEntry* entry = FindDevice(dev);
+  if (entry == nullptr) {
+    return Status::InvalidArgument();
+  }
+  return entry->unit;
+}
+
+Result<Context> Registry::FindContext(const device* dev, uint32_t sid) const {
+  const port::LockGuard table(table_lock_);
+  DEVISO_ASSIGN_OR_RETURN(const StreamBinding* binding, FindStream(dev, sid));
+  if (binding->context.slot_ == nullptr) {
+    return Status::NotFound();
+  }
+  return binding->context;
+}
+
+Status Registry::CheckLive(const Context& context) const {
+  // Slot state only changes under ops_lock_, which the caller holds.
+  if (context.slot_ == nullptr || !context.LiveLocked()) {
+    return Status::NotFound();
+  }
+  return Status::Ok();
+}
+
+void Registry::SetBinding(StreamBinding& binding, const Context& context, bool detached) {
+  const port::LockGuard table(table_lock_);
+  binding.context = context;
+  binding.detached = detached;
+}
+
+// ---- Registry: units and devices --------------------------------------------------------------
+
+Status Registry::RegisterUnit(IsolationUnit& unit) {
+  const char* name = unit.caps().name;
+  if (name == nullptr || name[0] == '\0') {
+    return Status::InvalidArgument();
+  }
+  const port::LockGuard ops(ops_lock_);
+  IsolationUnit** free_entry = nullptr;
+  for (IsolationUnit*& u : units_) {
+    if (u == nullptr) {
+      free_entry = free_entry == nullptr ? &u : free_entry;
+    } else if (u == &unit || std::strcmp(u->caps().name, name) == 0) {
+      return Status::AlreadyExists();
+    }
+  }
+  if (free_entry == nullptr) {
+    return Status::NoMemory();
+  }
+  const port::LockGuard table(table_lock_);
+  *free_entry = &unit;
+  return Status::Ok();
+}
+
+Status Registry::UnregisterUnit(IsolationUnit& unit) {
+  const port::LockGuard ops(ops_lock_);
+  if (!IsRegistered(unit)) {
+    return Status::NotFound();
+  }
+  for (const DeviceEntry& entry : devices_) {
+    if (entry.dev != nullptr && entry.unit == &unit) {
+      return Status::Busy();
+    }
+  }
+  for (const internal::ContextSlot& slot : slots_) {
+    // Live contexts without streams (shared domains) and retired slots count too.
+    if (slot.state_ != internal::ContextSlot::State::kFree && slot.unit_ == &unit) {
+      return Status::Busy();
+    }
+  }
+  const port::LockGuard table(table_lock_);
+  for (IsolationUnit*& u : units_) {
+    if (u == &unit) {
+      u = nullptr;
+    }
+  }
+  return Status::Ok();
+}
+
+Status Registry::BindDevice(const device* dev, IsolationUnit& unit,
+                            std::span<const uint32_t> sids) {
+  if (dev == nullptr || sids.empty() || sids.size() > kMaxSidsPerDevice) {
+    return Status::InvalidArgument();
+  }
+  for (size_t i = 0; i < sids.size(); ++i) {
+    DEVISO_TRY(unit.ValidateStream(sids[i]));
+    for (size_t j = 0; j < i; ++j) {
+      if (sids[j] == sids[i]) {
+        return Status::InvalidArgument();
+      }
+    }
+  }
+  const port::LockGuard ops(ops_lock_);
+  if (!IsRegistered(unit)) {
+    return Status::NotFound();
+  }
+  DeviceEntry* free_entry = nullptr;
+  for (DeviceEntry& entry : devices_) {
+    if (entry.dev == nullptr) {
+      free_entry = free_entry == nullptr ? &entry : free_entry;
+      continue;
+    }
+    if (entry.dev == dev) {
+      return Status::AlreadyExists();
+    }
+    if (entry.unit != &unit) {
+      continue;
+    }
+    for (size_t i = 0; i < entry.sid_count; ++i) {
+      for (const uint32_t sid : sids) {
+        if (entry.streams[i].sid == sid) {
+          return Status::AlreadyExists();  // another device's stream
+        }
+      }
+    }
+  }
+  if (free_entry == nullptr) {
+    return Status::NoMemory();
+  }
+  const port::LockGuard table(table_lock_);
+  free_entry->unit = &unit;
+  free_entry->sid_count = sids.size();
+  for (size_t i = 0; i < sids.size(); ++i) {
+    free_entry->streams[i] = StreamBinding();
+    free_entry->streams[i].sid = sids[i];
+  }
+  free_entry->dev = dev;
+  return Status::Ok();
+}
+
+Status Registry::UnbindDevice(const device* dev) {
+  const port::LockGuard ops(ops_lock_);
+  DeviceEntry* entry = FindDevice(dev);
+  if (entry == nullptr) {
+    return Status::NotFound();
+  }
+  for (size_t i = 0; i < entry->sid_count; ++i) {
+    if (entry->streams[i].context.slot_ != nullptr) {
+      return Status::Busy();
+    }
+  }
+  const port::LockGuard table(table_lock_);
+  *entry = DeviceEntry{};
+  return Status::Ok();
+}
+
+// ---- Registry: contexts -----------------------------------------------------------------------
+
+Result<internal::ContextSlot*> Registry::FreeSlot() {
+  for (internal::ContextSlot& slot : slots_) {
+    if (slot.state_ == internal::ContextSlot::State::kFree) {
+      return &slot;
+    }
+  }
+  return Status::NoMemory();
+}
+
+Result<Context> Registry::CreateIn(internal::ContextSlot& slot, IsolationUnit& unit,
+                                   const DomainOptions& options) {
+  // The slot is free: no handle reaches it and its domain cannot fault yet, so its fault state
+  // may be reset before the backend can report faults to it.
+  slot.ResetFaults();
+  DEVISO_ASSIGN_OR_RETURN(Domain* const domain, unit.CreateDomain(options, &slot));
+  // A page size that is not a power of two would break every alignment check: a backend bug.
+  DEVISO_ASSERT(domain != nullptr && IsPowerOfTwo(domain->page_size()));
+  const port::LockGuard lock(slot.lock_);
+  slot.unit_ = &unit;
+  slot.domain_ = domain;
+  slot.streams_ = 0;
+  slot.state_ = internal::ContextSlot::State::kLive;
+  return Context(&slot, slot.generation_, &unit, domain->page_size());
+}
+
+Status Registry::DestroyLocked(internal::ContextSlot& slot) {
+  DEVISO_ASSERT(slot.state_ == internal::ContextSlot::State::kLive && slot.streams_ == 0);
+  DEVISO_TRY(slot.unit_->DestroyDomain(slot.domain_));
+  slot.state_ = internal::ContextSlot::State::kFree;
+  slot.domain_ = nullptr;
+  ++slot.generation_;  // every handle to this context is stale from here on
+  // Waits for a callback in flight, so the caller's handler and `user` are free to go.
+  slot.InstallHandler(nullptr, nullptr, kDefaultFaultCallbacksPerSecond);
+  return Status::Ok();
+}
+
+Result<Context> Registry::AllocContext(const device* dev, uint32_t sid,
+                                       const DomainOptions& options) {
+  const port::LockGuard ops(ops_lock_);
+  DEVISO_ASSIGN_OR_RETURN(StreamBinding* const binding, FindStream(dev, sid));
+  if (binding->context.slot_ != nullptr) {
+    return Status::AlreadyExists();
+  }
+  IsolationUnit& unit = *FindDevice(dev)->unit;
+  DEVISO_ASSIGN_OR_RETURN(internal::ContextSlot* const slot, FreeSlot());
+  DEVISO_ASSIGN_OR_RETURN(const Context context, CreateIn(*slot, unit, options));
+
+  if (const Status attached = unit.Attach(slot->domain_, sid); !attached.ok()) {
+    const port::LockGuard lock(slot->lock_);
+    if (const Status destroyed = DestroyLocked(*slot); !destroyed.ok()) {
+      // The backend still holds the domain, whose fault sink is this slot: retire the slot
+      // rather than let a new context receive that domain's faults.
+      port::Log(
+          "deviso: %s: sid %#x: attach failed (%s), destroying its new domain failed (%s);"
+          " context slot retired\n",
+          unit.caps().name, sid, attached.str(), destroyed.str());
+      slot->state_ = internal::ContextSlot::State::kOrphaned;
+      ++slot->generation_;
+    }
+    return attached;
+  }
+  slot->streams_ = 1;
+  SetBinding(*binding, context, /*detached=*/false);
+  return context;
+}
+
+Status Registry::FreeContext(const device* dev, uint32_t sid) {
+  const port::LockGuard ops(ops_lock_);
+  DEVISO_ASSIGN_OR_RETURN(StreamBinding* const binding, FindStream(dev, sid));
+  internal::ContextSlot* const slot = binding->context.slot_;
+  if (slot == nullptr) {
+    return Status::NotFound();
+  }
+  if (slot->streams_ > 1) {
+    return Status::Busy();
+  }
+  {
+    // Held across the teardown: a Map on this context waits, then finds it gone (-ENOENT).
+    const port::LockGuard lock(slot->lock_);
+    if (!binding->detached) {
+      DEVISO_TRY(slot->unit_->Detach(slot->domain_, sid));
+    }
+    slot->streams_ = 0;
+    if (const Status destroyed = DestroyLocked(*slot); !destroyed.ok()) {
+      // The stream is blocked; the context stays so that FreeContext can retry the reclaim.
+      slot->streams_ = 1;
+      SetBinding(*binding, binding->context, /*detached=*/true);
+      return destroyed;
+    }
+  }
+  SetBinding(*binding, Context(), /*detached=*/false);
+  return Status::Ok();
+}
+
+Result<Context> Registry::CreateDomain(IsolationUnit& unit, const DomainOptions& options) {
+  const port::LockGuard ops(ops_lock_);
+  if (!IsRegistered(unit)) {
+    return Status::NotFound();
+  }
+  DEVISO_ASSIGN_OR_RETURN(internal::ContextSlot* const slot, FreeSlot());
+  return CreateIn(*slot, unit, options);
+}
+
+Status Registry::Attach(const Context& context, const device* dev, uint32_t sid) {
+  const port::LockGuard ops(ops_lock_);
+  DEVISO_TRY(CheckLive(context));
+  DEVISO_ASSIGN_OR_RETURN(StreamBinding* const binding, FindStream(dev, sid));
+  if (FindDevice(dev)->unit != context.slot_->unit_) {
+    return Status::InvalidArgument();
+  }
+  if (binding->context.slot_ != nullptr) {
+    return Status::AlreadyExists();
+  }
+  DEVISO_TRY(context.slot_->unit_->Attach(context.slot_->domain_, sid));
+  ++context.slot_->streams_;
+  SetBinding(*binding, context, /*detached=*/false);
+  return Status::Ok();
+}
+
+Status Registry::Detach(const Context& context, const device* dev, uint32_t sid) {
+  const port::LockGuard ops(ops_lock_);
+  DEVISO_TRY(CheckLive(context));
+  DEVISO_ASSIGN_OR_RETURN(StreamBinding* const binding, FindStream(dev, sid));
+  if (!(binding->context == context)) {
+    return Status::NotFound();
+  }
+  // A stream FreeContext already detached (its reclaim failed) is only forgotten.
+  if (!binding->detached) {
+    DEVISO_TRY(context.slot_->unit_->Detach(context.slot_->domain_, sid));
+  }
+  --context.slot_->streams_;
+  SetBinding(*binding, Context(), /*detached=*/false);
+  return Status::Ok();
+}
+
+Status Registry::DestroyDomain(const Context& context) {
+  const port::LockGuard ops(ops_lock_);
+  DEVISO_TRY(CheckLive(context));
+  if (context.slot_->streams_ != 0) {
+    return Status::Busy();
+  }
+  const port::LockGuard lock(context.slot_->lock_);
+  return DestroyLocked(*context.slot_);
+}
+
+}  // namespace deviso

@@ -1,0 +1,413 @@
+// AHCI driver (see ahci.h). Section numbers are from Serial ATA AHCI 1.3.1.
+
+#include "drivers/ahci/ahci.h"
+
+#include <cstring>
+
+#include "core/barrier.h"
+#include "ports/port.h"
+
+namespace deviso::drivers::ahci {
+namespace {
+
+constexpr uint64_t kMs = 1'000'000;
+// 10.1.2: "software should wait at least 500 milliseconds" for CR and FR to clear.
+constexpr uint64_t kStopTimeoutNs = 500 * kMs;
+constexpr uint64_t kHbaResetTimeoutNs = 1000 * kMs;  // 10.4.3: HR clears within 1 s
+constexpr uint64_t kDeviceReadyTimeoutNs = 1000 * kMs;
+constexpr uint64_t kLinkTimeoutNs = 1000 * kMs;
+constexpr unsigned kSlot = 0;  // the driver is synchronous: one slot is enough
+constexpr uint32_t kCfisDwords = sizeof(ds::FisRegH2d) / 4;
+
+// Polls `done()` until it is true or `timeout_ns` passes.
+template <typename Done>
+Status PollUntil(uint64_t timeout_ns, Done done) {
+  const port::Deadline deadline = port::Deadline::In(timeout_ns);
+  while (!done()) {
+    if (deadline.Expired()) {
+      return done() ? Status::Ok() : Status::TimedOut();
+    }
+  }
+  return Status::Ok();
+}
+
+void SleepNs(uint64_t ns) {
+  const port::Deadline deadline = port::Deadline::In(ns);
+  while (!deadline.Expired()) {
+  }
+}
+
+// ATA strings hold two characters per 16-bit word, the first in the high byte (ACS-2 3.4.9).
+void CopyAtaString(const uint16_t* words, size_t word_count, char* out) {
+  size_t n = 0;
+  for (size_t i = 0; i < word_count; ++i) {
+    out[n++] = static_cast<char>(words[i] >> 8);
+    out[n++] = static_cast<char>(words[i] & 0xff);
+  }
+  while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0')) {
+    --n;
+  }
+  out[n] = '\0';
+}
+
+ds::FisRegH2d LbaCommand(uint8_t command, uint64_t lba, uint32_t sectors) {
+  ds::FisRegH2d fis{};
+  fis.fis_type = ds::FisRegH2d::kType;
+  fis.flags = ds::FisRegH2d::kFlagCommand;
+  fis.command = command;
+  fis.device = ds::FisRegH2d::kDeviceLba;
+  fis.lba0 = static_cast<uint8_t>(lba);
+  fis.lba1 = static_cast<uint8_t>(lba >> 8);
+  fis.lba2 = static_cast<uint8_t>(lba >> 16);
+  fis.lba3 = static_cast<uint8_t>(lba >> 24);
+  fis.lba4 = static_cast<uint8_t>(lba >> 32);
+  fis.lba5 = static_cast<uint8_t>(lba >> 40);
+  const uint32_t count = sectors == ata::kMaxSectorsPerCommand ? 0 : sectors;  // 0 = 65536
+  fis.count_low = static_cast<uint8_t>(count);
+  fis.count_high = static_cast<uint8_t>(count >> 8);
+  return fis;
+}
+
+}  // namespace
+
+// --- Hba -----------------------------------------------------------------------------------------
+
+Status Hba::Init() {
+  const reg::Cap2 cap2{abar_.Read32(reg::Cap2::kOffset)};
+  if (cap2.boh() != 0) {
+    // 10.6.3: request ownership (OOS), wait for the BIOS to release it (BOS clear), then for
+    // any BIOS command to finish (BB clear, up to 2 s).
+    reg::Bohc bohc{abar_.Read32(reg::Bohc::kOffset)};
+    abar_.Write32(reg::Bohc::kOffset, bohc.set_oos(1).raw);
+    DEVISO_TRY(PollUntil(25 * kMs + 2000 * kMs, [&] {
+      const reg::Bohc b{abar_.Read32(reg::Bohc::kOffset)};
+      return b.bos() == 0 && b.bb() == 0;
+    }));
+  }
+
+  // 10.4.3 HBA reset; AE must be set before HR is usable and again afterwards (3.1.2).
+  reg::Ghc ghc{abar_.Read32(reg::Ghc::kOffset)};
+  abar_.Write32(reg::Ghc::kOffset, ghc.set_ae(1).raw);
+  abar_.Write32(reg::Ghc::kOffset, ghc.set_hr(1).raw);
+  DEVISO_TRY(PollUntil(kHbaResetTimeoutNs,
+                       [&] { return reg::Ghc{abar_.Read32(reg::Ghc::kOffset)}.hr() == 0; }));
+  abar_.Write32(reg::Ghc::kOffset, reg::Ghc{}.set_ae(1).set_ie(0).raw);
+
+  cap_ = reg::Cap{abar_.Read32(reg::Cap::kOffset)};
+  vs_ = reg::Vs{abar_.Read32(reg::Vs::kOffset)};
+  pi_ = abar_.Read32(reg::Pi::kOffset);
+  abar_.Write32(reg::Is::kOffset, 0xffffffff);
+  return Status::Ok();
+}
+
+uint32_t Hba::PortsWithLink() const {
+  uint32_t mask = 0;
+  for (unsigned p = 0; p < ds::kMaxSlots; ++p) {
+    if ((pi_ & (1U << p)) == 0) {
+      continue;
+    }
+    const reg::PxSsts ssts{abar_.Read32(reg::PortOffset(p) + reg::PxSsts::kOffset)};
+    if (ssts.det() == reg::PxSsts::kDetPresent) {
+      mask |= 1U << p;
+    }
+  }
+  return mask;
+}
+
+// --- Port ----------------------------------------------------------------------------------------
+
+Port::Port(Mmio& abar, unsigned index, DmaAllocator& dma, bool s64a, const PortOptions& options)
+    : abar_(abar),
+      index_(index),
+      base_(reg::PortOffset(index)),
+      dma_(dma),
+      s64a_(s64a),
+      options_(options) {}
+
+Port::~Port() {
+  if (Stop().ok()) {
+    FreeMemory();
+  }
+  // If the port did not stop, the HBA may still write the FIS area: leak it rather than free
+  // memory a device can reach.
+}
+
+Status Port::Allocate() {
+  if (allocated_) {
+    return Status::Ok();
+  }
+  if (options_.max_prds == 0 || options_.max_prds > 65535) {
+    return Status::InvalidArgument();
+  }
+  DEVISO_ASSIGN_OR_RETURN(command_list_, dma_.Alloc(ds::kCommandListBytes, ds::kCommandListAlign));
+  auto fis = dma_.Alloc(ds::kReceivedFisBytes, ds::kReceivedFisAlign);
+  if (!fis.ok()) {
+    dma_.Free(command_list_);
+    return fis.status();
+  }
+  received_fis_ = *fis;
+  auto table = dma_.Alloc(ds::CommandTableBytes(options_.max_prds), ds::kCommandTableAlign);
+  if (!table.ok()) {
+    dma_.Free(received_fis_);
+    dma_.Free(command_list_);
+    return table.status();
+  }
+  command_table_ = *table;
+  allocated_ = true;
+  const uint64_t highest =
+      command_list_.device_addr | received_fis_.device_addr | command_table_.device_addr;
+  if (!s64a_ && (highest >> 32) != 0) {
+    FreeMemory();
+    return Status::OutOfRange();
+  }
+  return Status::Ok();
+}
+
+void Port::FreeMemory() {
+  if (!allocated_) {
+    return;
+  }
+  dma_.Free(command_table_);
+  dma_.Free(received_fis_);
+  dma_.Free(command_list_);
+  allocated_ = false;
+}
+
+Status Port::Stop() {
+  running_ = false;
+  reg::PxCmd cmd = ReadCmd();
+  if (cmd.st() != 0) {
+    Write32(reg::PxCmd::kOffset, cmd.set_st(0).raw);
+  }
+  DEVISO_TRY(PollUntil(kStopTimeoutNs, [&] { return ReadCmd().cr() == 0; }));
+  cmd = ReadCmd();
+  if (cmd.fre() != 0) {
+    Write32(reg::PxCmd::kOffset, cmd.set_fre(0).raw);
+  }
+  return PollUntil(kStopTimeoutNs, [&] { return ReadCmd().fr() == 0; });
+}
+
+Status Port::WaitDeviceReady(uint64_t timeout_ns) const {
+  return PollUntil(timeout_ns, [&] {
+    const reg::PxTfd tfd{Read32(reg::PxTfd::kOffset)};
+    return tfd.bsy() == 0 && tfd.drq() == 0;
+  });
+}
+
+// COMRESET through PxSCTL.DET (3.3.11, 10.4.2): only with PxCMD.ST clear. DET=1 must be held for
+// at least 1 ms; then the link must come back (PxSSTS.DET = 3), and PxSERR is cleared so that
+// the device's first D2H FIS can update PxTFD.
+Status Port::ComReset() {
+  reg::PxSctl sctl{Read32(reg::PxSctl::kOffset)};
+  Write32(reg::PxSctl::kOffset, sctl.set_det(1).raw);
+  SleepNs(2 * kMs);
+  Write32(reg::PxSctl::kOffset, sctl.set_det(0).raw);
+  const Status link = PollUntil(kLinkTimeoutNs, [&] {
+    return reg::PxSsts{Read32(reg::PxSsts::kOffset)}.det() == reg::PxSsts::kDetPresent;
+  });
+  Write32(reg::kPxSerr, 0xffffffff);
+  return link;
+}
+
+Status Port::Start() {
+  const reg::PxCmd idle = ReadCmd();
+  if (idle.st() != 0 || idle.cr() != 0 || idle.fre() != 0 || idle.fr() != 0) {
+    DEVISO_TRY(Stop());
+  }
+  DEVISO_TRY(Allocate());
+
+  // 10.1.2 steps 5-7: point the port at its memory, clear errors, enable FIS reception.
+  Write32(reg::kPxClb, static_cast<uint32_t>(command_list_.device_addr));
+  Write32(reg::kPxClbu, static_cast<uint32_t>(command_list_.device_addr >> 32));
+  Write32(reg::kPxFb, static_cast<uint32_t>(received_fis_.device_addr));
+  Write32(reg::kPxFbu, static_cast<uint32_t>(received_fis_.device_addr >> 32));
+  Write32(reg::kPxSerr, 0xffffffff);
+  Write32(reg::PxIs::kOffset, 0xffffffff);
+  Write32(reg::kPxIe, 0);  // polled
+  reg::PxCmd cmd = ReadCmd();
+  Write32(reg::PxCmd::kOffset, cmd.set_fre(1).raw);
+
+  if (reg::PxSsts{Read32(reg::PxSsts::kOffset)}.det() != reg::PxSsts::kDetPresent) {
+    return Status::NotFound();
+  }
+  // 10.3.1: ST may be set only while BSY and DRQ are clear.
+  if (!WaitDeviceReady(kDeviceReadyTimeoutNs).ok()) {
+    DEVISO_TRY(ComReset());
+    DEVISO_TRY(WaitDeviceReady(kDeviceReadyTimeoutNs));
+  }
+  // 3.3.9: the signature came with the device's first D2H register FIS.
+  if (Read32(reg::PxSig::kOffset) != reg::PxSig::kAta) {
+    return Status::NotSupported();
+  }
+  Write32(reg::PxIs::kOffset, 0xffffffff);
+  cmd = ReadCmd();
+  Write32(reg::PxCmd::kOffset, cmd.set_st(1).raw);
+  running_ = true;
+  return Status::Ok();
+}
+
+Status Port::Recover(bool force_comreset) {
+  // 10.4.2 non-queued error recovery. Stop() fails if CR stays set: the HBA is stuck on a
+  // command (e.g. QEMU with an unreachable command table); a COMRESET unsticks it.
+  const Status stopped = Stop();
+  Write32(reg::kPxSerr, 0xffffffff);
+  Write32(reg::PxIs::kOffset, 0xffffffff);
+  const reg::PxTfd tfd{Read32(reg::PxTfd::kOffset)};
+  if (force_comreset || !stopped.ok() || tfd.bsy() != 0 || tfd.drq() != 0) {
+    DEVISO_TRY(ComReset());
+    DEVISO_TRY(Stop());
+  }
+  return Start();
+}
+
+Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segments, bool write,
+                   uint32_t bytes) {
+  if (!running_) {
+    return Status::IoError();
+  }
+  // Validate everything before touching the hardware.
+  if (segments.size() > options_.max_prds || segments.empty()) {
+    return Status::InvalidArgument();
+  }
+  uint64_t total = 0;
+  for (const DmaSegment& s : segments) {
+    if (s.region == nullptr || s.bytes == 0 || s.bytes > ds::Prd::kMaxBytes || (s.bytes & 1) != 0 ||
+        (s.device_addr() & 1) != 0 || s.offset > s.region->size ||
+        s.bytes > s.region->size - s.offset ||
+        (!s64a_ && (s.device_addr() + s.bytes) > (1ULL << 32))) {
+      return Status::InvalidArgument();
+    }
+    total += s.bytes;
+  }
+  if (total != bytes) {
+    return Status::InvalidArgument();
+  }
+
+  // 5.5.1: build the command table (CFIS + PRDT), then the command header, then issue.
+  auto* table = static_cast<uint8_t*>(command_table_.cpu);
+  std::memset(table, 0, ds::kPrdtOffset);
+  std::memcpy(table + ds::kCfisOffset, &fis, sizeof(fis));
+  auto* prdt = reinterpret_cast<ds::Prd*>(table + ds::kPrdtOffset);
+  for (size_t i = 0; i < segments.size(); ++i) {
+    prdt[i].set(segments[i].device_addr(), static_cast<uint32_t>(segments[i].bytes), false);
+  }
+  auto* header = static_cast<ds::CommandHeader*>(command_list_.cpu) + kSlot;
+  header->set_dw0(static_cast<uint32_t>(segments.size()), write, kCfisDwords);
+  header->clear_prdbc();
+  header->set_ctba(command_table_.device_addr);
+  dma_.SyncForDevice(command_table_, 0, ds::CommandTableBytes(segments.size()));
+  dma_.SyncForDevice(command_list_, kSlot * sizeof(ds::CommandHeader), sizeof(ds::CommandHeader));
+  for (const DmaSegment& s : segments) {
+    if (write) {
+      dma_.SyncForDevice(*s.region, s.offset, s.bytes);
+    }
+  }
+
+  Write32(reg::PxIs::kOffset, 0xffffffff);
+  DmaWriteBarrier();  // descriptors and data before the doorbell
+  Write32(reg::kPxCi, 1U << kSlot);
+
+  // 5.6.2 / 6.1: the command is done when its PxCI bit clears; an error sets a PxIS error bit
+  // (e.g. TFES) and leaves PxCI set.
+  const port::Deadline deadline = port::Deadline::In(options_.command_timeout_ns);
+  for (;;) {
+    const reg::PxIs is{Read32(reg::PxIs::kOffset)};
+    if (is.error()) {
+      ++errors_;
+      const reg::PxTfd tfd{Read32(reg::PxTfd::kOffset)};
+      port::Log("ahci: port %u: command 0x%02x failed: PxIS 0x%08x PxTFD 0x%04x PxSERR 0x%08x\n",
+                index_, fis.command, is.raw, tfd.raw, Read32(reg::kPxSerr));
+      (void)Recover(false);
+      return Status::IoError();
+    }
+    if ((Read32(reg::kPxCi) & (1U << kSlot)) == 0) {
+      break;
+    }
+    if (deadline.Expired()) {
+      ++timeouts_;
+      port::Log("ahci: port %u: command 0x%02x timed out: PxCI 0x%08x PxCMD 0x%08x PxTFD 0x%04x\n",
+                index_, fis.command, Read32(reg::kPxCi), ReadCmd().raw,
+                Read32(reg::PxTfd::kOffset));
+      (void)Recover(true);
+      return Status::TimedOut();
+    }
+  }
+  DmaReadBarrier();  // the completion before the data and PRDBC
+
+  dma_.SyncForCpu(command_list_, kSlot * sizeof(ds::CommandHeader), sizeof(ds::CommandHeader));
+  const reg::PxTfd tfd{Read32(reg::PxTfd::kOffset)};
+  const uint32_t moved = header->prdbc();
+  if (tfd.sts_err() != 0 || tfd.bsy() != 0 || moved != bytes) {
+    ++errors_;
+    port::Log("ahci: port %u: command 0x%02x: PxTFD 0x%04x, %u of %u bytes moved\n", index_,
+              fis.command, tfd.raw, moved, bytes);
+    (void)Recover(false);
+    return Status::IoError();
+  }
+  if (!write) {
+    for (const DmaSegment& s : segments) {
+      dma_.SyncForCpu(*s.region, s.offset, s.bytes);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Port::Transfer(uint8_t command, uint64_t lba, uint32_t sectors,
+                      std::span<const DmaSegment> segments, bool write) {
+  if (sectors == 0 || sectors > ata::kMaxSectorsPerCommand || (lba >> 48) != 0 ||
+      ((lba + sectors - 1) >> 48) != 0) {
+    return Status::InvalidArgument();
+  }
+  return Issue(LbaCommand(command, lba, sectors), segments, write,
+               sectors * static_cast<uint32_t>(ata::kSectorBytes));
+}
+
+Status Port::Read(uint64_t lba, uint32_t sectors, std::span<const DmaSegment> segments) {
+  return Transfer(ata::kReadDmaExt, lba, sectors, segments, false);
+}
+
+Status Port::Write(uint64_t lba, uint32_t sectors, std::span<const DmaSegment> segments) {
+  return Transfer(ata::kWriteDmaExt, lba, sectors, segments, true);
+}
+
+Result<IdentifyInfo> Port::Identify() {
+  DEVISO_ASSIGN_OR_RETURN(const DmaRegion buffer, dma_.Alloc(ata::kSectorBytes, 2));
+  ds::FisRegH2d fis{};
+  fis.fis_type = ds::FisRegH2d::kType;
+  fis.flags = ds::FisRegH2d::kFlagCommand;
+  fis.command = ata::kIdentifyDevice;
+  const DmaSegment segment{&buffer, 0, ata::kSectorBytes};
+  const Status s = Issue(fis, {&segment, 1}, false, ata::kSectorBytes);
+  if (!s.ok()) {
+    dma_.Free(buffer);
+    return s;
+  }
+  uint16_t id[256];
+  std::memcpy(id, buffer.cpu, sizeof(id));
+  dma_.Free(buffer);
+
+  IdentifyInfo info;
+  CopyAtaString(id + ata::kIdSerial, 10, info.serial);
+  CopyAtaString(id + ata::kIdFirmware, 4, info.firmware);
+  CopyAtaString(id + ata::kIdModel, 20, info.model);
+  info.lba48 = (id[ata::kIdCommandSets2] & (1U << 10)) != 0;
+  if (info.lba48) {
+    info.sectors = uint64_t{id[ata::kIdLba48Sectors]} |
+                   (uint64_t{id[ata::kIdLba48Sectors + 1]} << 16) |
+                   (uint64_t{id[ata::kIdLba48Sectors + 2]} << 32) |
+                   (uint64_t{id[ata::kIdLba48Sectors + 3]} << 48);
+  } else {
+    info.sectors =
+        uint64_t{id[ata::kIdLba28Sectors]} | (uint64_t{id[ata::kIdLba28Sectors + 1]} << 16);
+  }
+  // Word 106: bit 14 set and bit 15 clear mean the word is valid; bit 12: sector size in 117-118.
+  const uint16_t w106 = id[ata::kIdSectorSize];
+  info.sector_bytes = static_cast<uint32_t>(ata::kSectorBytes);
+  if ((w106 & 0xc000) == 0x4000 && (w106 & (1U << 12)) != 0) {
+    info.sector_bytes = 2 * (uint32_t{id[ata::kIdLogicalSectorWords]} |
+                             (uint32_t{id[ata::kIdLogicalSectorWords + 1]} << 16));
+  }
+  return info;
+}
+
+}  // namespace deviso::drivers::ahci

@@ -1,0 +1,39 @@
+// Bare-metal AArch64 backend of src/ports/port.h.
+
+#ifndef DEVISO_SRC_PORTS_BAREMETAL_PORT_BACKEND_H_
+#define DEVISO_SRC_PORTS_BAREMETAL_PORT_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace deviso::port {
+
+// A ticket lock (Arm ARM K13 "Barrier litmus tests" style acquire/release): `next` is the
+// ticket handed to the next arrival, `owner` the ticket being served. Exclusives need Normal
+// memory: take a Mutex only once the MMU is on.
+struct MutexStorage {
+  uint32_t next = 0;
+  uint32_t owner = 0;
+  // DAIF of the holder before it masked interrupts, restored by Unlock. Written only by the
+  // holder.
+  uint64_t saved_daif = 0;
+};
+
+// Hooks the platform installs at boot (platform/<board>/). Until then Log() discards its output
+// and deviso_panic() halts the CPU.
+namespace baremetal {
+
+// Writes `n` bytes of console output (e.g. a PL011). Called with the log lock held and IRQs
+// masked: must not block on an interrupt.
+using ConsoleWriteFn = void (*)(const char* s, size_t n);
+// Ends the program with `status` (0 success); must not return.
+using ExitFn = void (*)(int status);
+
+void SetConsole(ConsoleWriteFn write);
+void SetExit(ExitFn exit);
+
+}  // namespace baremetal
+
+}  // namespace deviso::port
+
+#endif  // DEVISO_SRC_PORTS_BAREMETAL_PORT_BACKEND_H_

@@ -1,0 +1,456 @@
+// A register-level model of an Arm SMMUv3 (IHI0070) for host tests of deviso's SMMUv3 driver.
+//
+// The model is the driver's Mmio: the driver programs it through its registers and in-memory
+// structures exactly as it would program hardware, and a test plays the device through
+// DeviceRead() / DeviceWrite(). It is written from the specification independently of the
+// driver, so that a misunderstanding shared by both cannot pass the tests.
+//
+// What is modelled (defaults in Options; the ID registers advertise exactly this):
+//   * Registers of page 0 and page 1 (IHI0070 6.2, 6.3): IDR0-5, IIDR, AIDR, CR0/CR0ACK,
+//     CR1, CR2, STATUSR, GBPA (Update handshake; optionally unimplemented, as in QEMU),
+//     IRQ_CTRL/IRQ_CTRLACK, GERROR/GERRORN (an error is active while the bits differ),
+//     STRTAB_BASE/_CFG, CMDQ_BASE/PROD/CONS, EVENTQ_BASE and EVENTQ_PROD/CONS in page 1.
+//     64-bit registers also accept 32-bit accesses to either half. Accesses to any other offset
+//     are RAZ/WI and counted (bad_register_accesses()), as are writes to read-only registers and
+//     writes the spec forbids in the current state (e.g. CMDQ_BASE while CMDQEN=1: ignored).
+//   * Stream tables, linear and 2-level (IHI0070 3.3, 5.1, 5.2), with the base address aligned
+//     to the table size by ignoring low bits, as the SMMU does. STE.Config abort, bypass, stage 1
+//     (one CD: S1CDMax = 0) and stage 2 (including concatenated start-level tables).
+//   * Context descriptors (IHI0070 5.4): V, AA64, ENDI, A, S, HA/HD, EPD0/1, T0SZ/T1SZ, TG0/1,
+//     IPS, TBI, AFFD, WXN, PAN, HAD0/1, ASID, R.
+//   * Its own VMSAv8-64 walker (Arm ARM D8): 4K/16K/64K granules, table/block/page descriptors,
+//     hierarchical attributes (APTable, UXNTable, PXNTable, unless CD.HADx), AF (no HTTU:
+//     AF = 0 faults unless AFFD), nG, stage 1 AP[2:1]/PXN/UXN with PnU, stage 2 S2AP/XN, and
+//     address-size faults for table and output addresses beyond the effective IPS/S2PS/OAS.
+//   * Event records (IHI0070 7.3) F_TRANSLATION, F_ADDR_SIZE, F_ACCESS, F_PERMISSION,
+//     F_WALK_EABT, F_STE_FETCH, F_CD_FETCH, C_BAD_STREAMID, C_BAD_STE, C_BAD_CD with StreamID,
+//     InputAddr, RnW, PnU, InD, S2, CLASS, IPA and FetchAddr. CD.R and STE.S2R gate the four
+//     translation-fault types; CR2.RECINVSID gates C_BAD_STREAMID. The event queue wraps; an
+//     event that finds it full is lost and EVENTQ_PROD.OVFLG toggles if it equals
+//     EVENTQ_CONS.OVACKFLG (IHI0070 7.4). An event-queue write outside RAM raises
+//     GERROR.EVENTQ_ABT_ERR.
+//   * Commands (IHI0070 4): PREFETCH_CONFIG/ADDR (no-ops), CFGI_STE (Leaf), CFGI_STE_RANGE
+//     (and CFGI_ALL = Range 31), CFGI_CD, CFGI_CD_ALL, TLBI_NH_ALL/ASID/VA/VAA, TLBI_S12_VMALL,
+//     TLBI_S2_IPA, TLBI_NSNH_ALL, TLBI_EL2_* (only with Options::hyp), CMD_SYNC (CS none, IRQ,
+//     SEV). Range invalidation with RIL: TG/SCALE/NUM give (NUM+1) * 2^SCALE granules from the
+//     address aligned down to TG; TTL (used only with TG != 0) limits the invalidation to leaf
+//     entries of that level; entries of another granule than TG are not invalidated; Leaf=1
+//     keeps the walk cache. Commands are consumed synchronously when CMDQ_PROD is written. An
+//     illegal command (unknown or unsupported opcode, SSec=1, CMD_SYNC CS=0b11, TG naming an
+//     unsupported granule) stops the queue at that command with CMDQ_CONS.ERR = CERROR_ILL and
+//     GERROR.CMDQ_ERR; a command read outside RAM gives CERROR_ABT. Processing resumes from
+//     CMDQ_CONS once GERRORN acknowledges.
+//   * Caches that hold until invalidated: an IOTLB of leaf entries (FIFO replacement at
+//     Options::iotlb_entries) tagged by stage, VMID, ASID (or global), granule and leaf level; a
+//     walk cache of table descriptors (Options::walk_cache_entries); a configuration cache of
+//     STEs, L1 stream table descriptors and CDs (unbounded: never evicted, so only a CFGI
+//     removes an entry). Only valid structures are cached.
+//
+// Simplifications (deliberate; see also the per-function comments):
+//   * No substreams (IDR1.SSIDSIZE = 0), PRI, ATS, stalls (STALL_MODEL = 0b01), MSIs (IDR0.MSI =
+//     0: the *_IRQ_CFG registers are RAZ/WI), HTTU, Secure state, AArch32 tables, 52-bit
+//     addresses, VATOS, ECMDQ, SFM_ERR. STE.S1DSS, S1STALLD, EATS, the attribute overrides
+//     (SHCFG, MTCFG, PRIVCFG, INSTCFG...) and CR1/CR2.PTM/E2H are stored and ignored.
+//   * Nested translation (STE.Config = 0b111) is reported as C_BAD_STE even when both stages
+//     are implemented.
+//   * A stage 1 STE with STRW != 0 is C_BAD_STE: EL2 stream worlds are not modelled (not even
+//     with Options::hyp, which only makes CMD_TLBI_EL2_* legal no-ops).
+//   * STE.S1DSS is ignored, as the spec says for S1CDMax = 0. (QEMU 7.2 differs: it aborts a
+//     stage 1 stream whose S1DSS is 0b00 even then, so a driver should set S1DSS anyway.)
+//   * On a Leaf = 0 TLBI the walk-cache entries covering the range go whatever the TTL hint.
+//   * The RES0 bits CD.HA/HD/S and STE.S2HA/S2HD/S2S are checked strictly (C_BAD_CD /
+//     C_BAD_STE), as QEMU does, since HTTU and stalls are not implemented.
+//   * STE.S2VMID tags stage 1 entries too when stage 2 is implemented (IHI0070 5.2), so the
+//     VMID of TLBI_NH_* commands must match it; without stage 2 VMIDs are ignored.
+//   * An instruction fetch needs read permission as well as execute permission; writes are
+//     always data accesses.
+//   * A stage 2 input address beyond 2^(64 - S2T0SZ) (including beyond IAS) is a stage 2
+//     F_TRANSLATION.
+//   * CMD_CFGI_STE and CMD_CFGI_STE_RANGE (Range < 31) do not drop cached CDs; only CFGI_CD,
+//     CFGI_CD_ALL and CFGI_ALL do. Cached CDs are keyed by (StreamID, CD address).
+//   * The contiguous hint is ignored (entries are cached at descriptor size).
+//   * Memory: every access of the model (queues, stream tables, CDs, translation tables, the
+//     device's data) goes through SimPhysMemory's Unit*() accessors, which see only what the CPU
+//     cleaned when the memory is non-coherent; event records are written there too, so the
+//     driver must invalidate before reading them. An address outside the simulated memory is
+//     an external abort.
+//
+// Thread safety: every public function may be called from any thread; one internal mutex
+// serialises them. Interrupt callbacks run on the calling thread after that mutex is released,
+// so a callback may read registers.
+
+#ifndef DEVISO_SRC_SMMUV3_TESTING_SMMU_MODEL_H_
+#define DEVISO_SRC_SMMUV3_TESTING_SMMU_MODEL_H_
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <utility>
+#include <vector>
+
+#include "core/mmio.h"
+#include "deviso/status.h"
+#include "smmuv3/testing/smmu_model_layout.h"
+#include "testing/sim_memory.h"
+
+namespace deviso::smmuv3::testing {
+
+// Attributes of a device transaction (IHI0070 3.2: PnU, InD). The default is what a PCIe
+// device issues: an unprivileged data access.
+struct AccessAttrs {
+  bool privileged = false;
+  bool instruction = false;
+};
+
+// One event record as the model wrote it to the event queue (IHI0070 7.3).
+struct EventRecord {
+  std::array<uint64_t, 4> raw{};
+
+  uint8_t type() const { return static_cast<uint8_t>(layout::evt::Type::From(raw.data())); }
+  uint32_t stream_id() const {
+    return static_cast<uint32_t>(layout::evt::StreamId::From(raw.data()));
+  }
+  uint64_t input_addr() const { return layout::evt::InputAddr::From(raw.data()); }
+  bool rnw() const { return layout::evt::RnW::From(raw.data()) != 0; }
+  bool pnu() const { return layout::evt::PnU::From(raw.data()) != 0; }
+  bool ind() const { return layout::evt::InD::From(raw.data()) != 0; }
+  bool s2() const { return layout::evt::S2::From(raw.data()) != 0; }
+  uint8_t event_class() const { return static_cast<uint8_t>(layout::evt::Class::From(raw.data())); }
+  uint64_t ipa() const { return layout::evt::Ipa::From(raw.data()) << 12; }
+  uint64_t fetch_addr() const { return layout::evt::FetchAddr::From(raw.data()) << 3; }
+};
+
+// One command the model consumed.
+struct CommandRecord {
+  uint8_t opcode = 0;
+  std::array<uint64_t, 2> raw{};
+};
+
+class SmmuModel final : public Mmio {
+ public:
+  struct Options {
+    // IDR0.
+    bool stage1 = true;            // S1P
+    bool stage2 = true;            // S2P (QEMU 7.2 has 0; stage 2 is modelled here)
+    bool coherent_access = true;   // COHACC; forced to 0 when the SimPhysMemory is non-coherent
+    bool two_level_strtab = true;  // ST_LEVEL = 0b01
+    bool asid16 = true;
+    bool vmid16 = false;
+    bool hyp = false;  // HYP: accept CMD_TLBI_EL2_* (no EL2 translation is modelled)
+    // IDR1: StreamID bits and maximum queue sizes (log2 of entries).
+    unsigned sid_bits = 16;
+    unsigned cmdq_log2 = 19;
+    unsigned eventq_log2 = 19;
+    // IDR3.
+    bool ril = true;  // range invalidation
+    unsigned bbml = 2;
+    bool had = true;  // CD.HAD0/HAD1 honoured
+    // IDR5.
+    unsigned oas_bits = 44;  // 32, 36, 40, 42, 44 or 48
+    bool gran4k = true;
+    bool gran16k = true;
+    bool gran64k = true;
+    // GBPA: implemented (with the Update handshake) or RAZ/WI as in QEMU 7.2 (all bypass).
+    bool gbpa_implemented = true;
+    bool gbpa_abort_at_reset = false;  // reset value of GBPA.ABORT
+    // Cache and log sizes.
+    size_t iotlb_entries = 256;
+    size_t walk_cache_entries = 64;
+    size_t recent_events = 64;
+    size_t command_log_entries = 4096;
+  };
+
+  // `memory` must outlive the model. Options must be in range (asserted): sid_bits <= 32,
+  // queue log2 sizes <= 19, a supported oas_bits, at least one granule and one stage.
+  SmmuModel(deviso::testing::SimPhysMemory& memory, const Options& options);
+  explicit SmmuModel(deviso::testing::SimPhysMemory& memory) : SmmuModel(memory, Options()) {}
+  ~SmmuModel() override = default;
+  SmmuModel(const SmmuModel&) = delete;
+  SmmuModel& operator=(const SmmuModel&) = delete;
+
+  // ---- Mmio: the driver's view. Offsets as in layout::reg. ----
+  uint32_t Read32(size_t offset) override;
+  void Write32(size_t offset, uint32_t value) override;
+  // 64-bit registers are accessed whole; a 64-bit access elsewhere is two 32-bit accesses.
+  uint64_t Read64(size_t offset) override;
+  void Write64(size_t offset, uint64_t value) override;
+
+  // ---- The device's view ----
+  // Reads `len` bytes at device address `iova` as StreamID `sid` would, translating each 4 KiB
+  // piece on its own (so a fault part-way leaves the earlier pieces done, as a DMA would).
+  // Returns OK when every byte was transferred; -EIO when the access was terminated: by
+  // GBPA.ABORT, an abort STE, a configuration error or translation fault (the event, if any, is
+  // recorded as the spec says), or an external abort (output address outside the memory).
+  Status DeviceRead(uint32_t sid, uint64_t iova, void* buf, size_t len, AccessAttrs attrs = {});
+  // As DeviceRead, for a write of `len` bytes from `buf`.
+  Status DeviceWrite(uint32_t sid, uint64_t iova, const void* buf, size_t len,
+                     AccessAttrs attrs = {});
+
+  // ---- Interrupts: each handler is called once per event (edge-like) ----
+  // An event record was written while IRQ_CTRLACK.EVENTQ_IRQEN = 1.
+  void SetEventqIrqHandler(std::function<void()> handler);
+  // A GERROR bit became active while IRQ_CTRLACK.GERROR_IRQEN = 1.
+  void SetGerrorIrqHandler(std::function<void()> handler);
+  // A CMD_SYNC with CS = IRQ completed (the wired "CMD_SYNC" interrupt; no MSI).
+  void SetCmdSyncIrqHandler(std::function<void()> handler);
+
+  // ---- Fault injection ----
+  // The next `times` commands with this opcode are treated as illegal (CERROR_ILL).
+  void InjectIllegalCommand(uint8_t opcode, unsigned times = 1);
+  // While stuck, writes to CR0 are not acknowledged in CR0ACK (and so do not take effect).
+  // Unsticking acknowledges the last value written.
+  void SetCr0AckStuck(bool stuck);
+  // While stalled, the command queue stops in front of any CMD_SYNC (CONS stays on it).
+  // Unstalling resumes processing.
+  void SetCmdSyncStall(bool stalled);
+  // While stuck, IRQ_CTRL writes are not acknowledged in IRQ_CTRLACK (nor take effect).
+  void SetIrqCtrlAckStuck(bool stuck);
+  // While stuck, a GBPA write with Update = 1 leaves Update set and is not applied.
+  void SetGbpaUpdateStuck(bool stuck);
+  // Writes `n` F_TRANSLATION records for `sid` (InputAddr = i * 4 KiB) through the normal event
+  // path, e.g. to overflow the queue. Requires EVENTQEN like any event.
+  void FloodEvents(uint32_t sid, unsigned n);
+
+  // ---- Observation ----
+  // Commands consumed (successfully executed) with this opcode.
+  uint64_t command_count(uint8_t opcode) const;
+  uint64_t sync_count() const { return command_count(layout::cmd::kSync); }
+  // Commands that stopped the queue with an error.
+  uint64_t command_errors() const;
+  // The last Options::command_log_entries commands consumed, oldest first.
+  std::vector<CommandRecord> command_log() const;
+  void ClearCommandLog();
+  // Entries currently cached.
+  size_t iotlb_occupancy() const;
+  size_t walk_cache_occupancy() const;
+  size_t config_cache_occupancy() const;  // STEs + L1 descriptors + CDs
+  // Configuration structures fetched from memory (cache misses).
+  uint64_t ste_fetches() const;
+  uint64_t l1std_fetches() const;
+  uint64_t cd_fetches() const;
+  // Translation-table descriptors read from memory.
+  uint64_t descriptor_reads() const;
+  // The last Options::recent_events records written to the queue, oldest first.
+  std::vector<EventRecord> recent_events() const;
+  uint64_t events_written() const;
+  uint64_t events_lost() const;  // queue full (overflow), disabled, or write aborted
+  uint64_t sev_count() const;    // CMD_SYNC with CS = SEV
+  uint64_t bad_register_accesses() const;
+  // Raw register values, for tests.
+  uint32_t idr(unsigned n) const;
+
+ private:
+  struct Queue {
+    uint64_t base = 0;
+    uint32_t prod = 0;
+    uint32_t cons = 0;
+  };
+  struct QueueGeometry {
+    uint64_t base;  // aligned as the SMMU uses it
+    unsigned log2;
+  };
+  struct S1Context {
+    uint16_t asid = 0;
+    bool record = false;
+    bool affd = false;
+    bool wxn = false;
+    bool pan = false;
+    unsigned oa_bits = 0;
+    bool enabled[2] = {false, false};     // !EPDx
+    bool hierarchical[2] = {true, true};  // !HADx (with IDR3.HAD)
+    bool tbi[2] = {false, false};
+    unsigned tsz[2] = {0, 0};
+    unsigned granule_shift[2] = {0, 0};
+    uint64_t ttb[2] = {0, 0};
+  };
+  struct StreamConfig {
+    uint64_t config = 0;  // STE.Config
+    uint16_t vmid = 0;
+    uint64_t cd_addr = 0;
+    // Stage 2.
+    unsigned s2_tsz = 0;
+    unsigned s2_granule_shift = 0;
+    unsigned s2_start_level = 0;
+    unsigned s2_oa_bits = 0;
+    uint64_t s2_ttb = 0;
+    bool s2_affd = false;
+    bool s2_record = false;
+  };
+  struct WalkSetup {
+    uint8_t stage = 1;
+    uint16_t vmid = 0;
+    uint16_t asid = 0;
+    unsigned granule_shift = 12;
+    unsigned start_level = 0;
+    unsigned ia_bits = 48;
+    unsigned oa_bits = 48;
+    uint64_t root = 0;
+    bool hierarchical = false;
+    bool affd = false;
+  };
+  struct TlbEntry {
+    uint8_t stage;
+    uint16_t vmid;
+    uint16_t asid;
+    bool global;
+    unsigned granule_shift;
+    unsigned level;
+    unsigned size_shift;
+    uint64_t key;  // input address of the region, aligned to 2^size_shift
+    uint64_t oa;   // output address of the region
+    uint64_t desc;
+    uint64_t table_attrs;
+  };
+  struct WalkEntry {
+    uint8_t stage;
+    uint16_t vmid;
+    uint16_t asid;
+    unsigned granule_shift;
+    unsigned level;       // level of the table it points to
+    unsigned size_shift;  // size of the region the table descriptor covers
+    uint64_t key;
+    uint64_t table;
+    uint64_t table_attrs;
+  };
+  enum class WalkResult : uint8_t { kOk, kTranslation, kAddrSize, kAccess, kExtAbort };
+  struct Fault {
+    uint8_t type = 0;
+    bool s2 = false;
+    bool record = true;
+    uint64_t fetch_addr = 0;
+  };
+  // What TLB invalidation removes.
+  struct Invalidation {
+    bool stage1 = false;
+    bool stage2 = false;
+    bool match_vmid = false;
+    uint16_t vmid = 0;
+    bool match_asid = false;      // non-global stage 1 entries of `asid` only
+    bool asid_or_global = false;  // entries of `asid` and global ones (NH_VA)
+    uint16_t asid = 0;
+    bool by_address = false;
+    uint64_t start = 0;
+    uint64_t end = 0;  // exclusive
+    bool leaf_only = false;
+    unsigned ttl_level = 0;      // 0: any
+    unsigned granule_shift = 0;  // 0: any
+  };
+  struct PendingIrqs {
+    unsigned eventq = 0;
+    unsigned gerror = 0;
+    unsigned cmd_sync = 0;
+  };
+
+  // Register file (caller holds mu_).
+  uint32_t ReadLocked(size_t offset);
+  void WriteLocked(size_t offset, uint32_t value);
+  uint64_t* Reg64(size_t offset);
+  bool IsReg64(size_t offset) const;
+  void WriteReg64Locked(size_t offset, uint64_t value, uint64_t mask);
+  void WriteCr0(uint32_t value);
+  void WriteIrqCtrl(uint32_t value);
+  void WriteGbpa(uint32_t value);
+  void WriteGerrorN(uint32_t value);
+  bool SmmuEnabled() const { return layout::cr0::SmmuEn::Get(cr0ack_) != 0; }
+  bool CmdqEnabled() const { return layout::cr0::CmdqEn::Get(cr0ack_) != 0; }
+  bool EventqEnabled() const { return layout::cr0::EventqEn::Get(cr0ack_) != 0; }
+  void RaiseGerror(uint32_t bit);
+
+  // Queues.
+  QueueGeometry Geometry(uint64_t base, unsigned max_log2, unsigned entry_shift) const;
+  void ProcessCommands();
+  uint32_t ExecuteCommand(const uint64_t* raw);  // returns a CERROR code
+  void RecordEvent(const EventRecord& record);
+  EventRecord MakeEvent(uint8_t type, uint32_t sid) const;
+
+  // Configuration.
+  bool FindSte(uint32_t sid, uint64_t* ste, Fault* fault);
+  bool DecodeSte(const uint64_t* ste, StreamConfig* config) const;
+  bool FindCd(uint32_t sid, const StreamConfig& config, S1Context* ctx, Fault* fault);
+  bool DecodeCd(const uint64_t* cd, S1Context* ctx) const;
+  bool GranuleSupported(unsigned shift) const;
+  static unsigned PaBits(uint64_t encoding);
+
+  // Translation.
+  // Exactly one of read_buf (a read) and write_buf (a write) is non-null.
+  Status Access(uint32_t sid, uint64_t iova, uint8_t* read_buf, const uint8_t* write_buf,
+                size_t len, AccessAttrs attrs);
+  bool Translate(uint32_t sid, uint64_t iova, bool write, AccessAttrs attrs, uint64_t* pa);
+  WalkResult Lookup(const WalkSetup& w, uint64_t key, uint64_t ia, TlbEntry* leaf,
+                    uint64_t* fetch_addr);
+  WalkResult Walk(const WalkSetup& w, uint64_t key, uint64_t ia, TlbEntry* leaf,
+                  uint64_t* fetch_addr);
+  bool S1Permitted(const S1Context& c, const TlbEntry& e, bool write, AccessAttrs attrs) const;
+  static bool S2Permitted(const TlbEntry& e, bool write, AccessAttrs attrs);
+  void InsertTlb(const TlbEntry& e);
+  void InsertWalk(const WalkEntry& e);
+  void Invalidate(const Invalidation& inv);
+  uint32_t TlbiCommand(uint8_t opcode, const uint64_t* raw);
+
+  // Releases `lock` (on mu_), then calls the handlers of the interrupts raised under it.
+  void UnlockAndFire(std::unique_lock<std::mutex>& lock);
+
+  deviso::testing::SimPhysMemory& memory_;
+  const Options options_;
+  mutable std::mutex mu_;
+
+  // Registers.
+  uint32_t idr_[6] = {};
+  uint32_t aidr_ = 0;
+  uint32_t cr0_ = 0;
+  uint32_t cr0ack_ = 0;
+  uint32_t cr1_ = 0;
+  uint32_t cr2_ = 0;
+  uint32_t gbpa_ = 0;
+  uint32_t gbpa_pending_ = 0;
+  uint32_t irq_ctrl_ = 0;
+  uint32_t irq_ctrlack_ = 0;
+  uint32_t gerror_ = 0;
+  uint32_t gerrorn_ = 0;
+  uint64_t strtab_base_ = 0;
+  uint32_t strtab_base_cfg_ = 0;
+  Queue cmdq_;
+  Queue eventq_;
+
+  // Caches.
+  std::map<uint32_t, std::array<uint64_t, layout::ste::kWords>> ste_cache_;
+  std::map<uint32_t, uint64_t> l1std_cache_;  // by L1 index
+  std::map<std::pair<uint32_t, uint64_t>, std::array<uint64_t, layout::cd::kWords>> cd_cache_;
+  std::deque<TlbEntry> iotlb_;
+  std::deque<WalkEntry> walk_cache_;
+
+  // Fault injection.
+  std::map<uint8_t, unsigned> illegal_opcodes_;
+  bool cr0ack_stuck_ = false;
+  bool sync_stalled_ = false;
+  bool irq_ctrlack_stuck_ = false;
+  bool gbpa_update_stuck_ = false;
+
+  // Observation.
+  std::map<uint8_t, uint64_t> command_counts_;
+  uint64_t command_errors_ = 0;
+  std::deque<CommandRecord> command_log_;
+  std::deque<EventRecord> recent_events_;
+  uint64_t events_written_ = 0;
+  uint64_t events_lost_ = 0;
+  uint64_t ste_fetches_ = 0;
+  uint64_t l1std_fetches_ = 0;
+  uint64_t cd_fetches_ = 0;
+  uint64_t descriptor_reads_ = 0;
+  uint64_t sev_count_ = 0;
+  uint64_t bad_register_accesses_ = 0;
+
+  // Interrupts.
+  PendingIrqs pending_;
+  std::function<void()> eventq_irq_;
+  std::function<void()> gerror_irq_;
+  std::function<void()> cmd_sync_irq_;
+};
+
+}  // namespace deviso::smmuv3::testing
+
+#endif  // DEVISO_SRC_SMMUV3_TESTING_SMMU_MODEL_H_
