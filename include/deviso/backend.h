@@ -8,7 +8,9 @@
 //     run concurrently from different threads. A backend protects its shared state (command
 //     queue, ID allocators, stream table) with its own port::Mutex.
 //   * Faults are delivered to FaultSink::OnFault from the backend's event handling, which on
-//     bare metal is an interrupt handler: OnFault must not block.
+//     bare metal is an interrupt handler: OnFault must not block. Once Detach() of a stream
+//     (or DestroyDomain()) has returned, the backend no longer calls that domain's sink for
+//     it, so the core may retire the sink. A Detach() that failed may be retried.
 
 #ifndef DEVISO_BACKEND_H_
 #define DEVISO_BACKEND_H_

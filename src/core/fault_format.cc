@@ -106,10 +106,20 @@ extern "C" int deviso_fault_format(const struct deviso_fault* fault, char* buf, 
   }
   deviso::LineWriter w(buf, len);
   w.Put(fault->unit != nullptr && fault->unit[0] != '\0' ? fault->unit : "?");
+  if (fault->reason == DEVISO_FAULT_OVERFLOW) {
+    // Not one stream's fault: the unit lost records.
+    w.Put(": ");
+    w.Put(deviso::ReasonText(fault->reason));
+    return w.Finish();
+  }
   w.Put(": sid ");
   w.PutHex(fault->sid);
-  w.Put((fault->flags & DEVISO_FAULT_PRIV) != 0 ? ": privileged " : ": unprivileged ");
-  w.Put(deviso::AccessText(fault->flags));
+  // Events that carry no transaction (e.g. a blocked stream's C_BAD_STE) have no access kind.
+  constexpr uint32_t kAccessFlags = DEVISO_FAULT_READ | DEVISO_FAULT_WRITE | DEVISO_FAULT_EXEC;
+  if ((fault->flags & kAccessFlags) != 0) {
+    w.Put((fault->flags & DEVISO_FAULT_PRIV) != 0 ? ": privileged " : ": unprivileged ");
+    w.Put(deviso::AccessText(fault->flags));
+  }
   if ((fault->flags & DEVISO_FAULT_ADDR_VALID) != 0) {
     w.Put(" at iova ");
     w.PutHex(fault->iova);

@@ -51,7 +51,7 @@ const FormatCase kCases[] = {
      "(event 0x12)"},
     // No address: C_BAD_STE (0x4) on a stream with a broken STE; access unknown.
     {MakeFault(0x1f, DEVISO_FAULT_BAD_CONFIG, 0, 0x4, 0xdead),
-     "smmuv3@9050000: sid 0x1f: unprivileged access: invalid stream configuration (event 0x4)"},
+     "smmuv3@9050000: sid 0x1f: invalid stream configuration (event 0x4)"},
     // Default-deny: a stream with no context (F_STREAM_DISABLED, 0x6 on SMMUv3).
     {MakeFault(0x20, DEVISO_FAULT_BLOCKED, kW, 0x6, 0),
      "smmuv3@9050000: sid 0x20: unprivileged data write: stream blocked (no context) (event 0x6)"},
@@ -64,7 +64,7 @@ const FormatCase kCases[] = {
      "virtio-iommu@a003e00: sid 0x3: unprivileged data read at iova 0x4000: external abort "
      "(event 0x10)"},
     {MakeFault(0, DEVISO_FAULT_OVERFLOW, 0, 0, 0),
-     "smmuv3@9050000: sid 0x0: unprivileged access: fault queue overflow, faults lost (event 0x0)"},
+     "smmuv3@9050000: fault queue overflow, faults lost"},
     // Unknown reasons, and a unit without a name.
     {MakeFault(1, DEVISO_FAULT_UNKNOWN, kR, 0x99, 0, 0, nullptr),
      "?: sid 0x1: unprivileged data read: unknown fault (event 0x99)"},
