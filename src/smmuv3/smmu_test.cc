@@ -48,6 +48,7 @@ struct RigOptions {
   testing_model::Options model;
   uint64_t timeout_ns = 50'000'000;
   unsigned eventq_log2 = 9;
+  unsigned cmdq_log2 = 8;
   bool irqs = true;
 };
 
@@ -64,6 +65,7 @@ class Rig {
     c.dma_coherent = o.coherent;
     c.timeout_ns = o.timeout_ns;
     c.eventq_log2 = o.eventq_log2;
+    c.cmdq_log2 = o.cmdq_log2;
     smmu_ = std::make_unique<Smmuv3>(c);
     smmu_->SetUnroutedFaultHandler(
         [](const deviso_fault* f, void* user) { static_cast<RecordingSink*>(user)->OnFault(*f); },
@@ -239,6 +241,42 @@ TEST_P(SmmuTest, BypassStreamReachesMemoryUntranslatedUntilBlocked) {
   ASSERT_TRUE(rig_.smmu().BlockStream(0x50).ok());
   EXPECT_FALSE(rig_.model().DeviceWrite(0x50, buf.pa, &v, 1).ok());
   EXPECT_EQ(rig_.unrouted().count(), 1U);
+}
+
+TEST_P(SmmuTest, PartialUnmapOfACachedBlockLeavesNoStaleEntry) {
+  // A 2 MiB block, cached by the IOTLB as a level-2 leaf, then cut by an unmap in its middle:
+  // the split (BBML2 on this model) and the TTL-hinted invalidation must drop the block entry.
+  Result<DmaBuffer> block = rig_.memory().dma().Allocate(2 << 20, 2 << 20);
+  ASSERT_TRUE(block.ok());
+  ASSERT_TRUE(rig_.smmu()
+                  .Map(domain_, 0x4000'0000, block->pa, 2 << 20, kPermReadWrite, MemType::kNormal)
+                  .ok());
+  uint8_t b;
+  ASSERT_TRUE(rig_.model().DeviceRead(kSid, 0x4000'0000 + 0x5000, &b, 1).ok());
+  ASSERT_TRUE(rig_.smmu().Unmap(domain_, 0x4000'0000 + 0x5000, 0x1000).ok());
+  const uint8_t v = 0x99;
+  EXPECT_FALSE(rig_.model().DeviceWrite(kSid, 0x4000'0000 + 0x5000, &v, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(block->pa + 0x5000, 1)[0], 0);
+  ASSERT_TRUE(rig_.model().DeviceWrite(kSid, 0x4000'0000 + 0x6000, &v, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(block->pa + 0x6000, 1)[0], 0x99);
+}
+
+TEST(SmmuCommandQueue, AFullQueueWaitsForSpaceAndWraps) {
+  RigOptions o;
+  o.model.ril = false;  // per-page invalidations: many commands per unmap
+  o.cmdq_log2 = 3;      // an 8-entry queue: every unmap below overfills it
+  Rig rig(o);
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const uint64_t pa = 0x1'0000'0000 + 4096;
+  for (int round = 0; round < 40; ++round) {
+    ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 30 * 4096, kPermRead, MemType::kNormal).ok());
+    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 30 * 4096).ok());  // 30 TLBIs + CMD_SYNC
+  }
+  EXPECT_EQ(rig.model().command_count(ds::kOpTlbiNhVa), 40U * 30U);
+  EXPECT_GT(rig.smmu().stats().commands, 8U * 100) << "the queue wrapped many times";
 }
 
 TEST_P(SmmuTest, SparseStreamIdWorksThroughTheTwoLevelTable) {
