@@ -32,8 +32,10 @@ void ArenaDmaMemory::Invalidate(const void* p, size_t n) {
 
 namespace {
 
-// 2 MiB of translation tables (512 granules) for every context of this SMMU.
+// Translation tables for every context of this SMMU: 2 MiB of 4 KiB tables, and 512 KiB of
+// 64 KiB tables for contexts with a 64 KiB granule.
 pgtable::StaticTablePool<4096, 512> g_tables;
+pgtable::StaticTablePool<65536, 8> g_tables_64k;
 std::optional<DirectMmio> g_regs;
 std::optional<ArenaDmaMemory> g_dma;
 std::optional<smmuv3::Smmuv3> g_smmu;
@@ -52,7 +54,10 @@ Result<smmuv3::Smmuv3*> SetupSmmu(const PlatformInfo& info, DmaArena& arena) {
   const SmmuInfo& s = info.smmu;
   g_regs.emplace(static_cast<uintptr_t>(s.regs.base));
   g_dma.emplace(arena, s.dma_coherent);
-  if (!s.dma_coherent) g_tables.set_clean_hook(&CleanTables);
+  if (!s.dma_coherent) {
+    g_tables.set_clean_hook(&CleanTables);
+    g_tables_64k.set_clean_hook(&CleanTables);
+  }
   std::snprintf(g_name, sizeof(g_name), "smmuv3@%llx",
                 static_cast<unsigned long long>(s.regs.base));
 
@@ -60,6 +65,7 @@ Result<smmuv3::Smmuv3*> SetupSmmu(const PlatformInfo& info, DmaArena& arena) {
   c.regs = &*g_regs;
   c.dma = &*g_dma;
   c.tables_4k = &g_tables;
+  c.tables_64k = &g_tables_64k;
   c.name = g_name;
   c.dma_coherent = s.dma_coherent;
   // QEMU writes ~1025 events for one blocked 4 KiB DMA write (it retries in 4-byte pieces):
