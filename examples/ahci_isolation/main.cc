@@ -191,7 +191,11 @@ int Run(const qv::PlatformInfo& info) {
   smmuv3::Smmuv3& smmu = **smmu_or;
   Banner(info, smmu);
   Step(true, "SMMUv3 enabled with every StreamID blocked (default-deny)");
-  smmu.SetUnroutedFaultHandler(&OnFault, &g_unrouted);
+  if (const Status s = smmu.SetUnroutedFaultHandler(&OnFault, &g_unrouted); !s.ok()) {
+    Log("the demo reports faults: build deviso with DEVISO_CONFIG_FAULT_REPORTS=ON (%s)\n",
+        s.str());
+    return 1;
+  }
   qv::EnableInterrupts();
 
   qv::PciHost pci(info.pci);

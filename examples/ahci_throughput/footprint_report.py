@@ -2,6 +2,7 @@
 """Footprint of deviso's own code in a linked bare-metal image, from the GNU ld map file.
 
     footprint_report.py IMAGE.elf.map [--top N] [--functions-of core,pgtable,smmuv3]
+                        [--label NAME] [--deviso-text]
 
 Reads the "Linker script and memory map" part of the map (what --gc-sections kept, never the
 "Discarded input sections" list), attributes every input section to its object file, and
@@ -13,9 +14,19 @@ counts as .text; .init_array and .got as .data; .tbss and the boot .stack as .bs
 Components: core (src/core), pgtable (src/pgtable), smmuv3 (src/smmuv3) are deviso's own;
 port (src/ports/baremetal), smmu-glue (platform/.../smmu_platform.cc), platform, app, and the
 libraries (libfdt, picolibc, libgcc, libstdc++) are listed apart.
+
+With DEVISO_LTO=ON only deviso's three libraries are LTO objects, so everything the link-time
+step emits (the *.ltrans.o objects) is deviso's; it is attributed to a component by the
+namespace of each section's symbol (deviso::pgtable, deviso::smmuv3, the rest of deviso and the
+C ABI to core), and code inlined across components counts where it was inlined.
+
+The build's deviso/config.h (found above the map, in <build>/include/deviso/) is summarised in
+the heading. --label NAME prints `bench: footprint-NAME ...` lines instead of `bench: footprint
+...`; --deviso-text prints only deviso's total .text (for scripts).
 """
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -67,7 +78,21 @@ SYMBOL = re.compile(rf"^\s+({HEX})\s+(\S.*)$")
 OUTPUT = re.compile(rf"^(\.\S+)(?:\s+({HEX})\s+({HEX}))?")
 
 
-def component_of(obj):
+LTRANS = re.compile(r"\.ltrans\d*\.ltrans\.o$|\.ltrans\.o$")
+
+
+def lto_component_of(section):
+    """Component of a section the link-time step emitted, from its (mangled) symbol."""
+    if "6deviso7pgtable" in section:
+        return "pgtable"
+    if "6deviso6smmuv3" in section:
+        return "smmuv3"
+    return "core"
+
+
+def component_of(obj, section=None):
+    if LTRANS.search(obj):
+        return lto_component_of(section or "")
     for pattern, name in COMPONENTS:
         if re.search(pattern, obj):
             return name
@@ -76,6 +101,8 @@ def component_of(obj):
 
 def short_object(obj):
     """'src/smmuv3/libdeviso_smmuv3.a(smmu.cc.obj)' -> 'smmu.cc.obj'."""
+    if LTRANS.search(obj):
+        return "(lto)"
     m = re.search(r"\(([^)]+)\)$", obj)
     if m:
         return m.group(1)
@@ -164,25 +191,52 @@ def table_row(name, sizes, width):
             f" {total:>9}")
 
 
+def build_configuration(map_path):
+    """'profile minimal: STAGE2=0 ...' from the build's deviso/config.h, or None."""
+    d = os.path.dirname(os.path.abspath(map_path))
+    for _ in range(5):
+        header = os.path.join(d, "include", "deviso", "config.h")
+        if os.path.isfile(header):
+            with open(header, encoding="utf-8") as f:
+                text = f.read()
+            profile = re.search(r"^// Profile: (\S+)", text, re.M)
+            options = re.findall(r"^#define DEVISO_CONFIG_(\w+) (\d)", text, re.M)
+            return (f"profile {profile.group(1) if profile else '?'}: " +
+                    " ".join(f"{name}={value}" for name, value in options))
+        d = os.path.dirname(d)
+    return None
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("map")
     ap.add_argument("--top", type=int, default=25, help="largest functions to list")
     ap.add_argument("--functions-of", default=",".join(DEVISO),
                     help="components whose functions are listed")
+    ap.add_argument("--label", default="", help="names the build in the `bench:` lines")
+    ap.add_argument("--deviso-text", action="store_true",
+                    help="print deviso's total .text only")
     args = ap.parse_args()
 
     sections = parse(args.map)
+    if args.deviso_text:
+        print(sum(size for column, obj, sec, size, _ in sections
+                  if column == "text" and component_of(obj, sec) in DEVISO))
+        return
+    lto = any(LTRANS.search(obj) for _, obj, _, _, _ in sections)
     per_object = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
     per_component = defaultdict(lambda: dict.fromkeys(COLUMNS, 0))
-    for column, obj, _, size, _ in sections:
-        comp = component_of(obj)
+    for column, obj, sec, size, _ in sections:
+        comp = component_of(obj, sec)
         per_object[(comp, short_object(obj))][column] += size
         per_component[comp][column] += size
 
     width = 36
     header = f"{'':<{width}} " + " ".join(f"{c:>8}" for c in COLUMNS) + f" {'total':>9}"
     print(f"footprint of {args.map} (bytes; kept by --gc-sections)")
+    configuration = build_configuration(args.map)
+    if configuration:
+        print(f"deviso {configuration}; LTO {'on' if lto else 'off'}")
     print()
     print(header.replace(" " * width, f"{'deviso object':<{width}}", 1))
     for comp in DEVISO:
@@ -200,16 +254,17 @@ def main():
     others = sorted(c for c in per_component if c not in DEVISO)
     for comp in others:
         print(table_row(f"({comp})", per_component[comp], width))
-    print(f"bench: footprint deviso text={deviso_total['text']} rodata={deviso_total['rodata']} "
+    tag = f"footprint-{args.label}" if args.label else "footprint"
+    print(f"bench: {tag} deviso text={deviso_total['text']} rodata={deviso_total['rodata']} "
           f"data={deviso_total['data']} bss={deviso_total['bss']}")
     for comp in DEVISO:
         s = per_component[comp]
-        print(f"bench: footprint {comp} text={s['text']} rodata={s['rodata']} data={s['data']} "
+        print(f"bench: {tag} {comp} text={s['text']} rodata={s['rodata']} data={s['data']} "
               f"bss={s['bss']}")
 
     wanted = set(args.functions_of.split(","))
-    funcs = [(size, component_of(obj), sec, sym) for column, obj, sec, size, sym in sections
-             if column == "text" and component_of(obj) in wanted]
+    funcs = [(size, component_of(obj, sec), sec, sym) for column, obj, sec, size, sym in sections
+             if column == "text" and component_of(obj, sec) in wanted]
     demangled = demangle(sec.split(".", 2)[2] for _, _, sec, _ in funcs if sec.count(".") >= 2)
     funcs.sort(key=lambda f: -f[0])
     total_text = sum(f[0] for f in funcs)
@@ -222,9 +277,9 @@ def main():
         print(f"  {size:>6} {100.0 * running / max(total_text, 1):5.1f}%  {comp:<8} "
               f"{function_name(sec, sym, demangled)}")
     # The SMMU glue's data too: the Smmuv3 object and the table pool live there.
-    data = [(size, component_of(obj), sec, sym) for column, obj, sec, size, sym in sections
+    data = [(size, component_of(obj, sec), sec, sym) for column, obj, sec, size, sym in sections
             if column in ("rodata", "data", "bss") and
-            component_of(obj) in wanted | {"smmu-glue"}]
+            component_of(obj, sec) in wanted | {"smmu-glue"}]
     data.sort(key=lambda f: -f[0])
     print()
     print("largest data objects of the same components and of the SMMU glue "

@@ -83,7 +83,9 @@ int deviso_ctx_free(const struct device* dev, uint32_t sid);
 int deviso_map(const struct device* dev, uint32_t sid, uintptr_t base, size_t size);
 
 /* Unmaps [base, base + size), strictly (see above). Errors: -EINVAL, -ENOENT (no context, or
- * part of the range not mapped), -ENOMEM (tables to split a block), -ETIMEDOUT/-EIO. */
+ * part of the range not mapped), -ENOMEM (tables to split a block), -ENOTSUP (deviso built
+ * without block splits, DEVISO_CONFIG_BLOCK_SPLIT=OFF, and the range starts or ends inside a
+ * block a larger deviso_map() created; nothing changes), -ETIMEDOUT/-EIO. */
 int deviso_unmap(const struct device* dev, uint32_t sid, uintptr_t base, size_t size);
 
 /* ---- Extensions ----------------------------------------------------------------------- */
@@ -155,12 +157,13 @@ typedef void (*deviso_fault_handler_t)(  // NOLINT(modernize-use-using): this he
 /* Installs (or, with NULL, removes) the fault handler of the context of (dev, sid). It is called
  * at most 16 times a second (bursts of up to 16); faults beyond that are counted, not reported.
  * When this returns the previous handler is not running and will not be called again; freeing
- * the context removes the handler the same way. Errors: -EINVAL, -ENOENT (no context). */
+ * the context removes the handler the same way. Errors: -EINVAL, -ENOENT (no context),
+ * -ENOTSUP (deviso built without fault reports, DEVISO_CONFIG_FAULT_REPORTS=OFF). */
 int deviso_set_fault_handler(const struct device* dev, uint32_t sid, deviso_fault_handler_t handler,
                              void* user);
 
 /* Faults counted on the context of (dev, sid) since it was created, in *count. Errors:
- * -EINVAL (also count NULL), -ENOENT. */
+ * -EINVAL (also count NULL), -ENOENT, -ENOTSUP (built without fault reports). */
 int deviso_fault_count(const struct device* dev, uint32_t sid, uint64_t* count);
 
 /* Writes a one-line, human-readable report of `fault` to buf (always NUL-terminated when

@@ -141,10 +141,12 @@ class Context {
              MemType type = MemType::kNormal) const;
 
   // Unmaps [iova, iova + size), strictly: on success the device can no longer reach it (the
-  // invalidation completed). Any page-aligned part of a mapping may be unmapped.
+  // invalidation completed). Any page-aligned part of a mapping may be unmapped (built without
+  // block splits, DEVISO_CONFIG_BLOCK_SPLIT=OFF: only whole blocks; -ENOTSUP otherwise).
   // Errors: -ENOENT (no such context, or part of the range not mapped; no change), -EINVAL (size
-  // 0, unaligned, wrap; no change), -ENOMEM (tables to split a block; no change), and the
-  // backend's -ETIMEDOUT/-EIO: completion not confirmed, the range may still be reachable.
+  // 0, unaligned, wrap; no change), -ENOMEM (tables to split a block; no change), -ENOTSUP (the
+  // range cuts a block and splits are compiled out; no change), and the backend's
+  // -ETIMEDOUT/-EIO: completion not confirmed, the range may still be reachable.
   Status Unmap(Iova iova, uint64_t size) const;
 
   // The physical address `iova` translates to. Errors: -ENOENT (no such context, or not
@@ -155,15 +157,16 @@ class Context {
   // with `user` at most `per_second` times a second (token bucket: bursts of up to `per_second`
   // calls, refilled at `per_second` a second); faults beyond that are counted as suppressed.
   // When this returns, the previous handler is not running and will not be called again.
-  // Errors, with no change: -ENOENT (no such context), -EINVAL (per_second == 0).
+  // Errors, with no change: -ENOENT (no such context), -EINVAL (per_second == 0), -ENOTSUP
+  // (built without fault reports, DEVISO_CONFIG_FAULT_REPORTS=OFF: no fault is delivered).
   Status SetFaultHandler(FaultHandler handler, void* user,
                          uint32_t per_second = kDefaultFaultCallbacksPerSecond) const;
 
   // Faults reported on this context's streams since it was created (every one, delivered or
-  // not). Errors: -ENOENT.
+  // not). Errors: -ENOENT, -ENOTSUP (built without fault reports: nothing is counted).
   Result<uint64_t> fault_count() const;
   // Of those, the ones whose callback was skipped by the rate limit (or because a handler was
-  // being installed at that instant). Errors: -ENOENT.
+  // being installed at that instant). Errors: -ENOENT, -ENOTSUP (as fault_count()).
   Result<uint64_t> suppressed_fault_count() const;
 
   // The context's page size (its smallest granule): the alignment Map and Unmap require.

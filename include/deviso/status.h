@@ -25,7 +25,7 @@
 //   -ERANGE     an address or size is outside what the hardware or configuration supports
 //   -ETIMEDOUT  the hardware did not respond before the deadline
 //   -EBUSY      the resource is in use (e.g. a context that still has devices attached)
-//   -ENOTSUP    the hardware or build lacks a required feature
+//   -ENOTSUP    the hardware or build lacks a required feature (a DEVISO_CONFIG_* option is off)
 //   -EIO        the hardware reported an error
 typedef int deviso_status_t;  // NOLINT(modernize-use-using): this part is C.
 
@@ -34,7 +34,9 @@ extern "C" {
 #endif
 
 // Returns the errno name of `s` without its sign ("EINVAL"), "OK" for 0, or "unknown" for any
-// value not in the list above. The string is static; never returns NULL.
+// value not in the list above. The string is static; never returns NULL. Built with
+// DEVISO_CONFIG_STATUS_STRINGS=OFF (deviso/config.h) it returns "OK" for 0 and "error" for
+// anything else: print the number too.
 const char* deviso_status_str(deviso_status_t s);
 
 #ifdef __cplusplus

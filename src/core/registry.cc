@@ -4,6 +4,7 @@
 #include <new>
 
 #include "deviso/assert.h"
+#include "deviso/config.h"
 
 namespace deviso {
 namespace {
@@ -41,6 +42,8 @@ inline void CpuRelax() {
 namespace internal {
 
 void ContextSlot::OnFault(const Fault& fault) {
+  // Built without fault reports no backend delivers faults (and nobody could read them).
+  if constexpr (!config::kFaultReports) return;
   __atomic_fetch_add(&fault_count_, 1, __ATOMIC_RELAXED);
   // Never wait in interrupt context: if thread code is installing a handler, skip the call. The
   // `installing_` check first lets that thread in even during a fault storm.
@@ -60,6 +63,7 @@ void ContextSlot::OnFault(const Fault& fault) {
 }
 
 void ContextSlot::InstallHandler(FaultHandler handler, void* user, uint32_t per_second) {
+  if constexpr (!config::kFaultReports) return;  // no handler can be installed
   // Installers are serialised (the slot's lock, or the registry's operation lock for a free
   // slot). The wait is bounded by one callback, which must not block; and a callback cannot be
   // running on this CPU, since thread code does not run while an interrupt handler does.
@@ -75,6 +79,7 @@ void ContextSlot::InstallHandler(FaultHandler handler, void* user, uint32_t per_
 }
 
 void ContextSlot::ResetFaults() {
+  if constexpr (!config::kFaultReports) return;
   InstallHandler(nullptr, nullptr, kDefaultFaultCallbacksPerSecond);
   __atomic_store_n(&fault_count_, 0, __ATOMIC_RELAXED);
   __atomic_store_n(&suppressed_count_, 0, __ATOMIC_RELAXED);
@@ -139,6 +144,9 @@ Status Context::SetFaultHandler(FaultHandler handler, void* user, uint32_t per_s
   if (per_second == 0) {
     return Status::InvalidArgument();
   }
+  if constexpr (!config::kFaultReports) {
+    return Status::NotSupported();
+  }
   slot_->InstallHandler(handler, user, per_second);
   return Status::Ok();
 }
@@ -158,6 +166,9 @@ Result<uint64_t> Context::ReadCounter(uint64_t internal::ContextSlot::*counter) 
   const port::LockGuard lock(slot_->lock_);
   if (!LiveLocked()) {
     return Status::NotFound();
+  }
+  if constexpr (!config::kFaultReports) {
+    return Status::NotSupported();  // nothing is counted
   }
   return __atomic_load_n(&(slot_->*counter), __ATOMIC_RELAXED);
 }
@@ -431,10 +442,12 @@ Result<Context> Registry::AllocContext(const device* dev, uint32_t sid,
     if (const Status destroyed = DestroyLocked(*slot); !destroyed.ok()) {
       // The backend still holds the domain, whose fault sink is this slot: retire the slot
       // rather than let a new context receive that domain's faults.
-      port::Log(
-          "deviso: %s: sid %#x: attach failed (%s), destroying its new domain failed (%s);"
-          " context slot retired\n",
-          unit.caps().name, sid, attached.str(), destroyed.str());
+      if constexpr (config::kLogging) {
+        port::Log(
+            "deviso: %s: sid %#x: attach failed (%s), destroying its new domain failed (%s);"
+            " context slot retired\n",
+            unit.caps().name, sid, attached.str(), destroyed.str());
+      }
       slot->state_ = internal::ContextSlot::State::kOrphaned;
       ++slot->generation_;
     }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/testing/fake_unit.h"
+#include "deviso/config.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
@@ -230,6 +231,7 @@ void CountCall(const deviso_fault* /*fault*/, void* user) {
 }
 
 TEST(RegistryConcurrencyTest, FaultsRaceHandlerChangesAndFree) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   FakeUnit unit;
   Registry registry;
   ASSERT_EQ(C(registry.RegisterUnit(unit)), 0);
@@ -293,6 +295,7 @@ void SlowCall(const deviso_fault* /*fault*/, void* user) {
 }
 
 TEST(RegistryConcurrencyTest, ReplacedHandlerIsNotRunningAfterSetFaultHandler) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   FakeUnit unit;
   Registry registry;
   ASSERT_EQ(C(registry.RegisterUnit(unit)), 0);

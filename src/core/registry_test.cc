@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/testing/fake_unit.h"
+#include "deviso/config.h"
 #include "deviso/port/device.h"
 
 namespace deviso {
@@ -358,7 +359,7 @@ TEST_F(RegistryTest, StaleHandleNeverReachesANewContext) {
   EXPECT_REFUSED(old_ctx.Map(0x1000, 0x1000, kPage, kPermReadWrite), -ENOENT);
   EXPECT_REFUSED(old_ctx.Unmap(0x1000, kPage), -ENOENT);
   EXPECT_REFUSED(old_ctx.IovaToPhys(0x1000), -ENOENT);
-  EXPECT_REFUSED(old_ctx.SetFaultHandler(nullptr, nullptr), -ENOENT);
+  EXPECT_REFUSED(old_ctx.SetFaultHandler(nullptr, nullptr), -ENOENT);  // -ENOENT comes first
   EXPECT_REFUSED(old_ctx.fault_count(), -ENOENT);
   EXPECT_REFUSED(registry_.DestroyDomain(old_ctx), -ENOENT);
   EXPECT_REFUSED(registry_.Attach(old_ctx, &nic_, 5), -ENOENT);
@@ -650,6 +651,7 @@ Fault WriteFault(Iova iova) {
 }
 
 TEST_F(RegistryTest, FaultsAreCountedAndDelivered) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   const Context ctx = Alloc(&dma_, 2);
   Received received;
   ASSERT_EQ(C(ctx.SetFaultHandler(Record, &received)), 0);
@@ -668,6 +670,7 @@ TEST_F(RegistryTest, FaultsAreCountedAndDelivered) {
 }
 
 TEST_F(RegistryTest, FaultsWithoutHandlerAreCounted) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   const Context ctx = Alloc(&dma_, 2);
   for (int i = 0; i < 5; ++i) {
     ASSERT_TRUE(unit_.RaiseFault(2, WriteFault(0)));
@@ -677,6 +680,7 @@ TEST_F(RegistryTest, FaultsWithoutHandlerAreCounted) {
 }
 
 TEST_F(RegistryTest, FaultCallbacksAreRateLimited) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   const Context ctx = Alloc(&dma_, 2);
   Received received;
   ASSERT_EQ(C(ctx.SetFaultHandler(Record, &received)), 0);
@@ -691,6 +695,7 @@ TEST_F(RegistryTest, FaultCallbacksAreRateLimited) {
 }
 
 TEST_F(RegistryTest, FaultRateIsConfigurable) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   const Context ctx = Alloc(&dma_, 2);
   Received received;
   EXPECT_REFUSED(ctx.SetFaultHandler(Record, &received, 0), -EINVAL);
@@ -712,6 +717,7 @@ TEST_F(RegistryTest, FaultRateIsConfigurable) {
 }
 
 TEST_F(RegistryTest, RemovedHandlerIsNotCalled) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   const Context ctx = Alloc(&dma_, 2);
   Received received;
   ASSERT_EQ(C(ctx.SetFaultHandler(Record, &received)), 0);
@@ -723,6 +729,7 @@ TEST_F(RegistryTest, RemovedHandlerIsNotCalled) {
 }
 
 TEST_F(RegistryTest, NewContextStartsWithNoFaultsAndNoHandler) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   Context ctx = Alloc(&dma_, 2);
   Received received;
   ASSERT_EQ(C(ctx.SetFaultHandler(Record, &received)), 0);
@@ -736,6 +743,7 @@ TEST_F(RegistryTest, NewContextStartsWithNoFaultsAndNoHandler) {
 }
 
 TEST_F(RegistryTest, SharedDomainCountsFaultsOfEveryStream) {
+  if constexpr (!config::kFaultReports) GTEST_SKIP() << "DEVISO_CONFIG_FAULT_REPORTS=OFF";
   const Context ctx = *registry_.CreateDomain(unit_);
   ASSERT_EQ(C(registry_.Attach(ctx, &dma_, 1)), 0);
   ASSERT_EQ(C(registry_.Attach(ctx, &nic_, 5)), 0);
@@ -746,6 +754,23 @@ TEST_F(RegistryTest, SharedDomainCountsFaultsOfEveryStream) {
   EXPECT_EQ(*ctx.fault_count(), 2U);
   EXPECT_EQ(received.calls, 2);
   EXPECT_EQ(received.last.sid, 5U);
+}
+
+// Built without fault reports (DEVISO_CONFIG_FAULT_REPORTS=OFF, the minimal profile): the calls
+// say so, after the checks every call makes.
+TEST_F(RegistryTest, FaultReportsCompiledOutAreNotSupported) {
+  if constexpr (config::kFaultReports) GTEST_SKIP() << "fault reports are built";
+  const Context ctx = Alloc(&dma_, 2);
+  Received received;
+  EXPECT_REFUSED(ctx.SetFaultHandler(Record, &received, 0), -EINVAL);
+  EXPECT_REFUSED(ctx.SetFaultHandler(Record, &received), -ENOTSUP);
+  EXPECT_REFUSED(ctx.fault_count(), -ENOTSUP);
+  EXPECT_REFUSED(ctx.suppressed_fault_count(), -ENOTSUP);
+  // A backend that reports anyway reaches nobody.
+  ASSERT_TRUE(unit_.RaiseFault(2, WriteFault(0)));
+  EXPECT_EQ(received.calls, 0);
+  ASSERT_EQ(C(registry_.FreeContext(&dma_, 2)), 0);
+  EXPECT_REFUSED(ctx.fault_count(), -ENOENT);
 }
 
 }  // namespace

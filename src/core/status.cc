@@ -1,6 +1,11 @@
 #include "deviso/status.h"
 
+#include "deviso/config.h"
+
 extern "C" const char* deviso_status_str(deviso_status_t s) {
+  if constexpr (!deviso::config::kStatusStrings) {
+    return s == 0 ? "OK" : "error";  // DEVISO_CONFIG_STATUS_STRINGS=OFF
+  }
   // Case labels use the <errno.h> names so the table stays right on every C library.
   switch (s) {
     case 0:

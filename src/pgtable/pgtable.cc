@@ -151,27 +151,31 @@ Status PageTable::Init() {
       if (idx > 7) return Status::InvalidArgument();
     }
   }
+  // Valid, but compiled out (deviso/config.h).
+  if (!config::kStage2 && c.stage == Stage::kStage2) return Status::NotSupported();
+  if (!config::kGranule16K64K && c.granule != Granule::k4KiB) return Status::NotSupported();
 
   granule_shift_ = static_cast<unsigned>(c.granule);
   stride_ = granule_shift_ - 3;
+  const unsigned stride = this->stride();
   // Levels needed to resolve ias - granule_shift bits, stride bits per level. Stage 2 may
   // resolve up to 4 more bits at its start level by concatenating up to 16 tables
   // (Arm ARM D8.2.7 "Concatenating translation tables"); using that whenever possible saves a
   // level of walk, so it is computed for ias - 4.
-  const unsigned concat_bits = c.stage == Stage::kStage2 ? 4 : 0;
-  const unsigned resolve = c.ias - concat_bits - granule_shift_;
-  const unsigned levels = (resolve + stride_ - 1) / stride_;
+  const unsigned concat_bits = stage2() ? 4 : 0;
+  const unsigned resolve = c.ias - concat_bits - granule_shift();
+  const unsigned levels = (resolve + stride - 1) / stride;
   start_level_ = kLevelCount - levels;
   const unsigned root_bits = c.ias - LevelShift(start_level_);
-  root_order_ = root_bits > stride_ ? root_bits - stride_ : 0;
+  root_order_ = root_bits > stride ? root_bits - stride : 0;
   root_entries_ = size_t{1} << root_bits;
   min_leaf_level_ = c.min_leaf_level > ArchMinLeafLevel(c.granule) ? c.min_leaf_level
                                                                    : ArchMinLeafLevel(c.granule);
-  oa_mask_ = ds::AddressMask(granule_shift_);
+  oa_mask_ = ds::AddressMask(granule_shift());
 
   DEVISO_ASSIGN_OR_RETURN(Paddr root, memory_.Allocate(root_order_));
   uint64_t* t = Table(root);
-  const size_t bytes = (size_t{1} << root_order_) << granule_shift_;
+  const size_t bytes = (size_t{1} << root_order_) << granule_shift();
   std::memset(t, 0, bytes);
   if (!c.coherent_walker) memory_.CleanToPoc(t, bytes);
   TableWriteBarrier();
@@ -183,14 +187,16 @@ Status PageTable::Init() {
 void PageTable::Release() {
   if (!initialized_) return;
   FreeSubtreeNow(root_, start_level_);
-  // Nothing can walk the tables any more: return pending frees without an invalidation.
-  Paddr p = orphans_.freed_head_;
-  for (size_t i = 0; i < orphans_.freed_count_; ++i) {
-    const Paddr next = LoadDescriptor(Table(p));
-    memory_.Free(p, 0);
-    p = next;
+  if constexpr (config::kOrphanRetry) {
+    // Nothing can walk the tables any more: return pending frees without an invalidation.
+    Paddr p = orphans_.freed_head_;
+    for (size_t i = 0; i < orphans_.freed_count_; ++i) {
+      const Paddr next = LoadDescriptor(Table(p));
+      memory_.Free(p, 0);
+      p = next;
+    }
+    orphans_ = Gather();
   }
-  orphans_ = Gather();
   initialized_ = false;
 }
 
@@ -217,7 +223,7 @@ uint64_t PageTable::LeafDescriptor(Paddr pa, unsigned level, Perms perms, MemTyp
   uint64_t d = pa | (level == kMaxLevel ? ds::kTypeTableOrPage : ds::kTypeBlock) | ds::kAf;
   d |= type == MemType::kNormalWriteBack ? ds::kShInner : ds::kShOuter;
   const bool exec = (perms & kPermExec) != 0;
-  if (config_.stage == Stage::kStage1) {
+  if (!stage2()) {
     d |= uint64_t{config_.mair_index[static_cast<unsigned>(type)]} << ds::s1::kAttrIndxShift;
     if ((perms & kPermWrite) == 0) d |= ds::s1::kApRdOnly;
     if (config_.not_global) d |= ds::s1::kNg;
@@ -243,7 +249,7 @@ uint64_t PageTable::LeafDescriptor(Paddr pa, unsigned level, Perms perms, MemTyp
 
 Perms PageTable::DecodePerms(uint64_t d) const {
   Perms p = 0;
-  if (config_.stage == Stage::kStage1) {
+  if (!stage2()) {
     p |= kPermRead;
     if ((d & ds::s1::kApRdOnly) == 0) p |= kPermWrite;
     const uint64_t xn = config_.unprivileged ? ds::s1::kUxn : ds::s1::kPxn;
@@ -257,7 +263,7 @@ Perms PageTable::DecodePerms(uint64_t d) const {
 }
 
 MemType PageTable::DecodeType(uint64_t d) const {
-  if (config_.stage == Stage::kStage1) {
+  if (!stage2()) {
     const uint64_t idx = (d & ds::s1::kAttrIndxMask) >> ds::s1::kAttrIndxShift;
     for (unsigned t = 0; t < kMemTypeCount; ++t) {
       if (config_.mair_index[t] == idx) return static_cast<MemType>(t);
@@ -283,7 +289,7 @@ uint64_t PageTable::WithPerms(uint64_t d, Perms perms) const {
   const bool page = (d & ds::kTypeMask) == ds::kTypeTableOrPage;
   const uint64_t fresh =
       LeafDescriptor(OutputAddress(d), page ? kMaxLevel : 0, perms, DecodeType(d));
-  const uint64_t mask = config_.stage == Stage::kStage1 ? kS1Perm : kS2Perm;
+  const uint64_t mask = stage2() ? kS2Perm : kS1Perm;
   return (d & ~mask) | (fresh & mask);
 }
 
@@ -424,7 +430,7 @@ Status PageTable::Map(Iova iova, Paddr pa, uint64_t size, Perms perms, MemType t
   }
   // Stage 1 cannot express write-only (AP[2:1], D8.4.1); granting read silently would expose
   // the buffer, so refuse.
-  if (config_.stage == Stage::kStage1 && (perms & kPermRead) == 0) {
+  if (!stage2() && (perms & kPermRead) == 0) {
     return Status::NotSupported();
   }
   if (static_cast<unsigned>(type) >= kMemTypeCount) return Status::InvalidArgument();
@@ -444,7 +450,10 @@ Status PageTable::Map(Iova iova, Paddr pa, uint64_t size, Perms perms, MemType t
 // ---------------------------------------------------------------------------------------------
 // Splitting blocks
 
-Status PageTable::CheckMapped(unsigned level, const uint64_t* table, Iova start, Iova end) const {
+// -ENOENT unless every granule of [start, end) is mapped. Built without block splits, also
+// reports whether a block leaf extends beyond the range (only an edge leaf can).
+Status PageTable::CheckMapped(unsigned level, const uint64_t* table, Iova start, Iova end,
+                              bool* cuts_block) const {
   const uint64_t size = LevelSize(level);
   size_t idx = Index(start, level);
   if (level == kMaxLevel) {
@@ -459,9 +468,11 @@ Status PageTable::CheckMapped(unsigned level, const uint64_t* table, Iova start,
     const Iova chunk_end = entry_base + size < end ? entry_base + size : end;
     const uint64_t d = LoadDescriptor(&table[idx]);
     if (ds::IsTable(d, level)) {
-      DEVISO_TRY(CheckMapped(level + 1, Table(OutputAddress(d)), cur, chunk_end));
+      DEVISO_TRY(CheckMapped(level + 1, Table(OutputAddress(d)), cur, chunk_end, cuts_block));
     } else if (!ds::IsValid(d)) {
       return Status::NotFound();
+    } else if (!config::kBlockSplit && (cur != entry_base || chunk_end != entry_base + size)) {
+      *cuts_block = true;  // keep checking: an unmapped granule is -ENOENT all the same
     }
     cur = chunk_end;
   }
@@ -584,13 +595,20 @@ Status PageTable::SplitAt(Iova addr, Iova start, Iova end, Gather& gather, Reser
 Status PageTable::PrepareEdit(Iova iova, uint64_t size, Gather& gather) {
   DEVISO_TRY(CheckRange(iova, size));
   const Iova end = iova + size;
-  DEVISO_TRY(CheckMapped(start_level_, Table(root_), iova, end));
-  Reserve reserve;
-  DEVISO_TRY(ReserveTables(CountSplits(iova, end), reserve));
-  Status s = SplitAt(iova, iova, end, gather, reserve);
-  if (s.ok()) s = SplitAt(end - 1, iova, end, gather, reserve);
-  ReleaseReserve(reserve);  // only left over after a failed split
-  return s;
+  bool cuts_block = false;
+  DEVISO_TRY(CheckMapped(start_level_, Table(root_), iova, end, &cuts_block));
+  if constexpr (!config::kBlockSplit) {
+    // Splits are compiled out: the edit must cover whole leaves, or nothing changes.
+    (void)gather;
+    return cuts_block ? Status::NotSupported() : Status::Ok();
+  } else {
+    Reserve reserve;
+    DEVISO_TRY(ReserveTables(CountSplits(iova, end), reserve));
+    Status s = SplitAt(iova, iova, end, gather, reserve);
+    if (s.ok()) s = SplitAt(end - 1, iova, end, gather, reserve);
+    ReleaseReserve(reserve);  // only left over after a failed split
+    return s;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -706,7 +724,7 @@ Status PageTable::Protect(Iova iova, uint64_t size, Perms perms, Gather& gather)
   if ((perms & kPermReadWrite) == 0 || (perms & ~kPermAll) != 0) {
     return Status::InvalidArgument();
   }
-  if (config_.stage == Stage::kStage1 && (perms & kPermRead) == 0) {
+  if (!stage2() && (perms & kPermRead) == 0) {
     return Status::NotSupported();
   }
   DEVISO_TRY(PrepareEdit(iova, size, gather));
@@ -741,7 +759,7 @@ Status PageTable::Sync(Gather& gather) {
 Status PageTable::SyncOwned(Gather& gather) {
   // Fold in what an earlier failed sync left behind, so its tables are freed (and its range
   // invalidated) by this one.
-  if (!orphans_.empty()) {
+  if (config::kOrphanRetry && !orphans_.empty()) {
     if (orphans_.start_ < orphans_.end_) {
       gather.AddLeaves(orphans_.start_, orphans_.end_ - orphans_.start_, orphans_.leaf_levels_);
     }
@@ -757,7 +775,9 @@ Status PageTable::SyncOwned(Gather& gather) {
   if (gather.empty()) return Status::Ok();
   const Status s = Sync(gather);
   if (!s.ok()) {
-    orphans_ = gather;
+    // A walker may still hold the gathered tables: keep them for the next sync, or (built
+    // without the retry) never free them.
+    if constexpr (config::kOrphanRetry) orphans_ = gather;
     gather = Gather();
   }
   return s;

@@ -19,6 +19,15 @@
 //
 // Not internally locked: the caller serialises every call on one PageTable (a context lock).
 // Lookups may run concurrently with each other, not with a modifying call.
+//
+// Build-time options (deviso/config.h) that shrink the engine; each refuses what it leaves out:
+//   DEVISO_CONFIG_STAGE2=OFF           Init() of a stage 2 table: -ENOTSUP.
+//   DEVISO_CONFIG_GRANULE_16K_64K=OFF  Init() with a 16 KiB or 64 KiB granule: -ENOTSUP; the
+//                                      granule geometry is then a compile-time constant.
+//   DEVISO_CONFIG_BLOCK_SPLIT=OFF      Unmap/Protect whose range starts or ends inside a block:
+//                                      -ENOTSUP, nothing changes.
+//   DEVISO_CONFIG_ORPHAN_RETRY=OFF     tables whose invalidation failed (overloads without a
+//                                      gather) are never freed, instead of retried.
 
 #ifndef DEVISO_SRC_PGTABLE_PGTABLE_H_
 #define DEVISO_SRC_PGTABLE_PGTABLE_H_
@@ -26,6 +35,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "deviso/config.h"
 #include "deviso/status.h"
 #include "pgtable/vmsav8_64.h"
 
@@ -159,7 +169,8 @@ class PageTable {
   PageTable& operator=(const PageTable&) = delete;
 
   // Validates the configuration and allocates the (possibly concatenated) start-level table.
-  // Errors: -EINVAL (bad config; also a second Init), -ENOMEM.
+  // Errors: -EINVAL (bad config; also a second Init), -ENOTSUP (a stage or granule compiled
+  // out: DEVISO_CONFIG_STAGE2, DEVISO_CONFIG_GRANULE_16K_64K), -ENOMEM.
   Status Init();
   // Frees every table immediately. Only for when no walker can use the table any more (the
   // stream was returned to abort/bypass and invalidated). Pending frees are released too.
@@ -177,21 +188,26 @@ class PageTable {
   // mapping can be unmapped. Tables that become empty leave the tree.
   // The range must be mapped entirely: a range with any unmapped granule is refused with
   // -ENOENT and nothing changes. Other errors, with no change: -EINVAL (as Map), -ENOMEM
-  // (tables for a split). If a break-before-make invalidation fails its error is returned;
-  // the block is restored, and a split done earlier in the call stays (an equivalent table).
+  // (tables for a split), -ENOTSUP (built without block splits, DEVISO_CONFIG_BLOCK_SPLIT=OFF,
+  // and the range starts or ends inside a block: unmap whole blocks; -ENOENT comes first).
+  // If a break-before-make invalidation fails its error is returned; the block is restored,
+  // and a split done earlier in the call stays (an equivalent table).
   // Leaf and table changes, and freed tables, go to `gather`: call Sync() before relying on
   // the unmap. The overload without a gather does that itself.
   Status Unmap(Iova iova, uint64_t size, Gather& gather);
   Status Unmap(Iova iova, uint64_t size);
 
   // Replaces the permissions of every mapping in [iova, iova + size), splitting blocks at the
-  // edges as Unmap does. Errors and no-change rules as Unmap (-ENOENT if any part unmapped).
+  // edges as Unmap does. Errors and no-change rules as Unmap (-ENOENT if any part unmapped;
+  // -ENOTSUP for a range inside a block when splits are compiled out).
   Status Protect(Iova iova, uint64_t size, Perms perms, Gather& gather);
   Status Protect(Iova iova, uint64_t size, Perms perms);
 
   // Invalidates what `gather` holds, waits for it, then frees its tables. On failure the
   // gather keeps everything (tables stay allocated: a walker may still hold them) and the
   // error from TlbFlush is returned, so the caller may escalate and call Sync() again.
+  // The overloads of Unmap/Protect without a gather keep a failed sync's tables and retry them
+  // with their next sync; built with DEVISO_CONFIG_ORPHAN_RETRY=OFF they never free them.
   Status Sync(Gather& gather);
 
   // Errors: -EINVAL (iova beyond IAS), -ENOENT (not mapped).
@@ -206,7 +222,7 @@ class PageTable {
   unsigned start_level() const { return start_level_; }
   // Number of concatenated start-level tables (stage 2; 1 otherwise).
   unsigned root_tables() const { return 1U << root_order_; }
-  uint64_t page_size() const { return 1ULL << granule_shift_; }
+  uint64_t page_size() const { return 1ULL << granule_shift(); }
   // Size of the region one entry at `level` maps.
   uint64_t LevelSize(unsigned level) const { return 1ULL << LevelShift(level); }
   // True when a leaf at `level` is a block (or page) this configuration may create.
@@ -216,11 +232,27 @@ class PageTable {
   struct Reserve;
   struct MapArgs;
 
+  // The granule's geometry: run-time values, or constants when only 4 KiB is built.
+  unsigned granule_shift() const {
+    if constexpr (config::kGranule16K64K) {
+      return granule_shift_;
+    } else {
+      return static_cast<unsigned>(Granule::k4KiB);
+    }
+  }
+  unsigned stride() const {  // index bits per level
+    if constexpr (config::kGranule16K64K) {
+      return stride_;
+    } else {
+      return static_cast<unsigned>(Granule::k4KiB) - 3;
+    }
+  }
+  bool stage2() const { return config::kStage2 && config_.stage == Stage::kStage2; }
   unsigned LevelShift(unsigned level) const {
-    return granule_shift_ + stride_ * (kMaxLevel - level);
+    return granule_shift() + stride() * (kMaxLevel - level);
   }
   size_t Entries(unsigned level) const {
-    return level == start_level_ ? root_entries_ : (size_t{1} << stride_);
+    return level == start_level_ ? root_entries_ : (size_t{1} << stride());
   }
   size_t Index(Iova iova, unsigned level) const {
     return static_cast<size_t>(iova >> LevelShift(level)) & (Entries(level) - 1);
@@ -238,7 +270,8 @@ class PageTable {
   template <bool kCommit>
   Status MapWalk(const MapArgs& a, unsigned level, uint64_t* table, bool fresh, Iova start,
                  Iova end, Reserve& reserve);
-  Status CheckMapped(unsigned level, const uint64_t* table, Iova start, Iova end) const;
+  Status CheckMapped(unsigned level, const uint64_t* table, Iova start, Iova end,
+                     bool* cuts_block) const;
   size_t SplitTablesNeeded(unsigned level, Iova entry_base, Iova start, Iova end) const;
   size_t CountSplits(Iova start, Iova end) const;
   Status SplitAt(Iova addr, Iova start, Iova end, Gather& gather, Reserve& reserve);
@@ -261,7 +294,7 @@ class PageTable {
   Config config_;
   TableMemory& memory_;
   TlbFlush& flush_;
-  unsigned granule_shift_ = 0;
+  unsigned granule_shift_ = 0;  // read through granule_shift() and stride()
   unsigned stride_ = 0;
   unsigned start_level_ = 0;
   unsigned root_order_ = 0;

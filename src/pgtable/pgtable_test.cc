@@ -1,4 +1,8 @@
 // Unit tests of the VMSAv8-64 translation-table engine (CTest label `pgtable`).
+//
+// Built with the `minimal` profile (preset host-minimal: stage 1, 4 KiB, no block splits, no
+// orphan retry) the cases that need a compiled-out feature are skipped, and the `CompiledOut`
+// cases check that each one is refused with its documented error and no change.
 
 #include "pgtable/pgtable.h"
 
@@ -25,6 +29,12 @@ constexpr uint64_t kGiB = 1ULL << 30;
 // 4 MiB of table memory per test, whatever the granule.
 size_t PoolGranules(Granule g) { return (4 * kMiB) >> static_cast<unsigned>(g); }
 
+// Whether this build has `stage` and `granule` (deviso/config.h).
+bool Built(Stage stage, Granule granule) {
+  return (config::kStage2 || stage == Stage::kStage1) &&
+         (config::kGranule16K64K || granule == Granule::k4KiB);
+}
+
 struct Fixture {
   explicit Fixture(const Config& c)
       : memory(size_t{1} << static_cast<unsigned>(c.granule), PoolGranules(c.granule)),
@@ -49,6 +59,7 @@ class GeometryTest : public ::testing::TestWithParam<GeometryCase> {};
 
 TEST_P(GeometryTest, StartLevelAndConcatenation) {
   const GeometryCase& c = GetParam();
+  if (!Built(c.stage, c.granule)) GTEST_SKIP() << "stage or granule compiled out";
   Config config = Config::SmmuStage1(c.granule, c.ias, 48, true);
   config.stage = c.stage;
   Fixture f(config);
@@ -131,6 +142,7 @@ TEST(PageTableConfig, RejectsBadConfigurations) {
 }
 
 TEST(PageTableConfig, InitFailsCleanlyWhenThePoolIsEmpty) {
+  if (!Built(Stage::kStage2, Granule::k4KiB)) GTEST_SKIP() << "stage or granule compiled out";
   HostTableMemory memory(4096, 3);
   RecordingFlush flush;
   PageTable pt(Config::SmmuStage2(Granule::k4KiB, 32, 48, true), memory, flush);
@@ -175,6 +187,8 @@ class SweepTest : public ::testing::TestWithParam<SweepCase> {
                                      : Config::SmmuStage2(c.granule, c.ias, 48, true);
   }
   void SetUp() override {
+    if (!Built(GetParam().stage, GetParam().granule))
+      GTEST_SKIP() << "stage or granule compiled out";
     ASSERT_TRUE(f_.pt.Init().ok());
     baseline_free_ = f_.memory.free_granules();
   }
@@ -346,6 +360,7 @@ TEST(ExpectedTables, CpuKernelBlock2M) {
 }
 
 TEST(ExpectedTables, Stage2ConcatenatedRoot1GBlock) {
+  if (!Built(Stage::kStage2, Granule::k4KiB)) GTEST_SKIP() << "stage or granule compiled out";
   Fixture f(Config::SmmuStage2(Granule::k4KiB, 40, 48, true));
   ASSERT_TRUE(f.pt.Init().ok());
   ASSERT_EQ(f.pt.start_level(), 1U);
@@ -369,6 +384,7 @@ TEST(ExpectedTables, Stage2ConcatenatedRoot1GBlock) {
 }
 
 TEST(ExpectedTables, Granule64KPageAndBlock) {
+  if (!Built(Stage::kStage1, Granule::k64KiB)) GTEST_SKIP() << "stage or granule compiled out";
   Fixture f(Config::SmmuStage1(Granule::k64KiB, 42, 48, true));
   ASSERT_TRUE(f.pt.Init().ok());
   ASSERT_EQ(f.pt.start_level(), 2U);
@@ -459,6 +475,7 @@ TEST(BadInput, UninitializedTableRefusesEverything) {
 // Splitting blocks: break-before-make, BBML2, and the invalidation it reports.
 
 TEST(Split, PartialUnmapOfABlockIsBreakBeforeMake) {
+  if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
   Fixture f(Config::SmmuStage1(Granule::k4KiB, 48, 48, true));
   ASSERT_TRUE(f.pt.Init().ok());
   const size_t baseline = f.memory.free_granules();
@@ -504,6 +521,7 @@ TEST(Split, PartialUnmapOfABlockIsBreakBeforeMake) {
 }
 
 TEST(Split, Bbml2ReplacesTheBlockWithoutABreak) {
+  if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
   Config c = Config::SmmuStage1(Granule::k4KiB, 48, 48, true);
   c.bbml2 = true;
   Fixture f(c);
@@ -524,6 +542,8 @@ TEST(Split, Bbml2ReplacesTheBlockWithoutABreak) {
 }
 
 TEST(Split, BothEdgesInOneBlockAndDeepSplit) {
+  if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
+  if (!Built(Stage::kStage2, Granule::k4KiB)) GTEST_SKIP() << "stage or granule compiled out";
   Fixture f(Config::SmmuStage2(Granule::k4KiB, 40, 48, true));
   ASSERT_TRUE(f.pt.Init().ok());
   const size_t baseline = f.memory.free_granules();
@@ -548,6 +568,7 @@ TEST(Split, BothEdgesInOneBlockAndDeepSplit) {
 }
 
 TEST(Split, FailedBreakInvalidationRestoresTheBlock) {
+  if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
   Fixture f(Config::SmmuStage1(Granule::k4KiB, 48, 48, true));
   ASSERT_TRUE(f.pt.Init().ok());
   ASSERT_TRUE(f.pt.Map(2 * kMiB, 0, 2 * kMiB, kPermReadWrite, MemType::kNormalWriteBack).ok());
@@ -561,6 +582,8 @@ TEST(Split, FailedBreakInvalidationRestoresTheBlock) {
 }
 
 TEST(Split, ProtectSplitsAtTheEdges) {
+  if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
+  if (!Built(Stage::kStage1, Granule::k16KiB)) GTEST_SKIP() << "stage or granule compiled out";
   Fixture f(Config::SmmuStage1(Granule::k16KiB, 48, 48, true));
   ASSERT_TRUE(f.pt.Init().ok());
   ASSERT_TRUE(f.pt.Map(32 * kMiB, 0, 32 * kMiB, kPermReadWrite, MemType::kNormalWriteBack).ok());
@@ -609,6 +632,7 @@ TEST(DeferredFree, TablesReturnOnlyAfterTheInvalidationCompleted) {
 }
 
 TEST(DeferredFree, FailedSyncWithoutGatherIsRetriedLater) {
+  if constexpr (!config::kOrphanRetry) GTEST_SKIP() << "DEVISO_CONFIG_ORPHAN_RETRY=OFF";
   Fixture f(Config::SmmuStage1(Granule::k4KiB, 48, 48, true));
   ASSERT_TRUE(f.pt.Init().ok());
   const size_t baseline = f.memory.free_granules();
@@ -649,9 +673,16 @@ TEST(NonCoherent, WalkerViewMatchesTheTablesAfterEveryOperation) {
     ASSERT_TRUE(
         f.pt.Map(0, 0, kGiB + 4 * kMiB + 0x3000, kPermReadWrite, MemType::kNormalWriteBack).ok());
     check("map");
-    ASSERT_TRUE(f.pt.Unmap(0x20'1000, 0x1000).ok());
-    check("split unmap");
-    ASSERT_TRUE(f.pt.Protect(kGiB, 2 * kMiB + 0x1000, kPermRead).ok());
+    if constexpr (config::kBlockSplit) {
+      ASSERT_TRUE(f.pt.Unmap(0x20'1000, 0x1000).ok());
+      check("split unmap");
+    } else {
+      ASSERT_TRUE(f.pt.Unmap(0, kGiB).ok());  // whole leaves only
+      check("block unmap");
+    }
+    // Splits the 2 MiB block at 1 GiB + 2 MiB, or (without splits) whole blocks only.
+    ASSERT_TRUE(
+        f.pt.Protect(kGiB, config::kBlockSplit ? 2 * kMiB + 0x1000 : 4 * kMiB, kPermRead).ok());
     check("protect");
     ASSERT_TRUE(f.pt.Unmap(kGiB + 4 * kMiB, 0x3000).ok());
     check("unmap");
@@ -683,6 +714,9 @@ TEST(Exhaustion, EveryAllocationPointLeavesTablesUnchanged) {
        [](PageTable& pt) { return pt.Protect(kGiB + 5 * kMiB, 0x2000, kPermRead); }},
   };
   for (const Op& op : ops) {
+    if (!config::kBlockSplit && std::string(op.name).find("split") != std::string::npos) {
+      continue;  // refused with -ENOTSUP before any allocation (CompiledOut tests)
+    }
     for (size_t fail_at = 1;; ++fail_at) {
       SCOPED_TRACE(::testing::Message() << op.name << ", allocation " << fail_at << " fails");
       Fixture f(Config::SmmuStage1(Granule::k4KiB, 48, 48, true));
@@ -740,6 +774,86 @@ TEST(Visitor, VisitsInOrderAndStops) {
   } first;
   f.pt.ForEachMapping(first);
   EXPECT_EQ(first.n, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Built without a feature (the `minimal` profile): refused with its documented error, nothing
+// changed. Each case is skipped where its feature is built.
+
+TEST(CompiledOut, StagesAndGranulesAreNotSupported) {
+  if constexpr (config::kStage2 && config::kGranule16K64K) GTEST_SKIP() << "all are built";
+  for (Stage stage : {Stage::kStage1, Stage::kStage2}) {
+    for (Granule g : {Granule::k4KiB, Granule::k16KiB, Granule::k64KiB}) {
+      if (Built(stage, g)) continue;
+      Config c = Config::SmmuStage1(g, 48, 48, true);
+      c.stage = stage;
+      HostTableMemory memory(size_t{1} << static_cast<unsigned>(g), 16);
+      RecordingFlush flush;
+      PageTable pt(c, memory, flush);
+      EXPECT_EQ(pt.Init(), Status::NotSupported())
+          << static_cast<int>(stage) << " " << static_cast<int>(g);
+      EXPECT_EQ(memory.free_granules(), 16U);
+      EXPECT_EQ(pt.Map(0, 0, pt.page_size(), kPermRead, MemType::kNormalWriteBack),
+                Status::InvalidArgument())
+          << "not initialised";
+    }
+  }
+  if constexpr (!config::kStage2) {
+    // The pool serves single granules: only concatenated stage 2 roots need more.
+    HostTableMemory memory(4096, 16);
+    EXPECT_EQ(memory.Allocate(1).status(), Status::NotSupported());
+    EXPECT_EQ(memory.free_granules(), 16U);
+    EXPECT_TRUE(memory.Allocate(0).ok());
+  }
+}
+
+TEST(CompiledOut, EditsThatCutABlockAreNotSupportedAndChangeNothing) {
+  if constexpr (config::kBlockSplit) GTEST_SKIP() << "block splits are built";
+  Fixture f(Config::SmmuStage1(Granule::k4KiB, 48, 48, true));
+  ASSERT_TRUE(f.pt.Init().ok());
+  const size_t baseline = f.memory.free_granules();
+  // A 1 GiB block at 1 GiB, a 2 MiB block at 4 GiB, and pages after it.
+  ASSERT_TRUE(f.pt.Map(kGiB, 0, kGiB, kPermReadWrite, MemType::kNormalWriteBack).ok());
+  ASSERT_TRUE(
+      f.pt.Map(4 * kGiB, 4 * kGiB, 2 * kMiB + 0x3000, kPermReadWrite, MemType::kNormalWriteBack)
+          .ok());
+  const auto before = SnapshotTables(f.pt, f.memory);
+  const size_t free_before = f.memory.free_granules();
+  EXPECT_EQ(f.pt.Unmap(kGiB + 0x1000, 0x1000), Status::NotSupported()) << "inside a block";
+  EXPECT_EQ(f.pt.Unmap(kGiB, kGiB - 0x1000), Status::NotSupported()) << "end inside";
+  EXPECT_EQ(f.pt.Unmap(4 * kGiB + 0x1000, 2 * kMiB), Status::NotSupported()) << "start inside";
+  EXPECT_EQ(f.pt.Protect(kGiB + 2 * kMiB, 2 * kMiB, kPermRead), Status::NotSupported());
+  // Cuts the block and reaches unmapped space: -ENOENT comes first.
+  EXPECT_EQ(f.pt.Unmap(2 * kGiB - 0x1000, 0x2000), Status::NotFound());
+  EXPECT_EQ(SnapshotTables(f.pt, f.memory), before);
+  EXPECT_EQ(f.memory.free_granules(), free_before);
+  EXPECT_TRUE(f.flush.calls.empty()) << "no invalidation for a refused call";
+  // Whole leaves work: pages at any granule, blocks whole, several leaves at once.
+  ASSERT_TRUE(f.pt.Protect(4 * kGiB + 2 * kMiB + 0x1000, 0x1000, kPermRead).ok());
+  EXPECT_EQ(f.pt.Lookup(4 * kGiB + 2 * kMiB + 0x1000)->perms, kPermRead);
+  ASSERT_TRUE(f.pt.Unmap(4 * kGiB + 2 * kMiB + 0x1000, 0x1000).ok());
+  ASSERT_TRUE(f.pt.Unmap(4 * kGiB, 2 * kMiB + 0x1000).ok());
+  ASSERT_TRUE(f.pt.Unmap(4 * kGiB + 2 * kMiB + 0x2000, 0x1000).ok());
+  ASSERT_TRUE(f.pt.Unmap(kGiB, kGiB).ok());
+  EXPECT_TRUE(AllMappings(f.pt).empty());
+  EXPECT_EQ(f.memory.free_granules(), baseline);
+}
+
+TEST(CompiledOut, FailedSyncWithoutGatherKeepsTheTablesForGood) {
+  if constexpr (config::kOrphanRetry) GTEST_SKIP() << "the retry is built";
+  Fixture f(Config::SmmuStage1(Granule::k4KiB, 48, 48, true));
+  ASSERT_TRUE(f.pt.Init().ok());
+  const size_t baseline = f.memory.free_granules();
+  ASSERT_TRUE(f.pt.Map(0x1000, 0x1000, 0x1000, kPermRead, MemType::kNormalWriteBack).ok());
+  f.flush.fail_next = 1;
+  EXPECT_EQ(f.pt.Unmap(0x1000, 0x1000), Status::TimedOut()) << "must not report success";
+  EXPECT_EQ(f.memory.free_granules(), baseline - 3);
+  // Never reused: the next successful sync does not free them, nor does Release().
+  ASSERT_TRUE(f.pt.Map(0x1000'0000, 0, 0x1000, kPermRead, MemType::kNormalWriteBack).ok());
+  ASSERT_TRUE(f.pt.Unmap(0x1000'0000, 0x1000).ok());
+  EXPECT_EQ(f.memory.free_granules(), baseline - 3);
+  f.pt.Release();
+  EXPECT_EQ(f.memory.free_granules(), baseline - 3 + 1) << "the root only";
 }
 
 }  // namespace

@@ -30,6 +30,8 @@ void TablePool::SetRun(size_t first, size_t n, bool used) {
 
 Result<Paddr> TablePool::Allocate(unsigned order) {
   if (order > kMaxOrder) return Status::InvalidArgument();
+  // Only concatenated stage 2 start tables need more than one granule.
+  if (!config::kStage2 && order != 0) return Status::NotSupported();
   const size_t n = size_t{1} << order;
   if (free_ < n) return Status::NoMemory();
   const size_t words = (count_ + 63) / 64;

@@ -26,6 +26,8 @@ class TablePool : public TableMemory {
   // identity-mapped port). `bitmap` holds (count + 63) / 64 zeroed words.
   TablePool(void* storage, Paddr storage_pa, size_t granule_bytes, size_t count, uint64_t* bitmap);
 
+  // Errors: -ENOMEM, -EINVAL (order > kMaxOrder), -ENOTSUP (order > 0 in a build without
+  // stage 2, DEVISO_CONFIG_STAGE2=OFF: the pool then serves single granules only).
   Result<Paddr> Allocate(unsigned order) override;
   void Free(Paddr table, unsigned order) override;
   uint64_t* PhysToVirt(Paddr table) override;

@@ -24,7 +24,14 @@ uint64_t AddressSizeEncoding(uint8_t bits) {
 }
 
 unsigned GranuleShift(uint64_t page_size) {
+  if constexpr (!config::kGranule16K64K) return 12;
   return page_size == (1U << 16) ? 16 : page_size == (1U << 14) ? 14 : 12;
+}
+
+// A granule as CD.TG0 / STE.S2TG encode it (5.4, 5.2).
+uint64_t TgField(uint64_t page_size) {
+  if constexpr (!config::kGranule16K64K) return ds::kTg4K;
+  return page_size == (1U << 16) ? ds::kTg64K : page_size == (1U << 14) ? ds::kTg16K : ds::kTg4K;
 }
 
 ds::Command Cmd(uint8_t opcode) {
@@ -64,19 +71,26 @@ unsigned Log2Floor(uint64_t v) { return 63U - static_cast<unsigned>(__builtin_cl
 // Probe and initialisation
 
 Smmuv3::~Smmuv3() {
-  if (enabled_) (void)Shutdown();
-  for (SmmuDomain& d : domains_) {
-    if (!d.in_use_) continue;
-    d.table_.reset();
-    if (d.cd_.cpu != nullptr) config_.dma->Free(d.cd_);
+  if constexpr (!config::kTeardown) {
+    // Units are never torn down in this build (DEVISO_CONFIG_TEARDOWN=OFF). The members'
+    // destructors return the domains' tables to the pool: only safe if the SMMU never walked
+    // them.
+    DEVISO_ASSERT(!enabled_);
+  } else {
+    if (enabled_) (void)Shutdown();
+    for (SmmuDomain& d : domains_) {
+      if (!d.in_use_) continue;
+      d.table_.reset();
+      if (d.cd_.cpu != nullptr) config_.dma->Free(d.cd_);
+    }
+    if (config_.dma == nullptr) return;
+    for (DmaBuffer& b : l2_) {
+      if (b.cpu != nullptr) config_.dma->Free(b);
+    }
+    if (strtab_.cpu != nullptr) config_.dma->Free(strtab_);
+    if (cmdq_.buffer.cpu != nullptr) config_.dma->Free(cmdq_.buffer);
+    if (evtq_.buffer.cpu != nullptr) config_.dma->Free(evtq_.buffer);
   }
-  if (config_.dma == nullptr) return;
-  for (DmaBuffer& b : l2_) {
-    if (b.cpu != nullptr) config_.dma->Free(b);
-  }
-  if (strtab_.cpu != nullptr) config_.dma->Free(strtab_);
-  if (cmdq_.buffer.cpu != nullptr) config_.dma->Free(cmdq_.buffer);
-  if (evtq_.buffer.cpu != nullptr) config_.dma->Free(evtq_.buffer);
 }
 
 Status Smmuv3::Probe() {
@@ -96,7 +110,8 @@ Status Smmuv3::Probe() {
 
   // 6.3.1: TTF bit 1 = AArch64 tables; TTENDIAN 0b11 = big-endian only.
   if ((idr0_.ttf() & 0b10) == 0 || idr0_.ttendian() == 0b11) return Status::NotSupported();
-  if (idr0_.s1p() == 0 && idr0_.s2p() == 0) return Status::NotSupported();
+  const bool stage2 = config::kStage2 && idr0_.s2p() != 0;
+  if (idr0_.s1p() == 0 && !stage2) return Status::NotSupported();
   if (idr5_.oas() >= sizeof(reg::kAddressSizeBits)) return Status::NotSupported();
   // The engine produces 48-bit output addresses at most (no FEAT_LPA formats).
   oas_bits_ = reg::kAddressSizeBits[idr5_.oas()];
@@ -106,10 +121,10 @@ Status Smmuv3::Probe() {
   if (idr5_.gran4k() != 0 && config_.tables_4k != nullptr) {
     page_sizes |= (1ULL << 12) | (1ULL << 21) | (1ULL << 30);
   }
-  if (idr5_.gran16k() != 0 && config_.tables_16k != nullptr) {
+  if (config::kGranule16K64K && idr5_.gran16k() != 0 && config_.tables_16k != nullptr) {
     page_sizes |= (1ULL << 14) | (1ULL << 25);
   }
-  if (idr5_.gran64k() != 0 && config_.tables_64k != nullptr) {
+  if (config::kGranule16K64K && idr5_.gran64k() != 0 && config_.tables_64k != nullptr) {
     page_sizes |= (1ULL << 16) | (1ULL << 29);
   }
   if (page_sizes == 0) return Status::NotSupported();
@@ -117,8 +132,9 @@ Status Smmuv3::Probe() {
   // Stream table: linear for small StreamID spaces; 2-level (if IDR0.ST_LEVEL allows) with
   // 256-STE L2 tables for large ones, the L1 table limited to 256 entries (16-bit SIDs).
   sid_bits_ = static_cast<unsigned>(idr1_.sidsize());
-  two_level_ = idr0_.st_level() == 1 && sid_bits_ > config_.max_linear_sid_bits;
-  if (two_level_) {
+  two_level_ = config::kTwoLevelStreamTable && idr0_.st_level() == 1 &&
+               sid_bits_ > config_.max_linear_sid_bits;
+  if (two_level()) {
     if (sid_bits_ > kL2SplitBits + 8) sid_bits_ = kL2SplitBits + 8;
   } else if (sid_bits_ > config_.max_linear_sid_bits) {
     sid_bits_ = config_.max_linear_sid_bits;
@@ -136,7 +152,7 @@ Status Smmuv3::Probe() {
   caps_.page_sizes = page_sizes;
   caps_.ias = config_.ias > 48 ? 48 : config_.ias;
   caps_.oas = oas_bits_;
-  caps_.stages = static_cast<uint8_t>((idr0_.s1p() != 0 ? 1 : 0) | (idr0_.s2p() != 0 ? 2 : 0));
+  caps_.stages = static_cast<uint8_t>((idr0_.s1p() != 0 ? 1 : 0) | (stage2 ? 2 : 0));
   caps_.coherent = coherent_;
   caps_.max_sid = (sid_bits_ >= 32) ? ~0U : (1U << sid_bits_) - 1;
   probed_ = true;
@@ -167,7 +183,7 @@ Status Smmuv3::SetupStreamTable() {
   (void)table_sh;
   reg::StrtabBaseCfg cfg;
   size_t bytes;
-  if (two_level_) {
+  if (two_level()) {
     bytes = (size_t{1} << (sid_bits_ - kL2SplitBits)) * sizeof(ds::L1Std);
     cfg.set_fmt(reg::kStrtabFmt2Level).set_split(kL2SplitBits).set_log2size(sid_bits_);
   } else {
@@ -265,6 +281,7 @@ Status Smmuv3::Init(bool enable_irqs) {
 }
 
 Status Smmuv3::Shutdown() {
+  if constexpr (!config::kTeardown) return Status::NotSupported();
   if (!enabled_) return Status::InvalidArgument();
   enabled_ = false;
   DEVISO_TRY(WriteCr0(reg::Cr0{}));
@@ -297,10 +314,12 @@ Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
   // the SMMU then resumes from CONS. Software never writes CMDQ_CONS.
   Count(stats_.command_errors);
   auto* bad = static_cast<ds::Command*>(cmdq_.buffer.cpu) + QueueIdx(cmdq_, cmdq_.cons);
-  port::Log("deviso: %s: command error %u at cmdq[%u]: opcode 0x%02x (%s)\n", name_,
-            static_cast<unsigned>(cons.err()), QueueIdx(cmdq_, cmdq_.cons),
-            static_cast<unsigned>(Load64(&bad->raw[0]) & 0xff),
-            cons.err() == reg::kCerrorIll ? "illegal" : "abort");
+  if constexpr (config::kLogging) {
+    port::Log("deviso: %s: command error %u at cmdq[%u]: opcode 0x%02x (%s)\n", name_,
+              static_cast<unsigned>(cons.err()), QueueIdx(cmdq_, cmdq_.cons),
+              static_cast<unsigned>(Load64(&bad->raw[0]) & 0xff),
+              cons.err() == reg::kCerrorIll ? "illegal" : "abort");
+  }
   const uint32_t pos = (cmdq_.cons - first) & mask;
   if (pos < ((end - first) & mask)) *lost = true;
   const ds::Command sync = Cmd(ds::kOpSync);
@@ -353,8 +372,10 @@ Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
     if (deadline.Expired()) {
       // Completion cannot be confirmed: nothing this unit does can be trusted any more, and
       // nothing it may still be using is freed.
-      port::Log("deviso: %s: CMD_SYNC did not complete within %llu ns\n", name_,
-                static_cast<unsigned long long>(config_.timeout_ns));
+      if constexpr (config::kLogging) {
+        port::Log("deviso: %s: CMD_SYNC did not complete within %llu ns\n", name_,
+                  static_cast<unsigned long long>(config_.timeout_ns));
+      }
       broken_ = true;
       return Status::TimedOut();
     }
@@ -371,7 +392,7 @@ Status Smmuv3::Submit(const ds::Command* commands, size_t count) {
 // TLB invalidation (4.4)
 
 ds::Command Smmuv3::ContextTlbi(const SmmuDomain& d) const {
-  if (d.stage2_) {
+  if (d.stage2()) {
     ds::Command c = Cmd(ds::kOpTlbiS12Vmall);
     c.raw[0] = ds::Command::W0{c.raw[0]}.set_vmid(d.vmid_).raw;
     return c;
@@ -385,16 +406,17 @@ ds::Command Smmuv3::ContextTlbi(const SmmuDomain& d) const {
 size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages, unsigned ttl,
                               bool leaf, ds::Command* out) const {
   const uint64_t page = d.page_size();
-  const uint64_t tg = page == (1U << 16)   ? ds::kTlbiTg64K
-                      : page == (1U << 14) ? ds::kTlbiTg16K
-                                           : ds::kTlbiTg4K;
+  const uint64_t tg = !config::kGranule16K64K ? ds::kTlbiTg4K
+                      : page == (1U << 16)    ? ds::kTlbiTg64K
+                      : page == (1U << 14)    ? ds::kTlbiTg16K
+                                              : ds::kTlbiTg4K;
   TlbiRange ranges[2];
   const size_t n = SplitTlbiRange(pages, ranges);
   for (size_t i = 0; i < n; ++i) {
-    ds::Command c = Cmd(d.stage2_ ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
+    ds::Command c = Cmd(d.stage2() ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
     ds::Command::W0 w0{c.raw[0]};
     w0.set_num(ranges[i].count - 1).set_scale(ranges[i].scale);
-    if (d.stage2_) {
+    if (d.stage2()) {
       w0.set_vmid(d.vmid_);
     } else {
       w0.set_asid(d.asid_);
@@ -419,7 +441,7 @@ Status Smmuv3::InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationR
   const bool leaf = !r.tables;
   ds::Command cmds[64];
   size_t n = 0;
-  if (idr3_.ril() != 0 && r.size / page < kMaxTlbiRangeGranules) {
+  if (config::kRangeTlbi && idr3_.ril() != 0 && r.size / page < kMaxTlbiRangeGranules) {
     n = BuildRangeTlbi(d, r.iova, r.size / page, ttl, leaf, cmds);
     Count(stats_.tlbi_va, n);
   } else {
@@ -431,9 +453,9 @@ Status Smmuv3::InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationR
       Count(stats_.tlbi_context);
     } else {
       for (uint64_t i = 0; i < count; ++i) {
-        ds::Command c = Cmd(d.stage2_ ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
+        ds::Command c = Cmd(d.stage2() ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
         ds::Command::W0 w0{c.raw[0]};
-        if (d.stage2_) {
+        if (d.stage2()) {
           w0.set_vmid(d.vmid_);
         } else {
           w0.set_asid(d.asid_);
@@ -457,7 +479,11 @@ Status SmmuDomain::Flush::Invalidate(const pgtable::InvalidationRange& range) {
 // Stream table entries and context descriptors (5.1, 5.2, 5.4)
 
 Result<ds::Ste*> Smmuv3::SteSlot(uint32_t sid, bool allocate) {
-  if (!two_level_) return static_cast<ds::Ste*>(strtab_.cpu) + sid;
+  if constexpr (!config::kTwoLevelStreamTable) {
+    (void)allocate;
+    return static_cast<ds::Ste*>(strtab_.cpu) + sid;
+  }
+  if (!two_level()) return static_cast<ds::Ste*>(strtab_.cpu) + sid;
   const uint32_t l1 = sid >> kL2SplitBits;
   if (l2_[l1].cpu == nullptr) {
     if (!allocate) return Status::NotFound();
@@ -475,7 +501,7 @@ Result<ds::Ste*> Smmuv3::SteSlot(uint32_t sid, bool allocate) {
 }
 
 const ds::Ste* Smmuv3::SteForTest(uint32_t sid) const {
-  if (!two_level_) return static_cast<const ds::Ste*>(strtab_.cpu) + sid;
+  if (!two_level()) return static_cast<const ds::Ste*>(strtab_.cpu) + sid;
   const DmaBuffer& l2 = l2_[sid >> kL2SplitBits];
   if (l2.cpu == nullptr) return nullptr;
   return static_cast<const ds::Ste*>(l2.cpu) + (sid & ((1U << kL2SplitBits) - 1));
@@ -486,7 +512,7 @@ void Smmuv3::BuildCd(const SmmuDomain& d, ds::Cd* cd) const {
   const uint64_t page = t.page_size();
   ds::Cd::W0 w0;
   w0.set_t0sz(64 - t.config().ias);
-  w0.set_tg0(page == (1U << 16) ? ds::kTg64K : page == (1U << 14) ? ds::kTg16K : ds::kTg4K);
+  w0.set_tg0(TgField(page));
   const uint64_t cache = coherent_ ? reg::kCacheWriteBack : reg::kCacheNonCacheable;
   w0.set_ir0(cache).set_or0(cache).set_sh0(coherent_ ? reg::kShareInner : reg::kShareOuter);
   w0.set_epd1(1);  // no TTB1 walks
@@ -509,7 +535,7 @@ ds::Ste Smmuv3::BuildSte(const SmmuDomain& d) const {
   w0.set_v(1);
   ds::Ste::W1 w1;
   w1.set_shcfg(1);  // incoming shareability
-  if (!d.stage2_) {
+  if (!d.stage2()) {
     w0.set_config(ds::kConfigS1Translate).set_s1_context_ptr(d.cd_.pa >> 6);
     w1.set_s1cir(cache).set_s1cor(cache).set_s1csh(share);
   } else {
@@ -522,7 +548,7 @@ ds::Ste Smmuv3::BuildSte(const SmmuDomain& d) const {
     // 0 = level 3, 1 = level 2, 2 = level 1.
     const unsigned sl0 = page == (1U << 12) ? 2 - t.start_level() : 3 - t.start_level();
     w2.set_s2sl0(sl0).set_s2ir0(cache).set_s2or0(cache).set_s2sh0(share);
-    w2.set_s2tg(page == (1U << 16) ? ds::kTg64K : page == (1U << 14) ? ds::kTg16K : ds::kTg4K);
+    w2.set_s2tg(TgField(page));
     w2.set_s2ps(AddressSizeEncoding(t.config().oas)).set_s2aa64(1).set_s2r(1);
     ste.raw[2] = w2.raw;
     ste.raw[3] = ds::Ste::W3{}.set_s2ttb(t.root() >> 4).raw;
@@ -585,9 +611,13 @@ pgtable::TableMemory* Smmuv3::TablesFor(uint64_t page_size) {
     case 1U << 12:
       return idr5_.gran4k() != 0 && config_.tables_4k != nullptr ? &tables_4k_ : nullptr;
     case 1U << 14:
-      return idr5_.gran16k() != 0 && config_.tables_16k != nullptr ? &tables_16k_ : nullptr;
+      return config::kGranule16K64K && idr5_.gran16k() != 0 && config_.tables_16k != nullptr
+                 ? &tables_16k_
+                 : nullptr;
     case 1U << 16:
-      return idr5_.gran64k() != 0 && config_.tables_64k != nullptr ? &tables_64k_ : nullptr;
+      return config::kGranule16K64K && idr5_.gran64k() != 0 && config_.tables_64k != nullptr
+                 ? &tables_64k_
+                 : nullptr;
     default:
       return nullptr;
   }
@@ -622,6 +652,7 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
     default:
       return Status::InvalidArgument();
   }
+  if (stage2 && !config::kStage2) return Status::NotSupported();  // compiled out
   if (stage2 ? idr0_.s2p() == 0 : idr0_.s1p() == 0) return Status::NotSupported();
   uint64_t page = options.page_size;
   if (page == 0)
@@ -707,8 +738,8 @@ Status Smmuv3::DestroyDomain(Domain* domain) {
     config_.dma->Free(d->cd_);
     d->cd_ = DmaBuffer{};
   }
-  uint64_t* map = d->stage2_ ? vmid_map_ : asid_map_;
-  const uint16_t id = d->stage2_ ? d->vmid_ : d->asid_;
+  uint64_t* map = d->stage2() ? vmid_map_ : asid_map_;
+  const uint16_t id = d->stage2() ? d->vmid_ : d->asid_;
   map[id / 64] &= ~(1ULL << (id % 64));
   d->sink_ = nullptr;
   d->in_use_ = false;
@@ -961,13 +992,17 @@ void Smmuv3::DeliverFault(const Fault& fault, bool to_all) {
 
 void Smmuv3::ReportOverflow() {
   Count(stats_.event_overflows);
-  port::Log("deviso: %s: event queue overflow: faults were lost\n", name_);
-  Fault f{};
-  f.sid = ~0U;
-  f.reason = DEVISO_FAULT_OVERFLOW;
-  f.unit = name_;
-  DeliverFault(f, true);
-  if (unrouted_handler_ != nullptr) unrouted_handler_(&f, unrouted_user_);
+  if constexpr (config::kLogging) {
+    port::Log("deviso: %s: event queue overflow: faults were lost\n", name_);
+  }
+  if constexpr (config::kFaultReports) {
+    Fault f{};
+    f.sid = ~0U;
+    f.reason = DEVISO_FAULT_OVERFLOW;
+    f.unit = name_;
+    DeliverFault(f, true);
+    if (unrouted_handler_ != nullptr) unrouted_handler_(&f, unrouted_user_);
+  }
 }
 
 void Smmuv3::HandleEvents() {
@@ -986,18 +1021,21 @@ void Smmuv3::HandleEvents() {
     evtq_.prod = static_cast<uint32_t>(prod.wr_rd()) & mask;
     if (QueueEmpty(evtq_)) break;
     while (!QueueEmpty(evtq_)) {
-      auto* rec = static_cast<ds::Event*>(evtq_.buffer.cpu) + QueueIdx(evtq_, evtq_.cons);
-      if (!coherent_) config_.dma->Invalidate(rec, sizeof(*rec));
-      ds::Event e;
-      for (size_t i = 0; i < 4; ++i) e.raw[i] = Load64(&rec->raw[i]);
       Count(stats_.events);
-      const uint32_t sid = static_cast<uint32_t>(ds::Event::W0{e.raw[0]}.stream_id());
-      bool attached = false;
-      {
-        port::LockGuard streams_guard(lock_);
-        for (const StreamSlot& s : streams_) attached = attached || (s.used && s.sid == sid);
+      if constexpr (config::kFaultReports) {
+        auto* rec = static_cast<ds::Event*>(evtq_.buffer.cpu) + QueueIdx(evtq_, evtq_.cons);
+        if (!coherent_) config_.dma->Invalidate(rec, sizeof(*rec));
+        ds::Event e;
+        for (size_t i = 0; i < 4; ++i) e.raw[i] = Load64(&rec->raw[i]);
+        const uint32_t sid = static_cast<uint32_t>(ds::Event::W0{e.raw[0]}.stream_id());
+        bool attached = false;
+        {
+          port::LockGuard streams_guard(lock_);
+          for (const StreamSlot& s : streams_) attached = attached || (s.used && s.sid == sid);
+        }
+        DeliverFault(DecodeEvent(e, name_, attached), false);
       }
-      DeliverFault(DecodeEvent(e, name_, attached), false);
+      // Built without fault reports the record is not read at all: only counted and freed.
       evtq_.cons = QueueInc(evtq_, evtq_.cons);
     }
     // Free the records for the SMMU: they have been read.
@@ -1022,22 +1060,27 @@ void Smmuv3::HandleGlobalErrors() {
   }
   if (a.sfm_err() != 0) {
     broken_ = true;
-    port::Log(
-        "deviso: %s: SMMU entered service failure mode (GERROR.SFM_ERR): DMA is "
-        "terminated and the unit must be reset\n",
-        name_);
+    if constexpr (config::kLogging) {
+      port::Log(
+          "deviso: %s: SMMU entered service failure mode (GERROR.SFM_ERR): DMA is "
+          "terminated and the unit must be reset\n",
+          name_);
+    }
   }
-  if ((active & ~(reg::Gerror{}.set_eventq_abt_err(1).set_sfm_err(1).raw)) != 0) {
+  if (config::kLogging &&
+      (active & ~(reg::Gerror{}.set_eventq_abt_err(1).set_sfm_err(1).raw)) != 0) {
     port::Log("deviso: %s: global error 0x%x\n", name_, active);
   }
   Count(stats_.gerrors);
   regs_->Write32(reg::kGerrorN, gerrorn.raw ^ active);
 }
 
-void Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) {
+Status Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) {
+  if constexpr (!config::kFaultReports) return Status::NotSupported();
   port::LockGuard guard(evtq_lock_);
   unrouted_handler_ = handler;
   unrouted_user_ = user;
+  return Status::Ok();
 }
 
 }  // namespace deviso::smmuv3

@@ -16,6 +16,19 @@
 // the command queue; `evtq_lock_` the event queue consumer. Map/Unmap on one domain are
 // serialised by the caller (deviso's core holds the context lock). On bare metal these are
 // IRQ-masking spin locks, so HandleEvents() may run from the SMMU's interrupt handler.
+//
+// Build-time options (deviso/config.h; docs/smmuv3.md "Build-time options"), each refusing
+// what it leaves out:
+//   DEVISO_CONFIG_STAGE2=OFF            stage 2 domains: -ENOTSUP (a unit with only stage 2
+//                                       fails Probe with -ENOTSUP).
+//   DEVISO_CONFIG_GRANULE_16K_64K=OFF   4 KiB domains only (others: -ENOTSUP).
+//   DEVISO_CONFIG_TWO_LEVEL_STRTAB=OFF  linear stream table: StreamIDs are capped at
+//                                       Config::max_linear_sid_bits (others: -EINVAL).
+//   DEVISO_CONFIG_RANGE_TLBI=OFF        per-leaf TLBIs, then the whole ASID, even with RIL.
+//   DEVISO_CONFIG_FAULT_REPORTS=OFF     events are drained and counted (stats()), not decoded
+//                                       or delivered; SetUnroutedFaultHandler: -ENOTSUP.
+//   DEVISO_CONFIG_TEARDOWN=OFF          Shutdown: -ENOTSUP; destroying an enabled unit panics.
+//   DEVISO_CONFIG_LOGGING=OFF           no port::Log diagnostics (errors are still returned).
 
 #ifndef DEVISO_SRC_SMMUV3_SMMU_H_
 #define DEVISO_SRC_SMMUV3_SMMU_H_
@@ -27,6 +40,7 @@
 #include "core/dma_memory.h"
 #include "core/mmio.h"
 #include "deviso/backend.h"
+#include "deviso/config.h"
 #include "pgtable/pgtable.h"
 #include "ports/port.h"
 #include "smmuv3/hw.h"
@@ -50,7 +64,7 @@ struct SmmuStats {
 
 class SmmuDomain final : public Domain {
  public:
-  bool stage2() const { return stage2_; }
+  bool stage2() const { return config::kStage2 && stage2_; }
   uint16_t asid() const { return asid_; }
   uint16_t vmid() const { return vmid_; }
   const pgtable::PageTable& table() const { return *table_; }
@@ -135,7 +149,10 @@ class Smmuv3 final : public IsolationUnit {
   };
 
   explicit Smmuv3(const Config& config) : config_(config) {}
-  ~Smmuv3();
+  // Shuts the unit down (if enabled) and frees its queues, stream table and domains' tables.
+  // Built with DEVISO_CONFIG_TEARDOWN=OFF a unit is never torn down: destroying one that Init()
+  // enabled is a deviso_panic (its tables would go back to the pool while the SMMU walks them).
+  ~Smmuv3() override;
   Smmuv3(const Smmuv3&) = delete;
   Smmuv3& operator=(const Smmuv3&) = delete;
 
@@ -150,10 +167,13 @@ class Smmuv3 final : public IsolationUnit {
   Status Init(bool enable_irqs);
   // Clears SMMUEN (bus masters must be stopped first: with SMMUEN=0 the SMMU bypasses or
   // aborts per GBPA), then the queues and interrupts.
+  // Errors: -EINVAL (not enabled), -ETIMEDOUT, -ENOTSUP (DEVISO_CONFIG_TEARDOWN=OFF).
   Status Shutdown();
 
   // Drains the event queue, decoding each record and delivering it to the domain's sink;
   // handles overflow. Safe from the eventq interrupt (edge-triggered: drains until empty).
+  // Built with DEVISO_CONFIG_FAULT_REPORTS=OFF records are only counted (stats().events,
+  // stats().event_overflows).
   void HandleEvents();
   // Decodes and acknowledges global errors (GERROR/GERRORN). From the gerror interrupt.
   void HandleGlobalErrors();
@@ -180,7 +200,8 @@ class Smmuv3 final : public IsolationUnit {
 
   // Receives faults of StreamIDs with no domain (default-deny hits) and queue overflows.
   // Runs in event-handling context, like FaultSink::OnFault.
-  void SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user);
+  // Errors: -ENOTSUP (built with DEVISO_CONFIG_FAULT_REPORTS=OFF: no fault is decoded).
+  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user);
   // True once a CMD_SYNC timed out or the SMMU entered service failure mode: every later
   // operation fails with -EIO and nothing the SMMU may still use is freed.
   bool broken() const { return broken_; }
@@ -194,7 +215,7 @@ class Smmuv3 final : public IsolationUnit {
   reg::Idr5 idr5() const { return idr5_; }
   uint32_t iidr() const { return iidr_; }
   uint32_t aidr() const { return aidr_; }
-  bool two_level_stream_table() const { return two_level_; }
+  bool two_level_stream_table() const { return two_level(); }
   bool coherent() const { return coherent_; }
   bool gbpa_implemented() const { return gbpa_implemented_; }
   // The STE the SMMU would read for `sid` (nullptr if its L2 table does not exist).
@@ -258,6 +279,7 @@ class Smmuv3 final : public IsolationUnit {
   ds::Ste BuildSte(const SmmuDomain& d) const;
   void BuildCd(const SmmuDomain& d, ds::Cd* cd) const;
   void CleanForSmmu(const void* p, size_t n) const;
+  bool two_level() const { return config::kTwoLevelStreamTable && two_level_; }
   pgtable::TableMemory* TablesFor(uint64_t page_size);
   Status AllocId(uint64_t* bitmap, unsigned bits, uint16_t* id);
 
@@ -292,8 +314,9 @@ class Smmuv3 final : public IsolationUnit {
   port::Mutex evtq_lock_;
   Queue cmdq_;
   Queue evtq_;
-  DmaBuffer strtab_;            // linear table, or the L1 table
-  DmaBuffer l2_[1U << 8] = {};  // 2-level: L2 tables by L1 index (SIDSIZE <= 16)
+  DmaBuffer strtab_;  // linear table, or the L1 table
+  // 2-level: L2 tables by L1 index (SIDSIZE <= 16). One unused entry without 2-level tables.
+  DmaBuffer l2_[config::kTwoLevelStreamTable ? 1U << 8 : 1] = {};
   SmmuDomain domains_[kMaxDomains];
   StreamSlot streams_[kMaxStreams];
   uint64_t asid_map_[kMaxDomains / 64 + 1] = {};

@@ -3,7 +3,8 @@
 // reference model of the address space, checking after every step that both agree, that
 // refused operations change nothing, that every reported invalidation covers what changed,
 // that break-before-make really breaks, and, at the end, that unmapping everything returns
-// the pool to the root table(s) alone.
+// the pool to the root table(s) alone. Built without block splits (DEVISO_CONFIG_BLOCK_SPLIT=OFF)
+// an edit that cuts a block must be refused with -ENOTSUP and change nothing.
 
 #ifndef DEVISO_SRC_PGTABLE_TESTING_DIFFERENTIAL_H_
 #define DEVISO_SRC_PGTABLE_TESTING_DIFFERENTIAL_H_
@@ -59,6 +60,7 @@ class DifferentialHarness {
     uint64_t no_memory = 0;                       // injected -ENOMEM, checked unchanged
     uint64_t block_leaves = 0;                    // blocks seen by lookups
     uint64_t splits = 0;                          // edits that cut through a block
+    uint64_t unsupported = 0;  // such edits refused (-ENOTSUP): splits compiled out
   };
   const Coverage& coverage() const { return coverage_; }
 
@@ -211,6 +213,7 @@ class DifferentialHarness {
         uint64_t j = i;
         while (j < first + count && pages_[j].mapped) ++j;
         const Status u = pt_.Unmap(base_ + i * page_, (j - i) * page_);
+        if (!config::kBlockSplit && u == Status::NotSupported()) return true;  // cuts a block
         if (!u.ok()) return Fail(u.str(), base_ + i * page_);
         for (uint64_t k = i; k < j; ++k) pages_[k].mapped = false;
         mapped_pages_ -= j - i;
@@ -318,6 +321,14 @@ class DifferentialHarness {
     if (!all_mapped) {
       ++coverage_.refused;
       if (s != Status::NotFound()) return Fail("edit of an unmapped range not refused", iova);
+      if (!gather.empty() || memory_.free_granules() != free_before) {
+        return Fail("refused edit changed something", iova);
+      }
+      return SpotCheck(first, count);
+    }
+    if (!config::kBlockSplit && splits) {
+      ++coverage_.unsupported;
+      if (s != Status::NotSupported()) return Fail("edit cutting a block not refused", iova);
       if (!gather.empty() || memory_.free_granules() != free_before) {
         return Fail("refused edit changed something", iova);
       }
