@@ -17,6 +17,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "deviso/status.h"
 #include "deviso/types.h"
@@ -40,6 +41,19 @@ struct DomainOptions {
   Stage stage = Stage::kDefault;  // kDefault: the backend's preferred (stage 1 on SMMUv3)
   uint64_t page_size = 0;         // 0: the smallest the unit supports
   uint8_t ias = 0;                // 0: the unit's default
+};
+
+// A device-address range a unit does not translate normally, reported so that IOVA allocators
+// keep out of it: virtio-iommu's PROBE reserved regions (virtio 1.2, 5.13.6.8.2), e.g. an MSI
+// doorbell window that passes through untranslated.
+struct ReservedRegion {
+  enum class Kind : uint8_t {
+    kReserved,  // accesses are not translated and fault
+    kMsi,       // MSI doorbell: accesses pass through untranslated (bypass)
+  };
+  Iova start = 0;
+  uint64_t size = 0;
+  Kind kind = Kind::kReserved;
 };
 
 // Receives the faults of the streams attached to one domain. Implemented by the core.
@@ -68,6 +82,14 @@ class IsolationUnit {
  public:
   virtual ~IsolationUnit() = default;
   virtual const UnitCaps& caps() const = 0;
+
+  // Writes up to out.size() of the unit's reserved regions (ReservedRegion) for `sid` to `out`
+  // and returns how many there are in all (which may exceed out.size()). The default: none.
+  virtual size_t ReservedRegions(uint32_t sid, std::span<ReservedRegion> out) const {
+    (void)sid;
+    (void)out;
+    return 0;
+  }
 
   // -EINVAL if `sid` is not a StreamID this unit can serve.
   virtual Status ValidateStream(uint32_t sid) const = 0;

@@ -46,6 +46,47 @@ class DmaAllocator {
   ~DmaAllocator() = default;
 };
 
+// Which way a transfer moves data: decides the permissions of its mapping and the cache
+// maintenance around it (clean before a device reads, invalidate after a device wrote).
+enum class DmaDirection : uint8_t {
+  kToDevice = 1,       // the device reads memory (mapped read-only for it)
+  kFromDevice = 2,     // the device writes memory (mapped for writes)
+  kBidirectional = 3,  // both
+};
+
+// One buffer made reachable by one device for a transfer (DmaMapper::MapForDevice).
+struct DmaMapping {
+  uint64_t pa = 0;           // the buffer's physical address
+  uint64_t device_addr = 0;  // the address the device must use (IOVA, or PA without an IOMMU)
+  size_t size = 0;           // whole pages of the mapper's page_size()
+  DmaDirection direction = DmaDirection::kBidirectional;
+};
+
+// The DMA-driver hook (map-for-device / unmap): how a driver makes an existing buffer, e.g.
+// one a caller handed to a Zephyr-style dma_config(), reachable by its device for one
+// transfer. Drivers call it and never deviso directly, so the same driver runs with an IOMMU
+// (deviso maps the pages for that device's context only) and without one (identity).
+class DmaMapper {
+ public:
+  // Makes physical [pa, pa + size) reachable by the device for `direction` and returns the
+  // address the device must be given. `pa` and `size` must be multiples of page_size(): a
+  // mapping never exposes the rest of a page. Cleans the CPU caches over the buffer when the
+  // device is not cache-coherent. Errors, with no change: -EINVAL (size 0, unaligned, wrap),
+  // -EEXIST (already mapped for this device), -ENOMEM (device address space or tables), and the
+  // IOMMU's -ETIMEDOUT/-EIO.
+  virtual Result<DmaMapping> MapForDevice(uint64_t pa, size_t size, DmaDirection direction) = 0;
+  // Ends the mapping, strictly: on success the device can no longer reach the buffer, and for
+  // kFromDevice/kBidirectional the CPU caches over it were invalidated so the CPU sees what the
+  // device wrote. Errors: -ENOENT (not a live mapping of this mapper; no change), -ETIMEDOUT/
+  // -EIO (the IOMMU did not confirm: the buffer may still be reachable and must not be reused).
+  virtual Status UnmapForDevice(const DmaMapping& mapping) = 0;
+  // The granule MapForDevice() requires (the device's isolation context's page size).
+  virtual size_t page_size() const = 0;
+
+ protected:
+  ~DmaMapper() = default;
+};
+
 // A piece of a transfer: `bytes` at `offset` into an allocated region.
 struct DmaSegment {
   const DmaRegion* region = nullptr;
