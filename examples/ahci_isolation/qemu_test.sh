@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# CTest driver for the AHCI isolation demo on QEMU (label `qemu`). One QEMU run (the fixture)
-# records the console and QEMU's own SMMU trace; every other test checks one thing in them:
-# each step and attack from inside (the demo's PASS lines: bytes, events, canaries), and from
-# outside through QEMU's trace (which StreamID was translated to what, what was recorded, and
-# that the AHCI's StreamID never bypassed the SMMU).
+# CTest driver for the AHCI isolation demo on QEMU (labels `qemu`, `virtio`). One QEMU run (the
+# fixture) records the console and QEMU's own trace of the IOMMU; every other test checks one
+# thing in them: each step and attack from inside (the demo's PASS lines: bytes, events,
+# canaries), and from outside through QEMU's trace (which StreamID was translated to what, what
+# was recorded, and that the AHCI's StreamID never bypassed the IOMMU). The StreamIDs are the
+# ones the demo found through enumeration and the iommu-map (its console says them), and the
+# IOMMU is the one it reported ("IOMMU smmuv3" or "IOMMU virtio-iommu").
 #
-#   qemu_test.sh run DIR                  boot the demo once; DIR/console.log, DIR/trace.log
-#   qemu_test.sh step DIR TEXT            the console has "[PASS] TEXT"
-#   qemu_test.sh identity DIR SID         every translation of SID is iova == pa, except the
-#                                         demo's translating mapping, which went to its buffer
-#   qemu_test.sh never-bypassed DIR SID   no bypass / SMMU-disabled translation for SID
-#   qemu_test.sh event DIR EVENT SID      QEMU recorded EVENT (e.g. F_TRANSLATION) for SID
+#   qemu_test.sh run DIR [DEMO-ARGS...]  boot the demo once (scripts/demo --check DEMO-ARGS);
+#                                        DIR/console.log, DIR/trace.log
+#   qemu_test.sh step DIR TEXT           the console has "[PASS] TEXT"
+#   qemu_test.sh translations DIR        every translation of the AHCI's StreamID is iova == pa,
+#                                        except the demo's translating mapping, which went to
+#                                        its buffer
+#   qemu_test.sh never_bypassed DIR      no bypassed / untranslated access of that StreamID
+#   qemu_test.sh translation_fault DIR   QEMU recorded a translation fault for it
+#   qemu_test.sh permission_fault DIR    QEMU recorded a permission fault for it (SMMUv3)
+#   qemu_test.sh rogue_blocked DIR       QEMU recorded the rogue controller's DMA as blocked
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -24,56 +30,135 @@ fail() {
   exit 1
 }
 
+# The AHCI's and the rogue controller's StreamIDs, and the IOMMU, as the demo printed them.
+# (The console's lines end in CR LF.)
+console_text() { tr -d '\r' <"${console}"; }
+sid() { console_text | sed -nE 's/^ +device ahci@[0-9a-f:.]+, StreamID (0x[0-9a-f]+)$/\1/p' | head -1; }
+rogue_sid() {
+  console_text | sed -nE 's/.*rogue controller at .*, StreamID (0x[0-9a-f]+)$/\1/p' | head -1
+}
+iommu() {
+  console_text | sed -nE 's/^deviso ahci_isolation on .*, IOMMU ([a-z0-9-]+)$/\1/p' | head -1
+}
+
+if [[ "${what}" != run ]]; then
+  [[ -f "${console}" ]] || fail "no console log in ${dir}: the run fixture failed"
+  [[ -n "$(sid)" ]] || fail "the console names no StreamID for the AHCI"
+fi
+
 case "${what}" in
   run)
+    shift 2
     mkdir -p "${dir}"
     rm -f "${console}" "${trace}"
-    "${root}/scripts/demo" --check -- \
-      -trace smmuv3_translate_success -trace smmuv3_translate_bypass \
-      -trace smmuv3_translate_disable -trace smmuv3_translate_abort \
-      -trace smmuv3_record_event -D "${trace}" | tee "${console}"
+    "${root}/scripts/demo" --check "$@" -- \
+      -trace 'smmuv3_translate_*' -trace smmuv3_record_event \
+      -trace virtio_iommu_translate_out -trace virtio_iommu_report_fault \
+      -trace virtio_iommu_translate -D "${trace}" | tee "${console}"
     ;;
   step)
     grep -qF -- "[PASS] $3" "${console}" || fail "no '[PASS] $3' on the console"
     ;;
-  identity)
-    # Every translation of SID is iova == pa, except the translating mapping the console names
-    # ("iova 0x800000000 -> pa 0x4061b000"), whose pages all moved by the same offset.
-    python3 - "${console}" "${trace}" "$3" <<'PY'
+  translations)
+    # Every translation of the StreamID is iova == pa, except the translating mapping the
+    # console names ("iova 0x800000000 -> pa 0x4061b000"), whose pages all moved by the same
+    # offset.
+    python3 - "${console}" "${trace}" "$(sid)" "$(iommu)" <<'PY'
 import re, sys
-console, trace, sid = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3]
+console, trace, sid, iommu = open(sys.argv[1]).read(), sys.argv[2], int(sys.argv[3], 16), sys.argv[4]
 m = re.search(r"iova (0x[0-9a-f]+) -> pa (0x[0-9a-f]+)", console)
 if not m:
     sys.exit("the console does not name the translating mapping")
 t_iova, t_pa = int(m.group(1), 16), int(m.group(2), 16)
+if iommu == "smmuv3":
+    # smmuv3_translate_success <mr> sid=0x10 iova=0x... translated=0x... perm=0x...
+    pat = re.compile(r"smmuv3_translate_success \S+ sid=(0x[0-9a-f]+) iova=(0x[0-9a-f]+) "
+                     r"translated=(0x[0-9a-f]+)")
+    get = lambda m: (int(m.group(1), 16), int(m.group(2), 16), int(m.group(3), 16))
+else:
+    # virtio_iommu_translate_out 0x... -> 0x... for sid=16
+    pat = re.compile(r"virtio_iommu_translate_out (0x[0-9a-f]+) -> (0x[0-9a-f]+) for sid=(\d+)")
+    get = lambda m: (int(m.group(3)), int(m.group(1), 16), int(m.group(2), 16))
 n = moved = 0
 for line in open(trace):
-    f = line.split()
-    if len(f) < 5 or f[0] != "smmuv3_translate_success" or f[2] != "sid=" + sid:
+    m = pat.search(line)
+    if not m:
         continue
-    iova, pa = int(f[3].split("=")[1], 16), int(f[4].split("=")[1], 16)
+    s, iova, pa = get(m)
+    if s != sid:
+        continue
     n += 1
     if iova == pa:
         continue
     if iova - t_iova < 0x100000 and pa - iova == t_pa - t_iova:
         moved += 1
         continue
-    sys.exit(f"sid {sid}: iova {iova:#x} went to {pa:#x}")
+    sys.exit(f"sid {sid:#x}: iova {iova:#x} went to {pa:#x}")
 if n == 0 or moved == 0:
-    sys.exit(f"sid {sid}: {n} translations, {moved} through the translating mapping")
-print(f"{n} translations of sid {sid}: identity, and {moved} through the translating mapping")
+    sys.exit(f"sid {sid:#x}: {n} translations, {moved} through the translating mapping")
+print(f"{n} translations of sid {sid:#x}: identity, and {moved} through the translating mapping")
 PY
     ;;
-  never-bypassed)
-    sid="$3"
-    if grep -E "smmuv3_translate_(bypass|disable) .*sid=${sid} " "${trace}"; then
-      fail "StreamID ${sid} bypassed the SMMU"
-    fi
-    grep -qE "smmuv3_translate_success .*sid=${sid} " "${trace}" || fail "no translation traced"
+  never_bypassed)
+    s="$(sid)"
+    case "$(iommu)" in
+      smmuv3)
+        if grep -E "smmuv3_translate_(bypass|disable) .*sid=${s} " "${trace}"; then
+          fail "StreamID ${s} bypassed the SMMU"
+        fi
+        grep -qE "smmuv3_translate_success .*sid=${s} " "${trace}" || fail "no translation traced"
+        ;;
+      *)
+        # QEMU's virtio-iommu traces a bypassed access as a translation with no domain; an
+        # attached endpoint's accesses are looked up in its domain (virtio_iommu_translate_out).
+        d="$((s))"
+        grep -qE "virtio_iommu_translate_out .* for sid=${d}\$" "${trace}" ||
+          fail "no translation of endpoint ${d} traced"
+        ;;
+    esac
     ;;
-  event)
-    grep -qE "smmuv3_record_event SMMU_EVT_$3 sid=$4\$" "${trace}" ||
-      fail "QEMU recorded no $3 for sid $4"
+  translation_fault)
+    s="$(sid)"
+    case "$(iommu)" in
+      smmuv3)
+        grep -qE "smmuv3_record_event SMMU_EVT_F_TRANSLATION sid=${s}\$" "${trace}" ||
+          fail "QEMU recorded no F_TRANSLATION for sid ${s}"
+        ;;
+      *)
+        # virtio 1.2 5.13.6.9: reason 2 = MAPPING
+        grep -qE "virtio_iommu_report_fault FAULT reason=2 flags=[0-9]+ endpoint=$((s)) " \
+          "${trace}" || fail "QEMU reported no MAPPING fault for endpoint $((s))"
+        ;;
+    esac
+    ;;
+  permission_fault)
+    s="$(sid)"
+    case "$(iommu)" in
+      smmuv3)
+        grep -qE "smmuv3_record_event SMMU_EVT_F_PERMISSION sid=${s}\$" "${trace}" ||
+          fail "QEMU recorded no F_PERMISSION for sid ${s}"
+        ;;
+      *)
+        # virtio-iommu reports a write to a read-only mapping as a MAPPING fault with the
+        # write flag (2): there is no separate permission reason.
+        grep -qE "virtio_iommu_report_fault FAULT reason=2 flags=[0-9]*[2367] endpoint=$((s)) " \
+          "${trace}" || fail "QEMU reported no write fault for endpoint $((s))"
+        ;;
+    esac
+    ;;
+  rogue_blocked)
+    r="$(rogue_sid)"
+    [[ -n "${r}" ]] || fail "the console names no StreamID for the rogue controller"
+    case "$(iommu)" in
+      smmuv3)
+        grep -qE "smmuv3_record_event SMMU_EVT_C_BAD_STE sid=${r}\$" "${trace}" ||
+          fail "QEMU recorded no C_BAD_STE for sid ${r}"
+        ;;
+      *)
+        grep -qE "virtio_iommu_report_fault FAULT reason=[0-9]+ flags=[0-9]+ endpoint=$((r)) " \
+          "${trace}" || fail "QEMU reported no fault for endpoint $((r))"
+        ;;
+    esac
     ;;
   *)
     fail "unknown check '${what}'"

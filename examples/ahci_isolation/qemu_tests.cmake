@@ -1,0 +1,52 @@
+# The AHCI isolation demo on QEMU (included by the top-level CMakeLists.txt into the host
+# build's tests). Each configuration is one QEMU run (a fixture) and then one test per step and
+# attack (the demo's own [PASS] lines: bytes, events, canaries) and checks of QEMU's own trace
+# of the IOMMU (which StreamID was translated to what, what was recorded, and that the AHCI's
+# StreamID never bypassed it). StreamIDs are read from the console, never assumed: the
+# `moved` configuration puts both controllers at other PCI slots.
+set(ahci_test "${PROJECT_SOURCE_DIR}/examples/ahci_isolation/qemu_test.sh")
+
+set(ahci_steps
+    "default_deny=IOMMU enabled with every StreamID blocked"
+    "bound=AHCI bound to the IOMMU with its StreamID from iommu-map"
+    "ctx_alloc=deviso_ctx_alloc(ahci, sid)"
+    "driver_structures_mapped=AHCI port started and IDENTIFY done through mapped"
+    "mapped_read_verified=deviso_map(64 KiB)"
+    "attack1_never_mapped=attack 1: DMA to never-mapped memory blocked"
+    "attack2_after_unmap=attack 2: DMA after deviso_unmap blocked"
+    "attack3_read_only=attack 3: device write into a read-only mapping blocked"
+    "read_only_serves_reads=the read-only mapping still serves device reads"
+    "translating_mapping=translating mapping (iova"
+    "attack4_no_context=attack 4: DMA from a controller with no context blocked"
+    "port_stopped_before_unmap=AHCI port stopped"
+    "unmapped_on_release=every driver structure unmapped"
+    "ctx_free=deviso_ctx_free(ahci, sid)")
+
+# deviso_ahci_isolation_qemu(NAME <config> LABELS <labels> [ARGS <scripts/demo args>...])
+function(deviso_ahci_isolation_qemu)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME" "LABELS;ARGS")
+  set(out "${CMAKE_BINARY_DIR}/qemu/ahci_isolation_${arg_NAME}")
+  set(prefix "qemu_ahci_${arg_NAME}")
+  add_test(NAME ${prefix}_run COMMAND "${ahci_test}" run "${out}" ${arg_ARGS})
+  set_tests_properties(${prefix}_run PROPERTIES
+      LABELS "${arg_LABELS}" TIMEOUT 600 RUN_SERIAL TRUE FIXTURES_SETUP ${prefix})
+  set(checks)
+  foreach(step IN LISTS ahci_steps)
+    string(FIND "${step}" "=" eq)
+    string(SUBSTRING "${step}" 0 ${eq} name)
+    math(EXPR eq "${eq} + 1")
+    string(SUBSTRING "${step}" ${eq} -1 text)
+    add_test(NAME ${prefix}_${name} COMMAND "${ahci_test}" step "${out}" "${text}")
+    list(APPEND checks ${prefix}_${name})
+  endforeach()
+  foreach(check translations never_bypassed translation_fault permission_fault rogue_blocked)
+    add_test(NAME ${prefix}_trace_${check} COMMAND "${ahci_test}" ${check} "${out}")
+    list(APPEND checks ${prefix}_trace_${check})
+  endforeach()
+  set_tests_properties(${checks} PROPERTIES
+      LABELS "${arg_LABELS}" TIMEOUT 60 FIXTURES_REQUIRED ${prefix})
+endfunction()
+
+deviso_ahci_isolation_qemu(NAME smmuv3 LABELS qemu)
+deviso_ahci_isolation_qemu(NAME smmuv3_moved LABELS qemu
+    ARGS --devices "${PROJECT_SOURCE_DIR}/examples/ahci_isolation/qemu-devices-moved")

@@ -1,0 +1,60 @@
+// The IOMMU that serves the board's PCI devices, whichever the devicetree describes: the
+// SMMUv3 of `-M virt,iommu=smmuv3` or the virtio-iommu of `-M virt -device virtio-iommu-pci`.
+// An application asks for "the IOMMU" and gets the unit (registered with
+// deviso::Registry::Default()), the phandle the PCI host's iommu-map names, and the few
+// backend-specific services a demo needs (event draining, reports for streams without a
+// context, statistics); everything else goes through deviso's backend-neutral API.
+
+#ifndef DEVISO_PLATFORM_QEMU_VIRT_AARCH64_IOMMU_PLATFORM_H_
+#define DEVISO_PLATFORM_QEMU_VIRT_AARCH64_IOMMU_PLATFORM_H_
+
+#include <cstdint>
+
+#include "deviso/backend.h"
+#include "deviso/deviso.h"
+#include "deviso/status.h"
+#include "dma_arena.h"
+#include "platform_info.h"
+
+namespace deviso::qemu_virt {
+
+class PlatformIommu {
+ public:
+  // "smmuv3" or "virtio-iommu" (the unit's caps().backend).
+  const char* kind() const { return unit().caps().backend; }
+  virtual IsolationUnit& unit() const = 0;
+  // The devicetree phandle of the IOMMU node: the one the PCI host's iommu-map names.
+  virtual uint32_t phandle() const = 0;
+
+  // Prints one line describing the unit and what it offers.
+  virtual void Describe() const = 0;
+  // Handles events the unit's interrupt has not delivered yet (or, without an interrupt, all
+  // of them): faults reach their contexts' handlers before this returns.
+  virtual void DrainEvents() = 0;
+  // Receives faults of streams that have no context. Errors: -ENOTSUP (built without fault
+  // reports).
+  virtual Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) = 0;
+  // Prints the unit's counters (commands or requests, events, overflows).
+  virtual void PrintStats() const = 0;
+
+  // What a check can prove on this unit. Whether it caches translations, so that a missing
+  // invalidation after an unmap would let a DMA through a stale entry (false on QEMU's
+  // virtio-iommu: it translates every access afresh).
+  virtual bool caches_translations() const = 0;
+  // Whether an overflow of its fault queue is reported (false on QEMU 7.2's virtio-iommu:
+  // events beyond the queue are dropped silently).
+  virtual bool reports_fault_overflow() const = 0;
+
+ protected:
+  ~PlatformIommu() = default;
+};
+
+// Brings up the IOMMU the PCI host's iommu-map points at (every stream blocked before this
+// returns) and registers it with deviso::Registry::Default(). The unit lives in static storage;
+// calling this twice gives -EEXIST. Errors: -ENOENT (the devicetree describes no IOMMU deviso
+// serves), and those of the backend's probe and initialisation.
+Result<PlatformIommu*> SetupIommu(const PlatformInfo& info, DmaArena& arena);
+
+}  // namespace deviso::qemu_virt
+
+#endif  // DEVISO_PLATFORM_QEMU_VIRT_AARCH64_IOMMU_PLATFORM_H_
