@@ -175,7 +175,14 @@ bool FaultIs(const FaultLog& log, uint32_t reason, uint64_t lo, uint64_t hi, uin
 // ---- The demo ------------------------------------------------------------------------------
 
 int Run(const qv::PlatformInfo& info) {
-  Result<qv::PlatformIommu*> iommu_or = qv::SetupIommu(info, g_arena);
+  // Enumerate once, before the IOMMU comes up: a virtio-iommu is itself a PCI function (and
+  // enumeration leaves every bus master off, so no device can DMA yet).
+  qv::PciHost pci(info.pci);
+  if (const Status s = pci.Enumerate(); !s.ok()) {
+    Log("PCI enumeration failed: %s\n", s.str());
+    return 1;
+  }
+  Result<qv::PlatformIommu*> iommu_or = qv::SetupIommu(info, g_arena, pci);
   if (!iommu_or.ok()) {
     Log("IOMMU setup failed: %s (run with -M virt,iommu=smmuv3, or -M virt -device "
         "virtio-iommu-pci)\n",
@@ -194,8 +201,6 @@ int Run(const qv::PlatformInfo& info) {
   }
   qv::EnableInterrupts();
 
-  qv::PciHost pci(info.pci);
-  if (!pci.Enumerate().ok()) return 1;
   const qv::PciFunction* ahci_fn = nullptr;
   const qv::PciFunction* rogue_fn = nullptr;
   for (size_t i = 0; i < pci.function_count(); ++i) {
@@ -270,9 +275,16 @@ int Run(const qv::PlatformInfo& info) {
     const Status a1 = ReadInto(port, 200, 8, canary.data(), canary.pa());
     Drain(iommu);
     Log("       the AHCI reported %s (QEMU's devices never see IOMMU faults)\n", a1.str());
+    // The fault must say the device tried to write, where the IOMMU reports the direction.
+    const bool direction_known = iommu.reports_translation_fault_direction();
+    if (!direction_known) {
+      Log("[NOTE] attack 1 proves less on %s: its translation faults carry no access direction, "
+          "so the fault is not checked to be a write (the canary still is)\n",
+          iommu.kind());
+    }
     Step(canary.All(0xcc) &&
              FaultIs(g_faults, DEVISO_FAULT_TRANSLATION, canary.pa(), canary.pa() + 4096, sid) &&
-             (g_faults.first.flags & DEVISO_FAULT_WRITE) != 0,
+             (!direction_known || (g_faults.first.flags & DEVISO_FAULT_WRITE) != 0),
          "attack 1: DMA to never-mapped memory blocked, F_TRANSLATION reported, canary intact");
 
     // Attack 2: DMA into the data buffer after deviso_unmap (the IOTLB held it).

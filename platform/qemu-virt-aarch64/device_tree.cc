@@ -1,4 +1,5 @@
-// Devicetree parsing for the QEMU `virt` platform, with libfdt (no hand-written FDT parser).
+// Devicetree parsing for the QEMU `virt` platform, with libfdt (no hand-written FDT parser); the
+// IOMMU-related parts (SMMU node, iommu-map, interrupt-map) through src/dt.
 
 #include <cstring>
 
@@ -6,6 +7,7 @@ extern "C" {
 #include <libfdt.h>
 }
 
+#include "dt/devicetree.h"
 #include "platform_info.h"
 
 namespace deviso::qemu_virt {
@@ -52,46 +54,6 @@ uint32_t ReadU32(const void* fdt, int node, const char* name, uint32_t fallback)
   int len = 0;
   const auto* p = static_cast<const fdt32_t*>(fdt_getprop(fdt, node, name, &len));
   return (p != nullptr && len >= 4) ? fdt32_ld(p) : fallback;
-}
-
-// The interrupt parent of `node` (DT spec 2.4.1: interrupt-parent, inherited from ancestors).
-int InterruptParent(const void* fdt, int node) {
-  for (int n = node; n >= 0; n = fdt_parent_offset(fdt, n)) {
-    int len = 0;
-    const auto* p = static_cast<const fdt32_t*>(fdt_getprop(fdt, n, "interrupt-parent", &len));
-    if (p != nullptr && len == 4) {
-      return fdt_node_offset_by_phandle(fdt, fdt32_ld(p));
-    }
-  }
-  return -FDT_ERR_NOTFOUND;
-}
-
-// Decodes interrupt `index` of `node` (a 3-cell GIC specifier); invalid if absent or not GIC.
-IrqSpec ReadIrq(const void* fdt, int node, int index) {
-  IrqSpec irq;
-  const int parent = InterruptParent(fdt, node);
-  if (parent < 0 || ReadU32(fdt, parent, "#interrupt-cells", 0) != 3) {
-    return irq;
-  }
-  int len = 0;
-  const auto* p = static_cast<const fdt32_t*>(fdt_getprop(fdt, node, "interrupts", &len));
-  if (p == nullptr || index < 0 || len < (index + 1) * 12) {
-    return irq;
-  }
-  const uint32_t type = fdt32_ld(p + index * 3);
-  const uint32_t number = fdt32_ld(p + index * 3 + 1);
-  const uint32_t flags = fdt32_ld(p + index * 3 + 2);
-  if (type > 1) {
-    return irq;
-  }
-  irq.valid = true;
-  irq.intid = number + (type == 0 ? 32 : 16);
-  irq.edge = (flags & 0xf) == 1 || (flags & 0xf) == 2;  // IRQ_TYPE_EDGE_RISING / FALLING
-  return irq;
-}
-
-IrqSpec ReadNamedIrq(const void* fdt, int node, const char* name) {
-  return ReadIrq(fdt, node, fdt_stringlist_search(fdt, node, "interrupt-names", name));
 }
 
 Status ParseMemory(const void* fdt, PlatformInfo* out) {
@@ -197,20 +159,37 @@ void ParseGic(const void* fdt, PlatformInfo* out) {
   }
 }
 
-void ParseSmmu(const void* fdt, PlatformInfo* out) {
-  const int node = fdt_node_offset_by_compatible(fdt, -1, "arm,smmu-v3");
-  if (node < 0 || !ReadReg(fdt, node, 0, &out->smmu.regs).ok()) {
-    return;
+// A GIC interrupt from src/dt's specifier; invalid if absent or not a GIC specifier.
+IrqSpec ToIrqSpec(const dt::Interrupt& irq) {
+  IrqSpec spec;
+  const Result<dt::GicInterrupt> gic = dt::DecodeGic(irq);
+  if (gic.ok()) {
+    spec.valid = true;
+    spec.intid = gic->intid;
+    spec.edge = gic->edge;
   }
+  return spec;
+}
+
+// The first arm,smmu-v3 node, through src/dt (which checks #iommu-cells, reg, interrupts).
+Status ParseSmmu(const void* fdt, PlatformInfo* out) {
+  const int node = fdt_node_offset_by_compatible(fdt, -1, "arm,smmu-v3");
+  if (node < 0) {
+    return Status::Ok();
+  }
+  DEVISO_ASSIGN_OR_RETURN(const dt::IommuNode n, dt::ParseIommu(fdt, node));
   SmmuInfo& s = out->smmu;
   s.present = true;
-  s.phandle = fdt_get_phandle(fdt, node);
-  s.dma_coherent = HasProperty(fdt, node, "dma-coherent");
-  s.eventq = ReadNamedIrq(fdt, node, "eventq");
-  s.priq = ReadNamedIrq(fdt, node, "priq");
-  s.cmdq_sync = ReadNamedIrq(fdt, node, "cmdq-sync");
-  s.gerror = ReadNamedIrq(fdt, node, "gerror");
-  s.combined = ReadNamedIrq(fdt, node, "combined");
+  s.node = node;
+  s.regs = {n.regs.base, n.regs.size};
+  s.phandle = n.phandle;
+  s.dma_coherent = n.dma_coherent;
+  s.eventq = ToIrqSpec(n.irqs.eventq);
+  s.priq = ToIrqSpec(n.irqs.priq);
+  s.cmdq_sync = ToIrqSpec(n.irqs.cmdq_sync);
+  s.gerror = ToIrqSpec(n.irqs.gerror);
+  s.combined = ToIrqSpec(n.irqs.combined);
+  return Status::Ok();
 }
 
 Status ParsePci(const void* fdt, PlatformInfo* out) {
@@ -220,6 +199,7 @@ Status ParsePci(const void* fdt, PlatformInfo* out) {
   }
   PciHostInfo& pci = out->pci;
   pci.present = true;
+  pci.node = node;
   pci.dma_coherent = HasProperty(fdt, node, "dma-coherent");
   int len = 0;
   const auto* bus_range = static_cast<const fdt32_t*>(fdt_getprop(fdt, node, "bus-range", &len));
@@ -261,22 +241,19 @@ Status ParsePci(const void* fdt, PlatformInfo* out) {
     }
   }
 
-  // iommu-map: <rid-base iommu-phandle iommu-specifier(#iommu-cells = 1) length>.
-  const auto* map = static_cast<const fdt32_t*>(fdt_getprop(fdt, node, "iommu-map", &len));
-  for (int i = 0; map != nullptr && (i + 1) * 16 <= len; ++i) {
-    if (pci.iommu_map_count == PciHostInfo::kMaxIommuMap) {
-      return Status::OutOfRange();
-    }
-    const fdt32_t* p = map + i * 4;
-    const int iommu = fdt_node_offset_by_phandle(fdt, fdt32_ld(p + 1));
-    if (iommu < 0 || ReadU32(fdt, iommu, "#iommu-cells", 0) != 1) {
-      continue;  // not a one-cell (StreamID) IOMMU: not ours to describe
-    }
-    pci.iommu_map[pci.iommu_map_count++] = {fdt32_ld(p), fdt32_ld(p + 1), fdt32_ld(p + 2),
-                                            fdt32_ld(p + 3)};
+  // iommu-map (pci-iommu.txt) and interrupt-map (DT spec 2.4.3), through src/dt.
+  dt::IommuMap map;
+  DEVISO_TRY(dt::ReadIommuMap(fdt, node, &map));
+  if (map.count > PciHostInfo::kMaxIommuMap) {
+    return Status::OutOfRange();
   }
-  pci.iommu_map_mask = ReadU32(fdt, node, "iommu-map-mask", 0xffff);
-  return Status::Ok();
+  for (size_t i = 0; i < map.count; ++i) {
+    const dt::IommuMapRange& r = map.ranges[i];
+    pci.iommu_map[i] = {r.rid_base, r.iommu_phandle, r.sid_base, r.length};
+  }
+  pci.iommu_map_count = map.count;
+  pci.iommu_map_mask = map.mask;
+  return dt::ReadInterruptMap(fdt, node, &pci.intx_map);
 }
 
 void ParsePsci(const void* fdt, PlatformInfo* out) {
@@ -298,6 +275,7 @@ Status ParseDeviceTree(const void* dtb, PlatformInfo* out) {
   if (dtb == nullptr || fdt_check_header(dtb) != 0) {
     return Status::InvalidArgument();
   }
+  DEVISO_TRY(dt::CheckBlob(dtb, fdt_totalsize(dtb)));
   *out = PlatformInfo{};
   out->dtb = dtb;
   out->dtb_size = fdt_totalsize(dtb);
@@ -307,7 +285,8 @@ Status ParseDeviceTree(const void* dtb, PlatformInfo* out) {
   DEVISO_TRY(ParseReserved(dtb, out));
   ParseUart(dtb, out);
   ParseGic(dtb, out);
-  ParseSmmu(dtb, out);
+  DEVISO_TRY(ParseSmmu(dtb, out));
+  DEVISO_ASSIGN_OR_RETURN(out->iommu_count, dt::FindIommus(dtb, out->iommus));
   DEVISO_TRY(ParsePci(dtb, out));
   ParsePsci(dtb, out);
   return Status::Ok();

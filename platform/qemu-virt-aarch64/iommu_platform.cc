@@ -5,6 +5,8 @@
 #include "ports/port.h"
 #include "smmu_platform.h"
 #include "smmuv3/smmu.h"
+#include "virtio_iommu/virtio_iommu.h"
+#include "virtio_iommu_platform.h"
 
 namespace deviso::qemu_virt {
 namespace {
@@ -47,26 +49,92 @@ class SmmuIommu final : public PlatformIommu {
         static_cast<unsigned long long>(st.event_overflows));
   }
 
+  Counters counters() const override {
+    const smmuv3::SmmuStats st = smmu_.stats();
+    return {st.commands, st.syncs, st.tlbi_va + st.tlbi_context, st.events};
+  }
+
   bool caches_translations() const override { return true; }  // its IOTLB really caches
   bool reports_fault_overflow() const override { return true; }
+  bool reports_translation_fault_direction() const override { return true; }
 
  private:
   smmuv3::Smmuv3& smmu_;
   const SmmuInfo& info_;
 };
 
+class VirtioIommu final : public PlatformIommu {
+ public:
+  explicit VirtioIommu(const VirtioIommuPlatform& p) : p_(p) {}
+
+  IsolationUnit& unit() const override { return *p_.unit; }
+  uint32_t phandle() const override { return p_.phandle; }
+
+  void Describe() const override {
+    const virtio_iommu::VirtioIommu& u = *p_.unit;
+    port::Log(
+        "virtio-iommu at %02x:%02x.%x: features offered 0x%llx, accepted 0x%llx; page sizes "
+        "0x%llx, input range [0x%llx, 0x%llx], domains [%u, %u], probe size %u; bypass "
+        "cleared (default-deny)\n",
+        p_.bdf.bus, p_.bdf.device, p_.bdf.function,
+        static_cast<unsigned long long>(u.device_features()),
+        static_cast<unsigned long long>(u.driver_features()),
+        static_cast<unsigned long long>(u.page_size_mask()),
+        static_cast<unsigned long long>(u.input_range().start),
+        static_cast<unsigned long long>(u.input_range().end),
+        static_cast<unsigned>(u.domain_range().start), static_cast<unsigned>(u.domain_range().end),
+        static_cast<unsigned>(u.probe_size()));
+  }
+
+  void DrainEvents() override { p_.unit->HandleEvents(); }
+
+  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) override {
+    return p_.unit->SetUnroutedFaultHandler(handler, user);
+  }
+
+  void PrintStats() const override {
+    const virtio_iommu::Stats st = p_.unit->stats();
+    port::Log(
+        "virtio-iommu: %llu requests in %llu notifications, %llu errors, %llu timeouts, %llu "
+        "events (%llu for endpoints without a domain)\n",
+        static_cast<unsigned long long>(st.requests), static_cast<unsigned long long>(st.notifies),
+        static_cast<unsigned long long>(st.request_errors),
+        static_cast<unsigned long long>(st.timeouts), static_cast<unsigned long long>(st.events),
+        static_cast<unsigned long long>(st.unrouted_faults));
+  }
+
+  Counters counters() const override {
+    const virtio_iommu::Stats st = p_.unit->stats();
+    return {st.requests, st.notifies, 0, st.events};
+  }
+
+  // QEMU 7.2's virtio-iommu translates every access afresh (no IOTLB), drops events beyond
+  // its queue without a word, and reports unmapped addresses without the access direction.
+  bool caches_translations() const override { return false; }
+  bool reports_fault_overflow() const override { return false; }
+  bool reports_translation_fault_direction() const override { return false; }
+
+ private:
+  VirtioIommuPlatform p_;
+};
+
 std::optional<SmmuIommu> g_smmu_iommu;
+std::optional<VirtioIommu> g_virtio_iommu;
 
 }  // namespace
 
-Result<PlatformIommu*> SetupIommu(const PlatformInfo& info, DmaArena& arena) {
-  if (g_smmu_iommu.has_value()) return Status::AlreadyExists();
+Result<PlatformIommu*> SetupIommu(const PlatformInfo& info, DmaArena& arena, PciHost& pci) {
+  if (g_smmu_iommu.has_value() || g_virtio_iommu.has_value()) return Status::AlreadyExists();
+  // QEMU `virt` has an SMMUv3 (iommu=smmuv3) or a virtio-iommu on PCI, never both; the
+  // devicetree says which.
   if (info.smmu.present) {
     DEVISO_ASSIGN_OR_RETURN(smmuv3::Smmuv3 * smmu, SetupSmmu(info, arena));
     g_smmu_iommu.emplace(*smmu, info.smmu);
     return &*g_smmu_iommu;
   }
-  return Status::NotFound();
+  DEVISO_ASSIGN_OR_RETURN(const VirtioIommuPlatform vio, SetupVirtioIommu(info, arena, pci));
+  g_virtio_iommu.emplace(vio);
+  return &*g_virtio_iommu;
 }
 
 }  // namespace deviso::qemu_virt

@@ -14,6 +14,7 @@
 #include "deviso/deviso.h"
 #include "deviso/status.h"
 #include "dma_arena.h"
+#include "pci.h"
 #include "platform_info.h"
 
 namespace deviso::qemu_virt {
@@ -37,6 +38,15 @@ class PlatformIommu {
   // Prints the unit's counters (commands or requests, events, overflows).
   virtual void PrintStats() const = 0;
 
+  // The unit's work so far, for benchmarks, in backend-neutral terms.
+  struct Counters {
+    uint64_t commands = 0;       // SMMUv3: commands queued; virtio-iommu: requests completed
+    uint64_t syncs = 0;          // SMMUv3: CMD_SYNCs; virtio-iommu: request notifications
+    uint64_t invalidations = 0;  // TLB invalidation commands (0 without a translation cache)
+    uint64_t events = 0;         // fault records taken from the event queue
+  };
+  virtual Counters counters() const = 0;
+
   // What a check can prove on this unit. Whether it caches translations, so that a missing
   // invalidation after an unmap would let a DMA through a stale entry (false on QEMU's
   // virtio-iommu: it translates every access afresh).
@@ -44,16 +54,22 @@ class PlatformIommu {
   // Whether an overflow of its fault queue is reported (false on QEMU 7.2's virtio-iommu:
   // events beyond the queue are dropped silently).
   virtual bool reports_fault_overflow() const = 0;
+  // Whether a translation fault (nothing mapped) says which way the access went (false on
+  // QEMU 7.2's virtio-iommu: its MAPPING faults for unmapped addresses carry only
+  // "address valid"; its permission faults do say READ or WRITE).
+  virtual bool reports_translation_fault_direction() const = 0;
 
  protected:
   ~PlatformIommu() = default;
 };
 
 // Brings up the IOMMU the PCI host's iommu-map points at (every stream blocked before this
-// returns) and registers it with deviso::Registry::Default(). The unit lives in static storage;
-// calling this twice gives -EEXIST. Errors: -ENOENT (the devicetree describes no IOMMU deviso
-// serves), and those of the backend's probe and initialisation.
-Result<PlatformIommu*> SetupIommu(const PlatformInfo& info, DmaArena& arena);
+// returns) and registers it with deviso::Registry::Default(). `pci` must have been enumerated
+// (PciHost::Enumerate) and must not be enumerated again: a virtio-iommu is itself a PCI
+// function, and enumeration would clear its Bus Master Enable. The unit lives in static
+// storage; calling this twice gives -EEXIST. Errors: -ENOENT (the devicetree describes no
+// IOMMU deviso serves), and those of the backend's probe and initialisation.
+Result<PlatformIommu*> SetupIommu(const PlatformInfo& info, DmaArena& arena, PciHost& pci);
 
 }  // namespace deviso::qemu_virt
 

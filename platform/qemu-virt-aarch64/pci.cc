@@ -186,6 +186,15 @@ const PciFunction* PciHost::Find(uint16_t vendor_id, uint16_t device_id) const {
   return nullptr;
 }
 
+const PciFunction* PciHost::FindFunction(const Bdf& bdf) const {
+  for (size_t i = 0; i < count_; ++i) {
+    if (functions_[i].bdf == bdf) {
+      return &functions_[i];
+    }
+  }
+  return nullptr;
+}
+
 PciFunction* PciHost::FindFunction(const Bdf& bdf) {
   for (size_t i = 0; i < count_; ++i) {
     if (functions_[i].bdf == bdf) {
@@ -213,14 +222,37 @@ Status PciHost::DisableBusMaster(const Bdf& bdf) {
 }
 
 Result<uint32_t> PciHost::StreamId(const Bdf& bdf, uint32_t iommu_phandle) const {
-  const uint32_t rid = bdf.rid() & info_.iommu_map_mask;
+  // of_map_id() with a target, as src/dt applies it (docs/devicetree.md).
+  dt::IommuMap map;
+  map.present = info_.iommu_map_count != 0;
+  map.mask = info_.iommu_map_mask;
   for (size_t i = 0; i < info_.iommu_map_count; ++i) {
     const IommuMapEntry& e = info_.iommu_map[i];
-    if (e.iommu_phandle == iommu_phandle && rid >= e.rid_base && rid - e.rid_base < e.length) {
-      return e.sid_base + (rid - e.rid_base);
-    }
+    map.ranges[i] = {e.rid_base, e.iommu_phandle, e.sid_base, e.length};
   }
-  return Status::NotFound();
+  map.count = info_.iommu_map_count;
+  return map.Map(bdf.rid(), iommu_phandle);
+}
+
+Result<IrqSpec> PciHost::IntxIrq(const Bdf& bdf) const {
+  const PciFunction* f = FindFunction(bdf);
+  if (f == nullptr || f->interrupt_pin == 0) {
+    return Status::NotFound();
+  }
+  return IntxIrq(bdf, f->interrupt_pin);
+}
+
+Result<IrqSpec> PciHost::IntxIrq(const Bdf& bdf, uint8_t pin) const {
+  if (!info_.intx_map.present) {
+    return Status::NotSupported();
+  }
+  DEVISO_ASSIGN_OR_RETURN(const dt::Interrupt irq, info_.intx_map.LookupPci(bdf.rid(), pin));
+  DEVISO_ASSIGN_OR_RETURN(const dt::GicInterrupt gic, dt::DecodeGic(irq));
+  IrqSpec spec;
+  spec.valid = true;
+  spec.intid = gic.intid;
+  spec.edge = gic.edge;
+  return spec;
 }
 
 }  // namespace deviso::qemu_virt

@@ -78,6 +78,15 @@ class PciHost {
   // Errors: -ENOENT (the RID is not in the map: the function is not behind that IOMMU).
   Result<uint32_t> StreamId(const Bdf& bdf, uint32_t iommu_phandle) const;
 
+  // The GIC interrupt of `bdf`'s legacy INTx, from the host bridge's interrupt-map (DT spec
+  // 2.4.3; PCI Bus Binding to OF 4.1.1): the function's Interrupt Pin as enumerated (or `pin`,
+  // 1..4 = INTA..INTD, in the second form). Root-bus functions only (no bridge swizzle).
+  // Errors: -ENOENT (not an enumerated function, Interrupt Pin 0, or no interrupt-map entry),
+  // -EINVAL (pin not 1..4; the map's parent is not a 3-cell GIC specifier), -ENOTSUP (the
+  // host bridge has no interrupt-map).
+  Result<IrqSpec> IntxIrq(const Bdf& bdf) const;
+  Result<IrqSpec> IntxIrq(const Bdf& bdf, uint8_t pin) const;
+
   // Configuration space access (ECAM). `offset` must be naturally aligned.
   uint32_t ConfigRead32(const Bdf& bdf, size_t offset) const;
   uint16_t ConfigRead16(const Bdf& bdf, size_t offset) const;
@@ -90,6 +99,7 @@ class PciHost {
   Status AssignBars(PciFunction& f);
   Result<uint64_t> AllocateWindow(uint64_t size, bool allow_64bit);
   PciFunction* FindFunction(const Bdf& bdf);
+  const PciFunction* FindFunction(const Bdf& bdf) const;
 
   PciHostInfo info_;
   PciFunction functions_[kMaxFunctions];

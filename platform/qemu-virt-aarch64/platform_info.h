@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "deviso/status.h"
+#include "dt/devicetree.h"
 
 namespace deviso::qemu_virt {
 
@@ -45,8 +46,10 @@ struct GicInfo {
 };
 
 // arm,smmu-v3.yaml: interrupt-names "eventq", "priq", "cmdq-sync", "gerror" (or "combined").
+// Parsed by src/dt (dt::ParseIommu) from the first arm,smmu-v3 node.
 struct SmmuInfo {
   bool present = false;
+  int node = -1;  // libfdt offset of the node in PlatformInfo::dtb
   Region regs;
   uint32_t phandle = 0;
   bool dma_coherent = false;
@@ -77,6 +80,7 @@ struct PciWindow {
 
 struct PciHostInfo {
   bool present = false;
+  int node = -1;  // libfdt offset of the host bridge node in PlatformInfo::dtb
   Region ecam;
   uint8_t bus_start = 0;
   uint8_t bus_end = 0;
@@ -84,10 +88,15 @@ struct PciHostInfo {
   PciWindow io;
   PciWindow mem32;
   PciWindow mem64;
+  // iommu-map, read by src/dt (dt::ReadIommuMap, which checks every range: phandles resolve to
+  // one-cell IOMMUs, rid-bases inside the mask); the ranges in devicetree order.
   static constexpr size_t kMaxIommuMap = 8;
   IommuMapEntry iommu_map[kMaxIommuMap];
   size_t iommu_map_count = 0;
-  uint32_t iommu_map_mask = 0xffff;  // iommu-map-mask, all ones if absent
+  uint32_t iommu_map_mask = 0xffffffff;  // iommu-map-mask, all ones if absent (as Linux)
+  // interrupt-map / interrupt-map-mask (DT spec 2.4.3): the INTx of each PCI function, see
+  // PciHost::IntxIrq(). present = false if the node has none.
+  dt::InterruptMap intx_map;
 };
 
 struct PsciInfo {
@@ -109,15 +118,24 @@ struct PlatformInfo {
   size_t reserved_count = 0;
   UartInfo uart;
   GicInfo gic;
-  SmmuInfo smmu;
+  SmmuInfo smmu;  // the first arm,smmu-v3 (also in iommus[])
+  // Every available IOMMU node (arm,smmu-v3 and virtio,pci-iommu), in tree order
+  // (dt::FindIommus): e.g. the virtio-iommu's phandle for PciHost::StreamId.
+  static constexpr size_t kMaxIommus = 4;
+  dt::IommuNode iommus[kMaxIommus];
+  size_t iommu_count = 0;
   PciHostInfo pci;
   PsciInfo psci;
 };
 
-// Fills `out` from the flattened devicetree at `dtb`. Uses libfdt only (no writes to the DTB).
-// Requires: a valid DTB with /memory; the UART and GIC are looked up but may be absent.
-// Errors: -EINVAL (no DTB, bad header), -ENOENT (no /memory), -ERANGE (more regions or map
-// entries than the fixed arrays hold). On error `out` may be partly filled.
+// Fills `out` from the flattened devicetree at `dtb`. Uses libfdt only (no writes to the DTB);
+// the SMMU node, iommu-map and interrupt-map through src/dt (docs/devicetree.md).
+// Requires: a valid DTB with /memory; the UART, GIC, SMMU and PCI host are looked up but may be
+// absent. Errors: -EINVAL (no DTB, bad header or structure (dt::CheckBlob); a malformed
+// arm,smmu-v3 node, iommu-map or interrupt-map, logged with node and property), -ENOENT (no
+// /memory), -ERANGE (more regions or iommu-map ranges than the fixed arrays hold), -ENOMEM (an
+// interrupt-map beyond dt::kMaxInterruptMapEntries), -ENOTSUP (a nested interrupt nexus). On
+// error `out` may be partly filled.
 Status ParseDeviceTree(const void* dtb, PlatformInfo* out);
 
 }  // namespace deviso::qemu_virt

@@ -1,0 +1,936 @@
+// virtio-iommu driver. See virtio_iommu.h and docs/virtio_iommu.md; sections refer to
+// OASIS virtio 1.2.
+
+#include "virtio_iommu/virtio_iommu.h"
+
+#include <cstdio>
+#include <cstring>
+
+#include "deviso/config.h"
+
+namespace deviso::virtio_iommu {
+namespace {
+
+// Statistics are bumped under different locks: relaxed atomics.
+void Count(uint64_t& counter, uint64_t n = 1) { __atomic_fetch_add(&counter, n, __ATOMIC_RELAXED); }
+uint64_t Read(const uint64_t& counter) { return __atomic_load_n(&counter, __ATOMIC_RELAXED); }
+
+// A status value no device writes: a tail still holding it was never written.
+constexpr uint8_t kStatusUnwritten = 0xff;
+
+uint16_t FloorPow2(uint16_t v) {
+  uint16_t p = 1;
+  while (p <= v / 2) p = static_cast<uint16_t>(p * 2);
+  return v == 0 ? 0 : p;
+}
+
+bool Overlaps(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size) {
+  // Half-open ranges that do not wrap (checked by the callers).
+  return a < b + b_size && b < a + a_size;
+}
+
+template <typename T>
+T Zeroed() {
+  T v;
+  std::memset(&v, 0, sizeof(v));
+  return v;
+}
+
+}  // namespace
+
+VirtioIommu::VirtioIommu(const Config& config) : config_(config), pci_(config.pci, config.bars) {}
+
+VirtioIommu::~VirtioIommu() {
+  if (!probed_) return;
+  // A reset drops every domain; with bypass = 0 (which QEMU keeps across it) every endpoint
+  // is then blocked. Only if the reset completed may the device no longer touch the queues.
+  if (pci_.Reset(config_.timeout_ns).ok()) FreeQueues();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Probe and initialisation (3.1.1, 4.1.4, 5.13.4-5)
+
+Status VirtioIommu::Probe() {
+  if (probed_ || config_.pci == nullptr || config_.dma == nullptr) {
+    return Status::InvalidArgument();
+  }
+  DEVISO_TRY(pci_.Probe());
+  DEVISO_TRY(pci_.Reset(config_.timeout_ns));
+  device_features_ = pci_.ReadDeviceFeatures();
+  using feature::Bit;
+  if ((device_features_ & Bit(feature::kVersion1)) == 0 ||
+      (device_features_ & Bit(feature::kMapUnmap)) == 0) {
+    return Status::NotSupported();
+  }
+  if ((device_features_ & Bit(feature::kBypassConfig)) == 0 &&
+      !config_.allow_without_bypass_config) {
+    return Status::NotSupported();
+  }
+  if (pci_.device_cfg_length() < sizeof(DeviceConfig)) return Status::NotSupported();
+  // 3.1.1 step 4: the configuration may be read (not written) before FEATURES_OK. Fields of
+  // features not offered keep the spec's defaults (5.13.4: the whole range).
+  page_size_mask_ = pci_.ConfigRead64(devcfg::kPageSizeMask);
+  input_range_ = {0, ~uint64_t{0}};
+  if ((device_features_ & Bit(feature::kInputRange)) != 0) {
+    input_range_.start = pci_.ConfigRead64(devcfg::kInputStart);
+    input_range_.end = pci_.ConfigRead64(devcfg::kInputEnd);
+  }
+  domain_range_ = {0, ~uint32_t{0}};
+  if ((device_features_ & Bit(feature::kDomainRange)) != 0) {
+    domain_range_.start = pci_.ConfigRead32(devcfg::kDomainStart);
+    domain_range_.end = pci_.ConfigRead32(devcfg::kDomainEnd);
+  }
+  probe_size_ = 0;
+  if ((device_features_ & Bit(feature::kProbe)) != 0) {
+    probe_size_ = pci_.ConfigRead32(devcfg::kProbeSize);
+  }
+  if (page_size_mask_ == 0 || input_range_.end < input_range_.start ||
+      domain_range_.end < domain_range_.start) {
+    return Status::NotSupported();
+  }
+  granule_ = page_size_mask_ & (~page_size_mask_ + 1);
+  // The granule must be a page the input range can hold at least once.
+  if (granule_ > (uint64_t{1} << 40)) return Status::NotSupported();
+
+  std::snprintf(name_, sizeof(name_), "%s", config_.name);
+  caps_.backend = "virtio-iommu";
+  caps_.name = name_;
+  // Every mapping is made of granule-sized MAPs (virtio_iommu.h): the only leaf size used.
+  caps_.page_sizes = granule_;
+  caps_.ias = input_range_.end == ~uint64_t{0}
+                  ? 64
+                  : static_cast<uint8_t>(64 - __builtin_clzll(input_range_.end | 1));
+  caps_.oas = config_.oas;
+  caps_.stages = 1;
+  caps_.coherent = config_.coherent;
+  caps_.max_sid = config_.max_endpoint < 0xffff ? config_.max_endpoint : 0xffff;
+  probed_ = true;
+  return Status::Ok();
+}
+
+Status VirtioIommu::Negotiate() {
+  using feature::Bit;
+  // 3.1.1: reset, ACKNOWLEDGE, DRIVER, features, FEATURES_OK (re-read), device setup.
+  DEVISO_TRY(pci_.Reset(config_.timeout_ns));
+  pci_.WriteStatus(status::kAcknowledge);
+  pci_.WriteStatus(status::kAcknowledge | status::kDriver);
+  uint64_t wanted = Bit(feature::kVersion1) | Bit(feature::kMapUnmap) |
+                    Bit(feature::kBypassConfig) | Bit(feature::kInputRange) |
+                    Bit(feature::kDomainRange) | Bit(feature::kMmio);
+  if (probe_size_ >= sizeof(ProbeProperty) && probe_size_ <= kMaxProbeSize) {
+    wanted |= Bit(feature::kProbe);
+  }
+  // Not VIRTIO_IOMMU_F_BYPASS (the legacy bypass): unattached endpoints must be blocked.
+  driver_features_ = device_features_ & wanted;
+  pci_.WriteDriverFeatures(driver_features_);
+  pci_.WriteStatus(status::kAcknowledge | status::kDriver | status::kFeaturesOk);
+  // 3.1.1 step 6: the device may refuse the subset.
+  if ((pci_.ReadStatus() & status::kFeaturesOk) == 0) {
+    pci_.WriteStatus(status::kFailed);
+    return Status::NotSupported();
+  }
+  if ((driver_features_ & Bit(feature::kBypassConfig)) != 0) {
+    // 5.13.4: default-deny before any bus master is enabled, and before DRIVER_OK. Writing
+    // bypass without BYPASS_CONFIG would put QEMU in NEEDS_RESET: only here.
+    pci_.ConfigWrite8(devcfg::kBypass, 0);
+    if (pci_.ConfigRead8(devcfg::kBypass) != 0) {
+      pci_.WriteStatus(status::kFailed);
+      return Status::NotSupported();
+    }
+  }
+  if (pci_.NumQueues() < 2) {
+    pci_.WriteStatus(status::kFailed);
+    return Status::NotSupported();
+  }
+  return Status::Ok();
+}
+
+Status VirtioIommu::SetupQueues() {
+  DmaMemory& dma = *config_.dma;
+  // The request queue: two descriptors per request (readable part, writable tail).
+  pci_.SelectQueue(kRequestQueue);
+  const uint16_t req_max = pci_.QueueMaxSize();
+  const uint16_t req_size = FloorPow2(req_max < 2 * kBatch ? req_max : 2 * kBatch);
+  pci_.SelectQueue(kEventQueue);
+  const uint16_t evt_max = pci_.QueueMaxSize();
+  const uint16_t evt_size =
+      FloorPow2(evt_max < config_.event_queue_size ? evt_max : config_.event_queue_size);
+  if (req_size < 2 || evt_size < 1) return Status::NotSupported();
+
+  // Allocated once; Recover() reuses them (the device was reset: nothing is in flight).
+  if (reqq_.allocated() && reqq_.size() != req_size) return Status::NotSupported();
+  if (evtq_.allocated() && evtq_.size() != evt_size) return Status::NotSupported();
+  if (!reqq_.allocated()) DEVISO_TRY(reqq_.Allocate(dma, req_size, config_.coherent));
+  if (!evtq_.allocated()) DEVISO_TRY(evtq_.Allocate(dma, evt_size, config_.coherent));
+  if (slots_.cpu == nullptr) {
+    DEVISO_ASSIGN_OR_RETURN(slots_, dma.Allocate(size_t{kBatch} * kSlotBytes, 64));
+  }
+  if (events_.cpu == nullptr) {
+    DEVISO_ASSIGN_OR_RETURN(events_, dma.Allocate(size_t{evt_size} * sizeof(FaultEvent), 64));
+  }
+  if ((driver_features_ & feature::Bit(feature::kProbe)) != 0 && probe_.cpu == nullptr) {
+    DEVISO_ASSIGN_OR_RETURN(probe_, dma.Allocate(probe_size_ + sizeof(ReqTail), 64));
+  }
+  reqq_.ResetRings();
+  evtq_.ResetRings();
+  // The driver polls the used ring: no interrupts for requests (2.7.7).
+  reqq_.SetAvailFlags(vq::kAvailFNoInterrupt);
+
+  pci_.SelectQueue(kRequestQueue);
+  pci_.SetQueue(req_size, reqq_.desc_pa(), reqq_.avail_pa(), reqq_.used_pa());
+  req_notify_ = pci_.QueueNotifyOffset();
+  pci_.EnableQueue();
+
+  // 5.13.6.9: the event queue holds device-writable buffers the size of a fault record.
+  for (uint16_t i = 0; i < evt_size; ++i) {
+    evtq_.SetDesc(i, events_.pa + size_t{i} * sizeof(FaultEvent), sizeof(FaultEvent),
+                  vq::kDescFWrite, 0);
+    evtq_.AddAvail(i);
+  }
+  evtq_.PublishAvail();
+  pci_.SelectQueue(kEventQueue);
+  pci_.SetQueue(evt_size, evtq_.desc_pa(), evtq_.avail_pa(), evtq_.used_pa());
+  evt_notify_ = pci_.QueueNotifyOffset();
+  pci_.EnableQueue();
+  return Status::Ok();
+}
+
+void VirtioIommu::FreeQueues() {
+  reqq_.Free();
+  evtq_.Free();
+  for (DmaBuffer* b : {&slots_, &events_, &probe_}) {
+    if (b->cpu != nullptr) config_.dma->Free(*b);
+    *b = DmaBuffer{};
+  }
+}
+
+Status VirtioIommu::Init() {
+  if (!probed_ || initialised_) return Status::InvalidArgument();
+  port::LockGuard evt(evt_lock_);
+  port::LockGuard guard(lock_);
+  Status s = Negotiate();
+  if (s.ok()) s = SetupQueues();
+  if (!s.ok()) {
+    // Leave nothing behind: the device reset (or FAILED), no memory held.
+    if (pci_.Reset(config_.timeout_ns).ok()) FreeQueues();
+    return s;
+  }
+  pci_.WriteStatus(status::kAcknowledge | status::kDriver | status::kFeaturesOk |
+                   status::kDriverOk);
+  if ((pci_.ReadStatus() & (status::kDeviceNeedsReset | status::kFailed)) != 0) {
+    if (pci_.Reset(config_.timeout_ns).ok()) FreeQueues();
+    return Status::IoError();
+  }
+  // 3.1.1: notifications only after DRIVER_OK; the event buffers are already posted.
+  pci_.Notify(evt_notify_, kEventQueue);
+  initialised_ = true;
+  broken_ = false;
+  return Status::Ok();
+}
+
+Status VirtioIommu::Recover() {
+  if (!probed_ || !initialised_) return Status::InvalidArgument();
+  port::LockGuard evt(evt_lock_);
+  port::LockGuard guard(lock_);
+  broken_ = true;  // until the replay below completes
+  // The reset drops every domain and mapping; Negotiate() clears bypass again before
+  // DRIVER_OK, so no endpoint reaches memory untranslated at any point after it.
+  DEVISO_TRY(Negotiate());
+  DEVISO_TRY(SetupQueues());
+  pci_.WriteStatus(status::kAcknowledge | status::kDriver | status::kFeaturesOk |
+                   status::kDriverOk);
+  if ((pci_.ReadStatus() & (status::kDeviceNeedsReset | status::kFailed)) != 0) {
+    return Status::IoError();
+  }
+  pci_.Notify(evt_notify_, kEventQueue);
+  broken_ = false;
+  // Replay: each domain with endpoints gets them attached again and its record mapped.
+  for (VirtioIommuDomain& d : domains_) {
+    if (!d.in_use_ || d.streams_ == 0) continue;
+    bool first = true;
+    for (const StreamSlot& s : streams_) {
+      if (!s.used || s.domain != &d) continue;
+      ReqAttach req = Zeroed<ReqAttach>();
+      req.head.type = static_cast<uint8_t>(ReqType::kAttach);
+      req.domain = d.id_;
+      req.endpoint = s.sid;
+      if (const Status st = SendOne(&req, sizeof(req)); !st.ok()) {
+        broken_ = true;
+        return st;
+      }
+      if (first) {
+        first = false;
+        if (const Status st = ReplayDomain(d); !st.ok()) {
+          broken_ = true;
+          return st;
+        }
+      }
+    }
+  }
+  Count(stats_.recoveries);
+  return Status::Ok();
+}
+
+Status VirtioIommu::CheckUsable() const {
+  if (!initialised_) return Status::InvalidArgument();
+  if (broken_) return Status::IoError();
+  return Status::Ok();
+}
+
+Stats VirtioIommu::stats() const {
+  Stats s;
+  s.requests = Read(stats_.requests);
+  s.notifies = Read(stats_.notifies);
+  s.request_errors = Read(stats_.request_errors);
+  s.events = Read(stats_.events);
+  s.unrouted_faults = Read(stats_.unrouted_faults);
+  s.timeouts = Read(stats_.timeouts);
+  s.recoveries = Read(stats_.recoveries);
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests (5.13.6), sent on the request queue with lock_ held
+
+uint8_t* VirtioIommu::Slot(size_t i) const {
+  return static_cast<uint8_t*>(slots_.cpu) + i * kSlotBytes;
+}
+
+void VirtioIommu::FillSlot(size_t i, const void* req, size_t len) {
+  uint8_t* slot = Slot(i);
+  std::memcpy(slot, req, len);
+  // Marks the tail unwritten, so a device that returns the buffer without a status is caught.
+  slot[kTailOffset] = kStatusUnwritten;
+  std::memset(slot + kTailOffset + 1, 0, sizeof(ReqTail) - 1);
+  // Record the readable length in the descriptor now: Exchange() writes the chains.
+  reqq_.SetDesc(static_cast<uint16_t>(2 * i), slots_.pa + i * kSlotBytes,
+                static_cast<uint32_t>(len), vq::kDescFNext, static_cast<uint16_t>(2 * i + 1));
+  if (!config_.coherent) config_.dma->Clean(slot, kSlotBytes);
+}
+
+uint8_t VirtioIommu::SlotStatus(size_t i) const {
+  const uint8_t* tail = Slot(i) + kTailOffset;
+  if (!config_.coherent) config_.dma->Invalidate(tail, sizeof(ReqTail));
+  return __atomic_load_n(tail, __ATOMIC_RELAXED);
+}
+
+Status VirtioIommu::Exchange(size_t n, const size_t* writable_len) {
+  // 2.6.4 message framing: each request is a readable descriptor (head and body) chained to
+  // a writable one (the tail; for PROBE the properties and the tail, in probe_).
+  for (size_t i = 0; i < n; ++i) {
+    const auto w = static_cast<uint16_t>(2 * i + 1);
+    if (writable_len != nullptr) {
+      reqq_.SetDesc(w, probe_.pa, static_cast<uint32_t>(*writable_len), vq::kDescFWrite, 0);
+    } else {
+      reqq_.SetDesc(w, slots_.pa + i * kSlotBytes + kTailOffset, sizeof(ReqTail), vq::kDescFWrite,
+                    0);
+    }
+    reqq_.AddAvail(static_cast<uint16_t>(2 * i));
+  }
+  reqq_.PublishAvail();
+  pci_.Notify(req_notify_, kRequestQueue);
+  Count(stats_.notifies);
+  // Completion inside the notify write is QEMU's habit, not the spec's: poll the used ring.
+  const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
+  vq::UsedElem used;
+  while (reqq_.in_flight() != 0) {
+    if (reqq_.PopUsed(&used)) continue;
+    if (deadline.Expired()) {
+      // The device may still write these slots: nothing is reused before Recover() resets it.
+      broken_ = true;
+      Count(stats_.timeouts);
+      if constexpr (config::kLogging) {
+        port::Log("deviso: %s: request not completed in time: unit marked broken\n", name_);
+      }
+      return Status::TimedOut();
+    }
+  }
+  Count(stats_.requests, n);
+  return Status::Ok();
+}
+
+Status VirtioIommu::StatusToErrno(uint8_t status) {
+  switch (static_cast<ReqStatus>(status)) {
+    case ReqStatus::kOk:
+      return Status::Ok();
+    case ReqStatus::kUnsupp:
+      return Status::NotSupported();
+    case ReqStatus::kInval:
+      return Status::InvalidArgument();
+    case ReqStatus::kRange:
+      return Status::OutOfRange();
+    case ReqStatus::kNoEnt:
+      return Status::NotFound();
+    case ReqStatus::kNoMem:
+      return Status::NoMemory();
+    case ReqStatus::kIoErr:
+    case ReqStatus::kDevErr:
+    case ReqStatus::kFault:  // the device could not read the request: -EFAULT is not deviso's
+    default:                 // unwritten or unknown status
+      return Status::IoError();
+  }
+}
+
+Status VirtioIommu::SendOne(const void* req, size_t len) {
+  FillSlot(0, req, len);
+  DEVISO_TRY(Exchange(1));
+  const uint8_t st = SlotStatus(0);
+  if (st != static_cast<uint8_t>(ReqStatus::kOk)) Count(stats_.request_errors);
+  return StatusToErrno(st);
+}
+
+Status VirtioIommu::MapPages(const VirtioIommuDomain& d, Iova iova, Paddr pa, uint64_t size,
+                             uint32_t flags) {
+  const uint64_t page = d.page_size_;
+  const size_t batch = reqq_.size() / 2 < kBatch ? reqq_.size() / 2 : kBatch;
+  Status first_error;
+  uint64_t off = 0;
+  while (off < size && first_error.ok()) {
+    size_t n = 0;
+    for (; n < batch && off < size; ++n, off += page) {
+      ReqMap req = Zeroed<ReqMap>();
+      req.head.type = static_cast<uint8_t>(ReqType::kMap);
+      req.domain = d.id_;
+      req.virt_start = iova + off;
+      req.virt_end = iova + off + page - 1;
+      req.phys_start = pa + off;
+      req.flags = flags;
+      FillSlot(n, &req, kReqMapBytes);
+    }
+    DEVISO_TRY(Exchange(n));
+    for (size_t i = 0; i < n; ++i) {
+      const uint8_t st = SlotStatus(i);
+      if (st == static_cast<uint8_t>(ReqStatus::kOk)) continue;
+      Count(stats_.request_errors);
+      if (first_error.ok()) first_error = StatusToErrno(st);
+    }
+  }
+  return first_error;
+}
+
+Status VirtioIommu::UnmapRange(uint32_t domain_id, Iova iova, Iova last) {
+  ReqUnmap req = Zeroed<ReqUnmap>();
+  req.head.type = static_cast<uint8_t>(ReqType::kUnmap);
+  req.domain = domain_id;
+  req.virt_start = iova;
+  req.virt_end = last;
+  return SendOne(&req, kReqUnmapBytes);
+}
+
+Status VirtioIommu::ReplayDomain(VirtioIommuDomain& d) {
+  for (size_t i = 0; i < d.count_; ++i) {
+    const VirtioIommuDomain::Extent& e = d.extents_[i];
+    DEVISO_TRY(MapPages(d, e.iova, e.pa, e.size, e.flags));
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// PROBE and reserved regions (5.13.6.8)
+
+const VirtioIommu::ProbeEntry* VirtioIommu::FindProbe(uint32_t sid) const {
+  for (const ProbeEntry& p : probed_eps_) {
+    if (p.used && p.sid == sid) return &p;
+  }
+  return nullptr;
+}
+
+Status VirtioIommu::ProbeLocked(uint32_t sid) {
+  if ((driver_features_ & feature::Bit(feature::kProbe)) == 0 || FindProbe(sid) != nullptr) {
+    return Status::Ok();
+  }
+  ProbeEntry* entry = nullptr;
+  for (ProbeEntry& p : probed_eps_) {
+    if (!p.used) {
+      entry = &p;
+      break;
+    }
+  }
+  if (entry == nullptr) return Status::NoMemory();
+  ReqProbe req = Zeroed<ReqProbe>();
+  req.head.type = static_cast<uint8_t>(ReqType::kProbe);
+  req.endpoint = sid;
+  auto* props = static_cast<uint8_t*>(probe_.cpu);
+  const size_t writable = probe_size_ + sizeof(ReqTail);
+  std::memset(props, 0, writable);
+  props[probe_size_] = kStatusUnwritten;
+  if (!config_.coherent) config_.dma->Clean(props, writable);
+  FillSlot(0, &req, sizeof(req));
+  DEVISO_TRY(Exchange(1, &writable));
+  if (!config_.coherent) config_.dma->Invalidate(props, writable);
+  const uint8_t st = __atomic_load_n(&props[probe_size_], __ATOMIC_RELAXED);
+  if (st != static_cast<uint8_t>(ReqStatus::kOk)) {
+    Count(stats_.request_errors);
+    return StatusToErrno(st);
+  }
+  // 5.13.6.8.1: a sequence of properties, ended by a NONE property or the buffer's end.
+  ProbeEntry result;
+  result.used = true;
+  result.sid = sid;
+  size_t off = 0;
+  while (off + sizeof(ProbeProperty) <= probe_size_) {
+    ProbeProperty prop;
+    std::memcpy(&prop, props + off, sizeof(prop));
+    const uint16_t type = prop.type & kProbeTypeMask;
+    if (type == kProbeTNone) break;
+    const size_t end = off + sizeof(ProbeProperty) + prop.length;
+    if (end > probe_size_) return Status::IoError();  // malformed: nothing cached
+    if (type == kProbeTResvMem) {
+      if (prop.length < kProbeResvMemValueBytes) return Status::IoError();
+      ProbeResvMem r;
+      std::memcpy(&r, props + off, sizeof(r));
+      if (r.end < r.start) return Status::IoError();
+      // A region the driver cannot keep would later be mapped over: refuse instead.
+      if (result.total == kMaxReserved) return Status::NoMemory();
+      ReservedRegion& out = result.regions[result.total++];
+      out.start = r.start;
+      out.size = r.end - r.start + 1;  // 0 only for the whole 64-bit space
+      if (out.size == 0) out.size = ~uint64_t{0};
+      out.kind =
+          r.subtype == kResvMemMsi ? ReservedRegion::Kind::kMsi : ReservedRegion::Kind::kReserved;
+    }
+    // Unknown properties are skipped (5.13.6.8.1: the driver ignores them).
+    off = end;
+  }
+  *entry = result;
+  return Status::Ok();
+}
+
+Status VirtioIommu::ProbeEndpoint(uint32_t sid) {
+  DEVISO_TRY(ValidateStream(sid));
+  DEVISO_TRY(CheckUsable());
+  port::LockGuard guard(lock_);
+  return ProbeLocked(sid);
+}
+
+size_t VirtioIommu::ReservedRegions(uint32_t sid, std::span<ReservedRegion> out) const {
+  port::LockGuard guard(lock_);
+  const ProbeEntry* p = FindProbe(sid);
+  if (p == nullptr) return 0;
+  for (size_t i = 0; i < p->total && i < out.size(); ++i) out[i] = p->regions[i];
+  return p->total;
+}
+
+bool VirtioIommu::OverlapsReserved(const VirtioIommuDomain& d, uint32_t extra_sid, Iova iova,
+                                   uint64_t size) const {
+  auto hits = [&](uint32_t sid) {
+    const ProbeEntry* p = FindProbe(sid);
+    if (p == nullptr) return false;
+    for (size_t i = 0; i < p->total; ++i) {
+      const ReservedRegion& r = p->regions[i];
+      const uint64_t r_last = r.start + (r.size - 1);
+      if (iova <= r_last && r.start <= iova + (size - 1)) return true;
+    }
+    return false;
+  };
+  if (extra_sid != ~0U && hits(extra_sid)) return true;
+  for (const StreamSlot& s : streams_) {
+    if (s.used && s.domain == &d && hits(s.sid)) return true;
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Domains and endpoints
+
+VirtioIommuDomain* VirtioIommu::CheckDomain(Domain* domain) {
+  auto* d = static_cast<VirtioIommuDomain*>(domain);
+  if (d == nullptr || d < domains_ || d >= domains_ + kMaxDomains || !d->in_use_) return nullptr;
+  return d;
+}
+
+Status VirtioIommu::ValidateStream(uint32_t sid) const {
+  if (!probed_ || sid > caps_.max_sid) return Status::InvalidArgument();
+  return Status::Ok();
+}
+
+Result<Domain*> VirtioIommu::CreateDomain(const DomainOptions& options, FaultSink* sink) {
+  DEVISO_TRY(CheckUsable());
+  if (options.stage == DomainOptions::Stage::kStage2) return Status::NotSupported();
+  if (options.stage != DomainOptions::Stage::kDefault &&
+      options.stage != DomainOptions::Stage::kStage1) {
+    return Status::InvalidArgument();
+  }
+  if (options.page_size != 0 && options.page_size != granule_) return Status::NotSupported();
+  if (options.ias > caps_.ias) return Status::InvalidArgument();
+  port::LockGuard guard(lock_);
+  for (size_t i = 0; i < kMaxDomains; ++i) {
+    VirtioIommuDomain& d = domains_[i];
+    if (d.in_use_) continue;
+    // One ID per slot, from the device's domain range (5.13.4 domain_range).
+    if (i > uint64_t{domain_range_.end} - domain_range_.start) break;
+    d.id_ = domain_range_.start + static_cast<uint32_t>(i);
+    d.page_size_ = granule_;
+    d.ias_ = options.ias != 0 ? options.ias : caps_.ias;
+    d.streams_ = 0;
+    d.sink_ = sink;
+    d.count_ = 0;
+    d.in_use_ = true;
+    // d.device_may_hold_ stays: a device may still hold this ID from an earlier domain.
+    return static_cast<Domain*>(&d);
+  }
+  return Status::NoMemory();
+}
+
+Status VirtioIommu::DestroyDomain(Domain* domain) {
+  port::LockGuard guard(lock_);
+  VirtioIommuDomain* d = CheckDomain(domain);
+  if (d == nullptr) return Status::InvalidArgument();
+  if (d->streams_ != 0) return Status::Busy();
+  // 5.13.6.4 / QEMU: the device dropped the domain with its last endpoint. A device that keeps
+  // it is handled by device_may_hold_ when the ID is attached again.
+  d->sink_ = nullptr;
+  d->count_ = 0;
+  d->in_use_ = false;
+  return Status::Ok();
+}
+
+Status VirtioIommu::AttachLocked(VirtioIommuDomain& d, uint32_t sid) {
+  DEVISO_TRY(ProbeLocked(sid));
+  if (const ProbeEntry* p = FindProbe(sid); p != nullptr) {
+    for (size_t i = 0; i < d.count_; ++i) {
+      if (OverlapsReserved(d, sid, d.extents_[i].iova, d.extents_[i].size)) {
+        return Status::InvalidArgument();
+      }
+    }
+  }
+  const bool first = d.streams_ == 0;
+  if (first && d.device_may_hold_) {
+    // Empty whatever the device may have kept under this ID before mapping the record: OK if
+    // it kept a domain, NOENT if it dropped it (QEMU).
+    const Status s = UnmapRange(d.id_, input_range_.start, input_range_.end);
+    if (!s.ok() && s != Status::NotFound()) return s;
+  }
+  ReqAttach req = Zeroed<ReqAttach>();
+  req.head.type = static_cast<uint8_t>(ReqType::kAttach);
+  req.domain = d.id_;
+  req.endpoint = sid;
+  req.flags = 0;  // never ATTACH_F_BYPASS: a bypass domain is not isolation
+  DEVISO_TRY(SendOne(&req, sizeof(req)));
+  d.device_may_hold_ = true;
+  if (first) {
+    // The device created the domain with this ATTACH: give it the record's mappings.
+    if (const Status s = ReplayDomain(d); !s.ok()) {
+      if (broken_) return s;
+      ReqDetach det = Zeroed<ReqDetach>();
+      det.head.type = static_cast<uint8_t>(ReqType::kDetach);
+      det.domain = d.id_;
+      det.endpoint = sid;
+      if (!SendOne(&det, sizeof(det)).ok()) broken_ = true;  // attached, half mapped: unknown
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status VirtioIommu::Attach(Domain* domain, uint32_t sid) {
+  DEVISO_TRY(ValidateStream(sid));
+  DEVISO_TRY(CheckUsable());
+  port::LockGuard guard(lock_);
+  VirtioIommuDomain* d = CheckDomain(domain);
+  if (d == nullptr) return Status::InvalidArgument();
+  StreamSlot* free_slot = nullptr;
+  for (StreamSlot& s : streams_) {
+    // The device would silently move the endpoint (5.13.6.3); deviso's contract refuses.
+    if (s.used && s.sid == sid) return Status::AlreadyExists();
+    if (!s.used && free_slot == nullptr) free_slot = &s;
+  }
+  if (free_slot == nullptr) return Status::NoMemory();
+  DEVISO_TRY(AttachLocked(*d, sid));
+  *free_slot = StreamSlot{true, sid, d};
+  ++d->streams_;
+  return Status::Ok();
+}
+
+Status VirtioIommu::Detach(Domain* domain, uint32_t sid) {
+  DEVISO_TRY(CheckUsable());
+  port::LockGuard guard(lock_);
+  auto* d = static_cast<VirtioIommuDomain*>(domain);
+  for (StreamSlot& s : streams_) {
+    if (!s.used || s.sid != sid || s.domain != d) continue;
+    ReqDetach req = Zeroed<ReqDetach>();
+    req.head.type = static_cast<uint8_t>(ReqType::kDetach);
+    req.domain = d->id_;
+    req.endpoint = sid;
+    // With bypass = 0 a detached endpoint is blocked (5.13.4), its DMA reported.
+    DEVISO_TRY(SendOne(&req, sizeof(req)));
+    s = StreamSlot{};
+    --d->streams_;
+    return Status::Ok();
+  }
+  return Status::NotFound();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Map / Unmap / lookup
+
+Status VirtioIommu::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms perms,
+                        MemType type) {
+  DEVISO_TRY(CheckUsable());
+  VirtioIommuDomain* d = CheckDomain(domain);
+  if (d == nullptr) return Status::InvalidArgument();
+  const uint64_t page = d->page_size_;
+  // The device accepts unaligned MAPs (QEMU 7.2 checks nothing): refuse sub-page ranges here.
+  if (size == 0 || ((iova | pa | size) & (page - 1)) != 0) return Status::InvalidArgument();
+  const Iova last = iova + (size - 1);
+  if (last < iova || pa + (size - 1) < pa) return Status::InvalidArgument();
+  const uint64_t ias_last = d->ias_ >= 64 ? ~uint64_t{0} : (uint64_t{1} << d->ias_) - 1;
+  if (iova < input_range_.start || last > input_range_.end || last > ias_last) {
+    return Status::InvalidArgument();
+  }
+  if (config_.oas < 64 && ((pa + (size - 1)) >> config_.oas) != 0) {
+    return Status::InvalidArgument();
+  }
+  if ((perms & ~(kPermRead | kPermWrite | kPermExec)) != 0 || (perms & kPermReadWrite) == 0) {
+    return Status::InvalidArgument();
+  }
+  uint32_t flags = 0;
+  if ((perms & (kPermRead | kPermExec)) != 0) flags |= kMapFRead;
+  if ((perms & kPermWrite) != 0) flags |= kMapFWrite;
+  switch (type) {
+    case MemType::kNormal:
+    case MemType::kNormalNonCacheable:  // virtio-iommu has no cacheability attribute
+      break;
+    case MemType::kDevice:
+    case MemType::kDeviceStrict:
+      if ((driver_features_ & feature::Bit(feature::kMmio)) == 0) return Status::NotSupported();
+      flags |= kMapFMmio;
+      break;
+    default:
+      return Status::InvalidArgument();
+  }
+
+  port::LockGuard guard(lock_);
+  // The record answers what the device would not: it says INVAL for an overlap.
+  size_t pos = d->count_;  // insertion point, keeping the record sorted by IOVA
+  for (size_t i = 0; i < d->count_; ++i) {
+    const VirtioIommuDomain::Extent& e = d->extents_[i];
+    if (Overlaps(iova, size, e.iova, e.size)) return Status::AlreadyExists();
+    if (pos == d->count_ && e.iova > iova) pos = i;
+  }
+  if (OverlapsReserved(*d, ~0U, iova, size)) return Status::InvalidArgument();
+  // A neighbour that this mapping continues (IOVA and PA contiguous, same flags) absorbs it:
+  // the device holds one mapping per page either way, so the record stays exact, and a buffer
+  // mapped page by page takes one extent instead of one per call.
+  const auto continues = [](const VirtioIommuDomain::Extent& e, Iova next_iova, Paddr next_pa,
+                            uint32_t next_flags) {
+    return e.iova + e.size == next_iova && e.pa + e.size == next_pa && e.flags == next_flags;
+  };
+  const bool join_prev = pos > 0 && continues(d->extents_[pos - 1], iova, pa, flags);
+  const bool join_next =
+      pos < d->count_ &&
+      continues(VirtioIommuDomain::Extent{iova, pa, size, flags}, d->extents_[pos].iova,
+                d->extents_[pos].pa, d->extents_[pos].flags);
+  if (!join_prev && !join_next && d->count_ == VirtioIommuDomain::kMaxExtents) {
+    return Status::NoMemory();
+  }
+  if (d->streams_ != 0) {
+    // A domain with no endpoint does not exist on the device yet (QEMU creates it at the first
+    // ATTACH): its record is mapped then.
+    if (const Status s = MapPages(*d, iova, pa, size, flags); !s.ok()) {
+      if (broken_) return s;
+      // Undo what the device took: every page is inside the range, which held nothing.
+      if (!UnmapRange(d->id_, iova, last).ok()) broken_ = true;
+      return s;
+    }
+  }
+  if (join_prev && join_next) {  // the new range fills the gap between two extents
+    d->extents_[pos - 1].size += size + d->extents_[pos].size;
+    for (size_t i = pos; i + 1 < d->count_; ++i) d->extents_[i] = d->extents_[i + 1];
+    --d->count_;
+  } else if (join_prev) {
+    d->extents_[pos - 1].size += size;
+  } else if (join_next) {
+    VirtioIommuDomain::Extent& next = d->extents_[pos];
+    next.iova = iova;
+    next.pa = pa;
+    next.size += size;
+  } else {
+    for (size_t i = d->count_; i > pos; --i) d->extents_[i] = d->extents_[i - 1];
+    d->extents_[pos] = VirtioIommuDomain::Extent{iova, pa, size, flags};
+    ++d->count_;
+  }
+  return Status::Ok();
+}
+
+Status VirtioIommu::Unmap(Domain* domain, Iova iova, uint64_t size) {
+  DEVISO_TRY(CheckUsable());
+  VirtioIommuDomain* d = CheckDomain(domain);
+  if (d == nullptr) return Status::InvalidArgument();
+  const uint64_t page = d->page_size_;
+  if (size == 0 || ((iova | size) & (page - 1)) != 0) return Status::InvalidArgument();
+  const Iova end = iova + size;  // exclusive; 0 if the range ends at 2^64
+  if (end != 0 && end < iova) return Status::InvalidArgument();
+  const Iova last = iova + (size - 1);
+
+  port::LockGuard guard(lock_);
+  // The whole range must be mapped (as the page-table engine's Unmap): the device would
+  // answer OK for nothing mapped, deviso says -ENOENT.
+  size_t first = d->count_;
+  size_t count = 0;
+  Iova cursor = iova;  // next byte that must be covered
+  bool covered = false;
+  for (size_t i = 0; i < d->count_; ++i) {
+    const VirtioIommuDomain::Extent& e = d->extents_[i];
+    const Iova e_last = e.iova + (e.size - 1);
+    if (e_last < iova || e.iova > last) continue;
+    if (first == d->count_) first = i;
+    ++count;
+    if (covered) continue;
+    if (e.iova > cursor) break;  // a hole
+    if (e_last >= last) {
+      covered = true;
+    } else {
+      cursor = e_last + 1;
+    }
+  }
+  if (!covered) return Status::NotFound();
+  // What is left of the first and last extents touched.
+  const VirtioIommuDomain::Extent head = d->extents_[first];
+  const VirtioIommuDomain::Extent tail = d->extents_[first + count - 1];
+  const bool keep_head = head.iova < iova;
+  const bool keep_tail = tail.iova + (tail.size - 1) > last;
+  const size_t pieces = (keep_head ? 1 : 0) + (keep_tail ? 1 : 0);
+  if (d->count_ - count + pieces > VirtioIommuDomain::kMaxExtents) return Status::NoMemory();
+  if (d->streams_ != 0) {
+    // One UNMAP removes every per-page mapping inside the range, none partly (5.13.6.6): the
+    // pages left mapped are never touched. Strict: it returns once the device acknowledged.
+    DEVISO_TRY(UnmapRange(d->id_, iova, last));
+  }
+  VirtioIommuDomain::Extent left = head;
+  left.size = iova - head.iova;
+  VirtioIommuDomain::Extent right = tail;
+  right.iova = last + 1;
+  right.pa = tail.pa + (right.iova - tail.iova);
+  right.size = tail.iova + tail.size - right.iova;
+  // Replace extents [first, first + count) by the pieces, keeping the order.
+  VirtioIommuDomain::Extent repl[2];
+  size_t r = 0;
+  if (keep_head) repl[r++] = left;
+  if (keep_tail) repl[r++] = right;
+  const size_t after = first + count;
+  const size_t moved = d->count_ - after;
+  if (r < count) {
+    for (size_t i = 0; i < moved; ++i) d->extents_[first + r + i] = d->extents_[after + i];
+  } else if (r > count) {
+    for (size_t i = moved; i > 0; --i) d->extents_[first + r + i - 1] = d->extents_[after + i - 1];
+  }
+  for (size_t i = 0; i < r; ++i) d->extents_[first + i] = repl[i];
+  d->count_ = d->count_ - count + r;
+  return Status::Ok();
+}
+
+Result<Paddr> VirtioIommu::IovaToPhys(Domain* domain, Iova iova) {
+  VirtioIommuDomain* d = CheckDomain(domain);
+  if (d == nullptr) return Status::InvalidArgument();
+  port::LockGuard guard(lock_);
+  for (size_t i = 0; i < d->count_; ++i) {
+    const VirtioIommuDomain::Extent& e = d->extents_[i];
+    if (iova >= e.iova && iova - e.iova < e.size) return e.pa + (iova - e.iova);
+  }
+  return Status::NotFound();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Faults (5.13.6.9)
+
+Fault VirtioIommu::DecodeFault(const FaultEvent& e, const char* unit_name, bool attached,
+                               bool mapped) {
+  Fault f{};
+  f.sid = e.endpoint;
+  f.raw_type = e.reason;
+  f.unit = unit_name;
+  if (!attached) {
+    // Default-deny: QEMU says UNKNOWN for a never-attached endpoint, DOMAIN after a detach.
+    f.reason = DEVISO_FAULT_BLOCKED;
+  } else {
+    switch (e.reason) {
+      case kFaultRMapping:
+        // The device says MAPPING both for nothing mapped and for a mapping without the
+        // access's permission: the record tells them apart.
+        f.reason = mapped ? DEVISO_FAULT_PERMISSION : DEVISO_FAULT_TRANSLATION;
+        break;
+      case kFaultRDomain:
+        // Attached as far as deviso knows, yet the device found no domain.
+        f.reason = DEVISO_FAULT_BAD_CONFIG;
+        break;
+      default:
+        f.reason = DEVISO_FAULT_UNKNOWN;
+        break;
+    }
+  }
+  if ((e.flags & kFaultFRead) != 0) f.flags |= DEVISO_FAULT_READ;
+  if ((e.flags & kFaultFWrite) != 0) f.flags |= DEVISO_FAULT_WRITE;
+  if ((e.flags & kFaultFExec) != 0) f.flags |= DEVISO_FAULT_EXEC;
+  if ((e.flags & kFaultFAddress) != 0) {
+    f.flags |= DEVISO_FAULT_ADDR_VALID;
+    f.iova = e.address;
+  }
+  return f;
+}
+
+void VirtioIommu::DeliverFault(const Fault& fault) {
+  // lock_ held: the streams cannot change under us, so a sink is never called after the
+  // Detach() of its stream returned.
+  for (const StreamSlot& s : streams_) {
+    if (!s.used || s.sid != fault.sid) continue;
+    if (s.domain->sink_ != nullptr) s.domain->sink_->OnFault(fault);
+    return;
+  }
+  Count(stats_.unrouted_faults);
+  if (unrouted_handler_ != nullptr) unrouted_handler_(&fault, unrouted_user_);
+}
+
+void VirtioIommu::HandleEvents() {
+  port::LockGuard evt(evt_lock_);
+  if (!initialised_ || !evtq_.allocated()) return;
+  (void)pci_.ReadIsr();  // 4.1.4.5: acknowledges a legacy interrupt, if one was raised
+  bool reposted = false;
+  vq::UsedElem used;
+  while (evtq_.PopUsed(&used)) {
+    Count(stats_.events);
+    const auto id = static_cast<uint16_t>(used.id);
+    if (id >= evtq_.size()) continue;  // not a buffer of ours: nothing to re-post
+    auto* rec = static_cast<FaultEvent*>(events_.cpu) + id;
+    if constexpr (config::kFaultReports) {
+      if (used.len >= sizeof(FaultEvent)) {
+        if (!config_.coherent) config_.dma->Invalidate(rec, sizeof(*rec));
+        FaultEvent e;
+        std::memcpy(&e, rec, sizeof(e));
+        port::LockGuard guard(lock_);
+        const VirtioIommuDomain* d = nullptr;
+        for (const StreamSlot& s : streams_) {
+          if (s.used && s.sid == e.endpoint) d = s.domain;
+        }
+        bool mapped = false;
+        if (d != nullptr && (e.flags & kFaultFAddress) != 0) {
+          for (size_t i = 0; i < d->count_; ++i) {
+            const VirtioIommuDomain::Extent& x = d->extents_[i];
+            mapped = mapped || (e.address >= x.iova && e.address - x.iova < x.size);
+          }
+        }
+        DeliverFault(DecodeFault(e, name_, d != nullptr, mapped));
+      }
+    }
+    // 5.13.6.9: the buffer goes back to the device for the next fault.
+    evtq_.SetDesc(id, events_.pa + size_t{id} * sizeof(FaultEvent), sizeof(FaultEvent),
+                  vq::kDescFWrite, 0);
+    evtq_.AddAvail(id);
+    reposted = true;
+  }
+  if (reposted) {
+    evtq_.PublishAvail();
+    pci_.Notify(evt_notify_, kEventQueue);
+  }
+}
+
+Status VirtioIommu::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) {
+  if constexpr (!config::kFaultReports) return Status::NotSupported();
+  port::LockGuard evt(evt_lock_);
+  port::LockGuard guard(lock_);
+  unrouted_handler_ = handler;
+  unrouted_user_ = user;
+  return Status::Ok();
+}
+
+}  // namespace deviso::virtio_iommu

@@ -1,0 +1,95 @@
+// Split virtqueue, driver side. See virtqueue.h; sections refer to virtio 1.2.
+
+#include "virtio_iommu/virtqueue.h"
+
+#include <cstring>
+
+#include "core/barrier.h"
+
+namespace deviso::virtio_iommu {
+namespace {
+
+size_t AlignUp(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
+
+}  // namespace
+
+Status SplitQueue::Allocate(DmaMemory& dma, uint16_t size, bool coherent) {
+  if (size == 0 || (size & (size - 1)) != 0 || size > 32768 || allocated()) {
+    return Status::InvalidArgument();
+  }
+  const size_t avail = AlignUp(sizeof(vq::Desc) * size, vq::kAvailAlign);
+  const size_t used = AlignUp(avail + vq::AvailBytes(size), vq::kUsedAlign);
+  const size_t total = used + vq::UsedBytes(size);
+  DEVISO_ASSIGN_OR_RETURN(buffer_, dma.Allocate(total, 4096));
+  dma_ = &dma;
+  coherent_ = coherent;
+  size_ = size;
+  avail_offset_ = avail;
+  used_offset_ = used;
+  ResetRings();
+  return Status::Ok();
+}
+
+void SplitQueue::Free() {
+  if (!allocated()) return;
+  dma_->Free(buffer_);
+  buffer_ = DmaBuffer{};
+}
+
+void SplitQueue::ResetRings() {
+  std::memset(buffer_.cpu, 0, buffer_.size);
+  Clean(buffer_.cpu, buffer_.size);
+  avail_idx_ = 0;
+  last_used_ = 0;
+}
+
+void SplitQueue::SetDesc(uint16_t i, Paddr addr, uint32_t len, uint16_t flags, uint16_t next) {
+  auto* d = reinterpret_cast<vq::Desc*>(bytes()) + (i & (size_ - 1));
+  d->addr = addr;
+  d->len = len;
+  d->flags = flags;
+  d->next = next;
+  Clean(d, sizeof(*d));
+}
+
+void SplitQueue::AddAvail(uint16_t head) {
+  uint16_t* slot =
+      Avail16(vq::kAvailRing + 2 * size_t{static_cast<uint16_t>(avail_idx_ & (size_ - 1))});
+  __atomic_store_n(slot, head, __ATOMIC_RELAXED);
+  Clean(slot, sizeof(*slot));
+  ++avail_idx_;
+}
+
+void SplitQueue::PublishAvail() {
+  // 2.7.13.3.1: the ring entries (and descriptors) must be visible before idx.
+  DmaWriteBarrier();
+  uint16_t* idx = Avail16(vq::kAvailIdx);
+  __atomic_store_n(idx, avail_idx_, __ATOMIC_RELAXED);
+  Clean(idx, sizeof(*idx));
+  // 2.7.13.4: idx must be visible before the notification that follows.
+  DmaWriteBarrier();
+}
+
+void SplitQueue::SetAvailFlags(uint16_t flags) {
+  uint16_t* f = Avail16(vq::kAvailFlags);
+  __atomic_store_n(f, flags, __ATOMIC_RELAXED);
+  Clean(f, sizeof(*f));
+}
+
+bool SplitQueue::PopUsed(vq::UsedElem* elem) {
+  uint8_t* used = bytes() + used_offset_;
+  if (!coherent_) dma_->Invalidate(used, vq::UsedBytes(size_));
+  const uint16_t idx =
+      __atomic_load_n(reinterpret_cast<uint16_t*>(used + vq::kUsedIdx), __ATOMIC_RELAXED);
+  if (idx == last_used_) return false;
+  // 2.7.14: read the element only after seeing idx move past it.
+  DmaReadBarrier();
+  const auto* e =
+      reinterpret_cast<const vq::UsedElem*>(used + vq::kUsedRing) + (last_used_ & (size_ - 1));
+  elem->id = __atomic_load_n(&e->id, __ATOMIC_RELAXED);
+  elem->len = __atomic_load_n(&e->len, __ATOMIC_RELAXED);
+  ++last_used_;
+  return true;
+}
+
+}  // namespace deviso::virtio_iommu
