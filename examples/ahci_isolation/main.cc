@@ -23,6 +23,7 @@
 //
 // Exit status 0 only when every step passed; the last console line says the same.
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -216,20 +217,30 @@ int Run(const qv::PlatformInfo& info) {
     Log("no ICH9 AHCI on PCI\n");
     return 1;
   }
-  const Result<uint32_t> sid_or = pci.StreamId(ahci_fn->bdf, iommu.phandle());
-  if (!sid_or.ok()) {
-    Log("the AHCI's requester ID is not in the iommu-map\n");
-    return 1;
-  }
-  const uint32_t sid = *sid_or;
   std::snprintf(g_ahci_name, sizeof(g_ahci_name), "ahci@%02x:%02x.%x", ahci_fn->bdf.bus,
                 ahci_fn->bdf.device, ahci_fn->bdf.function);
 
   // ---- The RFC's flow ----
-  const uint32_t sids[] = {sid};
-  Step(deviso::Registry::Default().BindDevice(&g_ahci_dev, iommu.unit(), sids).ok(),
+  // The devicetree (the PCI host's iommu-map) gives the AHCI its IOMMU and StreamID.
+  const qv::PciDeviceBinding bindings[] = {{ahci_fn->bdf, &g_ahci_dev}};
+  deviso::dt::DeviceStreams bound[1];
+  const Status bind = qv::BindPciDevices(info, iommu, bindings, bound);
+  Step(bind.ok() && bound[0].sid_count == 1,
        "AHCI bound to the IOMMU with its StreamID from iommu-map");
+  if (!bind.ok() || bound[0].sid_count != 1) return 1;
+  const uint32_t sid = bound[0].sids[0];
   Log("       device %s, StreamID 0x%x\n", g_ahci_dev.name, sid);
+  if (const Result<qv::IrqSpec> intx = pci.IntxIrq(ahci_fn->bdf); intx.ok()) {
+    Log("       INTx: GIC INTID %u, %s (interrupt-map)\n", static_cast<unsigned>(intx->intid),
+        intx->edge ? "edge" : "level");
+  }
+  // A StreamID the devicetree gave some other function (the rogue controller's, if present):
+  // a driver cannot claim another device's stream.
+  const uint32_t foreign_sid = rogue_fn != nullptr
+                                   ? pci.StreamId(rogue_fn->bdf, iommu.phandle()).value_or(sid + 8)
+                                   : sid + 8;
+  Step(deviso_ctx_alloc(&g_ahci_dev, foreign_sid) == -EINVAL,
+       "deviso_ctx_alloc(ahci, a StreamID the devicetree did not give it) refused (-EINVAL)");
   Step(deviso_ctx_alloc(&g_ahci_dev, sid) == 0, "deviso_ctx_alloc(ahci, sid)");
   deviso_caps caps{};
   (void)deviso_get_caps(&g_ahci_dev, &caps);

@@ -9,6 +9,7 @@ set(ahci_test "${PROJECT_SOURCE_DIR}/examples/ahci_isolation/qemu_test.sh")
 set(ahci_steps
     "default_deny=IOMMU enabled with every StreamID blocked"
     "bound=AHCI bound to the IOMMU with its StreamID from iommu-map"
+    "foreign_sid_refused=deviso_ctx_alloc(ahci, a StreamID the devicetree did not give it)"
     "ctx_alloc=deviso_ctx_alloc(ahci, sid)"
     "driver_structures_mapped=AHCI port started and IDENTIFY done through mapped"
     "mapped_read_verified=deviso_map(64 KiB)"

@@ -2,6 +2,11 @@
 
 #include <optional>
 
+extern "C" {
+#include <libfdt.h>
+}
+
+#include "deviso/registry.h"
 #include "ports/port.h"
 #include "smmu_platform.h"
 #include "smmuv3/smmu.h"
@@ -135,6 +140,29 @@ Result<PlatformIommu*> SetupIommu(const PlatformInfo& info, DmaArena& arena, Pci
   DEVISO_ASSIGN_OR_RETURN(const VirtioIommuPlatform vio, SetupVirtioIommu(info, arena, pci));
   g_virtio_iommu.emplace(vio);
   return &*g_virtio_iommu;
+}
+
+Status BindPciDevices(const PlatformInfo& info, PlatformIommu& iommu,
+                      std::span<const PciDeviceBinding> devices, std::span<dt::DeviceStreams> out) {
+  constexpr size_t kMax = PciHost::kMaxFunctions;
+  if (!info.pci.present || info.pci.node < 0 || devices.size() > kMax ||
+      out.size() < devices.size()) {
+    return Status::InvalidArgument();
+  }
+  static char host_path[128];  // the host bridge's node path, as dt::PciDevice names it
+  if (fdt_get_path(info.dtb, info.pci.node, host_path, sizeof(host_path)) != 0) {
+    return Status::InvalidArgument();
+  }
+  dt::PciDevice pci[kMax];
+  for (size_t i = 0; i < devices.size(); ++i) {
+    pci[i] = {host_path, devices[i].bdf.rid(), devices[i].dev};
+  }
+  const dt::UnitEntry units[] = {{iommu.phandle(), &iommu.unit()}};
+  dt::BindRequest request;
+  request.fdt = info.dtb;
+  request.units = units;
+  request.pci = {pci, devices.size()};
+  return dt::BindFromDevicetree(Registry::Default(), request, out.first(devices.size()));
 }
 
 }  // namespace deviso::qemu_virt

@@ -9,11 +9,13 @@
 #define DEVISO_PLATFORM_QEMU_VIRT_AARCH64_IOMMU_PLATFORM_H_
 
 #include <cstdint>
+#include <span>
 
 #include "deviso/backend.h"
 #include "deviso/deviso.h"
 #include "deviso/status.h"
 #include "dma_arena.h"
+#include "dt/bind.h"
 #include "pci.h"
 #include "platform_info.h"
 
@@ -70,6 +72,21 @@ class PlatformIommu {
 // storage; calling this twice gives -EEXIST. Errors: -ENOENT (the devicetree describes no
 // IOMMU deviso serves), and those of the backend's probe and initialisation.
 Result<PlatformIommu*> SetupIommu(const PlatformInfo& info, DmaArena& arena, PciHost& pci);
+
+// A PCI function and the OS device that drives it.
+struct PciDeviceBinding {
+  Bdf bdf;
+  const device* dev = nullptr;
+};
+
+// Binds each device to `iommu` with exactly the StreamIDs the PCI host's iommu-map gives its
+// requester ID (dt::BindFromDevicetree: every device resolved and checked first, nothing bound
+// on any error), and writes what each resolved to `out[i]` (out.size() >= devices.size()).
+// deviso_ctx_alloc() then refuses any other StreamID for that device. Errors: -EINVAL (no PCI
+// host in the devicetree, out too small), and those of dt::BindFromDevicetree (e.g. -ENOENT: a
+// requester ID outside the iommu-map, whose DMA the IOMMU does not see).
+Status BindPciDevices(const PlatformInfo& info, PlatformIommu& iommu,
+                      std::span<const PciDeviceBinding> devices, std::span<dt::DeviceStreams> out);
 
 }  // namespace deviso::qemu_virt
 
