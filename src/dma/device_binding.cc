@@ -1,0 +1,47 @@
+#include "dma/device_binding.h"
+
+namespace deviso::dma {
+
+Status DeviceBinding::Validate() const {
+  const uint64_t page = context.page_size();
+  if (page == 0) return Status::InvalidArgument();
+  if (addressing == Addressing::kTranslated) {
+    if (iova == nullptr || !iova->valid() || iova->granule() % page != 0) {
+      return Status::InvalidArgument();
+    }
+  }
+  return Status::Ok();
+}
+
+Result<Iova> DeviceBinding::MapRange(Paddr pa, uint64_t size, uint64_t align, Perms perms) const {
+  const uint64_t page = context.page_size();
+  if (page == 0 || size == 0 || pa % page != 0 || size % page != 0 || size - 1 > UINT64_MAX - pa) {
+    return Status::InvalidArgument();
+  }
+  if (addressing == Addressing::kIdentity) {
+    // A physical range inside a PCI MMIO window or an IOMMU-reserved region cannot serve as a
+    // device address: the DMA would go to a peer or pass untranslated.
+    if (reserved != nullptr && reserved->Overlaps(pa, size)) return Status::InvalidArgument();
+    if (align > 1 && pa % align != 0) return Status::InvalidArgument();
+    DEVISO_TRY(context.Map(pa, pa, size, perms, mem_type()));
+    return pa;
+  }
+  if (iova == nullptr) return Status::InvalidArgument();
+  DEVISO_ASSIGN_OR_RETURN(const Iova device_addr, iova->Alloc(size, align));
+  const Status mapped = context.Map(device_addr, pa, size, perms, mem_type());
+  if (!mapped.ok()) {
+    (void)iova->Free(device_addr, size);
+    return mapped;
+  }
+  return device_addr;
+}
+
+Status DeviceBinding::UnmapRange(Iova device_addr, uint64_t size) const {
+  DEVISO_TRY(context.Unmap(device_addr, size));
+  if (addressing == Addressing::kTranslated && iova != nullptr) {
+    (void)iova->Free(device_addr, size);
+  }
+  return Status::Ok();
+}
+
+}  // namespace deviso::dma

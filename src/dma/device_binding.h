@@ -1,0 +1,76 @@
+// How one device's DMA reaches memory through deviso: its context, how its device addresses
+// are chosen (identity or translated), the windows they must avoid, and its cache coherency.
+// Shared by the DMA-driver hook (ContextDmaMapper, dma/dma_mapper.h) and the device-bound
+// pools (DevicePool, dma/device_pool.h).
+
+#ifndef DEVISO_SRC_DMA_DEVICE_BINDING_H_
+#define DEVISO_SRC_DMA_DEVICE_BINDING_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "deviso/registry.h"
+#include "deviso/status.h"
+#include "deviso/types.h"
+#include "dma/iova_allocator.h"
+
+namespace deviso::dma {
+
+// How device addresses are chosen.
+enum class Addressing : uint8_t {
+  // Device address = physical address, as deviso_map() does. Needs no allocator, but a buffer
+  // whose physical range falls in a reserved window cannot be used (-EINVAL).
+  kIdentity,
+  // Device address from an IovaAllocator, mapped to the buffer with Context::Map (as
+  // deviso_map_iova() does): the device sees only the allocator's window.
+  kTranslated,
+};
+
+// Cache maintenance for a device that is not dma-coherent (no `dma-coherent` in its
+// devicetree node): the port's DC CVAC / DC IVAC loops + DSB over a physical range (the port
+// converts to its virtual address; identity on bare metal). Either may be null (nothing to do).
+struct CacheOps {
+  // Writes CPU cache lines over [pa, pa + size) back to the point of coherency.
+  void (*clean)(void* user, Paddr pa, size_t size) = nullptr;
+  // Discards CPU cache lines over [pa, pa + size), so the CPU reads what the device wrote.
+  void (*invalidate)(void* user, Paddr pa, size_t size) = nullptr;
+  void* user = nullptr;
+};
+
+struct DeviceBinding {
+  Context context;  // the device's deviso context (Registry::AllocContext / FindContext)
+  Addressing addressing = Addressing::kIdentity;
+  IovaAllocator* iova = nullptr;              // required for kTranslated; must outlive users
+  const ReservedWindows* reserved = nullptr;  // checked in both modes; may be null (none)
+  // The device snoops CPU caches: mappings are MemType::kNormal and no cache maintenance is
+  // done. Otherwise mappings are kNormalNonCacheable and `cache` is called around transfers.
+  bool coherent = true;
+  CacheOps cache;
+
+  MemType mem_type() const { return coherent ? MemType::kNormal : MemType::kNormalNonCacheable; }
+  void Clean(Paddr pa, size_t size) const {
+    if (!coherent && cache.clean != nullptr && size != 0) cache.clean(cache.user, pa, size);
+  }
+  void Invalidate(Paddr pa, size_t size) const {
+    if (!coherent && cache.invalidate != nullptr && size != 0) {
+      cache.invalidate(cache.user, pa, size);
+    }
+  }
+
+  // Checks the binding itself: -EINVAL for a default context handle, kTranslated without an
+  // allocator, or an allocator whose granule is not a multiple of the context's page size.
+  Status Validate() const;
+
+  // Gives [pa, pa + size) (page-aligned, size a page multiple) a device address aligned to
+  // `align` and maps it with `perms`. Errors, with no change: -EINVAL (unaligned, wrap, identity
+  // range in a reserved window), -ENOMEM (allocator), and Context::Map's errors.
+  Result<Iova> MapRange(Paddr pa, uint64_t size, uint64_t align, Perms perms) const;
+  // Unmaps (strictly) what MapRange() returned and, only once the unmap is confirmed, gives
+  // the device address back to the allocator. Errors: Context::Unmap's; after -ETIMEDOUT/-EIO
+  // the device address stays allocated (never handed out again).
+  Status UnmapRange(Iova device_addr, uint64_t size) const;
+};
+
+}  // namespace deviso::dma
+
+#endif  // DEVISO_SRC_DMA_DEVICE_BINDING_H_

@@ -1,0 +1,88 @@
+// The DMA-driver hook (drivers::DmaMapper) over a deviso context: a driver handed a buffer
+// (e.g. by a Zephyr-style dma_config()) makes it reachable by its device for one transfer,
+// through deviso, identity-mapped or at an IOVA from an allocator (DeviceBinding).
+//
+// Per direction:
+//   kToDevice      mapped read-only for the device;
+//   kFromDevice    mapped write-only where the context can express it; stage 1 cannot (its
+//                  -ENOTSUP), and there it is mapped read-write: the device could then read
+//                  back only its own buffer's pages, nothing else;
+//   kBidirectional read-write.
+// Cache maintenance when the device is not coherent: MapForDevice cleans the buffer for every
+// direction (for kFromDevice too, so no dirty line can later be written back over what the
+// device wrote; as Linux on arm64 does since 5.19), UnmapForDevice invalidates it for
+// kFromDevice and kBidirectional.
+//
+// Capacity: at most `storage.size()` live mappings (StaticContextDmaMapper<N> holds its own).
+// Thread-safe: a port::Mutex serialises calls on one mapper.
+
+#ifndef DEVISO_SRC_DMA_DMA_MAPPER_H_
+#define DEVISO_SRC_DMA_DMA_MAPPER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+
+#include "dma/device_binding.h"
+#include "drivers/dma_allocator.h"
+#include "ports/port.h"
+
+namespace deviso::dma {
+
+// Final, and never deleted through DmaMapper (whose destructor is protected).
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor)
+class ContextDmaMapper final : public drivers::DmaMapper {
+ public:
+  // `binding` as in DeviceBinding; `storage` records live mappings. The binding is checked by
+  // every MapForDevice (-EINVAL if DeviceBinding::Validate() fails).
+  ContextDmaMapper(const DeviceBinding& binding, std::span<drivers::DmaMapping> storage)
+      : binding_(binding), live_(storage) {}
+  ContextDmaMapper(const ContextDmaMapper&) = delete;
+  ContextDmaMapper& operator=(const ContextDmaMapper&) = delete;
+  ~ContextDmaMapper() = default;
+
+  // drivers::DmaMapper. Errors of MapForDevice, with no change: -EINVAL (size 0, unaligned,
+  // wrap, unknown direction, a bad binding, identity and the range overlaps a reserved window),
+  // -EEXIST (overlaps a live mapping of this mapper, or already mapped in the context),
+  // -ENOMEM (mapping table full, IOVA window or page tables exhausted), and the IOMMU's
+  // -ETIMEDOUT/-EIO. UnmapForDevice: -ENOENT unless `mapping` equals a live mapping of this
+  // mapper field for field (no change); Context::Unmap's -ETIMEDOUT/-EIO (the mapping stays
+  // recorded as live: the buffer must not be reused; the call may be retried).
+  Result<drivers::DmaMapping> MapForDevice(uint64_t pa, size_t size,
+                                           drivers::DmaDirection direction) override;
+  Status UnmapForDevice(const drivers::DmaMapping& mapping) override;
+  size_t page_size() const override { return static_cast<size_t>(binding_.context.page_size()); }
+
+  size_t live_mappings() const;
+  const DeviceBinding& binding() const { return binding_; }
+
+ private:
+  const DeviceBinding binding_;
+  mutable port::Mutex lock_;
+  std::span<drivers::DmaMapping> live_;  // size 0: free slot; guarded by lock_
+};
+
+// A mapper with storage for kMaxMappings live mappings inside the object.
+template <size_t kMaxMappings>
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor)
+class StaticContextDmaMapper final : public drivers::DmaMapper {
+ public:
+  explicit StaticContextDmaMapper(const DeviceBinding& binding) : mapper_(binding, storage_) {}
+  Result<drivers::DmaMapping> MapForDevice(uint64_t pa, size_t size,
+                                           drivers::DmaDirection direction) override {
+    return mapper_.MapForDevice(pa, size, direction);
+  }
+  Status UnmapForDevice(const drivers::DmaMapping& mapping) override {
+    return mapper_.UnmapForDevice(mapping);
+  }
+  size_t page_size() const override { return mapper_.page_size(); }
+  size_t live_mappings() const { return mapper_.live_mappings(); }
+
+ private:
+  drivers::DmaMapping storage_[kMaxMappings];
+  ContextDmaMapper mapper_;
+};
+
+}  // namespace deviso::dma
+
+#endif  // DEVISO_SRC_DMA_DMA_MAPPER_H_
