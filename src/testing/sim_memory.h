@@ -96,6 +96,20 @@ class SimPhysMemory {
     __atomic_store_n(reinterpret_cast<uint64_t*>(UnitView(pa)), value, __ATOMIC_RELAXED);
     return true;
   }
+  // A ring index published with release / read with acquire (a device model's side of a
+  // queue's producer and consumer indexes): the host stand-in for the barriers around them, so
+  // that ThreadSanitizer sees the data before an index ordered before the index. False when
+  // outside RAM or unaligned.
+  bool UnitStore16Release(Paddr pa, uint16_t value) {
+    if (!Contains(pa, 2) || pa % 2 != 0) return false;
+    __atomic_store_n(reinterpret_cast<uint16_t*>(UnitView(pa)), value, __ATOMIC_RELEASE);
+    return true;
+  }
+  bool UnitLoad16Acquire(Paddr pa, uint16_t* value) {
+    if (!Contains(pa, 2) || pa % 2 != 0) return false;
+    *value = __atomic_load_n(reinterpret_cast<const uint16_t*>(UnitView(pa)), __ATOMIC_ACQUIRE);
+    return true;
+  }
   // Byte accesses (DMA data). False when outside RAM: an external abort.
   bool UnitRead(Paddr pa, void* buf, size_t n) {
     if (!Contains(pa, n)) return false;

@@ -561,6 +561,94 @@ TEST_F(VirtioIommuAsyncTest, PollsTheUsedRingWhenTheDeviceCompletesLater) {
   EXPECT_EQ(Table(d), Pages(0x100'0000, 8, 56));
 }
 
+// Threads (label `concurrency`, run under TSan): each thread maps and unmaps on its own domain
+// while another looks up what it unmaps, a device thread completes requests later and blocks
+// DMA of an unattached endpoint, and an event thread drains the event queue meanwhile.
+TEST_F(VirtioIommuAsyncTest, ThreadsOnSeparateDomainsWithLookupsRacingUnmaps) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 40;
+  constexpr uint32_t kUnattached = kSid + 0x100;
+  std::atomic<bool> stop{false};
+  std::thread device([&] {
+    while (!stop.load()) {
+      fake_.Process();
+      (void)fake_.Translate(kUnattached, kPa, true);  // a rogue device: blocked, reported
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  });
+  Bring();
+  std::atomic<uint64_t> unrouted{0};
+  ASSERT_TRUE(unit_
+                  ->SetUnroutedFaultHandler(
+                      [](const deviso_fault* f, void* user) {
+                        if (f->reason == DEVISO_FAULT_BLOCKED) {
+                          static_cast<std::atomic<uint64_t>*>(user)->fetch_add(1);
+                        }
+                      },
+                      &unrouted)
+                  .ok());
+  std::thread events([&] {
+    while (!stop.load()) {
+      unit_->HandleEvents();
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  });
+  Domain* domains[kThreads];
+  for (int t = 0; t < kThreads; ++t) {
+    domains[t] = NewDomain();
+    ASSERT_NE(domains[t], nullptr);
+    ASSERT_TRUE(unit_->Attach(domains[t], kSid + static_cast<uint32_t>(t)).ok());
+  }
+  std::atomic<int> failures{0};
+  std::atomic<uint64_t> seen_mapped{0};
+  std::atomic<uint64_t> seen_unmapped{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const uint64_t iova = 0x100'0000 * static_cast<uint64_t>(t + 1);
+      const uint64_t pa = kPa + static_cast<uint64_t>(t) * 16 * kPage;
+      for (int r = 0; r < kRounds; ++r) {
+        if (!unit_->Map(domains[t], iova, pa, 8 * kPage, kPermReadWrite, MemType::kNormal).ok() ||
+            !unit_->Unmap(domains[t], iova + 2 * kPage, 2 * kPage).ok() ||
+            !unit_->Unmap(domains[t], iova, 2 * kPage).ok() ||
+            !unit_->Unmap(domains[t], iova + 4 * kPage, 4 * kPage).ok()) {
+          failures.fetch_add(1);
+        }
+      }
+    });
+    // The lookup side: the answer is the right address or -ENOENT, never anything else.
+    threads.emplace_back([&, t] {
+      const uint64_t iova = 0x100'0000 * static_cast<uint64_t>(t + 1);
+      const uint64_t pa = kPa + static_cast<uint64_t>(t) * 16 * kPage;
+      for (int r = 0; r < kRounds * 20; ++r) {
+        const Result<Paddr> got = unit_->IovaToPhys(domains[t], iova + 5 * kPage);
+        if (got.ok()) {
+          if (*got != pa + 5 * kPage) failures.fetch_add(1);
+          seen_mapped.fetch_add(1);
+        } else if (got.status() == Status::NotFound()) {
+          seen_unmapped.fetch_add(1);
+        } else {
+          failures.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (int t = 0; t < kThreads; ++t) {
+    EXPECT_TRUE(Table(domains[t]).empty()) << t;  // every round unmapped all it mapped
+    // (The device thread still runs: it completes the DETACH.)
+    EXPECT_TRUE(unit_->Detach(domains[t], kSid + static_cast<uint32_t>(t)).ok());
+  }
+  stop = true;
+  device.join();
+  events.join();
+  unit_->HandleEvents();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(seen_mapped.load() + seen_unmapped.load(), 0u);
+  EXPECT_GT(unrouted.load(), 0u);
+  EXPECT_FALSE(unit_->broken());
+}
+
 TEST_F(VirtioIommuTest, ATimeoutBreaksTheUnitAndRecoverReplaysWithBypassCleared) {
   Bring();
   Sink sink;

@@ -64,7 +64,8 @@ void SplitQueue::PublishAvail() {
   // 2.7.13.3.1: the ring entries (and descriptors) must be visible before idx.
   DmaWriteBarrier();
   uint16_t* idx = Avail16(vq::kAvailIdx);
-  __atomic_store_n(idx, avail_idx_, __ATOMIC_RELAXED);
+  // Release: also orders the entries before idx for another CPU (and for a host model's thread).
+  __atomic_store_n(idx, avail_idx_, __ATOMIC_RELEASE);
   Clean(idx, sizeof(*idx));
   // 2.7.13.4: idx must be visible before the notification that follows.
   DmaWriteBarrier();
@@ -79,8 +80,10 @@ void SplitQueue::SetAvailFlags(uint16_t flags) {
 bool SplitQueue::PopUsed(vq::UsedElem* elem) {
   uint8_t* used = bytes() + used_offset_;
   if (!coherent_) dma_->Invalidate(used, vq::UsedBytes(size_));
+  // Acquire: the elements and buffers the device wrote before idx are read after it (the
+  // barrier below orders them against the device's writes).
   const uint16_t idx =
-      __atomic_load_n(reinterpret_cast<uint16_t*>(used + vq::kUsedIdx), __ATOMIC_RELAXED);
+      __atomic_load_n(reinterpret_cast<uint16_t*>(used + vq::kUsedIdx), __ATOMIC_ACQUIRE);
   if (idx == last_used_) return false;
   // 2.7.14: read the element only after seeing idx move past it.
   DmaReadBarrier();

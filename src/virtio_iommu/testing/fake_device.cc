@@ -268,7 +268,9 @@ void FakeVirtioIommu::ProcessLocked() {
 void FakeVirtioIommu::ProcessRequestQueue() {
   Queue& q = queues_[kRequestQueue];
   if (!q.enabled || q.size == 0) return;
-  const uint16_t avail = Read16Pa(q.driver + vq::kAvailIdx);
+  // The driver publishes avail.idx after the entries; read it first (acquire), then them.
+  uint16_t avail = 0;
+  (void)mem_.UnitLoad16Acquire(q.driver + vq::kAvailIdx, &avail);
   while (q.last_avail != avail) {
     const uint16_t head = Read16Pa(q.driver + vq::kAvailRing + 2 * (q.last_avail % q.size));
     ++q.last_avail;
@@ -313,7 +315,8 @@ void FakeVirtioIommu::ProcessRequestQueue() {
     (void)mem_.UnitWrite(q.device + vq::kUsedRing + 8 * static_cast<uint64_t>(q.used_idx % q.size),
                          &e, sizeof(e));
     ++q.used_idx;
-    Write16Pa(q.device + vq::kUsedIdx, q.used_idx);
+    // Published after the element and the buffers it names (release).
+    (void)mem_.UnitStore16Release(q.device + vq::kUsedIdx, q.used_idx);
   }
 }
 
@@ -323,7 +326,9 @@ bool FakeVirtioIommu::InjectEventLocked(const FaultEvent& event) {
     ++dropped_events_;
     return false;
   }
-  const uint16_t avail = Read16Pa(q.driver + vq::kAvailIdx);
+  // The driver publishes avail.idx after the entries; read it first (acquire), then them.
+  uint16_t avail = 0;
+  (void)mem_.UnitLoad16Acquire(q.driver + vq::kAvailIdx, &avail);
   if (q.last_avail == avail) {
     ++dropped_events_;  // QEMU drops events when the queue is full
     return false;
@@ -341,7 +346,7 @@ bool FakeVirtioIommu::InjectEventLocked(const FaultEvent& event) {
   (void)mem_.UnitWrite(q.device + vq::kUsedRing + 8 * static_cast<uint64_t>(q.used_idx % q.size),
                        &e, sizeof(e));
   ++q.used_idx;
-  Write16Pa(q.device + vq::kUsedIdx, q.used_idx);
+  (void)mem_.UnitStore16Release(q.device + vq::kUsedIdx, q.used_idx);
   isr_ |= 1;
   return true;
 }
