@@ -19,10 +19,11 @@
 // covers whole mappings and the pages left mapped are never touched. One UNMAP request removes
 // any number of them.
 //
-// The record: each domain keeps its mapped extents (one per Map call, split by partial
-// Unmaps; kMaxExtents per domain). It answers IovaToPhys, turns the device's INVAL-on-overlap
-// into -EEXIST and its OK-on-nothing into -ENOENT before any request is sent, and lets
-// Recover() and a re-attach replay the mappings.
+// The record: each domain keeps its mapped extents (one per Map call, merged with a neighbour
+// it continues in IOVA and PA with the same flags, split by partial Unmaps; kMaxExtents per
+// domain). It answers IovaToPhys, turns the device's INVAL-on-overlap into -EEXIST and its
+// OK-on-nothing into -ENOENT before any request is sent, and lets Recover() and a re-attach
+// replay the mappings.
 //
 // Strict: Unmap returns only after the device acknowledged the UNMAP in the used ring.
 // Completion is polled under a deadline (Config::timeout_ns); a request that never completes
