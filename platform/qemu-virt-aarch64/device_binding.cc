@@ -2,16 +2,19 @@
 
 #include "device_binding.h"
 
+#include <libfdt.h>
+
 #include <cstring>
 
 #include "deviso/registry.h"
+#include "dt/bind.h"
 #include "ports/port.h"
 
 namespace deviso::qemu_virt {
 namespace {
 
 struct Entry {
-  PciDeviceBinding binding;
+  PciDriverBinding binding;
   PciHost* pci = nullptr;
   const PciFunction* fn = nullptr;
   uint32_t sid = 0;
@@ -30,7 +33,7 @@ const Entry* FindReady(const struct device* dev) {
   return nullptr;
 }
 
-const PciFunction* FindFunction(const PciHost& pci, const PciDeviceBinding& b) {
+const PciFunction* FindFunction(const PciHost& pci, const PciDriverBinding& b) {
   unsigned seen = 0;
   for (size_t i = 0; i < pci.function_count(); ++i) {
     const PciFunction& f = pci.function(i);
@@ -41,39 +44,56 @@ const PciFunction* FindFunction(const PciHost& pci, const PciDeviceBinding& b) {
   return nullptr;
 }
 
-Status Init(Entry& e, PciHost& pci, IsolationUnit& unit, uint32_t iommu_phandle) {
-  const PciDeviceBinding& b = e.binding;
+Status Init(Entry& e, const PlatformInfo& info, PciHost& pci, PlatformIommu& iommu) {
+  const PciDriverBinding& b = e.binding;
   const PciFunction* fn = FindFunction(pci, b);
   if (fn == nullptr) {
     port::Log("device %s: no PCI function %04x:%04x #%u\n", b.dev->name, b.vendor_id, b.device_id,
               b.instance);
     return Status::NotFound();
   }
-  const Result<uint32_t> sid = pci.StreamId(fn->bdf, iommu_phandle);
-  if (!sid.ok()) {
-    port::Log("device %s: %02x:%02x.%u is not in the iommu-map of IOMMU phandle %u\n", b.dev->name,
-              fn->bdf.bus, fn->bdf.device, fn->bdf.function, iommu_phandle);
-    return sid.status();
+  if (!info.pci.present || info.pci.node < 0) {
+    return Status::InvalidArgument();
   }
-  const uint32_t sids[] = {*sid};
-  DEVISO_TRY(Registry::Default().BindDevice(b.dev, unit, sids));
-  const Status probed = b.probe(*b.dev, *fn, *sid, b.context);
+  // The devicetree module resolves the requester ID through the host's iommu-map (first
+  // matching range wins, as in Linux), checks the StreamIDs against the unit, and binds.
+  static char host_path[128];  // the host bridge's node path, as dt::PciDevice names it
+  if (fdt_get_path(info.dtb, info.pci.node, host_path, sizeof(host_path)) != 0) {
+    return Status::InvalidArgument();
+  }
+  const dt::PciDevice pci_dev[] = {{host_path, fn->bdf.rid(), b.dev}};
+  const dt::UnitEntry units[] = {{iommu.phandle(), &iommu.unit()}};
+  dt::BindRequest request;
+  request.fdt = info.dtb;
+  request.units = units;
+  request.pci = pci_dev;
+  dt::DeviceStreams bound[1];
+  const Status bind = dt::BindFromDevicetree(Registry::Default(), request, bound);
+  if (!bind.ok() || bound[0].sid_count == 0) {
+    port::Log("device %s: %02x:%02x.%u not bound to %s (phandle %u) from the iommu-map: %s\n",
+              b.dev->name, fn->bdf.bus, fn->bdf.device, fn->bdf.function, iommu.kind(),
+              iommu.phandle(), bind.str());
+    if (bind.ok()) (void)dt::UnbindAll(Registry::Default(), bound);
+    return bind.ok() ? Status::NotFound() : bind;
+  }
+  const uint32_t sid = bound[0].sids[0];
+  const Status probed = b.probe(*b.dev, *fn, sid, b.context);
   if (!probed.ok()) {
     port::Log("device %s: probe of %02x:%02x.%u failed: %s\n", b.dev->name, fn->bdf.bus,
               fn->bdf.device, fn->bdf.function, probed.str());
-    (void)Registry::Default().UnbindDevice(b.dev);
+    (void)dt::UnbindAll(Registry::Default(), bound);
     return probed;
   }
   e.pci = &pci;
   e.fn = fn;
-  e.sid = *sid;
+  e.sid = sid;
   e.ready = true;
   return Status::Ok();
 }
 
 }  // namespace
 
-Status RegisterPciDevice(const PciDeviceBinding& binding) {
+Status RegisterPciDevice(const PciDriverBinding& binding) {
   if (binding.dev == nullptr || binding.dev->name == nullptr || binding.probe == nullptr) {
     return Status::InvalidArgument();
   }
@@ -90,11 +110,11 @@ Status RegisterPciDevice(const PciDeviceBinding& binding) {
   return Status::Ok();
 }
 
-size_t InitPciDevices(PciHost& pci, IsolationUnit& unit, uint32_t iommu_phandle) {
+size_t InitPciDevices(const PlatformInfo& info, PciHost& pci, PlatformIommu& iommu) {
   size_t ready = 0;
   for (size_t i = 0; i < g_count; ++i) {
     Entry& e = g_entries[i];
-    if (e.ready || Init(e, pci, unit, iommu_phandle).ok()) {
+    if (e.ready || Init(e, info, pci, iommu).ok()) {
       ++ready;
     }
   }

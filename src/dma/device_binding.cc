@@ -5,6 +5,10 @@ namespace deviso::dma {
 Status DeviceBinding::Validate() const {
   const uint64_t page = context.page_size();
   if (page == 0) return Status::InvalidArgument();
+  if (adopt_identity_mappings != 0 &&
+      (addressing != Addressing::kIdentity || (adopt_identity_mappings & ~kPermReadWrite) != 0)) {
+    return Status::InvalidArgument();
+  }
   if (addressing == Addressing::kTranslated) {
     if (iova == nullptr || !iova->valid() || iova->granule() % page != 0) {
       return Status::InvalidArgument();

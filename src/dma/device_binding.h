@@ -46,6 +46,17 @@ struct DeviceBinding {
   // done. Otherwise mappings are kNormalNonCacheable and `cache` is called around transfers.
   bool coherent = true;
   CacheOps cache;
+  // Identity ranges the context already maps, and for which permissions (0: none; the default).
+  // For a program that maps a buffer itself, as the seed README's example does with
+  // deviso_map(), and then hands it to a driver whose hook maps each transfer: without this the
+  // hook's Context::Map of that buffer fails (-EEXIST). With it, ContextDmaMapper::MapForDevice
+  // uses, without mapping it and later without unmapping it, a range the context already maps
+  // identically (Context::IovaToPhys(p) == p for every page), provided the direction's
+  // permissions are within these. A context cannot report a mapping's permissions, so the
+  // binding states what the owner's own identity mappings grant: deviso_map() always grants
+  // kPermReadWrite. The device keeps reaching such a range after the transfer for as long as
+  // its owner keeps it mapped; the owner unmaps it (strictly) when done. kIdentity only.
+  Perms adopt_identity_mappings = 0;
 
   MemType mem_type() const { return coherent ? MemType::kNormal : MemType::kNormalNonCacheable; }
   void Clean(Paddr pa, size_t size) const {
@@ -58,7 +69,8 @@ struct DeviceBinding {
   }
 
   // Checks the binding itself: -EINVAL for a default context handle, kTranslated without an
-  // allocator, or an allocator whose granule is not a multiple of the context's page size.
+  // allocator, or an allocator whose granule is not a multiple of the context's page size,
+  // adopt_identity_mappings with kTranslated or with bits other than kPermReadWrite's.
   Status Validate() const;
 
   // Gives [pa, pa + size) (page-aligned, size a page multiple) a device address aligned to

@@ -430,5 +430,96 @@ TEST_F(ContextDmaMapperTest, Errors) {
   EXPECT_TRUE(mapper.UnmapForDevice(*b).ok());
 }
 
+// The seed README's flow: the program deviso_map()s its buffer itself (identity, read-write),
+// then hands it to a driver whose hook maps every transfer.
+TEST_F(ContextDmaMapperTest, AdoptsARangeTheContextAlreadyMapsIdentically) {
+  DeviceBinding binding = Binding(Addressing::kIdentity, /*coherent=*/false);
+  binding.adopt_identity_mappings = kPermReadWrite;
+  StaticContextDmaMapper<4> mapper(binding);
+  ASSERT_TRUE(ctx_.Map(kPoolPa, kPoolPa, 2 * kPage, kPermReadWrite).ok());  // the program's
+  Result<DmaMapping> window = mapper.MapForDevice(kPoolPa, 2 * kPage, DmaDirection::kFromDevice);
+  Result<DmaMapping> source =
+      mapper.MapForDevice(kPoolPa + 4 * kPage, kPage, DmaDirection::kToDevice);
+  ASSERT_TRUE(window.ok() && source.ok());
+  EXPECT_EQ(window->device_addr, kPoolPa);
+  EXPECT_EQ(unit_.mapped_pages(domain()), 3U) << "the window was used in place, not mapped again";
+  EXPECT_EQ(unit_.PageAt(domain(), source->device_addr)->perms, kPermRead);
+  EXPECT_EQ(mapper.MapForDevice(kPoolPa + kPage, kPage, DmaDirection::kToDevice).status(),
+            Status::AlreadyExists())
+      << "an adopted range is a live mapping of the hook like any other";
+  ASSERT_TRUE(mapper.UnmapForDevice(*window).ok());
+  ASSERT_TRUE(mapper.UnmapForDevice(*source).ok());
+  EXPECT_EQ(unit_.mapped_pages(domain()), 2U) << "the program's mapping stays; the source went";
+  EXPECT_EQ(ctx_.IovaToPhys(kPoolPa + kPage).value_or(0), kPoolPa + kPage);
+  EXPECT_FALSE(ctx_.IovaToPhys(kPoolPa + 4 * kPage).ok());
+  const ContextDmaMapper::Counters c = mapper.counters();
+  EXPECT_EQ(c.maps, 1U);
+  EXPECT_EQ(c.adoptions, 1U);
+  EXPECT_EQ(c.releases, 2U);
+  EXPECT_EQ(mapper.live_mappings(), 0U);
+  // Cache maintenance is the same for an adopted range: clean at map, invalidate at unmap.
+  const std::vector<CacheCall> want = {
+      {true, kPoolPa, 2 * kPage},
+      {true, kPoolPa + 4 * kPage, kPage},
+      {false, kPoolPa, 2 * kPage},
+  };
+  EXPECT_EQ(cache_calls_, want);
+  // Once the owner unmaps it, the next transfer maps (and unmaps) it as usual.
+  ASSERT_TRUE(ctx_.Unmap(kPoolPa, 2 * kPage).ok());
+  Result<DmaMapping> again = mapper.MapForDevice(kPoolPa, 2 * kPage, DmaDirection::kFromDevice);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(unit_.mapped_pages(domain()), 2U);
+  ASSERT_TRUE(mapper.UnmapForDevice(*again).ok());
+  EXPECT_EQ(unit_.mapped_pages(domain()), 0U);
+  EXPECT_EQ(mapper.counters().maps, 2U);
+}
+
+TEST_F(ContextDmaMapperTest, AdoptsOnlyWholeIdentityRangesWithSufficientPermissions) {
+  DeviceBinding binding = Binding(Addressing::kIdentity);
+  binding.adopt_identity_mappings = kPermRead;  // the owner mapped read-only
+  StaticContextDmaMapper<4> mapper(binding);
+  StaticContextDmaMapper<4> plain(Binding(Addressing::kIdentity));
+  ASSERT_TRUE(ctx_.Map(kPoolPa, kPoolPa, kPage, kPermRead).ok());
+  ASSERT_TRUE(ctx_.Map(kPoolPa + 2 * kPage, kPoolPa + 3 * kPage, kPage, kPermRead).ok());
+  const size_t pages = unit_.mapped_pages(domain());
+  struct Case {
+    StaticContextDmaMapper<4>* mapper;
+    uint64_t pa;
+    uint64_t size;
+    DmaDirection direction;
+    const char* why;
+  };
+  const Case refused[] = {
+      {&plain, kPoolPa, kPage, DmaDirection::kToDevice, "adoption off: mapped already"},
+      {&mapper, kPoolPa, kPage, DmaDirection::kFromDevice, "write beyond the owner's read"},
+      {&mapper, kPoolPa, 2 * kPage, DmaDirection::kToDevice, "only its first page is mapped"},
+      {&mapper, kPoolPa - kPage, 2 * kPage, DmaDirection::kToDevice, "its first page is not"},
+      {&mapper, kPoolPa + 2 * kPage, kPage, DmaDirection::kToDevice, "mapped, not identity"},
+  };
+  for (const Case& c : refused) {
+    EXPECT_EQ(c.mapper->MapForDevice(c.pa, c.size, c.direction).status(), Status::AlreadyExists())
+        << c.why;
+  }
+  EXPECT_EQ(unit_.mapped_pages(domain()), pages) << "nothing changed";
+  EXPECT_EQ(mapper.live_mappings() + plain.live_mappings(), 0U);
+  EXPECT_TRUE(mapper.MapForDevice(kPoolPa, kPage, DmaDirection::kToDevice).ok());
+  EXPECT_EQ(mapper.counters().adoptions, 1U);
+
+  // In a reserved window, adopted or not, a range cannot serve as a device address.
+  ASSERT_TRUE(ctx_.Map(0x2000'0000, 0x2000'0000, kPage, kPermRead).ok());
+  EXPECT_EQ(mapper.MapForDevice(0x2000'0000, kPage, DmaDirection::kToDevice).status(),
+            Status::InvalidArgument());
+  // The binding is checked: identity only, and read/write bits only.
+  DeviceBinding translated = Binding(Addressing::kTranslated);
+  translated.adopt_identity_mappings = kPermReadWrite;
+  EXPECT_EQ(translated.Validate(), Status::InvalidArgument());
+  StaticContextDmaMapper<1> bad(translated);
+  EXPECT_EQ(bad.MapForDevice(kPoolPa + 8 * kPage, kPage, DmaDirection::kToDevice).status(),
+            Status::InvalidArgument());
+  DeviceBinding odd = Binding(Addressing::kIdentity);
+  odd.adopt_identity_mappings = kPermReadWrite | 0x100;
+  EXPECT_EQ(odd.Validate(), Status::InvalidArgument());
+}
+
 }  // namespace
 }  // namespace deviso::dma

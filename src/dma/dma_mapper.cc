@@ -13,6 +13,19 @@ bool Overlap(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size) {
 
 }  // namespace
 
+Result<bool> ContextDmaMapper::Adoptable(uint64_t pa, size_t size, Perms perms) const {
+  if (binding_.adopt_identity_mappings == 0 || !binding_.context.IovaToPhys(pa).ok()) {
+    return false;
+  }
+  if ((perms & ~binding_.adopt_identity_mappings) != 0) return Status::AlreadyExists();
+  const uint64_t page = binding_.context.page_size();
+  for (uint64_t off = 0; off < size; off += page) {
+    const Result<Paddr> out = binding_.context.IovaToPhys(pa + off);
+    if (!out.ok() || *out != pa + off) return Status::AlreadyExists();
+  }
+  return true;
+}
+
 Result<DmaMapping> ContextDmaMapper::MapForDevice(uint64_t pa, size_t size,
                                                   DmaDirection direction) {
   DEVISO_TRY(binding_.Validate());
@@ -35,15 +48,26 @@ Result<DmaMapping> ContextDmaMapper::MapForDevice(uint64_t pa, size_t size,
       return Status::InvalidArgument();
   }
   port::LockGuard guard(lock_);
-  DmaMapping* slot = nullptr;
-  for (DmaMapping& m : live_) {
-    if (m.size == 0) {
-      if (slot == nullptr) slot = &m;
-    } else if (Overlap(m.pa, m.size, pa, size)) {
+  Slot* slot = nullptr;
+  for (Slot& s : live_) {
+    if (s.mapping.size == 0) {
+      if (slot == nullptr) slot = &s;
+    } else if (Overlap(s.mapping.pa, s.mapping.size, pa, size)) {
       return Status::AlreadyExists();
     }
   }
   if (slot == nullptr) return Status::NoMemory();
+  DEVISO_ASSIGN_OR_RETURN(const bool adopt, Adoptable(pa, size, perms));
+  if (adopt) {
+    // The same rule as a new identity mapping: no device address in a reserved window.
+    if (binding_.reserved != nullptr && binding_.reserved->Overlaps(pa, size)) {
+      return Status::InvalidArgument();
+    }
+    binding_.Clean(pa, size);
+    *slot = Slot{DmaMapping{pa, pa, size, direction}, true};
+    ++counters_.adoptions;
+    return slot->mapping;
+  }
   // Clean before the device can reach the buffer (every direction: see the header).
   binding_.Clean(pa, size);
   Result<Iova> device_addr = binding_.MapRange(pa, size, page, perms);
@@ -52,20 +76,24 @@ Result<DmaMapping> ContextDmaMapper::MapForDevice(uint64_t pa, size_t size,
     device_addr = binding_.MapRange(pa, size, page, kPermReadWrite);
   }
   DEVISO_TRY(device_addr);
-  *slot = DmaMapping{pa, *device_addr, size, direction};
-  return *slot;
+  *slot = Slot{DmaMapping{pa, *device_addr, size, direction}, false};
+  ++counters_.maps;
+  return slot->mapping;
 }
 
 Status ContextDmaMapper::UnmapForDevice(const DmaMapping& mapping) {
   port::LockGuard guard(lock_);
-  for (DmaMapping& m : live_) {
+  for (Slot& s : live_) {
+    const DmaMapping& m = s.mapping;
     if (m.size == 0 || m.size != mapping.size || m.pa != mapping.pa ||
         m.device_addr != mapping.device_addr || m.direction != mapping.direction) {
       continue;
     }
-    DEVISO_TRY(binding_.UnmapRange(m.device_addr, m.size));
+    // An adopted range stays mapped: its owner unmaps it.
+    if (!s.adopted) DEVISO_TRY(binding_.UnmapRange(m.device_addr, m.size));
     if (m.direction != DmaDirection::kToDevice) binding_.Invalidate(m.pa, m.size);
-    m = DmaMapping{};
+    s = Slot{};
+    ++counters_.releases;
     return Status::Ok();
   }
   return Status::NotFound();
@@ -74,8 +102,13 @@ Status ContextDmaMapper::UnmapForDevice(const DmaMapping& mapping) {
 size_t ContextDmaMapper::live_mappings() const {
   port::LockGuard guard(lock_);
   size_t n = 0;
-  for (const DmaMapping& m : live_) n += m.size != 0 ? 1 : 0;
+  for (const Slot& s : live_) n += s.mapping.size != 0 ? 1 : 0;
   return n;
+}
+
+ContextDmaMapper::Counters ContextDmaMapper::counters() const {
+  port::LockGuard guard(lock_);
+  return counters_;
 }
 
 }  // namespace deviso::dma

@@ -13,6 +13,11 @@
 // device wrote; as Linux on arm64 does since 5.19), UnmapForDevice invalidates it for
 // kFromDevice and kBidirectional.
 //
+// Buffers the context already maps (DeviceBinding::adopt_identity_mappings): a range the
+// context maps identically with sufficient permissions is used in place, neither mapped nor
+// unmapped by the hook, so a program may deviso_map() a buffer itself and still hand it to a
+// driver that maps every transfer (the seed README's example, examples/seed_dma).
+//
 // Capacity: at most `storage.size()` live mappings (StaticContextDmaMapper<N> holds its own).
 // Thread-safe: a port::Mutex serialises calls on one mapper.
 
@@ -33,17 +38,36 @@ namespace deviso::dma {
 // NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor)
 class ContextDmaMapper final : public drivers::DmaMapper {
  public:
+  // One live mapping: what MapForDevice returned (size 0: a free slot), and whether it was
+  // adopted (the context mapped the range before; UnmapForDevice leaves it mapped).
+  struct Slot {
+    drivers::DmaMapping mapping;
+    bool adopted = false;
+  };
+  // The hook's work so far.
+  struct Counters {
+    uint64_t maps = 0;       // MapForDevice calls that mapped the range
+    uint64_t adoptions = 0;  // MapForDevice calls that used a range the context already mapped
+    uint64_t releases = 0;   // successful UnmapForDevice calls (of either kind)
+  };
+
   // `binding` as in DeviceBinding; `storage` records live mappings. The binding is checked by
   // every MapForDevice (-EINVAL if DeviceBinding::Validate() fails).
-  ContextDmaMapper(const DeviceBinding& binding, std::span<drivers::DmaMapping> storage)
+  ContextDmaMapper(const DeviceBinding& binding, std::span<Slot> storage)
       : binding_(binding), live_(storage) {}
   ContextDmaMapper(const ContextDmaMapper&) = delete;
   ContextDmaMapper& operator=(const ContextDmaMapper&) = delete;
   ~ContextDmaMapper() = default;
 
-  // drivers::DmaMapper. Errors of MapForDevice, with no change: -EINVAL (size 0, unaligned,
-  // wrap, unknown direction, a bad binding, identity and the range overlaps a reserved window),
-  // -EEXIST (overlaps a live mapping of this mapper, or already mapped in the context),
+  // drivers::DmaMapper. With binding().adopt_identity_mappings, a range whose first page the
+  // context already maps is adopted if every page of it translates to itself and the
+  // direction's permissions are within adopt_identity_mappings: the mapping returned is
+  // identity, nothing is mapped (the buffer is still cleaned for a non-coherent device), and
+  // UnmapForDevice unmaps nothing (it still invalidates). Errors of MapForDevice, with no
+  // change: -EINVAL (size 0, unaligned, wrap, unknown direction, a bad binding, identity and the
+  // range overlaps a reserved window), -EEXIST (overlaps a live mapping of this mapper, or
+  // already mapped in the context and not adopted: adoption off, partly mapped, mapped
+  // elsewhere, or permissions beyond adopt_identity_mappings),
   // -ENOMEM (mapping table full, IOVA window or page tables exhausted), and the IOMMU's
   // -ETIMEDOUT/-EIO. UnmapForDevice: -ENOENT unless `mapping` equals a live mapping of this
   // mapper field for field (no change); Context::Unmap's -ETIMEDOUT/-EIO (the mapping stays
@@ -54,12 +78,18 @@ class ContextDmaMapper final : public drivers::DmaMapper {
   size_t page_size() const override { return static_cast<size_t>(binding_.context.page_size()); }
 
   size_t live_mappings() const;
+  Counters counters() const;
   const DeviceBinding& binding() const { return binding_; }
 
  private:
+  // Whether [pa, pa + size) is adoptable: see MapForDevice. -EEXIST if the context maps some of
+  // it otherwise; Ok(false) if its first page is not mapped (map it as usual).
+  Result<bool> Adoptable(uint64_t pa, size_t size, Perms perms) const;
+
   const DeviceBinding binding_;
   mutable port::Mutex lock_;
-  std::span<drivers::DmaMapping> live_;  // size 0: free slot; guarded by lock_
+  std::span<Slot> live_;  // guarded by lock_
+  Counters counters_;     // guarded by lock_
 };
 
 // A mapper with storage for kMaxMappings live mappings inside the object.
@@ -77,9 +107,11 @@ class StaticContextDmaMapper final : public drivers::DmaMapper {
   }
   size_t page_size() const override { return mapper_.page_size(); }
   size_t live_mappings() const { return mapper_.live_mappings(); }
+  ContextDmaMapper::Counters counters() const { return mapper_.counters(); }
+  const DeviceBinding& binding() const { return mapper_.binding(); }
 
  private:
-  drivers::DmaMapping storage_[kMaxMappings];
+  ContextDmaMapper::Slot storage_[kMaxMappings];
   ContextDmaMapper mapper_;
 };
 

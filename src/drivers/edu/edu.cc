@@ -54,7 +54,17 @@ constexpr struct dma_driver_api kApi = {
 }  // namespace
 
 EduDma::EduDma(Mmio& bar0, DmaMapper& mapper, const EduOptions& options)
-    : bar_(bar0), mapper_(mapper), options_(options) {}
+    : bar_(bar0), mapper_(&mapper), options_(options) {}
+
+EduDma::EduDma(Mmio& bar0, const EduOptions& options) : bar_(bar0), options_(options) {}
+
+Status EduDma::SetMapper(DmaMapper* mapper) {
+  if (running_ || (stuck_ && EngineRunning())) {
+    return Status::Busy();
+  }
+  mapper_ = mapper;
+  return Status::Ok();
+}
 
 Status EduDma::Probe() {
   const uint64_t mask = options_.dma_mask;
@@ -160,14 +170,15 @@ Status EduDma::Configure(uint32_t channel, const struct dma_config& config) {
 
 Result<uint64_t> EduDma::MapRange(uint64_t pa, uint64_t size, DmaDirection direction,
                                   BlockMappings& maps) {
-  const uint64_t page = mapper_.page_size();
+  const uint64_t page = mapper_->page_size();
   if (page == 0 || (page & (page - 1)) != 0 || pa + size > ~uint64_t{0} - page) {
     return Status::InvalidArgument();
   }
   const uint64_t first = pa & ~(page - 1);
   const uint64_t end = (pa + size + page - 1) & ~(page - 1);
-  DEVISO_ASSIGN_OR_RETURN(const DmaMapping m,
-                          mapper_.MapForDevice(first, static_cast<size_t>(end - first), direction));
+  DEVISO_ASSIGN_OR_RETURN(
+      const DmaMapping m,
+      mapper_->MapForDevice(first, static_cast<size_t>(end - first), direction));
   maps.m[maps.count++] = m;
   return m.device_addr + (pa - first);
 }
@@ -182,7 +193,7 @@ Status EduDma::CheckMask(uint64_t device_addr, uint64_t size) const {
 Status EduDma::MapBlock(const Block& b, uint64_t& src_da, uint64_t& dst_da, BlockMappings& maps) {
   Result<uint64_t> src = b.src;
   Result<uint64_t> dst = b.dst;
-  const uint64_t page = mapper_.page_size();
+  const uint64_t page = mapper_->page_size();
   if (direction_ == MEMORY_TO_MEMORY) {
     // Source and destination may share pages (adjacent buffers): map the pages they cover
     // once, for both directions, since a page cannot be mapped twice.
@@ -229,7 +240,7 @@ Status EduDma::MapBlock(const Block& b, uint64_t& src_da, uint64_t& dst_da, Bloc
 Status EduDma::UnmapBlock(BlockMappings& maps) {
   Status first = Status::Ok();
   while (maps.count > 0) {
-    const Status s = mapper_.UnmapForDevice(maps.m[--maps.count]);
+    const Status s = mapper_->UnmapForDevice(maps.m[--maps.count]);
     if (first.ok()) {
       first = s;
     }
@@ -296,7 +307,7 @@ void EduDma::Notify(int status) {
 }
 
 Status EduDma::Start(uint32_t channel) {
-  if (channel >= kChannels || !configured_) {
+  if (channel >= kChannels || !configured_ || mapper_ == nullptr) {
     return Status::InvalidArgument();
   }
   if (running_) {

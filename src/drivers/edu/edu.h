@@ -66,6 +66,11 @@ class EduDma {
 
   // `bar0` (the device's BAR0) and `mapper` must outlive the driver.
   EduDma(Mmio& bar0, DmaMapper& mapper, const EduOptions& options = {});
+  // A driver without its DMA-driver hook yet: it probes and configures, but dma_start() gives
+  // -EINVAL until SetMapper() attaches one. For a device whose isolation context the
+  // application creates after the driver came up (the seed README's flow: device_get_binding(),
+  // then deviso_ctx_alloc(); the hook over that context can only exist after it).
+  explicit EduDma(Mmio& bar0, const EduOptions& options = {});
   EduDma(const EduDma&) = delete;
   EduDma& operator=(const EduDma&) = delete;
 
@@ -73,6 +78,12 @@ class EduDma {
   // liveness register's inversion. Errors: -ENOENT (not an edu), -EINVAL (options.dma_mask not
   // 2^n - 1). Changes nothing but the liveness register.
   Status Probe();
+
+  // Attaches the DMA-driver hook every later transfer maps through (nullptr detaches it, e.g.
+  // before the context under the hook is freed); `mapper` must outlive its use. Between
+  // transfers only: -EBUSY (no change) while a transfer runs (from its own callback) or the
+  // engine is still busy after a timeout.
+  Status SetMapper(DmaMapper* mapper);
 
   // Points dev.api at this driver's struct dma_driver_api and dev.data at the driver, so that
   // the C calls of deviso/port/dma.h reach it; callbacks receive &dev.
@@ -92,10 +103,11 @@ class EduDma {
   Status Configure(uint32_t channel, const struct dma_config& config);
 
   // dma_start(): runs the configured list, block after block, and returns when it is done.
-  // Validation errors, with nothing mapped or started and no callback: -EINVAL (channel, or
-  // not configured), -EBUSY (running: called from its own callback, or the engine still busy
-  // after a timeout). Errors once the list runs (blocks done before stay done; the callback
-  // gets the same error unless error_callback_dis; every mapping is released):
+  // Validation errors, with nothing mapped or started and no callback: -EINVAL (channel, not
+  // configured, or no DMA-driver hook attached), -EBUSY (running: called from its own
+  // callback, or the engine still busy after a timeout). Errors once the list runs (blocks done
+  // before stay done; the callback gets the same error unless error_callback_dis; every mapping is
+  // released):
   //   -ERANGE     a device address the mapper returned exceeds dma_mask (checked before the
   //               block starts)
   //   -ETIMEDOUT  a transfer did not complete; the engine may still finish it later, but its
@@ -140,7 +152,7 @@ class EduDma {
   void Notify(int status);
 
   Mmio& bar_;
-  DmaMapper& mapper_;
+  DmaMapper* mapper_ = nullptr;  // the DMA-driver hook; null: none attached yet
   EduOptions options_;
   const struct device* dev_ = nullptr;
 

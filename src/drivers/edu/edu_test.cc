@@ -503,5 +503,61 @@ TEST_F(EduTest, CallbackRunsInStartsContextAndMayRestart) {
   EXPECT_EQ(edu_.commands, 2);
 }
 
+// The seed README's flow: the driver comes up (device_get_binding()) before the application
+// creates the isolation context, so its hook is attached afterwards.
+struct SetMapperLog {
+  EduDma* driver = nullptr;
+  std::vector<int> results;
+};
+
+void SetMapperFromCallback(const struct device* /*dev*/, void* user_data, uint32_t /*channel*/,
+                           int /*status*/) {
+  auto* log = static_cast<SetMapperLog*>(user_data);
+  log->results.push_back(log->driver->SetMapper(nullptr).ToC());
+}
+
+TEST_F(EduTest, HookAttachedAfterProbe) {
+  EduDma late(edu_, Options());
+  struct device dev = {"DMA_1"};
+  late.AttachTo(dev);
+  ASSERT_TRUE(late.Probe().ok());
+  block_ = {};
+  block_.source_address = Pa(0x2000);
+  block_.dest_address = kBufferAddr;
+  block_.block_size = 64;
+  cfg_ = {};
+  cfg_.channel_direction = MEMORY_TO_PERIPHERAL;
+  cfg_.block_count = 1;
+  cfg_.head_block = &block_;
+  SetMapperLog log{&late, {}};
+  cfg_.user_data = &log;
+  cfg_.dma_callback = SetMapperFromCallback;
+  ASSERT_EQ(dma_config(&dev, 0, &cfg_), 0) << "configuring needs no hook";
+  EXPECT_EQ(dma_start(&dev, 0), -EINVAL) << "no hook: nothing may reach the device";
+  EXPECT_EQ(edu_.commands, 0);
+  EXPECT_EQ(mapper_.map_calls, 0);
+  EXPECT_TRUE(log.results.empty()) << "a refused start calls nobody back";
+
+  ASSERT_TRUE(late.SetMapper(&mapper_).ok());
+  EXPECT_EQ(dma_start(&dev, 0), 0);
+  EXPECT_EQ(edu_.commands, 1);
+  EXPECT_EQ(mapper_.map_calls, 1);
+  EXPECT_EQ(mapper_.live(), 0U);
+  // The callback runs after the transfer: detaching from there is allowed.
+  EXPECT_EQ(log.results, std::vector<int>{0});
+  EXPECT_EQ(dma_start(&dev, 0), -EINVAL) << "detached";
+  EXPECT_EQ(edu_.commands, 1);
+
+  // While the engine is stuck after a timeout, the hook cannot change.
+  ASSERT_TRUE(late.SetMapper(&mapper_).ok());
+  cfg_.dma_callback = nullptr;
+  ASSERT_EQ(dma_config(&dev, 0, &cfg_), 0);
+  edu_.hang = true;
+  EXPECT_EQ(dma_start(&dev, 0), -ETIMEDOUT);
+  EXPECT_EQ(late.SetMapper(nullptr), Status::Busy());
+  edu_.Finish();
+  EXPECT_TRUE(late.SetMapper(nullptr).ok());
+}
+
 }  // namespace
 }  // namespace deviso::drivers::edu
