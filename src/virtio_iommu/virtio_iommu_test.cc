@@ -577,16 +577,18 @@ TEST_F(VirtioIommuAsyncTest, ThreadsOnSeparateDomainsWithLookupsRacingUnmaps) {
     }
   });
   Bring();
+  // Built without fault reports (the minimal profile) the events are still consumed.
   std::atomic<uint64_t> unrouted{0};
-  ASSERT_TRUE(unit_
-                  ->SetUnroutedFaultHandler(
-                      [](const deviso_fault* f, void* user) {
-                        if (f->reason == DEVISO_FAULT_BLOCKED) {
-                          static_cast<std::atomic<uint64_t>*>(user)->fetch_add(1);
-                        }
-                      },
-                      &unrouted)
-                  .ok());
+  const bool reports = unit_
+                           ->SetUnroutedFaultHandler(
+                               [](const deviso_fault* f, void* user) {
+                                 if (f->reason == DEVISO_FAULT_BLOCKED) {
+                                   static_cast<std::atomic<uint64_t>*>(user)->fetch_add(1);
+                                 }
+                               },
+                               &unrouted)
+                           .ok();
+  EXPECT_EQ(reports, config::kFaultReports);
   std::thread events([&] {
     while (!stop.load()) {
       unit_->HandleEvents();
@@ -645,7 +647,9 @@ TEST_F(VirtioIommuAsyncTest, ThreadsOnSeparateDomainsWithLookupsRacingUnmaps) {
   unit_->HandleEvents();
   EXPECT_EQ(failures.load(), 0);
   EXPECT_GT(seen_mapped.load() + seen_unmapped.load(), 0u);
-  EXPECT_GT(unrouted.load(), 0u);
+  if (reports) {
+    EXPECT_GT(unrouted.load(), 0u);
+  }
   EXPECT_FALSE(unit_->broken());
 }
 
