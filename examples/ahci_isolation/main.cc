@@ -6,7 +6,9 @@
 // deviso_map() a buffer, DMA disk sectors with a known pattern into it and check every byte,
 // deviso_unmap(), deviso_ctx_free(). Every DMA structure of the AHCI driver (command list,
 // FIS area, command table, IDENTIFY buffer) comes from IsolatedDmaAllocator, i.e. from memory
-// deviso mapped for the device. Then, as an attacker would, it tries:
+// mapped for the device through the DMA-driver hook (a dma::ContextDmaMapper over its
+// context, identity-mapped, kept out of the PCI windows and the IOMMU's reserved regions). Then, as
+// an attacker would, it tries:
 //   1. DMA to memory that was never mapped;
 //   2. DMA into a data buffer after it was unmapped (no stale IOTLB entry may let it through);
 //   3. a device write into a read-only mapping;
@@ -33,7 +35,10 @@
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
+#include "dma/dma_mapper.h"
+#include "dma/iova_allocator.h"
 #include "dma_arena.h"
+#include "dma_platform.h"
 #include "drivers/ahci/ahci.h"
 #include "drivers/isolated_dma.h"
 #include "gic.h"
@@ -242,9 +247,6 @@ int Run(const qv::PlatformInfo& info) {
   Step(deviso_ctx_alloc(&g_ahci_dev, foreign_sid) == -EINVAL,
        "deviso_ctx_alloc(ahci, a StreamID the devicetree did not give it) refused (-EINVAL)");
   Step(deviso_ctx_alloc(&g_ahci_dev, sid) == 0, "deviso_ctx_alloc(ahci, sid)");
-  deviso_caps caps{};
-  (void)deviso_get_caps(&g_ahci_dev, &caps);
-  const size_t page = static_cast<size_t>(caps.page_sizes & (~caps.page_sizes + 1));
   Result<deviso::Context> ctx = deviso::Registry::Default().FindContext(&g_ahci_dev, sid);
   if (!ctx.ok() || !ctx->SetFaultHandler(&OnFault, &g_faults, 1'000'000).ok()) return 1;
   // Only now may the device master the bus: its context exists and is empty.
@@ -257,7 +259,15 @@ int Run(const qv::PlatformInfo& info) {
     return 1;
   }
   const unsigned port_index = static_cast<unsigned>(__builtin_ctz(hba.PortsWithLink()));
-  deviso::drivers::IsolatedDmaAllocator isolated(g_arena, &g_ahci_dev, sid, page);
+  // The driver's structures through the DMA-driver hook: identity mappings in the AHCI's
+  // context, never inside a window its DMA could not be isolated in (the PCI memory windows by
+  // bus address, and the IOMMU's reserved regions for this StreamID).
+  deviso::dma::ReservedWindows reserved;
+  const Result<deviso::dma::DeviceBinding> binding =
+      qv::PciIdentityBinding(info, *ctx, sid, reserved);
+  if (!binding.ok()) return 1;
+  deviso::dma::StaticContextDmaMapper<8> mapper(*binding);
+  deviso::drivers::IsolatedDmaAllocator isolated(g_arena, mapper);
   {
     ahci::Port port(abar, port_index, isolated, hba.s64a());
     g_faults.Reset();

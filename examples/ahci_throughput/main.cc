@@ -63,7 +63,10 @@
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
+#include "dma/dma_mapper.h"
+#include "dma/iova_allocator.h"
 #include "dma_arena.h"
+#include "dma_platform.h"
 #include "drivers/ahci/ahci.h"
 #include "drivers/isolated_dma.h"
 #include "gic.h"
@@ -196,6 +199,10 @@ struct Env {
   uint32_t sid = 0;
   size_t page = kPage;  // the context's page size (deviso_get_caps)
   DmaRegion buffer;     // 2 MiB, 2 MiB-aligned, from the arena (device address == PA)
+  // What the AHCI's DMA addresses must avoid: the PCI memory windows and the IOMMU's reserved
+  // regions for its StreamID (qv::AddPciReservedWindows).
+  deviso::dma::ReservedWindows reserved;
+  bool coherent = true;  // the PCI host's dma-coherent
   // The mode the others' ratios are to: a on the SMMUv3, b on a virtio-iommu.
   size_t reference = 0;
   // Warm-up: the hash of what the first mode measured read; every mode must read the same.
@@ -420,15 +427,44 @@ Status DevisoModes(Env& env, ahci::Port& port, bool warmup) {
   return Measure(env, port, kModeD2m, warmup);
 }
 
+// The AHCI driver's structures, mapped for `context` through the DMA-driver hook: an
+// IsolatedDmaAllocator over the arena and a dma::ContextDmaMapper (identity mappings, outside
+// env.reserved).
+class IsolatedStructures {
+ public:
+  IsolatedStructures(const Env& env, const deviso::Context& context)
+      : binding_(Binding(env, context)), mapper_(binding_), allocator_(g_arena, mapper_) {}
+  deviso::drivers::IsolatedDmaAllocator& allocator() { return allocator_; }
+  size_t leaked() const { return allocator_.leaked(); }
+
+ private:
+  static deviso::dma::DeviceBinding Binding(const Env& env, const deviso::Context& context) {
+    deviso::dma::DeviceBinding b;
+    b.context = context;
+    b.addressing = deviso::dma::Addressing::kIdentity;
+    b.reserved = &env.reserved;
+    b.coherent = env.coherent;
+    b.cache = qv::BoardCacheOps();
+    return b;
+  }
+  deviso::dma::DeviceBinding binding_;
+  deviso::dma::StaticContextDmaMapper<8> mapper_;
+  deviso::drivers::IsolatedDmaAllocator allocator_;
+};
+
 // Modes b-d: a deviso context for the AHCI's StreamID, the driver's structures from an
 // IsolatedDmaAllocator.
 Status DevisoPhase(Env& env, bool warmup) {
   DEVISO_TRY(Status::FromC(deviso_ctx_alloc(&g_ahci_dev, env.sid)));
   Status status = Status::Ok();
-  {
-    deviso::drivers::IsolatedDmaAllocator isolated(g_arena, &g_ahci_dev, env.sid, env.page);
+  if (const Result<deviso::Context> ctx =
+          deviso::Registry::Default().FindContext(&g_ahci_dev, env.sid);
+      !ctx.ok()) {
+    status = ctx.status();
+  } else {
+    IsolatedStructures isolated(env, *ctx);
     {
-      ahci::Port port(*env.abar, env.port_index, isolated, env.s64a);
+      ahci::Port port(*env.abar, env.port_index, isolated.allocator(), env.s64a);
       status = port.Start();
       if (status.ok()) status = DevisoModes(env, port, warmup);
       // Stop before the Port's destructor unmaps the command list and FIS area.
@@ -451,9 +487,9 @@ Status Deviso64kPhase(Env& env, bool warmup) {
   DEVISO_TRY(ctx.status());
   Status status = Status::Ok();
   {
-    deviso::drivers::IsolatedDmaAllocator isolated(g_arena, &g_ahci_dev, env.sid, 64 * kKiB);
+    IsolatedStructures isolated(env, *ctx);  // the context's 64 KiB granule
     {
-      ahci::Port port(*env.abar, env.port_index, isolated, env.s64a);
+      ahci::Port port(*env.abar, env.port_index, isolated.allocator(), env.s64a);
       status = port.Start();
       if (status.ok()) status = Measure(env, port, kModeD1m64k, warmup);
       const Status stopped = port.Stop();
@@ -652,6 +688,8 @@ int Run(const qv::PlatformInfo& info) {
   if (!deviso::Registry::Default().BindDevice(&g_ahci_dev, env.iommu->unit(), sids).ok()) {
     return 1;
   }
+  if (!qv::AddPciReservedWindows(info, env.iommu->unit(), env.sid, env.reserved).ok()) return 1;
+  env.coherent = info.pci.dma_coherent;
   deviso_caps caps{};
   if (deviso_get_caps(&g_ahci_dev, &caps) != 0) return 1;
   env.page = static_cast<size_t>(caps.page_sizes & (~caps.page_sizes + 1));
@@ -679,8 +717,11 @@ int Run(const qv::PlatformInfo& info) {
     Result<ahci::IdentifyInfo> id = Status::IoError();
     if (deviso_ctx_alloc(&g_ahci_dev, env.sid) != 0) return 1;
     {
-      deviso::drivers::IsolatedDmaAllocator isolated(g_arena, &g_ahci_dev, env.sid, env.page);
-      ahci::Port port(abar, env.port_index, isolated, env.s64a);
+      const Result<deviso::Context> ctx =
+          deviso::Registry::Default().FindContext(&g_ahci_dev, env.sid);
+      if (!ctx.ok()) return 1;
+      IsolatedStructures isolated(env, *ctx);
+      ahci::Port port(abar, env.port_index, isolated.allocator(), env.s64a);
       if (port.Start().ok()) id = port.Identify();
       if (!port.Stop().ok()) return 1;
     }

@@ -17,7 +17,9 @@
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
+#include "dma/dma_mapper.h"
 #include "dma_arena.h"
+#include "dma_platform.h"
 #include "drivers/ahci/ahci.h"
 #include "drivers/isolated_dma.h"
 #include "pci.h"
@@ -198,9 +200,6 @@ int Run(const qv::PlatformInfo& info) {
                                                   DEVISO_PERM_RW) == -EINVAL;
     Step(refused, "PROBE's reserved region reported, and a map over it refused (-EINVAL)");
   }
-  deviso_caps caps{};
-  (void)deviso_get_caps(&g_ahci_dev, &caps);
-  const size_t page = static_cast<size_t>(caps.page_sizes & (~caps.page_sizes + 1));
   Result<deviso::Context> ctx = deviso::Registry::Default().FindContext(&g_ahci_dev, sid);
   if (!ctx.ok() || !ctx->SetFaultHandler(&OnFault, &g_faults, 1'000'000).ok()) return 1;
   if (!pci.EnableBusMaster(ahci_fn->bdf).ok()) return 1;
@@ -212,7 +211,14 @@ int Run(const qv::PlatformInfo& info) {
     return 1;
   }
   const unsigned port_index = static_cast<unsigned>(__builtin_ctz(hba.PortsWithLink()));
-  deviso::drivers::IsolatedDmaAllocator isolated(g_arena, &g_ahci_dev, sid, page);
+  // The driver's structures through the DMA-driver hook: identity mappings in the AHCI's
+  // context, kept out of the PCI windows and the PROBE's reserved regions.
+  deviso::dma::ReservedWindows reserved;
+  const Result<deviso::dma::DeviceBinding> binding =
+      qv::PciIdentityBinding(info, *ctx, sid, reserved);
+  if (!binding.ok()) return 1;
+  deviso::dma::StaticContextDmaMapper<8> mapper(*binding);
+  deviso::drivers::IsolatedDmaAllocator isolated(g_arena, mapper);
   {
     ahci::Port port(abar, port_index, isolated, hba.s64a());
     g_faults.Reset();

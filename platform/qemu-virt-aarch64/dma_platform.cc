@@ -32,4 +32,17 @@ dma::CacheOps BoardCacheOps() {
   return ops;
 }
 
+Result<dma::DeviceBinding> PciIdentityBinding(const PlatformInfo& info, const Context& context,
+                                              uint32_t sid, dma::ReservedWindows& windows) {
+  if (context.unit() == nullptr) return Status::InvalidArgument();
+  DEVISO_TRY(AddPciReservedWindows(info, *context.unit(), sid, windows));
+  dma::DeviceBinding binding;
+  binding.context = context;
+  binding.addressing = dma::Addressing::kIdentity;
+  binding.reserved = &windows;
+  binding.coherent = info.pci.dma_coherent;
+  binding.cache = BoardCacheOps();
+  return binding;
+}
+
 }  // namespace deviso::qemu_virt

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "deviso/backend.h"
+#include "deviso/registry.h"
 #include "deviso/status.h"
 #include "dma/device_binding.h"
 #include "dma/iova_allocator.h"
@@ -26,6 +27,13 @@ Status AddPciReservedWindows(const PlatformInfo& info, const IsolationUnit& unit
 // The board's cache maintenance (DC CVAC / DC IVAC loops by physical address, which the
 // identity map makes the CPU's address) for dma::DeviceBinding::cache.
 dma::CacheOps BoardCacheOps();
+
+// The DMA binding of a PCI device's `context` (StreamID `sid`) for the hook and the pools:
+// identity device addresses, kept out of `windows` (filled here by AddPciReservedWindows; it
+// must outlive the binding's users), coherent as the PCI host's `dma-coherent` says, and the
+// board's cache maintenance otherwise. Errors: AddPciReservedWindows'.
+Result<dma::DeviceBinding> PciIdentityBinding(const PlatformInfo& info, const Context& context,
+                                              uint32_t sid, dma::ReservedWindows& windows);
 
 }  // namespace deviso::qemu_virt
 

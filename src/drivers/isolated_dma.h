@@ -1,9 +1,14 @@
-// A DmaAllocator whose memory the device can reach only because deviso mapped it: the
-// integration point the RFC describes for DMA drivers. Every region comes from a backing
-// allocator of physical memory (device address = physical address), is rounded out to whole
-// pages so it never shares a page with anything else, and is identity-mapped for one
-// (device, StreamID) with deviso_map() before it is handed out. Free() unmaps it with
-// deviso_unmap() (strict: the device can no longer reach it) before the memory is reused.
+// A DmaAllocator whose memory the device can reach only because the DMA-driver hook mapped it.
+// Every region comes from a backing allocator of physical memory (its device address is the
+// physical address), is rounded out to whole pages of the mapper's page size so it never
+// shares a page with anything else, and is mapped for the device with
+// DmaMapper::MapForDevice(kBidirectional) before it is handed out, at the device address the
+// mapper chose (identity or translated). Free() ends the mapping with UnmapForDevice()
+// (strict: the device can no longer reach it) before the memory goes back to the backing
+// allocator.
+//
+// Capacity: at most kMaxRegions regions live at once (a driver's rings, tables and identify
+// buffers). Not internally locked: one caller at a time (as the drivers that use it).
 
 #ifndef DEVISO_SRC_DRIVERS_ISOLATED_DMA_H_
 #define DEVISO_SRC_DRIVERS_ISOLATED_DMA_H_
@@ -16,32 +21,51 @@
 
 namespace deviso::drivers {
 
+// Final, and never deleted through DmaAllocator (whose destructor is protected).
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor)
 class IsolatedDmaAllocator final : public DmaAllocator {
  public:
-  // `backing` hands out physical memory (device address == physical address); `page` is the
-  // granule of the device's isolation context (deviso_get_caps / Context::page_size()).
-  IsolatedDmaAllocator(DmaAllocator& backing, const device* dev, uint32_t sid, size_t page)
-      : backing_(backing), dev_(dev), sid_(sid), page_(page) {}
+  static constexpr size_t kMaxRegions = 16;
 
-  // Errors: those of the backing allocator, and of deviso_map (-ENOENT: no context, ...);
-  // on any error nothing stays allocated or mapped.
+  // `backing` hands out physical memory (device address == physical address); `mapper` makes
+  // it reachable by one device (e.g. a dma::ContextDmaMapper over that device's context). Both
+  // must outlive the allocator.
+  IsolatedDmaAllocator(DmaAllocator& backing, DmaMapper& mapper)
+      : backing_(backing), mapper_(mapper) {}
+  IsolatedDmaAllocator(const IsolatedDmaAllocator&) = delete;
+  IsolatedDmaAllocator& operator=(const IsolatedDmaAllocator&) = delete;
+
+  // Zeroed whole pages, mapped for the device; region.device_addr is the mapper's device
+  // address. Errors, with nothing allocated or mapped: -EINVAL (size 0, align not a power of
+  // two, a mapper page size that is not one), -ENOMEM (kMaxRegions live, or the backing
+  // allocator), and MapForDevice()'s (-EEXIST, -ENOMEM, the IOMMU's -ETIMEDOUT/-EIO, ...).
   Result<DmaRegion> Alloc(size_t size, size_t align) override;
   // Unmaps, then frees. If the unmap cannot be confirmed the memory is leaked, never reused
-  // while the device might still reach it; `leaked()` counts such regions.
+  // while the device might still reach it; `leaked()` counts such regions. A region this
+  // allocator did not hand out is ignored (counted in `foreign_frees()`).
   void Free(const DmaRegion& region) override;
+  // Through the backing allocator, for the region's memory.
   void SyncForDevice(const DmaRegion& region, size_t offset, size_t size) override;
   void SyncForCpu(const DmaRegion& region, size_t offset, size_t size) override;
 
   size_t leaked() const { return leaked_; }
+  size_t foreign_frees() const { return foreign_frees_; }
+  size_t live() const;
 
  private:
-  size_t RoundUp(size_t n) const { return (n + page_ - 1) & ~(page_ - 1); }
+  struct Record {
+    DmaRegion backing;  // as the backing allocator returned it (backing.cpu null: free slot)
+    DmaRegion handed;   // as Alloc() returned it
+    DmaMapping mapping;
+    bool leaked = false;
+  };
+  Record* Find(const DmaRegion& region);
 
   DmaAllocator& backing_;
-  const device* dev_;
-  uint32_t sid_;
-  size_t page_;
+  DmaMapper& mapper_;
+  Record records_[kMaxRegions];
   size_t leaked_ = 0;
+  size_t foreign_frees_ = 0;
 };
 
 }  // namespace deviso::drivers

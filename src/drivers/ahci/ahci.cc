@@ -18,6 +18,10 @@ constexpr uint64_t kDeviceReadyTimeoutNs = 1000 * kMs;
 constexpr uint64_t kLinkTimeoutNs = 1000 * kMs;
 constexpr unsigned kSlot = 0;  // the driver is synchronous: one slot is enough
 constexpr uint32_t kCfisDwords = sizeof(ds::FisRegH2d) / 4;
+// The most PRDs a mapped transfer needs: the largest command (65536 sectors, 32 MiB) in 4 MiB
+// pieces.
+constexpr size_t kMaxMappedPrds =
+    ata::kMaxSectorsPerCommand * ata::kSectorBytes / ds::Prd::kMaxBytes;
 
 // Polls `done()` until it is true or `timeout_ns` passes.
 template <typename Done>
@@ -261,7 +265,7 @@ Status Port::Recover(bool force_comreset) {
 }
 
 Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segments, bool write,
-                   uint32_t bytes) {
+                   uint32_t bytes, bool sync_data) {
   if (!running_) {
     return Status::IoError();
   }
@@ -298,7 +302,7 @@ Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segment
   dma_.SyncForDevice(command_table_, 0, ds::CommandTableBytes(segments.size()));
   dma_.SyncForDevice(command_list_, kSlot * sizeof(ds::CommandHeader), sizeof(ds::CommandHeader));
   for (const DmaSegment& s : segments) {
-    if (write) {
+    if (write && sync_data) {
       dma_.SyncForDevice(*s.region, s.offset, s.bytes);
     }
   }
@@ -344,7 +348,7 @@ Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segment
     (void)Recover(false);
     return Status::IoError();
   }
-  if (!write) {
+  if (!write && sync_data) {
     for (const DmaSegment& s : segments) {
       dma_.SyncForCpu(*s.region, s.offset, s.bytes);
     }
@@ -352,14 +356,76 @@ Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segment
   return Status::Ok();
 }
 
-Status Port::Transfer(uint8_t command, uint64_t lba, uint32_t sectors,
-                      std::span<const DmaSegment> segments, bool write) {
+Status Port::CheckLba(uint64_t lba, uint32_t sectors) {
   if (sectors == 0 || sectors > ata::kMaxSectorsPerCommand || (lba >> 48) != 0 ||
       ((lba + sectors - 1) >> 48) != 0) {
     return Status::InvalidArgument();
   }
+  return Status::Ok();
+}
+
+Status Port::Transfer(uint8_t command, uint64_t lba, uint32_t sectors,
+                      std::span<const DmaSegment> segments, bool write) {
+  DEVISO_TRY(CheckLba(lba, sectors));
   return Issue(LbaCommand(command, lba, sectors), segments, write,
                sectors * static_cast<uint32_t>(ata::kSectorBytes));
+}
+
+Status Port::TransferMapped(uint8_t command, DmaMapper& mapper, uint64_t lba, uint32_t sectors,
+                            uint64_t pa, bool write) {
+  // Everything that can be checked without the mapping is checked first: a refused request
+  // maps nothing.
+  DEVISO_TRY(CheckLba(lba, sectors));
+  if (!running_) {
+    return Status::IoError();
+  }
+  const uint64_t bytes = uint64_t{sectors} * ata::kSectorBytes;
+  const uint64_t page = mapper.page_size();
+  if ((pa & 1) != 0 || bytes - 1 > UINT64_MAX - pa || page == 0 || (page & (page - 1)) != 0) {
+    return Status::InvalidArgument();
+  }
+  const uint64_t first = pa & ~(page - 1);
+  const uint64_t last = (pa + bytes - 1) & ~(page - 1);  // the buffer's last page
+  if (last > UINT64_MAX - page) {
+    return Status::InvalidArgument();
+  }
+  const size_t prds = static_cast<size_t>((bytes + ds::Prd::kMaxBytes - 1) / ds::Prd::kMaxBytes);
+  if (prds > options_.max_prds || prds > kMaxMappedPrds) {
+    return Status::InvalidArgument();
+  }
+  DEVISO_ASSIGN_OR_RETURN(
+      const DmaMapping mapping,
+      mapper.MapForDevice(first, static_cast<size_t>(last + page - first),
+                          write ? DmaDirection::kToDevice : DmaDirection::kFromDevice));
+  // One region in the device's address space; PRDs of at most 4 MiB (an even size) over it.
+  const DmaRegion region{nullptr, mapping.device_addr + (pa - first), static_cast<size_t>(bytes)};
+  DmaSegment segments[kMaxMappedPrds];
+  for (size_t i = 0; i < prds; ++i) {
+    const size_t offset = i * ds::Prd::kMaxBytes;
+    const size_t n = static_cast<size_t>(bytes - offset < ds::Prd::kMaxBytes ? bytes - offset
+                                                                             : ds::Prd::kMaxBytes);
+    segments[i] = DmaSegment{&region, offset, n};
+  }
+  // Issue() ends every failure after issuing with Recover() (the port stopped, then reset and
+  // restarted): by the time it returns the HBA no longer works on this command, so the mapping
+  // may go in every case.
+  const Status issued = Issue(LbaCommand(command, lba, sectors), {segments, prds}, write,
+                              static_cast<uint32_t>(bytes), /*sync_data=*/false);
+  const Status unmapped = mapper.UnmapForDevice(mapping);
+  if (!unmapped.ok()) {
+    port::Log("ahci: port %u: unmapping the buffer at 0x%llx failed: %s\n", index_,
+              static_cast<unsigned long long>(pa), unmapped.str());
+  }
+  DEVISO_TRY(issued);
+  return unmapped;
+}
+
+Status Port::ReadMapped(DmaMapper& mapper, uint64_t lba, uint32_t sectors, uint64_t pa) {
+  return TransferMapped(ata::kReadDmaExt, mapper, lba, sectors, pa, false);
+}
+
+Status Port::WriteMapped(DmaMapper& mapper, uint64_t lba, uint32_t sectors, uint64_t pa) {
+  return TransferMapped(ata::kWriteDmaExt, mapper, lba, sectors, pa, true);
 }
 
 Status Port::Read(uint64_t lba, uint32_t sectors, std::span<const DmaSegment> segments) {

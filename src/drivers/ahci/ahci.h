@@ -2,8 +2,10 @@
 // 48-bit LBA DMA commands, for ATA disks.
 //
 // It reaches the HBA only through deviso::Mmio (the ABAR, PCI BAR5) and memory only through
-// drivers::DmaAllocator: it never picks a physical address, so the same code runs with the
-// SMMU in bypass and, later, with every DMA structure inside an isolation mapping. Every wait for
+// drivers::DmaAllocator (its own structures and DmaSegment data) or drivers::DmaMapper (a
+// caller's buffer by physical address, mapped for one command): it never picks a device
+// address, so the same code runs with the IOMMU in bypass and with every DMA inside an
+// isolation mapping. Every wait for
 // the hardware has a deadline (port::Deadline). Not internally locked: one caller at a time.
 //
 // Typical use:
@@ -11,6 +13,7 @@
 //   Port port(abar, index, dma, hba.s64a()); DEVISO_TRY(port.Start());
 //   DEVISO_ASSIGN_OR_RETURN(IdentifyInfo id, port.Identify());
 //   DmaSegment sg[] = {{&buffer, 0, 4096}};  DEVISO_TRY(port.Read(lba, 8, sg));
+//   DEVISO_TRY(port.ReadMapped(mapper, lba, 8, buffer_pa));  // mapped for this command only
 
 #ifndef DEVISO_SRC_DRIVERS_AHCI_AHCI_H_
 #define DEVISO_SRC_DRIVERS_AHCI_AHCI_H_
@@ -111,6 +114,27 @@ class Port {
   Status Read(uint64_t lba, uint32_t sectors, std::span<const DmaSegment> segments);
   Status Write(uint64_t lba, uint32_t sectors, std::span<const DmaSegment> segments);
 
+  // The DMA-driver hook: READ DMA EXT / WRITE DMA EXT of `sectors` sectors at `lba` into /
+  // from the caller's buffer at physical address `pa` (sectors * 512 bytes, `pa` even), which
+  // the HBA can reach only for this command. Before issuing, the pages holding the buffer are
+  // mapped with mapper.MapForDevice(): kFromDevice for a read (the device writes memory),
+  // kToDevice for a write; the HBA is given mapping.device_addr plus the buffer's offset in
+  // its first page (split into PRDs of at most 4 MiB). The mapping is ended with
+  // UnmapForDevice() before the call returns, whatever happened: after completion; after a
+  // device error or a timeout only once the port was stopped (PxCMD.ST clear, PxCI cleared)
+  // and reset by Recover(), so the HBA no longer works on the command. Whole pages are
+  // mapped: for strict isolation the buffer should own its pages (a pool's blocks do).
+  // Cache maintenance is the mapper's (clean on map, invalidate on unmap of a read).
+  // Errors, with nothing mapped or issued: -EINVAL (sectors 0 or > 65536, lba beyond 48 bits,
+  // odd or wrapping `pa`, more PRDs than PortOptions::max_prds, a mapper page size that is not
+  // a power of two), -EIO (port not started), MapForDevice()'s errors (-EEXIST, -ENOMEM, ...),
+  // and -EINVAL for a mapped device address above 4 GiB without S64A (unmapped again, nothing
+  // issued). After issuing: as Read(). If the command succeeded but UnmapForDevice() failed,
+  // its error (-ETIMEDOUT/-EIO: the buffer may still be reachable and must not be reused); if
+  // both failed, the command's error.
+  Status ReadMapped(DmaMapper& mapper, uint64_t lba, uint32_t sectors, uint64_t pa);
+  Status WriteMapped(DmaMapper& mapper, uint64_t lba, uint32_t sectors, uint64_t pa);
+
   // Non-queued error recovery (10.4.2): stop the port, clear PxSERR and PxIS, COMRESET the link
   // if the device is still busy (or `force_comreset`), and start the port again.
   // Errors: as Start().
@@ -131,10 +155,15 @@ class Port {
   void FreeMemory();
   Status WaitDeviceReady(uint64_t timeout_ns) const;
   Status ComReset();
+  // `sync_data`: whether the segments' regions are the allocator's, whose SyncForDevice /
+  // SyncForCpu make the data visible (false for a DmaMapper's buffer: the mapper does it).
   Status Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segments, bool write,
-               uint32_t bytes);
+               uint32_t bytes, bool sync_data = true);
+  static Status CheckLba(uint64_t lba, uint32_t sectors);
   Status Transfer(uint8_t command, uint64_t lba, uint32_t sectors,
                   std::span<const DmaSegment> segments, bool write);
+  Status TransferMapped(uint8_t command, DmaMapper& mapper, uint64_t lba, uint32_t sectors,
+                        uint64_t pa, bool write);
 
   Mmio& abar_;
   unsigned index_;

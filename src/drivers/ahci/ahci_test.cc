@@ -11,6 +11,8 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <vector>
 
 namespace deviso::drivers::ahci {
@@ -74,6 +76,9 @@ class FakeHba final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-d
     switch (p) {
       case reg::PxCmd::kOffset: {
         reg::PxCmd c{v};
+        if (reg::PxCmd{cmd_}.st() != 0 && c.st() == 0) {
+          ++stops;
+        }
         c.set_cr(c.st()).set_fr(c.fre());  // the engines follow ST and FRE at once
         cmd_ = c.raw;
         if (c.st() == 0) {
@@ -115,6 +120,12 @@ class FakeHba final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-d
   bool hang = false;
   int issued = 0;
   int comresets = 0;
+  int stops = 0;  // PxCMD.ST 1 -> 0 transitions
+  // If set, data (PRD) addresses go through it, as through an IOMMU: it returns the host
+  // memory for [addr, addr + n) accessed in that direction, or null (the access is blocked and
+  // moves nothing).
+  std::function<uint8_t*(uint64_t addr, size_t n, bool device_writes)> translate;
+  int blocked = 0;
 
  private:
   template <typename T>
@@ -167,10 +178,14 @@ class FakeHba final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-d
     size_t done = 0;
     for (const auto& [addr, n] : last_prdt) {
       const size_t chunk = std::min<size_t>(n, bytes - done);
-      if (fis.command == ata::kWriteDmaExt) {
-        std::memcpy(src + done, At<uint8_t>(addr), chunk);
+      const bool device_writes = fis.command != ata::kWriteDmaExt;
+      uint8_t* mem = translate ? translate(addr, chunk, device_writes) : At<uint8_t>(addr);
+      if (mem == nullptr) {
+        ++blocked;  // like QEMU behind an IOMMU: the command still "succeeds"
+      } else if (device_writes) {
+        std::memcpy(mem, src + done, chunk);
       } else {
-        std::memcpy(At<uint8_t>(addr), src + done, chunk);
+        std::memcpy(src + done, mem, chunk);
       }
       done += chunk;
     }
@@ -209,6 +224,62 @@ class HostDma final : public DmaAllocator {  // NOLINT(cppcoreguidelines-virtual
   void SyncForCpu(const DmaRegion&, size_t, size_t) override {}
   int live = 0;
   uint64_t offset = 0;
+};
+
+// The DMA-driver hook as an IOMMU would implement it, recording every call. Device addresses
+// are kIovaBase + the physical address (never a host pointer, so a driver that hands the
+// device the physical address is caught), and FakeHba::translate resolves them through the
+// live mappings only, with their direction.
+constexpr uint64_t kIovaBase = uint64_t{1} << 56;
+
+class RecordingMapper final
+    : public DmaMapper {  // NOLINT(cppcoreguidelines-virtual-class-destructor)
+ public:
+  struct Call {
+    bool map;
+    DmaMapping mapping;
+  };
+  Result<DmaMapping> MapForDevice(uint64_t pa, size_t size, DmaDirection direction) override {
+    if (pa % page != 0 || size % page != 0 || size == 0) return Status::InvalidArgument();
+    if (!fail_map.ok()) return fail_map;
+    const DmaMapping m{pa, kIovaBase + pa, size, direction};
+    live.push_back(m);
+    calls.push_back({true, m});
+    return m;
+  }
+  Status UnmapForDevice(const DmaMapping& m) override {
+    for (auto it = live.begin(); it != live.end(); ++it) {
+      if (it->pa == m.pa && it->device_addr == m.device_addr && it->size == m.size &&
+          it->direction == m.direction) {
+        if (on_unmap) on_unmap();
+        if (!fail_unmap.ok()) return fail_unmap;
+        live.erase(it);
+        calls.push_back({false, m});
+        return Status::Ok();
+      }
+    }
+    return Status::NotFound();
+  }
+  size_t page_size() const override { return page; }
+
+  // Host memory for a device access, or null if no live mapping allows it.
+  uint8_t* Translate(uint64_t addr, size_t n, bool device_writes) const {
+    for (const DmaMapping& m : live) {
+      const bool allowed = device_writes ? m.direction != DmaDirection::kToDevice
+                                         : m.direction != DmaDirection::kFromDevice;
+      if (allowed && addr >= m.device_addr && addr + n <= m.device_addr + m.size) {
+        return reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(m.pa + (addr - m.device_addr)));
+      }
+    }
+    return nullptr;
+  }
+
+  size_t page = 4096;
+  Status fail_map = Status::Ok();
+  Status fail_unmap = Status::Ok();
+  std::function<void()> on_unmap;
+  std::vector<DmaMapping> live;
+  std::vector<Call> calls;
 };
 
 class AhciTest : public ::testing::Test {
@@ -335,6 +406,163 @@ TEST_F(AhciTest, DeviceAddressAbove4GiBNeedsS64a) {
   Port port(fake_, 0, dma_, /*s64a=*/false);
   EXPECT_EQ(port.Start(), Status::OutOfRange());
   EXPECT_EQ(dma_.live, 0);  // nothing kept on failure
+}
+
+// ---- The DMA-driver hook ------------------------------------------------------------------
+
+class AhciMappedTest : public AhciTest {
+ protected:
+  void SetUp() override {
+    AhciTest::SetUp();
+    fake_.translate = [this](uint64_t a, size_t n, bool w) { return mapper_.Translate(a, n, w); };
+  }
+  // Host memory of three pages; the buffer starts 512 bytes into the first.
+  static constexpr size_t kBufferOffset = 512;
+  uint64_t BufferPa() const { return reinterpret_cast<uintptr_t>(storage_) + kBufferOffset; }
+  uint64_t StoragePa() const { return reinterpret_cast<uintptr_t>(storage_); }
+
+  RecordingMapper mapper_;
+  uint8_t* storage_ = static_cast<uint8_t*>(std::aligned_alloc(4096, 3 * 4096));
+  std::unique_ptr<uint8_t, decltype(&std::free)> owner_{storage_, &std::free};
+};
+
+// A read maps exactly the pages holding the buffer, for device writes, and unmaps them before
+// returning; the data lands in the buffer.
+TEST_F(AhciMappedTest, ReadMapsTheBuffersPagesForTheCommandOnly) {
+  Port port(fake_, 0, dma_, true);
+  ASSERT_TRUE(port.Start().ok());
+  std::memset(storage_, 0xee, 3 * 4096);
+  // 8 sectors (4 KiB) from 512 bytes into the first page: the buffer spans two pages.
+  ASSERT_EQ(port.ReadMapped(mapper_, 3, 8, BufferPa()), Status::Ok());
+  ASSERT_EQ(mapper_.calls.size(), 2U);
+  EXPECT_TRUE(mapper_.calls[0].map);
+  EXPECT_EQ(mapper_.calls[0].mapping.pa, StoragePa());
+  EXPECT_EQ(mapper_.calls[0].mapping.size, 2 * 4096U);
+  EXPECT_EQ(mapper_.calls[0].mapping.direction, DmaDirection::kFromDevice);
+  EXPECT_FALSE(mapper_.calls[1].map);
+  EXPECT_TRUE(mapper_.live.empty());
+  // The HBA was given the device address, with the buffer's offset, not the physical one.
+  ASSERT_EQ(fake_.last_prdt.size(), 1U);
+  EXPECT_EQ(fake_.last_prdt[0].first, kIovaBase + BufferPa());
+  EXPECT_EQ(fake_.blocked, 0);
+  EXPECT_EQ(std::memcmp(storage_ + kBufferOffset, fake_.disk().data() + size_t{3} * 512, 4096), 0);
+  EXPECT_EQ(storage_[kBufferOffset - 1], 0xee);  // nothing outside the buffer written
+  EXPECT_EQ(storage_[kBufferOffset + 4096], 0xee);
+}
+
+TEST_F(AhciMappedTest, WriteMapsForDeviceReads) {
+  Port port(fake_, 0, dma_, true);
+  ASSERT_TRUE(port.Start().ok());
+  std::memset(storage_ + 4096, 0xab, 1024);
+  ASSERT_EQ(port.WriteMapped(mapper_, 20, 2, StoragePa() + 4096), Status::Ok());
+  ASSERT_EQ(mapper_.calls.size(), 2U);
+  EXPECT_EQ(mapper_.calls[0].mapping.pa, StoragePa() + 4096);
+  EXPECT_EQ(mapper_.calls[0].mapping.size, 4096U);
+  EXPECT_EQ(mapper_.calls[0].mapping.direction, DmaDirection::kToDevice);
+  EXPECT_TRUE(mapper_.live.empty());
+  for (size_t i = size_t{20} * 512; i < size_t{22} * 512; ++i) {
+    ASSERT_EQ(fake_.disk()[i], 0xab) << i;
+  }
+}
+
+// A larger page size (e.g. a 64 KiB granule) rounds out to its pages.
+TEST_F(AhciMappedTest, MappingFollowsTheMappersPageSize) {
+  mapper_.page = 1024;
+  Port port(fake_, 0, dma_, true);
+  ASSERT_TRUE(port.Start().ok());
+  ASSERT_EQ(port.ReadMapped(mapper_, 0, 3, BufferPa() + 256), Status::Ok());
+  ASSERT_FALSE(mapper_.calls.empty());
+  // [768 + 512, +1536) -> pages [0, 3072) of 1 KiB.
+  EXPECT_EQ(mapper_.calls[0].mapping.pa, StoragePa());
+  EXPECT_EQ(mapper_.calls[0].mapping.size, 3072U);
+}
+
+TEST_F(AhciMappedTest, DeviceErrorStillUnmaps) {
+  Port port(fake_, 0, dma_, true);
+  ASSERT_TRUE(port.Start().ok());
+  EXPECT_EQ(port.ReadMapped(mapper_, kDiskSectors, 1, BufferPa()), Status::IoError());
+  EXPECT_EQ(mapper_.calls.size(), 2U);
+  EXPECT_TRUE(mapper_.live.empty());
+  EXPECT_TRUE(port.running());
+}
+
+// After a timeout the mapping goes only once the port was stopped (and reset).
+TEST_F(AhciMappedTest, TimeoutUnmapsOnlyAfterThePortWasStopped) {
+  PortOptions options;
+  options.command_timeout_ns = 20'000'000;
+  Port port(fake_, 0, dma_, true, options);
+  ASSERT_TRUE(port.Start().ok());
+  const int stops_before = fake_.stops;
+  int stops_at_unmap = -1;
+  int comresets_at_unmap = -1;
+  mapper_.on_unmap = [&] {
+    stops_at_unmap = fake_.stops;
+    comresets_at_unmap = fake_.comresets;
+  };
+  fake_.hang = true;
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 8, BufferPa()), Status::TimedOut());
+  EXPECT_GT(stops_at_unmap, stops_before);
+  EXPECT_EQ(comresets_at_unmap, 1);
+  EXPECT_TRUE(mapper_.live.empty());
+  EXPECT_EQ(mapper_.calls.size(), 2U);
+  fake_.hang = false;
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 8, BufferPa()), Status::Ok());
+  EXPECT_TRUE(mapper_.live.empty());
+}
+
+TEST_F(AhciMappedTest, FailedMapIssuesNothing) {
+  Port port(fake_, 0, dma_, true);
+  ASSERT_TRUE(port.Start().ok());
+  const int issued = fake_.issued;
+  mapper_.fail_map = Status::NoMemory();
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 8, BufferPa()), Status::NoMemory());
+  EXPECT_EQ(fake_.issued, issued);
+  EXPECT_TRUE(mapper_.calls.empty());
+}
+
+TEST_F(AhciMappedTest, InvalidRequestsMapNothing) {
+  PortOptions options;
+  options.max_prds = 1;
+  Port port(fake_, 0, dma_, true, options);
+  const int issued = fake_.issued;
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 1, BufferPa()), Status::IoError());  // not started
+  ASSERT_TRUE(port.Start().ok());
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 0, BufferPa()), Status::InvalidArgument());
+  EXPECT_EQ(port.ReadMapped(mapper_, 1ULL << 48, 1, BufferPa()), Status::InvalidArgument());
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 1, BufferPa() + 1), Status::InvalidArgument());
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 1, UINT64_MAX - 255), Status::InvalidArgument());
+  // 9 MiB needs three PRDs; one is allowed.
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 18432, BufferPa()), Status::InvalidArgument());
+  mapper_.page = 3000;  // not a power of two
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 1, BufferPa()), Status::InvalidArgument());
+  EXPECT_TRUE(mapper_.calls.empty());
+  EXPECT_EQ(fake_.issued, issued);
+}
+
+// A transfer larger than one PRD (4 MiB) is split over several.
+TEST_F(AhciMappedTest, LargeTransfersSplitIntoPrdsOfAtMost4MiB) {
+  Port port(fake_, 0, dma_, true);
+  ASSERT_TRUE(port.Start().ok());
+  std::unique_ptr<uint8_t, decltype(&std::free)> big(
+      static_cast<uint8_t*>(std::aligned_alloc(4096, 9 << 20)), &std::free);
+  const uint64_t pa = reinterpret_cast<uintptr_t>(big.get());
+  // 9 MiB at LBA 0 is beyond the 64-sector fake disk: the HBA reports an error after the PRDT
+  // was built; what matters here is the PRDT and the unmap.
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 18432, pa), Status::IoError());
+  ASSERT_EQ(fake_.last_prdt.size(), 3U);
+  EXPECT_EQ(fake_.last_prdt[0], std::make_pair(kIovaBase + pa, 4U << 20));
+  EXPECT_EQ(fake_.last_prdt[1], std::make_pair(kIovaBase + pa + (4 << 20), 4U << 20));
+  EXPECT_EQ(fake_.last_prdt[2], std::make_pair(kIovaBase + pa + (8 << 20), 1U << 20));
+  EXPECT_TRUE(mapper_.live.empty());
+}
+
+TEST_F(AhciMappedTest, FailedUnmapIsReported) {
+  Port port(fake_, 0, dma_, true);
+  ASSERT_TRUE(port.Start().ok());
+  mapper_.fail_unmap = Status::TimedOut();
+  EXPECT_EQ(port.ReadMapped(mapper_, 0, 8, BufferPa()), Status::TimedOut());
+  mapper_.fail_unmap = Status::Ok();
+  mapper_.live.clear();
 }
 
 }  // namespace

@@ -600,8 +600,8 @@ Status Controller::BuildPrps(std::span<const DmaSegment> segments, uint64_t byte
   return Status::Ok();
 }
 
-Status Controller::Transfer(uint8_t op, const NamespaceInfo& ns, uint64_t lba, uint32_t blocks,
-                            std::span<const DmaSegment> segments) {
+Status Controller::CheckTransfer(const NamespaceInfo& ns, uint64_t lba, uint32_t blocks,
+                                 uint64_t* bytes) {
   if (!ready_) {
     return Status::IoError();
   }
@@ -611,10 +611,17 @@ Status Controller::Transfer(uint8_t op, const NamespaceInfo& ns, uint64_t lba, u
   if (lba >= ns.blocks || blocks > ns.blocks - lba) {
     return Status::OutOfRange();
   }
-  const uint64_t bytes = uint64_t{blocks} * ns.block_bytes;
-  if (bytes > info_.max_transfer_bytes) {
+  *bytes = uint64_t{blocks} * ns.block_bytes;
+  if (*bytes > info_.max_transfer_bytes) {
     return Status::InvalidArgument();
   }
+  return Status::Ok();
+}
+
+Status Controller::Transfer(uint8_t op, const NamespaceInfo& ns, uint64_t lba, uint32_t blocks,
+                            std::span<const DmaSegment> segments, bool sync_data) {
+  uint64_t bytes = 0;
+  DEVISO_TRY(CheckTransfer(ns, lba, blocks, &bytes));
   uint64_t prp1 = 0;
   uint64_t prp2 = 0;
   size_t list_entries = 0;
@@ -622,7 +629,7 @@ Status Controller::Transfer(uint8_t op, const NamespaceInfo& ns, uint64_t lba, u
   if (list_entries != 0) {
     dma_.SyncForDevice(prp_list_, 0, list_entries * sizeof(uint64_t));
   }
-  if (op == opcode::kWrite) {
+  if (op == opcode::kWrite && sync_data) {
     for (const DmaSegment& s : segments) {
       dma_.SyncForDevice(*s.region, s.offset, s.bytes);
     }
@@ -641,12 +648,57 @@ Status Controller::Transfer(uint8_t op, const NamespaceInfo& ns, uint64_t lba, u
     (void)Recover();  // a timeout or fatal status: the reset aborts the command
   }
   DEVISO_TRY(s);
-  if (op == opcode::kRead) {
+  if (op == opcode::kRead && sync_data) {
     for (const DmaSegment& s2 : segments) {
       dma_.SyncForCpu(*s2.region, s2.offset, s2.bytes);
     }
   }
   return Status::Ok();
+}
+
+Status Controller::TransferMapped(uint8_t op, DmaMapper& mapper, const NamespaceInfo& ns,
+                                  uint64_t lba, uint32_t blocks, uint64_t pa) {
+  // Everything that can be checked without the mapping is checked first: a refused request
+  // maps nothing.
+  uint64_t bytes = 0;
+  DEVISO_TRY(CheckTransfer(ns, lba, blocks, &bytes));
+  const uint64_t page = mapper.page_size();
+  if ((pa & 3) != 0 || bytes - 1 > UINT64_MAX - pa || page == 0 || (page & (page - 1)) != 0) {
+    return Status::InvalidArgument();
+  }
+  const uint64_t first = pa & ~(page - 1);
+  const uint64_t last = (pa + bytes - 1) & ~(page - 1);  // the buffer's last page
+  if (last > UINT64_MAX - page) {
+    return Status::InvalidArgument();
+  }
+  DEVISO_ASSIGN_OR_RETURN(const DmaMapping mapping,
+                          mapper.MapForDevice(first, static_cast<size_t>(last + page - first),
+                                              op == opcode::kWrite ? DmaDirection::kToDevice
+                                                                   : DmaDirection::kFromDevice));
+  // One contiguous range in the device's address space: one PRP transfer.
+  const DmaRegion region{nullptr, mapping.device_addr + (pa - first), static_cast<size_t>(bytes)};
+  const DmaSegment segment{&region, 0, static_cast<size_t>(bytes)};
+  // Transfer() ends a timeout or a fatal status with Recover(), which resets the controller
+  // (CC.EN=0, CSTS.RDY=0: every command aborted) before it returns, and any other completion
+  // means the controller is done with the command: the mapping may go in every case.
+  const Status done = Transfer(op, ns, lba, blocks, {&segment, 1}, /*sync_data=*/false);
+  const Status unmapped = mapper.UnmapForDevice(mapping);
+  if (!unmapped.ok()) {
+    port::Log("nvme: unmapping the buffer at 0x%llx failed: %s\n",
+              static_cast<unsigned long long>(pa), unmapped.str());
+  }
+  DEVISO_TRY(done);
+  return unmapped;
+}
+
+Status Controller::ReadMapped(DmaMapper& mapper, const NamespaceInfo& ns, uint64_t lba,
+                              uint32_t blocks, uint64_t pa) {
+  return TransferMapped(opcode::kRead, mapper, ns, lba, blocks, pa);
+}
+
+Status Controller::WriteMapped(DmaMapper& mapper, const NamespaceInfo& ns, uint64_t lba,
+                               uint32_t blocks, uint64_t pa) {
+  return TransferMapped(opcode::kWrite, mapper, ns, lba, blocks, pa);
 }
 
 Status Controller::Read(const NamespaceInfo& ns, uint64_t lba, uint32_t blocks,

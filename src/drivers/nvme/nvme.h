@@ -2,8 +2,9 @@
 // admin queue and one I/O queue pair, READ and WRITE with PRP entries and PRP lists.
 //
 // It reaches the controller only through deviso::Mmio (BAR0) and memory only through
-// drivers::DmaAllocator (queues, identify buffers, PRP lists) and the caller's DmaSegments
-// (data): it never picks a physical address, so the same code runs with the SMMU in bypass
+// drivers::DmaAllocator (queues, identify buffers, PRP lists), the caller's DmaSegments
+// (data), or drivers::DmaMapper (a caller's buffer by physical address, mapped for one
+// command): it never picks a device address, so the same code runs with the IOMMU in bypass
 // and with every structure inside an isolation mapping of the controller's own context.
 // Interrupts stay off (CC/INTMS; I/O queues are created with IEN=0); every wait for the
 // hardware has a deadline (port::Deadline). Not internally locked: one caller at a time.
@@ -12,6 +13,7 @@
 //   Controller nvme(bar0, dma);                 DEVISO_TRY(nvme.Init());
 //   DEVISO_ASSIGN_OR_RETURN(NamespaceInfo ns, nvme.IdentifyNamespace(1));
 //   DmaSegment sg[] = {{&buffer, 0, 4096}};     DEVISO_TRY(nvme.Read(ns, lba, 8, sg));
+//   DEVISO_TRY(nvme.ReadMapped(mapper, ns, lba, 8, buffer_pa));  // mapped for this command
 //   DEVISO_TRY(nvme.Shutdown());                // before the queue memory goes away
 
 #ifndef DEVISO_SRC_DRIVERS_NVME_NVME_H_
@@ -110,6 +112,29 @@ class Controller {
   Status Write(const NamespaceInfo& ns, uint64_t lba, uint32_t blocks,
                std::span<const DmaSegment> segments);
 
+  // The DMA-driver hook: READ / WRITE of `blocks` blocks at `lba` into / from the caller's
+  // buffer at physical address `pa` (blocks * ns.block_bytes, `pa` dword aligned), which the
+  // controller can reach only for this command. Before the command is submitted, the pages
+  // holding the buffer are mapped with mapper.MapForDevice(): kFromDevice for a READ (the
+  // controller writes memory), kToDevice for a WRITE; the PRPs describe mapping.device_addr
+  // plus the buffer's offset in its first page. The mapping is ended with UnmapForDevice()
+  // before the call returns, whatever happened: after the completion (also an error status);
+  // after a timeout or a fatal status only once the controller was reset (CC.EN=0 confirmed
+  // by CSTS.RDY=0, which aborts the command) by Recover(), so it no longer works on the
+  // command. Whole pages are mapped: for strict isolation the buffer should own its pages (a
+  // pool's blocks do). Cache maintenance is the mapper's (clean on map, invalidate on unmap of
+  // a READ).
+  // Errors, with nothing mapped or submitted: -EIO (not initialised), -EINVAL (counts as for
+  // Read(), `pa` not dword aligned or wrapping, a transfer above max_transfer_bytes, a mapper
+  // page size that is not a power of two), -ERANGE (beyond the namespace), and MapForDevice()'s
+  // errors (-EEXIST, -ENOMEM, ...). After submitting: as Read(). If the command succeeded but
+  // UnmapForDevice() failed, its error (-ETIMEDOUT/-EIO: the buffer may still be reachable and
+  // must not be reused); if both failed, the command's error.
+  Status ReadMapped(DmaMapper& mapper, const NamespaceInfo& ns, uint64_t lba, uint32_t blocks,
+                    uint64_t pa);
+  Status WriteMapped(DmaMapper& mapper, const NamespaceInfo& ns, uint64_t lba, uint32_t blocks,
+                     uint64_t pa);
+
   // Normal shutdown (7.6.2): deletes the I/O queues, sets CC.SHN=01b, waits for
   // CSTS.SHST=10b, then disables the controller (CC.EN=0, CSTS.RDY=0): from then on it
   // touches none of the queue memory, which is freed. Nothing to do if not initialised.
@@ -176,8 +201,14 @@ class Controller {
   Status Identify(uint32_t cns, uint32_t nsid, const DmaRegion& buffer);
   Status BuildPrps(std::span<const DmaSegment> segments, uint64_t bytes, uint64_t* prp1,
                    uint64_t* prp2, size_t* list_entries);
+  // The checks every transfer makes before anything reaches the hardware; *bytes: its size.
+  Status CheckTransfer(const NamespaceInfo& ns, uint64_t lba, uint32_t blocks, uint64_t* bytes);
+  // `sync_data`: whether the segments' regions are the allocator's, whose SyncForDevice /
+  // SyncForCpu make the data visible (false for a DmaMapper's buffer: the mapper does it).
   Status Transfer(uint8_t opcode, const NamespaceInfo& ns, uint64_t lba, uint32_t blocks,
-                  std::span<const DmaSegment> segments);
+                  std::span<const DmaSegment> segments, bool sync_data = true);
+  Status TransferMapped(uint8_t opcode, DmaMapper& mapper, const NamespaceInfo& ns, uint64_t lba,
+                        uint32_t blocks, uint64_t pa);
 
   Mmio& bar_;
   DmaAllocator& dma_;

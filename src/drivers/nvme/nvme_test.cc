@@ -14,7 +14,9 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <map>
+#include <memory>
 #include <vector>
 
 namespace deviso::drivers::nvme {
@@ -55,8 +57,14 @@ class FakeNvme final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-
   uint32_t status_next = 0;     // Status Field (SC | SCT << 8) for the next I/O command
   bool wrong_cid_next = false;  // complete the next I/O command with another CID
 
+  // If set, data (PRP) addresses go through it, as through an IOMMU: it returns the host
+  // memory for [addr, addr + n) accessed in that direction, or null (blocked: nothing moves).
+  std::function<uint8_t*(uint64_t addr, size_t n, bool device_writes)> translate;
+
   // --- Observations ---
   int enables = 0;
+  int disables = 0;  // CC.EN 1 -> 0 that took effect (a reset)
+  int blocked = 0;   // data accesses `translate` refused
   int bad_doorbells = 0;
   int doorbells = 0;
   std::vector<uint8_t> opcodes;  // admin opcodes, in order
@@ -198,6 +206,7 @@ class FakeNvme final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-
         return;
       }
       enabled_ = false;
+      ++disables;
       sqs_.clear();
       cqs_.clear();
       csts_ = 0;  // CFS and SHST clear with the reset
@@ -406,10 +415,14 @@ class FakeNvme final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-
     uint64_t done = 0;
     for (const uint64_t addr : last_prps) {
       const uint64_t n = std::min<uint64_t>(bytes - done, kPage - addr % kPage);
-      if (cmd.opcode() == opcode::kRead) {
-        std::memcpy(At<uint8_t>(addr), media + done, n);
+      const bool device_writes = cmd.opcode() == opcode::kRead;
+      uint8_t* mem = translate ? translate(addr, n, device_writes) : At<uint8_t>(addr);
+      if (mem == nullptr) {
+        ++blocked;  // like QEMU behind an IOMMU: the command still completes with Success
+      } else if (device_writes) {
+        std::memcpy(mem, media + done, n);
       } else {
-        std::memcpy(media + done, At<uint8_t>(addr), n);
+        std::memcpy(media + done, mem, n);
       }
       done += n;
     }
@@ -469,6 +482,59 @@ struct Buffer {
   Buffer& operator=(const Buffer&) = delete;
   uint8_t* storage;
   DmaRegion region;
+};
+
+// The DMA-driver hook as an IOMMU would implement it, recording every call. Device addresses
+// are kIovaBase + the physical address (never a host pointer, so a driver that hands the
+// controller the physical address is caught), and FakeNvme::translate resolves them through
+// the live mappings only, with their direction.
+constexpr uint64_t kIovaBase = uint64_t{1} << 56;
+
+class RecordingMapper final
+    : public DmaMapper {  // NOLINT(cppcoreguidelines-virtual-class-destructor)
+ public:
+  struct Call {
+    bool map;
+    DmaMapping mapping;
+  };
+  Result<DmaMapping> MapForDevice(uint64_t pa, size_t size, DmaDirection direction) override {
+    if (pa % page != 0 || size % page != 0 || size == 0) return Status::InvalidArgument();
+    if (!fail_map.ok()) return fail_map;
+    const DmaMapping m{pa, kIovaBase + pa, size, direction};
+    live.push_back(m);
+    calls.push_back({true, m});
+    return m;
+  }
+  Status UnmapForDevice(const DmaMapping& m) override {
+    for (auto it = live.begin(); it != live.end(); ++it) {
+      if (it->pa == m.pa && it->device_addr == m.device_addr && it->size == m.size &&
+          it->direction == m.direction) {
+        if (on_unmap) on_unmap();
+        live.erase(it);
+        calls.push_back({false, m});
+        return Status::Ok();
+      }
+    }
+    return Status::NotFound();
+  }
+  size_t page_size() const override { return page; }
+
+  uint8_t* Translate(uint64_t addr, size_t n, bool device_writes) const {
+    for (const DmaMapping& m : live) {
+      const bool allowed = device_writes ? m.direction != DmaDirection::kToDevice
+                                         : m.direction != DmaDirection::kFromDevice;
+      if (allowed && addr >= m.device_addr && addr + n <= m.device_addr + m.size) {
+        return reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(m.pa + (addr - m.device_addr)));
+      }
+    }
+    return nullptr;
+  }
+
+  size_t page = kPage;
+  Status fail_map = Status::Ok();
+  std::function<void()> on_unmap;
+  std::vector<DmaMapping> live;
+  std::vector<Call> calls;
 };
 
 class NvmeTest : public ::testing::Test {
@@ -868,6 +934,131 @@ TEST_F(NvmeTest, InitAgainResetsAndRebuildsTheQueues) {
   const DmaSegment sg[] = {{&buf.region, 0, 512}};
   EXPECT_EQ(c.Read(ns_, 5, 1, sg), Status::Ok());
   EXPECT_EQ(std::memcmp(buf.storage, Disk(5), 512), 0);
+}
+
+// ---- The DMA-driver hook ------------------------------------------------------------------
+
+class NvmeMappedTest : public NvmeTest {
+ protected:
+  void SetUp() override {
+    fake_.translate = [this](uint64_t a, size_t n, bool w) { return mapper_.Translate(a, n, w); };
+  }
+  uint64_t Pa(size_t offset) const { return reinterpret_cast<uintptr_t>(buf_.storage) + offset; }
+
+  RecordingMapper mapper_;
+  Buffer buf_{20 * kPage};
+};
+
+// A READ maps exactly the pages holding the buffer, for device writes, and unmaps them before
+// returning; the PRPs carry the device address.
+TEST_F(NvmeMappedTest, ReadMapsTheBuffersPagesForTheCommandOnly) {
+  Controller c(fake_, dma_);
+  Up(c);
+  // 64 KiB from 1 KiB into the first page: 17 pages, a PRP list.
+  ASSERT_EQ(c.ReadMapped(mapper_, ns_, 100, 128, Pa(1024)), Status::Ok());
+  ASSERT_EQ(mapper_.calls.size(), 2U);
+  EXPECT_TRUE(mapper_.calls[0].map);
+  EXPECT_EQ(mapper_.calls[0].mapping.pa, Pa(0));
+  EXPECT_EQ(mapper_.calls[0].mapping.size, 17 * kPage);
+  EXPECT_EQ(mapper_.calls[0].mapping.direction, DmaDirection::kFromDevice);
+  EXPECT_FALSE(mapper_.calls[1].map);
+  EXPECT_TRUE(mapper_.live.empty());
+  ASSERT_EQ(fake_.last_prps.size(), 17U);
+  EXPECT_EQ(fake_.last_prps[0], kIovaBase + Pa(1024));
+  for (size_t i = 1; i < 17; ++i) {
+    EXPECT_EQ(fake_.last_prps[i], kIovaBase + Pa(i * kPage)) << i;
+  }
+  EXPECT_EQ(fake_.blocked, 0);
+  EXPECT_EQ(std::memcmp(buf_.storage + 1024, Disk(100), size_t{64} * 1024), 0);
+  EXPECT_EQ(buf_.storage[1023], 0x5a);
+  EXPECT_EQ(buf_.storage[1024 + 64 * 1024], 0x5a);
+}
+
+TEST_F(NvmeMappedTest, WriteMapsForDeviceReadsThenReadsBack) {
+  Controller c(fake_, dma_);
+  Up(c);
+  std::memset(buf_.storage, 0xab, 2 * kPage);
+  ASSERT_EQ(c.WriteMapped(mapper_, ns_, 30, 16, Pa(0)), Status::Ok());
+  ASSERT_EQ(mapper_.calls.size(), 2U);
+  EXPECT_EQ(mapper_.calls[0].mapping.pa, Pa(0));
+  EXPECT_EQ(mapper_.calls[0].mapping.size, 2 * kPage);
+  EXPECT_EQ(mapper_.calls[0].mapping.direction, DmaDirection::kToDevice);
+  for (size_t i = 0; i < 2 * kPage; ++i) ASSERT_EQ(Disk(30)[i], 0xab) << i;
+  std::memset(buf_.storage + 4 * kPage, 0, 2 * kPage);
+  ASSERT_EQ(c.ReadMapped(mapper_, ns_, 30, 16, Pa(4 * kPage)), Status::Ok());
+  EXPECT_EQ(std::memcmp(buf_.storage + 4 * kPage, Disk(30), 2 * kPage), 0);
+  EXPECT_TRUE(mapper_.live.empty());
+}
+
+// An error status still ends the mapping.
+TEST_F(NvmeMappedTest, ErrorStatusStillUnmaps) {
+  Controller c(fake_, dma_);
+  Up(c);
+  fake_.status_next = ds::sc::kDataTransferError;
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 1, Pa(0)), Status::IoError());
+  EXPECT_EQ(mapper_.calls.size(), 2U);
+  EXPECT_TRUE(mapper_.live.empty());
+}
+
+// After a timeout (or a fatal status) the mapping goes only once the controller was reset.
+TEST_F(NvmeMappedTest, TimeoutUnmapsOnlyAfterTheControllerWasReset) {
+  ControllerOptions o;
+  o.command_timeout_ns = 20'000'000;
+  Controller c(fake_, dma_, o);
+  Up(c);
+  const int disables_before = fake_.disables;
+  int disables_at_unmap = -1;
+  mapper_.on_unmap = [&] { disables_at_unmap = fake_.disables; };
+  fake_.hang_next = true;
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 8, Pa(0)), Status::TimedOut());
+  EXPECT_EQ(disables_at_unmap, disables_before + 1);
+  EXPECT_TRUE(mapper_.live.empty());
+  EXPECT_TRUE(c.ready());
+  disables_at_unmap = -1;
+  fake_.cfs_next = true;
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 8, Pa(0)), Status::IoError());
+  EXPECT_EQ(disables_at_unmap, disables_before + 2);
+  EXPECT_TRUE(mapper_.live.empty());
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 9, 8, Pa(0)), Status::Ok());
+  EXPECT_EQ(std::memcmp(buf_.storage, Disk(9), 8 * 512), 0);
+}
+
+TEST_F(NvmeMappedTest, FailedMapSubmitsNothing) {
+  Controller c(fake_, dma_);
+  Up(c);
+  const int doorbells = fake_.doorbells;
+  mapper_.fail_map = Status::NoMemory();
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 8, Pa(0)), Status::NoMemory());
+  EXPECT_EQ(c.WriteMapped(mapper_, ns_, 0, 8, Pa(0)), Status::NoMemory());
+  EXPECT_EQ(fake_.doorbells, doorbells);
+  EXPECT_TRUE(mapper_.calls.empty());
+}
+
+TEST_F(NvmeMappedTest, InvalidRequestsMapNothing) {
+  Controller c(fake_, dma_);
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 1, Pa(0)), Status::IoError());  // not initialised
+  Up(c);
+  const int doorbells = fake_.doorbells;
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 0, Pa(0)), Status::InvalidArgument());
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, kDiskBlocks, 1, Pa(0)), Status::OutOfRange());
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 1, Pa(2)), Status::InvalidArgument());  // not dword
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 1, UINT64_MAX - 255), Status::InvalidArgument());
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 1024, Pa(0)), Status::InvalidArgument());  // > max
+  mapper_.page = 3000;
+  EXPECT_EQ(c.ReadMapped(mapper_, ns_, 0, 1, Pa(0)), Status::InvalidArgument());
+  EXPECT_TRUE(mapper_.calls.empty());
+  EXPECT_EQ(fake_.doorbells, doorbells);
+}
+
+// While the command runs the buffer is reachable; a buffer never mapped is not (the fake's
+// "IOMMU" blocks it), so the driver really gives the controller the mapping's address.
+TEST_F(NvmeMappedTest, OnlyTheMappedBufferIsReachable) {
+  Controller c(fake_, dma_);
+  Up(c);
+  const DmaSegment unmapped[] = {{&buf_.region, 0, 512}};
+  EXPECT_EQ(c.Read(ns_, 0, 1, unmapped), Status::Ok());  // QEMU-like: Success, nothing moved
+  EXPECT_GT(fake_.blocked, 0);
+  EXPECT_EQ(buf_.storage[0], 0x5a);
 }
 
 }  // namespace
