@@ -32,6 +32,7 @@
 
 #include "arch.h"
 #include "core/mmio.h"
+#include "demo.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
@@ -57,109 +58,33 @@ using deviso::drivers::DmaSegment;
 using deviso::port::Log;
 namespace qv = deviso::qemu_virt;
 namespace ahci = deviso::drivers::ahci;
+using deviso::demo::FaultLog;
+using deviso::demo::RecordFault;
+using deviso::demo::VerifyPattern;
 
 constexpr uint16_t kIntelVendor = 0x8086;
 constexpr uint16_t kIch9Ahci = 0x2922;
 constexpr unsigned kAbarIndex = 5;  // AHCI 1.3.1 2.1.11: ABAR is BAR5
 constexpr uint64_t kSector = 512;
 
-// The disk pattern scripts/demo writes: word k of sector n.
-constexpr uint64_t DiskWord(uint64_t n, uint64_t k) {
-  return (uint64_t{0xD15C} << 48) | (n << 8) | k;
-}
-
 char g_ahci_name[24];
 struct device g_ahci_dev = {g_ahci_name};
 qv::DmaArena g_arena(/*coherent=*/true);  // QEMU virt PCIe is cache-coherent
-int g_failures = 0;
-int g_steps = 0;
+deviso::demo::Steps g_steps;
 
-void Step(bool ok, const char* what) {
-  ++g_steps;
-  Log("[%s] %s\n", ok ? "PASS" : "FAIL", what);
-  if (!ok) ++g_failures;
-}
+void Step(bool ok, const char* what) { g_steps.Step(ok, what); }
 
-// ---- Faults --------------------------------------------------------------------------------
-
-// What the fault handlers saw since the last Reset(); written from the SMMU's interrupt.
-struct FaultLog {
-  uint32_t count = 0;
-  uint32_t print_budget = 0;
-  deviso_fault first{};
-  void Reset() {
-    const uint64_t daif = qv::arch::MaskInterrupts();
-    count = 0;
-    print_budget = 3;
-    first = deviso_fault{};
-    qv::arch::RestoreInterrupts(daif);
-  }
-};
+// What the fault handlers (RecordFault) saw; written from the IOMMU's interrupt.
 FaultLog g_faults;    // the AHCI's context
 FaultLog g_unrouted;  // streams with no context
 
-void OnFault(const deviso_fault* fault, void* user) {
-  auto* log = static_cast<FaultLog*>(user);
-  if (log->count == 0) log->first = *fault;
-  ++log->count;
-  if (log->print_budget > 0) {
-    --log->print_budget;
-    char line[192];
-    deviso_fault_format(fault, line, sizeof(line));
-    Log("       fault: %s\n", line);
-  }
-}
-
-uint32_t FaultCount(const FaultLog& log) { return __atomic_load_n(&log.count, __ATOMIC_RELAXED); }
-
-// ---- Memory helpers ------------------------------------------------------------------------
+uint32_t FaultCount(const FaultLog& log) { return log.Count(); }
 
 // Raw arena memory: device address == physical address, mapped for nobody.
-class Buffer {
+class Buffer : public deviso::demo::ArenaBuffer {
  public:
-  explicit Buffer(size_t bytes, uint8_t fill) {
-    Result<DmaRegion> r = g_arena.Alloc(bytes, 4096);
-    if (r.ok()) {
-      region_ = *r;
-      std::memset(region_.cpu, fill, bytes);
-    }
-  }
-  ~Buffer() {
-    if (region_.cpu != nullptr) g_arena.Free(region_);
-  }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  bool ok() const { return region_.cpu != nullptr; }
-  const DmaRegion& region() const { return region_; }
-  uint8_t* data() const { return static_cast<uint8_t*>(region_.cpu); }
-  uint64_t pa() const { return region_.device_addr; }
-  size_t size() const { return region_.size; }
-  bool All(uint8_t value) const {
-    for (size_t i = 0; i < region_.size; ++i) {
-      if (data()[i] != value) return false;
-    }
-    return true;
-  }
-
- private:
-  DmaRegion region_;
+  Buffer(size_t bytes, uint8_t fill) : ArenaBuffer(g_arena, bytes, fill) {}
 };
-
-bool VerifyPattern(const uint8_t* p, uint64_t lba, uint64_t sectors) {
-  for (uint64_t s = 0; s < sectors; ++s) {
-    for (uint64_t k = 0; k < kSector / 8; ++k) {
-      uint64_t w;
-      std::memcpy(&w, p + s * kSector + k * 8, 8);
-      if (w != DiskWord(lba + s, k)) {
-        Log("       mismatch at LBA %llu word %llu: 0x%016llx\n",
-            static_cast<unsigned long long>(lba + s), static_cast<unsigned long long>(k),
-            static_cast<unsigned long long>(w));
-        return false;
-      }
-    }
-  }
-  return true;
-}
 
 // Reads `sectors` at `lba` into [device_addr, +bytes) of `cpu`: the device is told
 // `device_addr`, whatever it maps to.
@@ -200,7 +125,7 @@ int Run(const qv::PlatformInfo& info) {
       iommu.kind());
   iommu.Describe();
   Step(true, "IOMMU enabled with every StreamID blocked (default-deny)");
-  if (const Status s = iommu.SetUnroutedFaultHandler(&OnFault, &g_unrouted); !s.ok()) {
+  if (const Status s = iommu.SetUnroutedFaultHandler(&RecordFault, &g_unrouted); !s.ok()) {
     Log("the demo reports faults: build deviso with DEVISO_CONFIG_FAULT_REPORTS=ON (%s)\n",
         s.str());
     return 1;
@@ -248,7 +173,7 @@ int Run(const qv::PlatformInfo& info) {
        "deviso_ctx_alloc(ahci, a StreamID the devicetree did not give it) refused (-EINVAL)");
   Step(deviso_ctx_alloc(&g_ahci_dev, sid) == 0, "deviso_ctx_alloc(ahci, sid)");
   Result<deviso::Context> ctx = deviso::Registry::Default().FindContext(&g_ahci_dev, sid);
-  if (!ctx.ok() || !ctx->SetFaultHandler(&OnFault, &g_faults, 1'000'000).ok()) return 1;
+  if (!ctx.ok() || !ctx->SetFaultHandler(&RecordFault, &g_faults, 1'000'000).ok()) return 1;
   // Only now may the device master the bus: its context exists and is empty.
   if (!pci.EnableBusMaster(ahci_fn->bdf).ok()) return 1;
 
@@ -413,7 +338,7 @@ int Run(const qv::PlatformInfo& info) {
         "bounds\n",
         iommu.kind());
   }
-  return g_failures == 0 ? 0 : 1;
+  return g_steps.failed() == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -422,6 +347,6 @@ int Run(const qv::PlatformInfo& info) {
 int deviso::qemu_virt::AppMain(const PlatformInfo& info) {
   const int rc = ahci_isolation::Run(info);
   deviso::port::Log("ahci_isolation: %s (%d of %d steps passed)\n", rc == 0 ? "PASS" : "FAIL",
-                    ahci_isolation::g_steps - ahci_isolation::g_failures, ahci_isolation::g_steps);
+                    ahci_isolation::g_steps.passed(), ahci_isolation::g_steps.total());
   return rc;
 }

@@ -30,6 +30,10 @@ using deviso::drivers::DmaSegment;
 using deviso::port::Log;
 namespace qv = deviso::qemu_virt;
 namespace ahci = deviso::drivers::ahci;
+using deviso::demo::DiskWord;
+using deviso::demo::kSectorBytes;
+using deviso::demo::kWordsPerSector;
+using deviso::demo::WrittenWord;
 
 constexpr uint16_t kIntelVendor = 0x8086;
 constexpr uint16_t kIch9Ahci = 0x2922;

@@ -46,6 +46,7 @@
 
 #include "arch.h"
 #include "core/mmio.h"
+#include "demo.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
@@ -77,6 +78,12 @@ namespace dma = deviso::dma;
 namespace qv = deviso::qemu_virt;
 namespace ahci = deviso::drivers::ahci;
 namespace nvme = deviso::drivers::nvme;
+using deviso::demo::DiskWord;
+using deviso::demo::FaultLog;
+using deviso::demo::RecordFault;
+using deviso::demo::VerifyPattern;
+using deviso::demo::VerifySectors;
+using deviso::demo::WrittenWord;
 
 constexpr uint16_t kIntelVendor = 0x8086;
 constexpr uint16_t kIch9Ahci = 0x2922;
@@ -93,14 +100,6 @@ constexpr size_t kBlock = 4096;
 constexpr uint64_t kNvmeIovaBase = 0x1000'0000;
 constexpr uint64_t kNvmeIovaSize = 0x3000'0000;
 
-// The disk pattern scripts/demo writes (examples/hello_platform/disk_pattern.h).
-constexpr uint64_t DiskWord(uint64_t n, uint64_t k) {
-  return (uint64_t{0xD15C} << 48) | (n << 8) | k;
-}
-constexpr uint64_t WrittenWord(uint64_t n, uint64_t k) {
-  return (uint64_t{0x5EED} << 48) | (n << 8) | (k ^ 0xff);
-}
-
 struct device g_ahci_dev = {"ahci0"};
 struct device g_nvme_dev = {"nvme0"};
 qv::DmaArena g_arena(/*coherent=*/true);  // QEMU virt PCIe is cache-coherent
@@ -108,60 +107,23 @@ qv::DmaArena g_arena(/*coherent=*/true);  // QEMU virt PCIe is cache-coherent
 DEVISO_DMA_BLOCKS_DEFINE_STATIC(g_ahci_blocks, kBlock, 64, kBlock);
 // 2 MiB, 2 MiB-aligned: mapped pool-wide with one 2 MiB block.
 DEVISO_DMA_BLOCKS_DEFINE_STATIC(g_nvme_blocks, kBlock, 512, dma::kPoolWideAlign);
-int g_failures = 0;
-int g_steps = 0;
+deviso::demo::Steps g_steps;
 // What this IOMMU's fault reports can prove (PlatformIommu).
 bool g_direction_known = true;
 
-void Step(bool ok, const char* what) {
-  ++g_steps;
-  Log("[%s] %s\n", ok ? "PASS" : "FAIL", what);
-  if (!ok) ++g_failures;
-}
+void Step(bool ok, const char* what) { g_steps.Step(ok, what); }
 
 // ---- Faults --------------------------------------------------------------------------------
 
-// What one context's fault handler saw since the last Reset(); written from the IOMMU's
-// interrupt. A blocked 64 KiB transfer raises thousands of events (QEMU retries in 4-byte
-// pieces), so the event queue overflows; the SMMUv3 driver then tells every context that
-// faults were lost (DEVISO_FAULT_OVERFLOW). Those are counted apart: attribution uses the
-// decoded faults only.
-struct FaultLog {
-  const char* who = "";
-  uint32_t count = 0;      // decoded faults (not overflow notices)
-  uint32_t overflows = 0;  // "faults were lost" notices
-  uint32_t print_budget = 0;
-  deviso_fault first{};
-  void Reset() {
-    const uint64_t daif = qv::arch::MaskInterrupts();
-    count = 0;
-    overflows = 0;
-    print_budget = 2;
-    first = deviso_fault{};
-    qv::arch::RestoreInterrupts(daif);
-  }
-};
+// What each context's fault handler (RecordFault) saw since the last Reset(); written from the
+// IOMMU's interrupt. A blocked 64 KiB transfer raises thousands of events (QEMU retries in
+// 4-byte pieces), so the event queue overflows and the SMMUv3 driver tells every context that
+// faults were lost: FaultLog counts those notices apart, and attribution uses decoded faults.
 FaultLog g_ahci_faults{"the AHCI's context"};
 FaultLog g_nvme_faults{"the NVMe's context"};
 FaultLog g_unrouted{"streams without a context"};
 
-void OnFault(const deviso_fault* fault, void* user) {
-  auto* log = static_cast<FaultLog*>(user);
-  if (fault->reason == DEVISO_FAULT_OVERFLOW) {
-    ++log->overflows;
-    return;
-  }
-  if (log->count == 0) log->first = *fault;
-  ++log->count;
-  if (log->print_budget > 0) {
-    --log->print_budget;
-    char line[192];
-    deviso_fault_format(fault, line, sizeof(line));
-    Log("       iommu event for %s: %s\n", log->who, line);
-  }
-}
-
-uint32_t FaultCount(const FaultLog& log) { return __atomic_load_n(&log.count, __ATOMIC_RELAXED); }
+uint32_t FaultCount(const FaultLog& log) { return log.Count(); }
 
 void ResetFaults() {
   g_ahci_faults.Reset();
@@ -205,28 +167,9 @@ bool BlockedFor(const FaultLog& offender, uint32_t sid, uint64_t lo, uint64_t hi
 
 // Raw arena memory by physical address, mapped for nobody: what a caller hands a driver's
 // ReadMapped()/WriteMapped(), which map it through the device's hook for one command.
-class Buffer {
+class Buffer : public deviso::demo::ArenaBuffer {
  public:
-  Buffer(size_t bytes, uint8_t fill) {
-    Result<DmaRegion> r = g_arena.Alloc(bytes, kBlock);
-    if (r.ok()) {
-      region_ = *r;
-      std::memset(region_.cpu, fill, bytes);
-    }
-  }
-  ~Buffer() {
-    if (region_.cpu != nullptr) g_arena.Free(region_);
-  }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  bool ok() const { return region_.cpu != nullptr; }
-  uint8_t* data() const { return static_cast<uint8_t*>(region_.cpu); }
-  uint64_t pa() const { return region_.device_addr; }
-  size_t size() const { return region_.size; }
-  void Fill(uint8_t value) { std::memset(region_.cpu, value, region_.size); }
-
- private:
-  DmaRegion region_;
+  Buffer(size_t bytes, uint8_t fill) : ArenaBuffer(g_arena, bytes, fill, kBlock) {}
 };
 
 bool All(const void* p, size_t n, uint8_t value) {
@@ -235,26 +178,6 @@ bool All(const void* p, size_t n, uint8_t value) {
     if (b[i] != value) return false;
   }
   return true;
-}
-
-template <typename WordFn>
-bool Verify(const uint8_t* p, uint64_t lba, uint64_t sectors, WordFn word) {
-  for (uint64_t s = 0; s < sectors; ++s) {
-    for (uint64_t k = 0; k < kSector / 8; ++k) {
-      uint64_t w;
-      std::memcpy(&w, p + s * kSector + k * 8, 8);
-      if (w != word(lba + s, k)) {
-        Log("       mismatch at LBA %llu word %llu: 0x%016llx\n",
-            static_cast<unsigned long long>(lba + s), static_cast<unsigned long long>(k),
-            static_cast<unsigned long long>(w));
-        return false;
-      }
-    }
-  }
-  return true;
-}
-bool VerifyPattern(const void* p, uint64_t lba, uint64_t sectors) {
-  return Verify(static_cast<const uint8_t*>(p), lba, sectors, DiskWord);
 }
 
 // A transfer told device address `device_addr` for `bytes` of `cpu`, whatever (if anything)
@@ -311,7 +234,7 @@ Result<deviso::Context> Isolate(qv::PciHost& pci, const qv::PciFunction& fn, dev
                                 uint32_t sid, FaultLog* faults) {
   DEVISO_TRY(Status::FromC(deviso_ctx_alloc(dev, sid)));
   DEVISO_ASSIGN_OR_RETURN(deviso::Context ctx, deviso::Registry::Default().FindContext(dev, sid));
-  DEVISO_TRY(ctx.SetFaultHandler(&OnFault, faults, 1'000'000));
+  DEVISO_TRY(ctx.SetFaultHandler(&RecordFault, faults, 1'000'000));
   DEVISO_TRY(pci.EnableBusMaster(fn.bdf));
   Log("       %s: %04x:%04x at %02x:%02x.%x, StreamID 0x%x\n", dev->name, fn.vendor_id,
       fn.device_id, fn.bdf.bus, fn.bdf.device, fn.bdf.function, sid);
@@ -343,7 +266,7 @@ int Run(const qv::PlatformInfo& info) {
       info.model, iommu.kind());
   iommu.Describe();
   Step(true, "IOMMU enabled with every StreamID blocked (default-deny)");
-  if (const Status s = iommu.SetUnroutedFaultHandler(&OnFault, &g_unrouted); !s.ok()) {
+  if (const Status s = iommu.SetUnroutedFaultHandler(&RecordFault, &g_unrouted); !s.ok()) {
     Log("the demo reports faults: build deviso with DEVISO_CONFIG_FAULT_REPORTS=ON (%s)\n",
         s.str());
     return 1;
@@ -538,7 +461,7 @@ int Run(const qv::PlatformInfo& info) {
       const bool to_device = nvme_mapper.last().direction == DmaDirection::kToDevice;
       const Status r = nvme.ReadMapped(nvme_mapper, ns, 3000, kBufferSectors, back.pa());
       iommu.DrainEvents();
-      Step(w.ok() && r.ok() && to_device && Verify(back.data(), 3000, 128, WrittenWord) &&
+      Step(w.ok() && r.ok() && to_device && VerifySectors(back.data(), 3000, 128, WrittenWord) &&
                AllFaults() == 0 && nvme_hook.live_mappings() == 0,
            "NVMe: WRITE of 128 blocks, then READ back, every byte verified (both through the "
            "hook)");
@@ -761,7 +684,7 @@ int Run(const qv::PlatformInfo& info) {
         "bounds\n",
         iommu.kind());
   }
-  return g_failures == 0 ? 0 : 1;
+  return g_steps.failed() == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -770,6 +693,6 @@ int Run(const qv::PlatformInfo& info) {
 int deviso::qemu_virt::AppMain(const PlatformInfo& info) {
   const int rc = multi_device::Run(info);
   deviso::port::Log("multi_device: %s (%d of %d steps passed)\n", rc == 0 ? "PASS" : "FAIL",
-                    multi_device::g_steps - multi_device::g_failures, multi_device::g_steps);
+                    multi_device::g_steps.passed(), multi_device::g_steps.total());
   return rc;
 }

@@ -35,6 +35,7 @@
 
 #include "arch.h"
 #include "core/mmio.h"
+#include "demo.h"
 #include "device_binding.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
@@ -63,6 +64,8 @@ using deviso::port::Log;
 namespace qv = deviso::qemu_virt;
 namespace edu = deviso::drivers::edu;
 namespace dma = deviso::dma;
+using deviso::demo::FaultLog;
+using deviso::demo::RecordFault;
 
 // What scripts/demo gives QEMU (examples/seed_dma/qemu-devices: -device edu,dma_mask=...): 40
 // bits, enough for any RAM address of `virt` (and for every device address the hook returns).
@@ -82,15 +85,9 @@ void ZephyrLog(const char* level, const char* format, ...) {
 #define LOG_ERR(...) ZephyrLog("err", __VA_ARGS__)
 #define LOG_INF(...) ZephyrLog("inf", __VA_ARGS__)
 
-int g_failures = 0;
-int g_steps = 0;
+deviso::demo::Steps g_steps;
 
-bool Step(bool ok, const char* what) {
-  ++g_steps;
-  Log("[%s] %s\n", ok ? "PASS" : "FAIL", what);
-  if (!ok) ++g_failures;
-  return ok;
-}
+bool Step(bool ok, const char* what) { return g_steps.Step(ok, what); }
 
 // The IOMMU's own structures (queues, stream tables) come from the platform's arena; no buffer
 // the device is given does.
@@ -151,38 +148,12 @@ Status AttachHook(const qv::PlatformInfo& info, qv::PlatformIommu& iommu, const 
 
 // ---- Faults ------------------------------------------------------------------------------------
 
-// What the fault handlers saw since the last Reset(); written from the IOMMU's interrupt.
-struct FaultLog {
-  uint32_t count = 0;
-  uint32_t print_budget = 0;
-  deviso_fault first{};
-  void Reset() {
-    const uint64_t daif = qv::arch::MaskInterrupts();
-    count = 0;
-    print_budget = 2;
-    first = deviso_fault{};
-    qv::arch::RestoreInterrupts(daif);
-  }
-};
+// What the fault handlers (RecordFault) saw since the last Reset(); written from the IOMMU's
+// interrupt.
 FaultLog g_faults;    // DMA_0's context
 FaultLog g_unrouted;  // streams with no context (none is expected)
-const char* g_iommu_kind = "iommu";
 
-void OnFault(const deviso_fault* fault, void* user) {
-  auto* log = static_cast<FaultLog*>(user);
-  if (log->count == 0) log->first = *fault;
-  ++log->count;
-  if (log->print_budget > 0) {
-    --log->print_budget;
-    char line[192];
-    deviso_fault_format(fault, line, sizeof(line));
-    Log("       %s event: %s\n", g_iommu_kind, line);
-  }
-}
-
-uint32_t FaultCount(const FaultLog& log = g_faults) {
-  return __atomic_load_n(&log.count, __ATOMIC_RELAXED);
-}
+uint32_t FaultCount(const FaultLog& log = g_faults) { return log.Count(); }
 
 // A translation fault of `sid` in [lo, hi), and a write where the IOMMU reports the direction
 // of a translation fault (`direction_known`; QEMU's virtio-iommu does not).
@@ -287,12 +258,11 @@ int Run(const qv::PlatformInfo& info) {
     return 1;
   }
   qv::PlatformIommu& iommu = **iommu_or;
-  g_iommu_kind = iommu.kind();
   Log("deviso seed_dma on \"%s\", IOMMU %s\n", info.model, iommu.kind());
   iommu.Describe();
   Step(true, "IOMMU enabled with every StreamID blocked (default-deny)");
   g_unrouted.Reset();
-  if (const Status s = iommu.SetUnroutedFaultHandler(&OnFault, &g_unrouted); !s.ok()) {
+  if (const Status s = iommu.SetUnroutedFaultHandler(&RecordFault, &g_unrouted); !s.ok()) {
     Log("the demo reports faults: build deviso with DEVISO_CONFIG_FAULT_REPORTS=ON (%s)\n",
         s.str());
     return 1;
@@ -332,7 +302,7 @@ int Run(const qv::PlatformInfo& info) {
     LOG_ERR("Failed to allocate context");
     return 1;
   }
-  if (deviso_set_fault_handler(dma_dev, sid, OnFault, &g_faults) != 0) {
+  if (deviso_set_fault_handler(dma_dev, sid, RecordFault, &g_faults) != 0) {
     Log("the demo reports faults: build deviso with DEVISO_CONFIG_FAULT_REPORTS=ON\n");
     return 1;
   }
@@ -497,7 +467,7 @@ int Run(const qv::PlatformInfo& info) {
         "bounds\n",
         iommu.kind());
   }
-  return g_failures == 0 ? 0 : 1;
+  return g_steps.failed() == 0 ? 0 : 1;
 }
 
 }  // namespace
@@ -506,7 +476,7 @@ int Run(const qv::PlatformInfo& info) {
 int deviso::qemu_virt::AppMain(const PlatformInfo& info) {
   const int rc = seed_dma::Run(info);
   deviso::port::Log("seed_dma: %s (%d of %d steps passed)\n",
-                    rc == 0 && seed_dma::g_failures == 0 ? "PASS" : "FAIL",
-                    seed_dma::g_steps - seed_dma::g_failures, seed_dma::g_steps);
+                    rc == 0 && seed_dma::g_steps.failed() == 0 ? "PASS" : "FAIL",
+                    seed_dma::g_steps.passed(), seed_dma::g_steps.total());
   return rc;
 }

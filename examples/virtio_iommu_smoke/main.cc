@@ -14,6 +14,7 @@
 
 #include "arch.h"
 #include "core/mmio.h"
+#include "demo.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
@@ -38,96 +39,31 @@ using deviso::port::Log;
 namespace qv = deviso::qemu_virt;
 namespace ahci = deviso::drivers::ahci;
 namespace vio = deviso::virtio_iommu;
+using deviso::demo::FaultLog;
+using deviso::demo::RecordFault;
+using deviso::demo::VerifyPattern;
 
 constexpr uint16_t kIntelVendor = 0x8086;
 constexpr uint16_t kIch9Ahci = 0x2922;
 constexpr unsigned kAbarIndex = 5;  // AHCI 1.3.1 2.1.11
 constexpr uint64_t kSector = 512;
 
-constexpr uint64_t DiskWord(uint64_t n, uint64_t k) {
-  return (uint64_t{0xD15C} << 48) | (n << 8) | k;
-}
-
 char g_ahci_name[24];
 struct device g_ahci_dev = {g_ahci_name};
 qv::DmaArena g_arena(/*coherent=*/true);
-int g_failures = 0;
+deviso::demo::Steps g_steps;
 
-void Step(bool ok, const char* what) {
-  Log("[%s] %s\n", ok ? "PASS" : "FAIL", what);
-  if (!ok) ++g_failures;
-}
+void Step(bool ok, const char* what) { g_steps.Step(ok, what); }
 
-struct FaultLog {
-  uint32_t count = 0;
-  uint32_t print_budget = 0;
-  deviso_fault first{};
-  void Reset() {
-    count = 0;
-    print_budget = 2;
-    first = deviso_fault{};
-  }
-};
+// What the fault handlers (RecordFault) saw; events are polled (HandleEvents).
 FaultLog g_faults;
 FaultLog g_unrouted;
 
-void OnFault(const deviso_fault* fault, void* user) {
-  auto* log = static_cast<FaultLog*>(user);
-  if (log->count == 0) log->first = *fault;
-  ++log->count;
-  if (log->print_budget > 0) {
-    --log->print_budget;
-    char line[192];
-    deviso_fault_format(fault, line, sizeof(line));
-    Log("       fault: %s\n", line);
-  }
-}
-
 // Arena memory, mapped for nobody until deviso_map says so; device address == physical.
-class Buffer {
+class Buffer : public deviso::demo::ArenaBuffer {
  public:
-  Buffer(size_t bytes, uint8_t fill) {
-    Result<DmaRegion> r = g_arena.Alloc(bytes, 4096);
-    if (r.ok()) {
-      region_ = *r;
-      std::memset(region_.cpu, fill, bytes);
-    }
-  }
-  ~Buffer() {
-    if (region_.cpu != nullptr) g_arena.Free(region_);
-  }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  bool ok() const { return region_.cpu != nullptr; }
-  uint8_t* data() const { return static_cast<uint8_t*>(region_.cpu); }
-  uint64_t pa() const { return region_.device_addr; }
-  size_t size() const { return region_.size; }
-  bool All(size_t from, size_t n, uint8_t v) const {
-    for (size_t i = from; i < from + n; ++i) {
-      if (data()[i] != v) return false;
-    }
-    return true;
-  }
-
- private:
-  DmaRegion region_;
+  Buffer(size_t bytes, uint8_t fill) : ArenaBuffer(g_arena, bytes, fill) {}
 };
-
-bool VerifyPattern(const uint8_t* p, uint64_t lba, uint64_t sectors) {
-  for (uint64_t s = 0; s < sectors; ++s) {
-    for (uint64_t k = 0; k < kSector / 8; ++k) {
-      uint64_t w;
-      std::memcpy(&w, p + s * kSector + k * 8, 8);
-      if (w != DiskWord(lba + s, k)) {
-        Log("       mismatch at LBA %llu word %llu: 0x%016llx\n",
-            static_cast<unsigned long long>(lba + s), static_cast<unsigned long long>(k),
-            static_cast<unsigned long long>(w));
-        return false;
-      }
-    }
-  }
-  return true;
-}
 
 Status ReadInto(ahci::Port& port, uint64_t lba, uint32_t sectors, void* cpu, uint64_t dev_addr) {
   const DmaRegion region{cpu, dev_addr, sectors * kSector};
@@ -168,7 +104,7 @@ int Run(const qv::PlatformInfo& info) {
   Step((drv & vio::feature::Bit(vio::feature::kBypassConfig)) != 0 &&
            (drv & vio::feature::Bit(vio::feature::kMapUnmap)) != 0,
        "virtio-iommu initialised: BYPASS_CONFIG negotiated, bypass = 0 before DRIVER_OK");
-  if (!unit.SetUnroutedFaultHandler(&OnFault, &g_unrouted).ok()) return 1;
+  if (!unit.SetUnroutedFaultHandler(&RecordFault, &g_unrouted).ok()) return 1;
 
   const qv::PciFunction* ahci_fn = pci.Find(kIntelVendor, kIch9Ahci);
   if (ahci_fn == nullptr) {
@@ -201,7 +137,7 @@ int Run(const qv::PlatformInfo& info) {
     Step(refused, "PROBE's reserved region reported, and a map over it refused (-EINVAL)");
   }
   Result<deviso::Context> ctx = deviso::Registry::Default().FindContext(&g_ahci_dev, sid);
-  if (!ctx.ok() || !ctx->SetFaultHandler(&OnFault, &g_faults, 1'000'000).ok()) return 1;
+  if (!ctx.ok() || !ctx->SetFaultHandler(&RecordFault, &g_faults, 1'000'000).ok()) return 1;
   if (!pci.EnableBusMaster(ahci_fn->bdf).ok()) return 1;
 
   deviso::DirectMmio abar(static_cast<uintptr_t>(ahci_fn->bars[kAbarIndex].cpu_addr));
@@ -315,7 +251,7 @@ int Run(const qv::PlatformInfo& info) {
       static_cast<unsigned long long>(st.timeouts));
   Log("[NOTE] QEMU 7.2's virtio-iommu drops events beyond its queue silently: fault counts are "
       "lower bounds\n");
-  return g_failures == 0 ? 0 : 1;
+  return g_steps.failed() == 0 ? 0 : 1;
 }
 
 }  // namespace
