@@ -196,6 +196,49 @@ class Page {
   uint8_t* data_ = nullptr;
 };
 
+// ---- The engine's legacy interrupt ------------------------------------------------------------
+
+// Interrupts edu raised and the GIC delivered (from the interrupt handler).
+uint32_t g_intx_taken = 0;
+
+// INTx is level-triggered: acknowledge at the device, or the line stays asserted.
+void OnEduIntx(void* /*ctx*/) {
+  namespace reg = edu::reg;
+  const uint32_t status = g_bar->Read32(reg::IrqStatus::kOffset);
+  g_bar->Write32(reg::IrqStatus::kAckOffset, status);
+  __atomic_add_fetch(&g_intx_taken, 1, __ATOMIC_RELAXED);
+}
+
+// Raises edu's interrupt (its raise register; no DMA) with INTx enabled and the GIC interrupt
+// the devicetree's interrupt-map gives for the function's INTA taken: whether it arrived there,
+// once, and was acknowledged. The interrupt is disabled again afterwards.
+bool IntxArrivesWhereTheDevicetreeSays(qv::PciHost& pci, const qv::PciFunction& fn) {
+  namespace reg = edu::reg;
+  const Result<qv::IrqSpec> irq = pci.IntxIrq(fn.bdf);
+  if (!irq.ok()) {
+    Log("       INTx: %s (interrupt-map)\n", irq.status().str());
+    return false;
+  }
+  if (!qv::RegisterIrq(irq->intid, &OnEduIntx, nullptr, irq->edge).ok() ||
+      !qv::EnableIrq(irq->intid).ok() || !pci.EnableIntx(fn.bdf).ok()) {
+    return false;
+  }
+  g_bar->Write32(reg::IrqStatus::kRaiseOffset, 1);
+  const deviso::port::Deadline deadline = deviso::port::Deadline::In(100'000'000);
+  while (__atomic_load_n(&g_intx_taken, __ATOMIC_RELAXED) == 0 && !deadline.Expired()) {
+  }
+  const uint32_t taken = __atomic_load_n(&g_intx_taken, __ATOMIC_RELAXED);
+  const uint32_t left = g_bar->Read32(reg::IrqStatus::kOffset);
+  (void)pci.DisableIntx(fn.bdf);
+  (void)qv::DisableIrq(irq->intid);
+  (void)qv::UnregisterIrq(irq->intid);
+  Log("       INTx: INTA of %02x:%02x.%u -> GIC INTID %u, %s (interrupt-map): taken %u time(s), "
+      "status 0x%x after the acknowledge\n",
+      fn.bdf.bus, fn.bdf.device, fn.bdf.function, static_cast<unsigned>(irq->intid),
+      irq->edge ? "edge" : "level", static_cast<unsigned>(taken), static_cast<unsigned>(left));
+  return taken == 1 && left == 0;
+}
+
 // What a rogue driver (or a compromised device) does: program edu directly, bypassing the
 // driver's mapping hook, to write `count` bytes of its buffer to bus address `bus`. Returns
 // whether edu reported the transfer done (its start bit cleared), which it always does: the
@@ -297,6 +340,10 @@ int Run(const qv::PlatformInfo& info) {
   LOG_INF("%s: edu %02x:%02x.%u (%04x:%04x), StreamID 0x%x from the iommu-map", dma_dev->name,
           (*fn)->bdf.bus, (*fn)->bdf.device, (*fn)->bdf.function, (*fn)->vendor_id,
           (*fn)->device_id, sid);
+
+  // Its legacy interrupt, routed as the devicetree's interrupt-map says.
+  Step(IntxArrivesWhereTheDevicetreeSays(pci, **fn),
+       "edu's INTx taken at the GIC interrupt the devicetree's interrupt-map gives");
 
   if (!Step(deviso_ctx_alloc(dma_dev, sid) == 0, "deviso_ctx_alloc(dma_dev, sid)")) {
     LOG_ERR("Failed to allocate context");

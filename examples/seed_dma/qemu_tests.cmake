@@ -11,6 +11,7 @@ set(seed_dma_test "${PROJECT_SOURCE_DIR}/examples/seed_dma/qemu_test.sh")
 set(seed_dma_steps
     "default_deny=IOMMU enabled with every StreamID blocked"
     "get_binding=device_get_binding(\"DMA_0\") found the edu engine"
+    "intx=edu's INTx taken at the GIC interrupt the devicetree's interrupt-map gives"
     "ctx_alloc=deviso_ctx_alloc(dma_dev, sid)"
     "map=deviso_map(dma_dev, sid, base, size)"
     "dma_copy_verified=DMA: dma_config + dma_start copied 4 KiB into the mapped buffer"

@@ -221,6 +221,23 @@ Status PciHost::DisableBusMaster(const Bdf& bdf) {
   return Status::Ok();
 }
 
+Status PciHost::EnableIntx(const Bdf& bdf) {
+  if (FindFunction(bdf) == nullptr) {
+    return Status::NotFound();
+  }
+  ConfigWrite16(bdf, kCommand,
+                static_cast<uint16_t>(ConfigRead16(bdf, kCommand) & ~kCommandIntxDisable));
+  return Status::Ok();
+}
+
+Status PciHost::DisableIntx(const Bdf& bdf) {
+  if (FindFunction(bdf) == nullptr) {
+    return Status::NotFound();
+  }
+  ConfigWrite16(bdf, kCommand, ConfigRead16(bdf, kCommand) | kCommandIntxDisable);
+  return Status::Ok();
+}
+
 Result<uint32_t> PciHost::StreamId(const Bdf& bdf, uint32_t iommu_phandle) const {
   // of_map_id() with a target, as src/dt applies it (docs/devicetree.md).
   dt::IommuMap map;

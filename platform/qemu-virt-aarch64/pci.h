@@ -73,6 +73,12 @@ class PciHost {
   Status EnableBusMaster(const Bdf& bdf);
   Status DisableBusMaster(const Bdf& bdf);
 
+  // Clears / sets Command.Interrupt Disable (PCI 3.0 6.2.2, bit 10): Enumerate() leaves every
+  // function's legacy INTx disabled; IntxIrq() says where it arrives once enabled.
+  // Errors: -ENOENT (no such enumerated function).
+  Status EnableIntx(const Bdf& bdf);
+  Status DisableIntx(const Bdf& bdf);
+
   // The StreamID of `bdf` at the IOMMU with phandle `iommu_phandle`, from the host bridge's
   // iommu-map (pci-iommu.txt): sid = sid_base + ((rid & iommu-map-mask) - rid_base).
   // Errors: -ENOENT (the RID is not in the map: the function is not behind that IOMMU).
