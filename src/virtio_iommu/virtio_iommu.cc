@@ -371,11 +371,12 @@ Status VirtioIommu::StatusToErrno(uint8_t status) {
   }
 }
 
-Status VirtioIommu::SendOne(const void* req, size_t len) {
+Status VirtioIommu::SendOne(const void* req, size_t len, bool noent_expected) {
   FillSlot(0, req, len);
   DEVISO_TRY(Exchange(1));
   const uint8_t st = SlotStatus(0);
-  if (st != static_cast<uint8_t>(ReqStatus::kOk)) Count(stats_.request_errors);
+  const bool expected = noent_expected && st == static_cast<uint8_t>(ReqStatus::kNoEnt);
+  if (st != static_cast<uint8_t>(ReqStatus::kOk) && !expected) Count(stats_.request_errors);
   return StatusToErrno(st);
 }
 
@@ -408,13 +409,13 @@ Status VirtioIommu::MapPages(const VirtioIommuDomain& d, Iova iova, Paddr pa, ui
   return first_error;
 }
 
-Status VirtioIommu::UnmapRange(uint32_t domain_id, Iova iova, Iova last) {
+Status VirtioIommu::UnmapRange(uint32_t domain_id, Iova iova, Iova last, bool noent_expected) {
   ReqUnmap req = Zeroed<ReqUnmap>();
   req.head.type = static_cast<uint8_t>(ReqType::kUnmap);
   req.domain = domain_id;
   req.virt_start = iova;
   req.virt_end = last;
-  return SendOne(&req, kReqUnmapBytes);
+  return SendOne(&req, kReqUnmapBytes, noent_expected);
 }
 
 Status VirtioIommu::ReplayDomain(VirtioIommuDomain& d) {
@@ -598,7 +599,8 @@ Status VirtioIommu::AttachLocked(VirtioIommuDomain& d, uint32_t sid) {
   if (first && d.device_may_hold_) {
     // Empty whatever the device may have kept under this ID before mapping the record: OK if
     // it kept a domain, NOENT if it dropped it (QEMU).
-    const Status s = UnmapRange(d.id_, input_range_.start, input_range_.end);
+    const Status s =
+        UnmapRange(d.id_, input_range_.start, input_range_.end, /*noent_expected=*/true);
     if (!s.ok() && s != Status::NotFound()) return s;
   }
   ReqAttach req = Zeroed<ReqAttach>();

@@ -237,12 +237,14 @@ class VirtioIommu final : public IsolationUnit {
   void FillSlot(size_t i, const void* req, size_t len);
   Status Exchange(size_t n, const size_t* writable_len = nullptr);
   uint8_t SlotStatus(size_t i) const;
-  // Sends one request; the device's status as an errno.
-  Status SendOne(const void* req, size_t len);
+  // Sends one request; the device's status as an errno. A NOENT answer is not counted as a
+  // request error when `noent_expected` (the UNMAP that empties a domain the device may have
+  // dropped).
+  Status SendOne(const void* req, size_t len, bool noent_expected = false);
   // MAPs [iova, iova + size) one page at a time.
   Status MapPages(const VirtioIommuDomain& d, Iova iova, Paddr pa, uint64_t size, uint32_t flags);
   // UNMAPs [iova, last] (inclusive, as the request).
-  Status UnmapRange(uint32_t domain_id, Iova iova, Iova last);
+  Status UnmapRange(uint32_t domain_id, Iova iova, Iova last, bool noent_expected = false);
   Status AttachLocked(VirtioIommuDomain& d, uint32_t sid);
   Status ReplayDomain(VirtioIommuDomain& d);
   Status ProbeLocked(uint32_t sid);
