@@ -28,34 +28,14 @@ set(ahci_steps
 # NOTES: [NOTE] lines the console must show (what a check proves less on this IOMMU).
 function(deviso_ahci_isolation_qemu)
   cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME" "LABELS;ARGS;NOTES")
-  set(out "${CMAKE_BINARY_DIR}/qemu/ahci_isolation_${arg_NAME}")
-  set(prefix "qemu_ahci_${arg_NAME}")
-  add_test(NAME ${prefix}_run COMMAND "${ahci_test}" run "${out}" ${arg_ARGS})
-  set_tests_properties(${prefix}_run PROPERTIES
-      LABELS "${arg_LABELS}" TIMEOUT 600 RUN_SERIAL TRUE FIXTURES_SETUP ${prefix})
-  set(checks)
-  foreach(step IN LISTS ahci_steps)
-    string(FIND "${step}" "=" eq)
-    string(SUBSTRING "${step}" 0 ${eq} name)
-    math(EXPR eq "${eq} + 1")
-    string(SUBSTRING "${step}" ${eq} -1 text)
-    add_test(NAME ${prefix}_${name} COMMAND "${ahci_test}" step "${out}" "${text}")
-    list(APPEND checks ${prefix}_${name})
-  endforeach()
-  foreach(note IN LISTS arg_NOTES)
-    string(FIND "${note}" "=" eq)
-    string(SUBSTRING "${note}" 0 ${eq} name)
-    math(EXPR eq "${eq} + 1")
-    string(SUBSTRING "${note}" ${eq} -1 text)
-    add_test(NAME ${prefix}_note_${name} COMMAND "${ahci_test}" note "${out}" "${text}")
-    list(APPEND checks ${prefix}_note_${name})
-  endforeach()
-  foreach(check translations never_bypassed translation_fault permission_fault rogue_blocked)
-    add_test(NAME ${prefix}_trace_${check} COMMAND "${ahci_test}" ${check} "${out}")
-    list(APPEND checks ${prefix}_trace_${check})
-  endforeach()
-  set_tests_properties(${checks} PROPERTIES
-      LABELS "${arg_LABELS}" TIMEOUT 60 FIXTURES_REQUIRED ${prefix})
+  deviso_qemu_demo_tests(
+    PREFIX "qemu_ahci_${arg_NAME}" SCRIPT "${ahci_test}"
+    OUT "${CMAKE_BINARY_DIR}/qemu/ahci_isolation_${arg_NAME}" LABELS ${arg_LABELS}
+    STEPS ${ahci_steps} NOTES ${arg_NOTES}
+    CHECKS "trace_translations=translations" "trace_never_bypassed=never_bypassed"
+           "trace_translation_fault=translation_fault" "trace_permission_fault=permission_fault"
+           "trace_rogue_blocked=rogue_blocked"
+    ARGS ${arg_ARGS})
 endfunction()
 
 deviso_ahci_isolation_qemu(NAME smmuv3 LABELS qemu)

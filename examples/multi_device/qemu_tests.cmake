@@ -34,38 +34,15 @@ set(multi_steps
 # NOTES: [NOTE] lines the console must show (what a check proves less on this IOMMU).
 function(deviso_multi_device_qemu)
   cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME" "LABELS;ARGS;NOTES")
-  set(out "${CMAKE_BINARY_DIR}/qemu/multi_device_${arg_NAME}")
-  set(prefix "qemu_multi_device_${arg_NAME}")
-  add_test(NAME ${prefix}_run COMMAND "${multi_test}" run "${out}" ${arg_ARGS})
-  set_tests_properties(${prefix}_run PROPERTIES
-      LABELS "${arg_LABELS}" TIMEOUT 600 RUN_SERIAL TRUE FIXTURES_SETUP ${prefix})
-  set(checks)
-  foreach(step IN LISTS multi_steps)
-    string(FIND "${step}" "=" eq)
-    string(SUBSTRING "${step}" 0 ${eq} name)
-    math(EXPR eq "${eq} + 1")
-    string(SUBSTRING "${step}" ${eq} -1 text)
-    add_test(NAME ${prefix}_${name} COMMAND "${multi_test}" step "${out}" "${text}")
-    list(APPEND checks ${prefix}_${name})
-  endforeach()
-  foreach(note IN LISTS arg_NOTES)
-    string(FIND "${note}" "=" eq)
-    string(SUBSTRING "${note}" 0 ${eq} name)
-    math(EXPR eq "${eq} + 1")
-    string(SUBSTRING "${note}" ${eq} -1 text)
-    add_test(NAME ${prefix}_note_${name} COMMAND "${multi_test}" note "${out}" "${text}")
-    list(APPEND checks ${prefix}_note_${name})
-  endforeach()
+  set(trace_checks)
   foreach(dev ahci0 nvme0)
-    add_test(NAME ${prefix}_trace_${dev}_never_bypassed
-             COMMAND "${multi_test}" never-bypassed "${out}" ${dev})
-    add_test(NAME ${prefix}_trace_${dev}_translation_fault
-             COMMAND "${multi_test}" translation-fault "${out}" ${dev})
-    list(APPEND checks ${prefix}_trace_${dev}_never_bypassed
-         ${prefix}_trace_${dev}_translation_fault)
+    list(APPEND trace_checks "trace_${dev}_never_bypassed=never-bypassed ${dev}"
+         "trace_${dev}_translation_fault=translation-fault ${dev}")
   endforeach()
-  set_tests_properties(${checks} PROPERTIES
-      LABELS "${arg_LABELS}" TIMEOUT 60 FIXTURES_REQUIRED ${prefix})
+  deviso_qemu_demo_tests(
+    PREFIX "qemu_multi_device_${arg_NAME}" SCRIPT "${multi_test}"
+    OUT "${CMAKE_BINARY_DIR}/qemu/multi_device_${arg_NAME}" LABELS ${arg_LABELS}
+    STEPS ${multi_steps} NOTES ${arg_NOTES} CHECKS ${trace_checks} ARGS ${arg_ARGS})
 endfunction()
 
 set(multi_swapped "${PROJECT_SOURCE_DIR}/examples/multi_device/qemu-devices-swapped")

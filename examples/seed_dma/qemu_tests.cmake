@@ -27,36 +27,13 @@ set(seed_dma_steps
 # NOTES: [NOTE] lines the console must show (what a check proves less on this IOMMU).
 function(deviso_seed_dma_qemu)
   cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME" "LABELS;ARGS;NOTES")
-  set(out "${CMAKE_BINARY_DIR}/qemu/seed_dma_${arg_NAME}")
-  set(prefix "qemu_seed_dma_${arg_NAME}")
-  add_test(NAME ${prefix}_run COMMAND "${seed_dma_test}" run "${out}" ${arg_ARGS})
-  set_tests_properties(${prefix}_run PROPERTIES
-      LABELS "${arg_LABELS}" TIMEOUT 600 RUN_SERIAL TRUE FIXTURES_SETUP ${prefix})
-  set(checks)
-  foreach(step IN LISTS seed_dma_steps)
-    string(FIND "${step}" "=" eq)
-    string(SUBSTRING "${step}" 0 ${eq} name)
-    math(EXPR eq "${eq} + 1")
-    string(SUBSTRING "${step}" ${eq} -1 text)
-    add_test(NAME ${prefix}_${name} COMMAND "${seed_dma_test}" step "${out}" "${text}")
-    list(APPEND checks ${prefix}_${name})
-  endforeach()
-  foreach(note IN LISTS arg_NOTES)
-    string(FIND "${note}" "=" eq)
-    string(SUBSTRING "${note}" 0 ${eq} name)
-    math(EXPR eq "${eq} + 1")
-    string(SUBSTRING "${note}" ${eq} -1 text)
-    add_test(NAME ${prefix}_note_${name} COMMAND "${seed_dma_test}" note "${out}" "${text}")
-    list(APPEND checks ${prefix}_note_${name})
-  endforeach()
-  add_test(NAME ${prefix}_no_edu_clamping COMMAND "${seed_dma_test}" no-clamping "${out}")
-  list(APPEND checks ${prefix}_no_edu_clamping)
-  foreach(check translations never_bypassed translation_fault)
-    add_test(NAME ${prefix}_trace_${check} COMMAND "${seed_dma_test}" ${check} "${out}")
-    list(APPEND checks ${prefix}_trace_${check})
-  endforeach()
-  set_tests_properties(${checks} PROPERTIES
-      LABELS "${arg_LABELS}" TIMEOUT 60 FIXTURES_REQUIRED ${prefix})
+  deviso_qemu_demo_tests(
+    PREFIX "qemu_seed_dma_${arg_NAME}" SCRIPT "${seed_dma_test}"
+    OUT "${CMAKE_BINARY_DIR}/qemu/seed_dma_${arg_NAME}" LABELS ${arg_LABELS}
+    STEPS ${seed_dma_steps} NOTES ${arg_NOTES}
+    CHECKS "no_edu_clamping=no-clamping" "trace_translations=translations"
+           "trace_never_bypassed=never_bypassed" "trace_translation_fault=translation_fault"
+    ARGS ${arg_ARGS})
 endfunction()
 
 set(seed_dma_moved "${PROJECT_SOURCE_DIR}/examples/seed_dma/qemu-devices-moved")
