@@ -15,6 +15,8 @@
 #include <memory>
 #include <vector>
 
+#include "drivers/testing/recording_mapper.h"
+
 namespace deviso::drivers::ahci {
 namespace {
 
@@ -226,61 +228,10 @@ class HostDma final : public DmaAllocator {  // NOLINT(cppcoreguidelines-virtual
   uint64_t offset = 0;
 };
 
-// The DMA-driver hook as an IOMMU would implement it, recording every call. Device addresses
-// are kIovaBase + the physical address (never a host pointer, so a driver that hands the
-// device the physical address is caught), and FakeHba::translate resolves them through the
-// live mappings only, with their direction.
-constexpr uint64_t kIovaBase = uint64_t{1} << 56;
-
-class RecordingMapper final
-    : public DmaMapper {  // NOLINT(cppcoreguidelines-virtual-class-destructor)
- public:
-  struct Call {
-    bool map;
-    DmaMapping mapping;
-  };
-  Result<DmaMapping> MapForDevice(uint64_t pa, size_t size, DmaDirection direction) override {
-    if (pa % page != 0 || size % page != 0 || size == 0) return Status::InvalidArgument();
-    if (!fail_map.ok()) return fail_map;
-    const DmaMapping m{pa, kIovaBase + pa, size, direction};
-    live.push_back(m);
-    calls.push_back({true, m});
-    return m;
-  }
-  Status UnmapForDevice(const DmaMapping& m) override {
-    for (auto it = live.begin(); it != live.end(); ++it) {
-      if (it->pa == m.pa && it->device_addr == m.device_addr && it->size == m.size &&
-          it->direction == m.direction) {
-        if (on_unmap) on_unmap();
-        if (!fail_unmap.ok()) return fail_unmap;
-        live.erase(it);
-        calls.push_back({false, m});
-        return Status::Ok();
-      }
-    }
-    return Status::NotFound();
-  }
-  size_t page_size() const override { return page; }
-
-  // Host memory for a device access, or null if no live mapping allows it.
-  uint8_t* Translate(uint64_t addr, size_t n, bool device_writes) const {
-    for (const DmaMapping& m : live) {
-      const bool allowed = device_writes ? m.direction != DmaDirection::kToDevice
-                                         : m.direction != DmaDirection::kFromDevice;
-      if (allowed && addr >= m.device_addr && addr + n <= m.device_addr + m.size) {
-        return reinterpret_cast<uint8_t*>(static_cast<uintptr_t>(m.pa + (addr - m.device_addr)));
-      }
-    }
-    return nullptr;
-  }
-
-  size_t page = 4096;
-  Status fail_map = Status::Ok();
-  Status fail_unmap = Status::Ok();
-  std::function<void()> on_unmap;
-  std::vector<DmaMapping> live;
-  std::vector<Call> calls;
-};
+// The hook as an IOMMU would implement it (src/drivers/testing/recording_mapper.h); FakeHba
+// resolves the device's accesses through its live mappings only.
+using deviso::drivers::testing::RecordingMapper;
+constexpr uint64_t kIovaBase = RecordingMapper::kIovaBase;
 
 class AhciTest : public ::testing::Test {
  protected:
