@@ -50,8 +50,8 @@ set(virtio_notes
     "no_iotlb=attack 2 proves less on virtio-iommu"
     "no_direction=attack 1 proves less on virtio-iommu"
     "silent_overflow=virtio-iommu drops faults beyond its event queue silently")
-deviso_ahci_isolation_qemu(NAME virtio LABELS "qemu;virtio" ARGS --iommu virtio
+deviso_ahci_isolation_qemu(NAME virtio LABELS qemu virtio ARGS --iommu virtio
     NOTES ${virtio_notes})
-deviso_ahci_isolation_qemu(NAME virtio_moved LABELS "qemu;virtio"
+deviso_ahci_isolation_qemu(NAME virtio_moved LABELS qemu virtio
     ARGS --iommu virtio --devices "${PROJECT_SOURCE_DIR}/examples/ahci_isolation/qemu-devices-moved"
     NOTES ${virtio_notes})

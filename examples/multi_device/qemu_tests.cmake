@@ -57,7 +57,7 @@ set(multi_virtio_notes
     "no_direction=blocked DMA proves less on virtio-iommu"
     "no_iotlb=the freed-block and after-unmap checks prove less on virtio-iommu"
     "silent_overflow=virtio-iommu drops faults beyond its event queue silently")
-deviso_multi_device_qemu(NAME virtio LABELS "qemu;virtio" ARGS --iommu virtio
+deviso_multi_device_qemu(NAME virtio LABELS qemu virtio ARGS --iommu virtio
     NOTES ${multi_virtio_notes})
-deviso_multi_device_qemu(NAME virtio_swapped LABELS "qemu;virtio"
+deviso_multi_device_qemu(NAME virtio_swapped LABELS qemu virtio
     ARGS --iommu virtio --devices "${multi_swapped}" NOTES ${multi_virtio_notes})

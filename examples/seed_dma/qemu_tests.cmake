@@ -48,8 +48,8 @@ set(seed_dma_virtio_notes
     "no_iotlb=the DMA after deviso_unmap proves less on virtio-iommu"
     "no_direction=the blocked transfers prove less on virtio-iommu"
     "silent_overflow=virtio-iommu drops faults beyond its event queue silently")
-deviso_seed_dma_qemu(NAME virtio LABELS "qemu;virtio" ARGS --iommu virtio
+deviso_seed_dma_qemu(NAME virtio LABELS qemu virtio ARGS --iommu virtio
     NOTES ${seed_dma_virtio_notes})
-deviso_seed_dma_qemu(NAME virtio_moved LABELS "qemu;virtio"
+deviso_seed_dma_qemu(NAME virtio_moved LABELS qemu virtio
     ARGS --iommu virtio --devices "${seed_dma_moved}"
     NOTES ${seed_dma_virtio_notes})
