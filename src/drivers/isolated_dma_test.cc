@@ -16,8 +16,8 @@ namespace {
 constexpr uint64_t kIovaBase = uint64_t{1} << 56;
 
 // Host memory; device address = physical address = the host pointer.
-class HostMemory final
-    : public DmaAllocator {  // NOLINT(cppcoreguidelines-virtual-class-destructor)
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor): never deleted through the base.
+class HostMemory final : public DmaAllocator {
  public:
   Result<DmaRegion> Alloc(size_t size, size_t align) override {
     void* p = std::aligned_alloc(align, (size + align - 1) / align * align);
@@ -87,9 +87,9 @@ TEST(IsolatedDmaAllocator, RegionsAreWholePagesMappedThroughTheHook) {
 TEST(IsolatedDmaAllocator, FollowsTheMappersPageSizeAndLargerAlignments) {
   HostMemory memory;
   Mapper mapper;
-  mapper.page = 64 * 1024;
+  mapper.page = size_t{64} * 1024;
   IsolatedDmaAllocator dma(memory, mapper);
-  const Result<DmaRegion> r = dma.Alloc(70 * 1024, 1 << 20);
+  const Result<DmaRegion> r = dma.Alloc(size_t{70} * 1024, size_t{1} << 20);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->size, 128U * 1024);
   EXPECT_EQ(memory.last_align, 1U << 20);

@@ -373,7 +373,7 @@ class AhciMappedTest : public AhciTest {
   uint64_t StoragePa() const { return reinterpret_cast<uintptr_t>(storage_); }
 
   RecordingMapper mapper_;
-  uint8_t* storage_ = static_cast<uint8_t*>(std::aligned_alloc(4096, 3 * 4096));
+  uint8_t* storage_ = static_cast<uint8_t*>(std::aligned_alloc(4096, size_t{3} * 4096));
   std::unique_ptr<uint8_t, decltype(&std::free)> owner_{storage_, &std::free};
 };
 
@@ -382,7 +382,7 @@ class AhciMappedTest : public AhciTest {
 TEST_F(AhciMappedTest, ReadMapsTheBuffersPagesForTheCommandOnly) {
   Port port(fake_, 0, dma_, true);
   ASSERT_TRUE(port.Start().ok());
-  std::memset(storage_, 0xee, 3 * 4096);
+  std::memset(storage_, 0xee, size_t{3} * 4096);
   // 8 sectors (4 KiB) from 512 bytes into the first page: the buffer spans two pages.
   ASSERT_EQ(port.ReadMapped(mapper_, 3, 8, BufferPa()), Status::Ok());
   ASSERT_EQ(mapper_.calls.size(), 2U);

@@ -974,7 +974,7 @@ TEST_F(NvmeMappedTest, TimeoutUnmapsOnlyAfterTheControllerWasReset) {
   EXPECT_EQ(disables_at_unmap, disables_before + 2);
   EXPECT_TRUE(mapper_.live.empty());
   EXPECT_EQ(c.ReadMapped(mapper_, ns_, 9, 8, Pa(0)), Status::Ok());
-  EXPECT_EQ(std::memcmp(buf_.storage, Disk(9), 8 * 512), 0);
+  EXPECT_EQ(std::memcmp(buf_.storage, Disk(9), size_t{8} * 512), 0);
 }
 
 TEST_F(NvmeMappedTest, FailedMapSubmitsNothing) {

@@ -17,8 +17,8 @@
 
 namespace deviso::drivers::testing {
 
-class RecordingMapper final
-    : public DmaMapper {  // NOLINT(cppcoreguidelines-virtual-class-destructor)
+// NOLINTNEXTLINE(cppcoreguidelines-virtual-class-destructor): never deleted through the base.
+class RecordingMapper final : public DmaMapper {
  public:
   static constexpr uint64_t kIovaBase = uint64_t{1} << 56;
 
