@@ -52,7 +52,7 @@ uint64_t Le64(const std::vector<uint8_t>& b, size_t o) {
 
 class VirtioIommuTest : public ::testing::Test {
  protected:
-  explicit VirtioIommuTest(Faked::Options options = {}) : fake_(mem_, options) {}
+  explicit VirtioIommuTest(const Faked::Options& options = {}) : fake_(mem_, options) {}
 
   VirtioIommu::Config MakeConfig() {
     VirtioIommu::Config c;
@@ -832,10 +832,10 @@ TEST_F(VirtioIommuTest, TheCoresPartialUnmapWorksAsOnSmmuv3) {
   Bring();
   Registry registry;
   ASSERT_TRUE(registry.RegisterUnit(*unit_).ok());
-  static const device dev = {"ahci@0"};
+  static const device kDev = {"ahci@0"};
   const uint32_t sids[] = {kSid};
-  ASSERT_TRUE(registry.BindDevice(&dev, *unit_, sids).ok());
-  Result<Context> ctx = registry.AllocContext(&dev, kSid);
+  ASSERT_TRUE(registry.BindDevice(&kDev, *unit_, sids).ok());
+  Result<Context> ctx = registry.AllocContext(&kDev, kSid);
   ASSERT_TRUE(ctx.ok());
   ASSERT_TRUE(ctx->Map(kPa, kPa, 8 * kPage, kPermReadWrite, MemType::kNormal).ok());
   EXPECT_EQ(ctx->Map(kPa + kPage, kPa + kPage, kPage, kPermRead, MemType::kNormal),

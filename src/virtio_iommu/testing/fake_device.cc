@@ -272,7 +272,8 @@ void FakeVirtioIommu::ProcessRequestQueue() {
   uint16_t avail = 0;
   (void)mem_.UnitLoad16Acquire(q.driver + vq::kAvailIdx, &avail);
   while (q.last_avail != avail) {
-    const uint16_t head = Read16Pa(q.driver + vq::kAvailRing + 2 * (q.last_avail % q.size));
+    const uint16_t head =
+        Read16Pa(q.driver + vq::kAvailRing + uint64_t{2} * (q.last_avail % q.size));
     ++q.last_avail;
     // Gather the chain: readable buffers, then writable ones (2.7.4.2).
     std::vector<uint8_t> in;
@@ -333,7 +334,7 @@ bool FakeVirtioIommu::InjectEventLocked(const FaultEvent& event) {
     ++dropped_events_;  // QEMU drops events when the queue is full
     return false;
   }
-  const uint16_t head = Read16Pa(q.driver + vq::kAvailRing + 2 * (q.last_avail % q.size));
+  const uint16_t head = Read16Pa(q.driver + vq::kAvailRing + uint64_t{2} * (q.last_avail % q.size));
   ++q.last_avail;
   vq::Desc d;
   (void)mem_.UnitRead(q.desc + 16 * static_cast<uint64_t>(head % q.size), &d, sizeof(d));
