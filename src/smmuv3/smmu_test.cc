@@ -26,7 +26,10 @@ namespace deviso::smmuv3 {
 namespace {
 
 using deviso::testing::SimPhysMemory;
-using testing_model = deviso::smmuv3::testing::SmmuModel;
+using TestingModel = deviso::smmuv3::testing::SmmuModel;
+
+// The 4 KiB page of these tests' mappings (64-bit, so sizes never overflow int).
+constexpr uint64_t k4K = 4096;
 
 class RecordingSink : public FaultSink {
  public:
@@ -50,7 +53,7 @@ class RecordingSink : public FaultSink {
 
 struct RigOptions {
   bool coherent = true;
-  testing_model::Options model;
+  TestingModel::Options model;
   uint64_t timeout_ns = 50'000'000;
   unsigned eventq_log2 = 9;
   unsigned cmdq_log2 = 8;
@@ -115,13 +118,13 @@ class Rig {
   Smmuv3& smmu() { return *smmu_; }
   // Destroys the unit now (the teardown tests).
   void DestroyUnit() { smmu_.reset(); }
-  testing_model& model() { return model_; }
+  TestingModel& model() { return model_; }
   SimPhysMemory& memory() { return memory_; }
   RecordingSink& unrouted() { return unrouted_; }
 
  private:
   SimPhysMemory memory_;
-  testing_model model_;
+  TestingModel model_;
   RecordingSink unrouted_;
   std::unique_ptr<Smmuv3> smmu_;
 };
@@ -151,7 +154,7 @@ class SmmuTest : public ::testing::TestWithParam<bool> {
 };
 
 TEST_P(SmmuTest, InitSequenceProgramsTheUnit) {
-  testing_model& m = rig_.model();
+  TestingModel& m = rig_.model();
   EXPECT_EQ(m.Read32(reg::kCr0Ack) & 0xd, 0xdU) << "SMMUEN, EVENTQEN and CMDQEN acknowledged";
   EXPECT_GE(m.command_count(ds::kOpCfgiSteRange), 1U) << "CFGI_ALL";
   EXPECT_GE(m.command_count(ds::kOpTlbiNsnhAll), 1U);
@@ -165,7 +168,7 @@ TEST_P(SmmuTest, InitSequenceProgramsTheUnit) {
 TEST_P(SmmuTest, MappedDmaLandsWithTheRightData) {
   const DmaBuffer buf = rig_.Buffer(4, 0);
   ASSERT_TRUE(
-      rig_.smmu().Map(domain_, kIova, buf.pa, 4 * 4096, kPermReadWrite, MemType::kNormal).ok());
+      rig_.smmu().Map(domain_, kIova, buf.pa, 4 * k4K, kPermReadWrite, MemType::kNormal).ok());
   std::vector<uint8_t> pattern(3 * 4096 + 100);
   for (size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<uint8_t>(i * 7 + 3);
   ASSERT_TRUE(rig_.model().DeviceWrite(kSid, kIova + 50, pattern.data(), pattern.size()).ok());
@@ -200,7 +203,7 @@ TEST_P(SmmuTest, UnmappedAccessIsADecodedTranslationFault) {
 TEST_P(SmmuTest, AfterUnmapTheDeviceFaults_NoStaleIotlb) {
   const DmaBuffer buf = rig_.Buffer(2, 0x11);
   ASSERT_TRUE(
-      rig_.smmu().Map(domain_, kIova, buf.pa, 2 * 4096, kPermReadWrite, MemType::kNormal).ok());
+      rig_.smmu().Map(domain_, kIova, buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
   uint8_t byte = 0;
   ASSERT_TRUE(rig_.model().DeviceRead(kSid, kIova + 4096, &byte, 1).ok());  // now in the IOTLB
   ASSERT_GT(rig_.model().iotlb_occupancy(), 0U);
@@ -303,8 +306,8 @@ TEST(SmmuCommandQueue, AFullQueueWaitsForSpaceAndWraps) {
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const uint64_t pa = 0x1'0000'0000 + 4096;
   for (int round = 0; round < 40; ++round) {
-    ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 30 * 4096, kPermRead, MemType::kNormal).ok());
-    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 30 * 4096).ok());  // 30 TLBIs + CMD_SYNC
+    ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 30 * k4K, kPermRead, MemType::kNormal).ok());
+    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 30 * k4K).ok());  // 30 TLBIs + CMD_SYNC
   }
   EXPECT_EQ(rig.model().command_count(ds::kOpTlbiNhVa), 40U * 30U);
   EXPECT_GT(rig.smmu().stats().commands, 8U * 100) << "the queue wrapped many times";
@@ -375,17 +378,17 @@ TEST_P(SmmuTest, StageTwoDomain) {
 TEST_P(SmmuTest, InvalidationIsRangedAndNeverWholeContextForSmallUnmaps) {
   if constexpr (!config::kRangeTlbi) GTEST_SKIP() << "DEVISO_CONFIG_RANGE_TLBI=OFF";
   const DmaBuffer buf = rig_.Buffer(1, 0);
-  testing_model& m = rig_.model();
+  TestingModel& m = rig_.model();
   // 600 pages mapped as pages (output 4 KiB off any block boundary).
   const uint64_t pa = 0x1'0000'0000 + 4096;
-  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, pa, 600 * 4096, kPermRead, MemType::kNormal).ok());
+  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, pa, 600 * k4K, kPermRead, MemType::kNormal).ok());
   (void)buf;
   const uint64_t va0 = m.command_count(ds::kOpTlbiNhVa);
   const uint64_t sync0 = m.sync_count();
   ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova, 4096).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa) - va0, 1U);
   EXPECT_EQ(m.sync_count() - sync0, 1U);
-  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova + 4096, 555 * 4096).ok());
+  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova + 4096, 555 * k4K).ok());
   EXPECT_LE(m.command_count(ds::kOpTlbiNhVa) - va0, 3U) << "at most 2 commands for any N";
   EXPECT_EQ(m.sync_count() - sync0, 2U);
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 0U) << "small unmaps never invalidate the ASID";
@@ -401,12 +404,12 @@ TEST(SmmuNoRangeInvalidation, PerPageUpToTheThresholdThenWholeAsid) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const uint64_t pa = 0x1'0000'0000 + 4096;
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 100 * 4096, kPermRead, MemType::kNormal).ok());
-  testing_model& m = rig.model();
-  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 4 * 4096).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 100 * k4K, kPermRead, MemType::kNormal).ok());
+  TestingModel& m = rig.model();
+  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 4 * k4K).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa), 4U);
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 0U);
-  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4 * 4096, 96 * 4096).ok());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4 * k4K, 96 * k4K).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 1U) << "96 pages > 32: whole ASID";
   // Unmapping a lone page frees its tables: still one command (Leaf=0), not the whole ASID.
   ASSERT_TRUE(rig.smmu().Map(*d, 0x7000'0000, 0x9000'0000, 4096, kPermRead, MemType::kNormal).ok());
@@ -436,7 +439,7 @@ TEST(SmmuFaultInjection, IllegalCommandFailsTheCallAndTheQueueResumes) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(2, 0);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * 4096, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
   uint8_t b;
   ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
   rig.model().InjectIllegalCommand(ds::kOpTlbiNhVa);
@@ -629,7 +632,7 @@ TEST(SmmuCompiledOut, NoRangeInvalidationEvenWhenTheUnitHasIt) {
   constexpr uint64_t kPage = 4096;
   const uint64_t pa = 0x1'0000'0000 + kPage;
   ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 100 * kPage, kPermRead, MemType::kNormal).ok());
-  testing_model& m = rig.model();
+  TestingModel& m = rig.model();
   ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 4 * kPage).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa), 4U) << "one per page, not one ranged command";
   ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4 * kPage, 96 * kPage).ok());
@@ -681,6 +684,7 @@ TEST(SmmuConcurrency, ContextsInParallel) {
   constexpr int kThreads = 4;
   std::atomic<int> failures{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&rig, &failures, t] {
       RecordingSink sink;
@@ -717,8 +721,7 @@ TEST(SmmuConcurrency, NoAccessSucceedsAfterUnmapReturns) {
   ASSERT_TRUE(rig.smmu().Attach(*d, 9).ok());
   const DmaBuffer buf = rig.Buffer(16, 0);
   for (int round = 0; round < 20; ++round) {
-    ASSERT_TRUE(
-        rig.smmu().Map(*d, kIova, buf.pa, 16 * 4096, kPermReadWrite, MemType::kNormal).ok());
+    ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 16 * k4K, kPermReadWrite, MemType::kNormal).ok());
     std::atomic<bool> unmapped{false};
     std::atomic<bool> stop{false};
     std::atomic<int> late_successes{0};
@@ -728,14 +731,14 @@ TEST(SmmuConcurrency, NoAccessSucceedsAfterUnmapReturns) {
       while (!stop.load(std::memory_order_acquire)) {
         const bool after = unmapped.load(std::memory_order_acquire);
         const uint32_t v = i;
-        const Status s = rig.model().DeviceWrite(9, kIova + (i % 16) * 4096, &v, 4);
+        const Status s = rig.model().DeviceWrite(9, kIova + (i % 16) * k4K, &v, 4);
         if (after && s.ok()) ++late_successes;
         ++accesses;
         ++i;
       }
     });
     while (accesses.load() < 50) std::this_thread::yield();
-    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 16 * 4096).ok());
+    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 16 * k4K).ok());
     unmapped.store(true, std::memory_order_release);
     const int at = accesses.load();
     while (accesses.load() < at + 50) std::this_thread::yield();
