@@ -43,6 +43,7 @@
 #include "drivers/ahci/ahci.h"
 #include "drivers/isolated_dma.h"
 #include "gic.h"
+#include "iommu_demo.h"
 #include "iommu_platform.h"
 #include "pci.h"
 #include "platform.h"
@@ -106,21 +107,10 @@ bool FaultIs(const FaultLog& log, uint32_t reason, uint64_t lo, uint64_t hi, uin
 // ---- The demo ------------------------------------------------------------------------------
 
 int Run(const qv::PlatformInfo& info) {
-  // Enumerate once, before the IOMMU comes up: a virtio-iommu is itself a PCI function (and
-  // enumeration leaves every bus master off, so no device can DMA yet).
   qv::PciHost pci(info.pci);
-  if (const Status s = pci.Enumerate(); !s.ok()) {
-    Log("PCI enumeration failed: %s\n", s.str());
-    return 1;
-  }
-  Result<qv::PlatformIommu*> iommu_or = qv::SetupIommu(info, g_arena, pci);
-  if (!iommu_or.ok()) {
-    Log("IOMMU setup failed: %s (run with -M virt,iommu=smmuv3, or -M virt -device "
-        "virtio-iommu-pci)\n",
-        iommu_or.status().str());
-    return 1;
-  }
-  qv::PlatformIommu& iommu = **iommu_or;
+  qv::PlatformIommu* const iommu_or = deviso::demo::EnumerateAndSetupIommu(info, g_arena, pci);
+  if (iommu_or == nullptr) return 1;
+  qv::PlatformIommu& iommu = *iommu_or;
   Log("deviso ahci_isolation on \"%s\", GICv%u, IOMMU %s\n", info.model, qv::GicVersion(),
       iommu.kind());
   iommu.Describe();

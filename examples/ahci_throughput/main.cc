@@ -70,6 +70,7 @@
 #include "drivers/ahci/ahci.h"
 #include "drivers/isolated_dma.h"
 #include "gic.h"
+#include "iommu_demo.h"
 #include "iommu_platform.h"
 #include "pci.h"
 #include "pgtable/vmsav8_64.h"
@@ -650,18 +651,10 @@ bool Report(const Env& env, unsigned runs) {
 // ---- Main -----------------------------------------------------------------------------------
 
 int Run(const qv::PlatformInfo& info) {
-  // Enumerate once, before the IOMMU comes up: a virtio-iommu is itself a PCI function.
   qv::PciHost pci(info.pci);
-  if (!pci.Enumerate().ok()) return 1;
-  Result<qv::PlatformIommu*> iommu_or = qv::SetupIommu(info, g_arena, pci);
-  if (!iommu_or.ok()) {
-    Log("IOMMU setup failed: %s (run with -M virt,iommu=smmuv3, or -M virt -device "
-        "virtio-iommu-pci)\n",
-        iommu_or.status().str());
-    return 1;
-  }
   Env env;
-  env.iommu = *iommu_or;
+  env.iommu = deviso::demo::EnumerateAndSetupIommu(info, g_arena, pci);
+  if (env.iommu == nullptr) return 1;
   const bool is_smmu = std::strcmp(env.iommu->kind(), "smmuv3") == 0;
   // The SMMU-only modes use the driver itself (bypass STEs, the table walk).
   env.smmu = is_smmu ? static_cast<smmuv3::Smmuv3*>(&env.iommu->unit()) : nullptr;

@@ -59,6 +59,7 @@
 #include "drivers/ahci/ahci.h"
 #include "drivers/nvme/nvme.h"
 #include "gic.h"
+#include "iommu_demo.h"
 #include "iommu_platform.h"
 #include "pci.h"
 #include "platform.h"
@@ -246,21 +247,10 @@ bool InWindow(const qv::PciWindow& w, uint64_t addr, uint64_t size) {
 }
 
 int Run(const qv::PlatformInfo& info) {
-  // Enumerate once, before the IOMMU comes up: a virtio-iommu is itself a PCI function (and
-  // enumeration leaves every bus master off, so no device can DMA yet).
   qv::PciHost pci(info.pci);
-  if (const Status s = pci.Enumerate(); !s.ok()) {
-    Log("PCI enumeration failed: %s\n", s.str());
-    return 1;
-  }
-  Result<qv::PlatformIommu*> iommu_or = qv::SetupIommu(info, g_arena, pci);
-  if (!iommu_or.ok()) {
-    Log("IOMMU setup failed: %s (run with -M virt,iommu=smmuv3, or -M virt -device "
-        "virtio-iommu-pci)\n",
-        iommu_or.status().str());
-    return 1;
-  }
-  qv::PlatformIommu& iommu = **iommu_or;
+  qv::PlatformIommu* const iommu_or = deviso::demo::EnumerateAndSetupIommu(info, g_arena, pci);
+  if (iommu_or == nullptr) return 1;
+  qv::PlatformIommu& iommu = *iommu_or;
   g_direction_known = iommu.reports_translation_fault_direction();
   Log("deviso multi_device on \"%s\": AHCI + NVMe on one thread, one context each, IOMMU %s\n",
       info.model, iommu.kind());

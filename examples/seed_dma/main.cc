@@ -50,6 +50,7 @@
 #include "drivers/edu/edu.h"
 #include "drivers/edu/edu_hw.h"
 #include "gic.h"
+#include "iommu_demo.h"
 #include "iommu_platform.h"
 #include "pci.h"
 #include "platform.h"
@@ -286,21 +287,10 @@ HookWork HookWorkSince(const dma::ContextDmaMapper::Counters& before) {
 // ---- The seed's program ------------------------------------------------------------------------
 
 int Run(const qv::PlatformInfo& info) {
-  // Enumerate once, before the IOMMU comes up: a virtio-iommu is itself a PCI function (and
-  // enumeration leaves every bus master off, so no device can DMA yet).
   qv::PciHost pci(info.pci);
-  if (const Status s = pci.Enumerate(); !s.ok()) {
-    Log("PCI enumeration failed: %s\n", s.str());
-    return 1;
-  }
-  Result<qv::PlatformIommu*> iommu_or = qv::SetupIommu(info, g_arena, pci);
-  if (!iommu_or.ok()) {
-    Log("IOMMU setup failed: %s (run with -M virt,iommu=smmuv3, or -M virt -device "
-        "virtio-iommu-pci)\n",
-        iommu_or.status().str());
-    return 1;
-  }
-  qv::PlatformIommu& iommu = **iommu_or;
+  qv::PlatformIommu* const iommu_or = deviso::demo::EnumerateAndSetupIommu(info, g_arena, pci);
+  if (iommu_or == nullptr) return 1;
+  qv::PlatformIommu& iommu = *iommu_or;
   Log("deviso seed_dma on \"%s\", IOMMU %s\n", info.model, iommu.kind());
   iommu.Describe();
   Step(true, "IOMMU enabled with every StreamID blocked (default-deny)");
