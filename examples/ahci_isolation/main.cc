@@ -142,7 +142,7 @@ int Run(const qv::PlatformInfo& info) {
 
   // ---- The RFC's flow ----
   // The devicetree (the PCI host's iommu-map) gives the AHCI its IOMMU and StreamID.
-  const qv::PciDeviceBinding bindings[] = {{ahci_fn->bdf, &g_ahci_dev}};
+  const qv::PciDeviceBinding bindings[] = {{ahci_fn->dma_alias, &g_ahci_dev}};
   deviso::dt::DeviceStreams bound[1];
   const Status bind = qv::BindPciDevices(info, iommu, bindings, bound);
   Step(bind.ok() && bound[0].sid_count == 1,

@@ -292,8 +292,8 @@ int Run(const qv::PlatformInfo& info) {
        "NVMe 64-bit BAR0 assigned inside a host-bridge window the MMU maps");
 
   // ---- Both devices bound in one call (all or nothing), one context each ----
-  const qv::PciDeviceBinding bindings[] = {{ahci_fn->bdf, &g_ahci_dev},
-                                           {nvme_fn->bdf, &g_nvme_dev}};
+  const qv::PciDeviceBinding bindings[] = {{ahci_fn->dma_alias, &g_ahci_dev},
+                                           {nvme_fn->dma_alias, &g_nvme_dev}};
   deviso::dt::DeviceStreams bound[2];
   const Status bind = qv::BindPciDevices(info, iommu, bindings, bound);
   if (!bind.ok() || bound[0].sid_count != 1 || bound[1].sid_count != 1) {

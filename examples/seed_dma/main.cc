@@ -330,6 +330,12 @@ int Run(const qv::PlatformInfo& info) {
   LOG_INF("%s: edu %02x:%02x.%u (%04x:%04x), StreamID 0x%x from the iommu-map", dma_dev->name,
           (*fn)->bdf.bus, (*fn)->bdf.device, (*fn)->bdf.function, (*fn)->vendor_id,
           (*fn)->device_id, sid);
+  if (const qv::Bdf alias = (*fn)->dma_alias; !(alias == (*fn)->bdf)) {
+    // Behind a conventional PCI bus its DMA carries a bridge's requester ID (pci.h): that is
+    // what was bound, and every device behind that bridge shares it.
+    Log("       DMA requester ID %02x:%02x.%u: the alias of the bridge above it\n", alias.bus,
+        alias.device, alias.function);
+  }
 
   // Its legacy interrupt, routed as the devicetree's interrupt-map says.
   Step(IntxArrivesWhereTheDevicetreeSays(pci, **fn),

@@ -17,6 +17,10 @@
 #   qemu_test.sh never_bypassed DIR      no bypassed / untranslated access of that StreamID
 #   qemu_test.sh translation_fault DIR   QEMU recorded the blocked writes as translation faults
 #                                        of that StreamID, at the canary and at base
+#   qemu_test.sh dma_alias DIR BDF       edu sits behind a conventional PCI bus: the StreamID is
+#                                        that of the bridge's alias BDF, not of edu's own
+#                                        requester ID, and QEMU translated and faulted edu's DMA
+#                                        under the alias only (nothing under edu's own ID)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -35,6 +39,13 @@ console_text() { tr -d '\r' <"${console}"; }
 sid() { console_text | sed -nE 's/.*, StreamID (0x[0-9a-f]+) from the iommu-map$/\1/p' | head -1; }
 bdf() { console_text | sed -nE 's/.*: edu ([0-9a-f:.]+) \(1234:11e8\), StreamID .*/\1/p' | head -1; }
 iommu() { console_text | sed -nE 's/^deviso seed_dma on .*, IOMMU ([a-z0-9-]+)$/\1/p' | head -1; }
+# The requester ID edu's DMA carries: a bridge's alias if the console names one, else its own
+# (QEMU names the device's IOMMU address space by it).
+requester() {
+  local a
+  a="$(console_text | sed -nE 's/^ +DMA requester ID ([0-9a-f:.]+): the alias .*/\1/p' | head -1)"
+  echo "${a:-$(bdf)}"
+}
 block() { # base | source | canary
   console_text | sed -nE "s/.*[ ,]$1 (0x[0-9a-f]+)[,:].*blocks of the static DMA pool.*/\1/p" |
     head -1
@@ -115,7 +126,7 @@ PY
       *)
         # Never switched to bypass once config.bypass was cleared, and translated
         # (examples/common/virtio_never_bypassed.py says how QEMU 7.2 shows it).
-        "${root}/examples/common/virtio_never_bypassed.py" "${qemu_log}" "$(bdf)" "$((s))"
+        "${root}/examples/common/virtio_never_bypassed.py" "${qemu_log}" "$(requester)" "$((s))"
         ;;
     esac
     ;;
@@ -142,6 +153,35 @@ else:
         if page not in pages:
             sys.exit(f"endpoint {sid}: no MAPPING fault at the {name} page {page:#x}")
     print(f"endpoint {sid}: MAPPING faults at the canary and at base")
+PY
+    ;;
+  dma_alias)
+    [[ "$(requester)" == "$3" ]] || fail "the console names requester ID '$(requester)', not $3"
+    python3 - "${qemu_log}" "$(sid)" "$(iommu)" "$(bdf)" "$3" <<'PY'
+import re, sys
+log, sid, iommu, own, alias = sys.argv[1], int(sys.argv[2], 16), sys.argv[3], sys.argv[4], sys.argv[5]
+def rid(bdf):
+    bus, dev, fn = re.fullmatch(r"([0-9a-f]+):([0-9a-f]+)\.([0-9a-f]+)", bdf).groups()
+    return int(bus, 16) << 8 | int(dev, 16) << 3 | int(fn, 16)
+own_rid, alias_rid = rid(own), rid(alias)
+if own_rid == alias_rid:
+    sys.exit(f"edu {own} is its own alias: the topology does not test aliasing")
+# QEMU's iommu-map on virt is the identity for every requester ID but the virtio-iommu's own.
+if sid != alias_rid:
+    sys.exit(f"the program bound StreamID {sid:#x}, not the alias {alias} ({alias_rid:#x})")
+if iommu == "smmuv3":
+    pat = re.compile(r"^smmuv3_(?:translate_\w+|record_event \w+) .*?sid=(0x[0-9a-f]+)", re.M)
+    sids = [int(x, 16) for x in pat.findall(open(log).read())]
+else:
+    pat = re.compile(r"(?:for sid=|endpoint=)(\d+)")
+    sids = [int(x) for x in pat.findall(open(log).read())]
+seen_alias, seen_own = sids.count(alias_rid), sids.count(own_rid)
+if seen_alias == 0:
+    sys.exit(f"QEMU traced nothing for the alias {alias_rid:#x}")
+if seen_own != 0:
+    sys.exit(f"QEMU traced {seen_own} accesses under edu's own requester ID {own_rid:#x}")
+print(f"edu {own}: {seen_alias} trace records under the alias {alias} ({alias_rid:#x}), "
+      f"none under {own_rid:#x}")
 PY
     ;;
   *)

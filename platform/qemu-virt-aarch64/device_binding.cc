@@ -61,7 +61,8 @@ Status Init(Entry& e, const PlatformInfo& info, PciHost& pci, PlatformIommu& iom
   if (fdt_get_path(info.dtb, info.pci.node, host_path, sizeof(host_path)) != 0) {
     return Status::InvalidArgument();
   }
-  const dt::PciDevice pci_dev[] = {{host_path, fn->bdf.rid(), b.dev}};
+  // The requester ID its DMA carries: its own, or the alias of a bridge above it (pci.h).
+  const dt::PciDevice pci_dev[] = {{host_path, fn->dma_alias.rid(), b.dev}};
   const dt::UnitEntry units[] = {{iommu.phandle(), &iommu.unit()}};
   dt::BindRequest request;
   request.fdt = info.dtb;

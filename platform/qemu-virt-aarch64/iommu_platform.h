@@ -73,7 +73,9 @@ class PlatformIommu {
 // IOMMU deviso serves), and those of the backend's probe and initialisation.
 Result<PlatformIommu*> SetupIommu(const PlatformInfo& info, DmaArena& arena, PciHost& pci);
 
-// A PCI function and the OS device that drives it.
+// A PCI function and the OS device that drives it. `bdf` is the requester ID its DMA carries
+// at the IOMMU: PciFunction::dma_alias (its own ID, or a bridge's alias behind a conventional
+// PCI bus: functions sharing an alias share the StreamID and cannot be told apart).
 struct PciDeviceBinding {
   Bdf bdf;
   const device* dev = nullptr;
