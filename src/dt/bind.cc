@@ -228,4 +228,48 @@ Status UnbindAll(Registry& registry, std::span<const DeviceStreams> bound) {
   return first;
 }
 
+Result<Context> AllocContextWithReservedRegions(Registry& registry, const void* fdt, int node,
+                                                const device* dev, uint32_t sid,
+                                                const DomainOptions& options) {
+  if (fdt == nullptr || dev == nullptr) {
+    return Status::InvalidArgument();
+  }
+  IommuAddressRegion regions[kMaxIommuAddresses];
+  DEVISO_ASSIGN_OR_RETURN(const size_t count, ReadIommuAddresses(fdt, node, regions));
+  DEVISO_ASSIGN_OR_RETURN(IsolationUnit* const unit, registry.UnitOf(dev));
+  // (dev, sid) must be dev's StreamID without a context: checked before anything is created.
+  const Result<Context> existing = registry.FindContext(dev, sid);
+  if (existing.ok()) {
+    return Status::AlreadyExists();
+  }
+  if (existing.status() != Status::NotFound()) {
+    return existing.status();
+  }
+  DEVISO_ASSIGN_OR_RETURN(Context ctx, registry.CreateDomain(*unit, options));
+  Status status = Status::Ok();
+  for (size_t i = 0; i < count && status.ok(); ++i) {
+    if (regions[i].mapped) {
+      status = ctx.Map(regions[i].iova, regions[i].pa, regions[i].size, kPermReadWrite);
+      if (!status.ok()) {
+        char path[kMaxPathLength];
+        NodePath(fdt, regions[i].node, path);
+        port::Log("deviso dt: %s: iommu-addresses 0x%llx + 0x%llx not mapped: %s\n", path,
+                  static_cast<unsigned long long>(regions[i].iova),
+                  static_cast<unsigned long long>(regions[i].size), status.str());
+      }
+    }
+  }
+  if (status.ok()) {
+    status = registry.Attach(ctx, dev, sid);
+  }
+  if (!status.ok()) {
+    if (const Status destroyed = registry.DestroyDomain(ctx); !destroyed.ok()) {
+      port::Log("deviso dt: the domain of a failed context could not be destroyed: %s\n",
+                destroyed.str());
+    }
+    return status;
+  }
+  return ctx;
+}
+
 }  // namespace deviso::dt

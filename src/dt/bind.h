@@ -97,6 +97,24 @@ Status BindFromDevicetree(Registry& registry, const BindRequest& request,
 // still unbound.
 Status UnbindAll(Registry& registry, std::span<const DeviceStreams> bound);
 
+// Creates the context of (dev, sid) for the devicetree node `node` (a device described by
+// `iommus`, bound to `registry` before) with the firmware-reserved regions its `memory-region`
+// lists for it (ReadIommuAddresses) already mapped: a new domain on dev's unit
+// (Registry::CreateDomain), each region that has `reg` mapped read-write to it (iova -> pa,
+// Normal memory), and only then the stream attached, so the device never runs without them.
+// Regions without `reg` are reservations and are not mapped. These mappings are made here and
+// nowhere else: Registry::AllocContext() / deviso_ctx_alloc() do not read the devicetree. The
+// result is an ordinary context: FreeContext() tears it down with its mappings.
+// Errors, with no context left behind: ReadIommuAddresses' (-EINVAL, -ENOMEM beyond
+// kMaxIommuAddresses), -EINVAL (fdt or dev null, dev not bound, sid not one of its StreamIDs;
+// a region the unit cannot map: unaligned to its page size, beyond its address sizes),
+// -EEXIST ((dev, sid) already has a context, or two regions overlap), and CreateDomain's,
+// Map's and Attach's backend errors (-ENOMEM, -ETIMEDOUT, -EIO). Should destroying the new
+// domain after a failure fail too, that is logged and the first error returned.
+Result<Context> AllocContextWithReservedRegions(Registry& registry, const void* fdt, int node,
+                                                const device* dev, uint32_t sid,
+                                                const DomainOptions& options = {});
+
 }  // namespace deviso::dt
 
 #endif  // DEVISO_SRC_DT_BIND_H_

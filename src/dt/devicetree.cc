@@ -531,4 +531,74 @@ Status ReadInterruptMap(const void* fdt, int nexus, InterruptMap* out) {
   return Status::Ok();
 }
 
+Result<size_t> ReadIommuAddresses(const void* fdt, int node, std::span<IommuAddressRegion> out) {
+  const Cells regions = GetCells(fdt, node, "memory-region");
+  if (regions.p == nullptr) {
+    return size_t{0};
+  }
+  const uint32_t self = fdt_get_phandle(fdt, node);
+  const int reserved = fdt_path_offset(fdt, "/reserved-memory");
+  size_t count = 0;
+  for (size_t r = 0; r < regions.count(); ++r) {
+    const int region = fdt_node_offset_by_phandle(fdt, regions[r]);
+    if (region < 0 || reserved < 0 || fdt_parent_offset(fdt, region) != reserved) {
+      return LogError(Status::InvalidArgument(), fdt, node, "memory-region",
+                      "entry %zu: phandle 0x%x is not a /reserved-memory child", r, regions[r]);
+    }
+    const Cells c = GetCells(fdt, region, "iommu-addresses");
+    if (c.p == nullptr) {
+      continue;
+    }
+    const int ac = fdt_address_cells(fdt, reserved);
+    const int sc = fdt_size_cells(fdt, reserved);
+    if (ac < 1 || ac > 2 || sc < 1 || sc > 2) {
+      return LogError(Status::InvalidArgument(), fdt, reserved, "#address-cells",
+                      "%d / #size-cells %d: 1-2 supported for iommu-addresses", ac, sc);
+    }
+    const size_t entry = 1 + static_cast<size_t>(ac) + static_cast<size_t>(sc);
+    if (c.len == 0 || c.len % 4 != 0 || c.count() % entry != 0) {
+      return LogError(Status::InvalidArgument(), fdt, region, "iommu-addresses",
+                      "%d bytes: not whole <phandle address size> entries of %zu cells", c.len,
+                      entry);
+    }
+    for (size_t at = 0; at < c.count(); at += entry) {
+      if (fdt_node_offset_by_phandle(fdt, c[at]) < 0) {
+        return LogError(Status::InvalidArgument(), fdt, region, "iommu-addresses",
+                        "entry %zu: dangling phandle 0x%x", at / entry, c[at]);
+      }
+      if (self == 0 || c[at] != self) {
+        continue;  // another device's
+      }
+      IommuAddressRegion a;
+      a.node = region;
+      a.iova = Combine(c, at + 1, ac);
+      a.size = Combine(c, at + 1 + static_cast<size_t>(ac), sc);
+      if (a.size == 0 || a.iova + a.size - 1 < a.iova) {
+        return LogError(Status::InvalidArgument(), fdt, region, "iommu-addresses",
+                        "entry %zu: empty or wrapping range 0x%llx + 0x%llx", at / entry,
+                        static_cast<unsigned long long>(a.iova),
+                        static_cast<unsigned long long>(a.size));
+      }
+      if (fdt_getprop(fdt, region, "reg", nullptr) != nullptr) {
+        DEVISO_ASSIGN_OR_RETURN(const Reg reg, ReadReg(fdt, region, 0));
+        if (a.size > reg.size) {
+          return LogError(Status::InvalidArgument(), fdt, region, "iommu-addresses",
+                          "entry %zu: 0x%llx bytes, more than the region's reg (0x%llx)",
+                          at / entry, static_cast<unsigned long long>(a.size),
+                          static_cast<unsigned long long>(reg.size));
+        }
+        a.mapped = true;
+        a.pa = reg.base;
+      }
+      if (count == out.size()) {
+        return LogError(Status::NoMemory(), fdt, node, "memory-region",
+                        "more than the %zu iommu-addresses entries the caller has room for",
+                        out.size());
+      }
+      out[count++] = a;
+    }
+  }
+  return count;
+}
+
 }  // namespace deviso::dt

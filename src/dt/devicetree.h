@@ -196,6 +196,35 @@ struct InterruptMap {
 // itself a nexus, not an interrupt-controller), -ENOMEM (more than kMaxInterruptMapEntries).
 Status ReadInterruptMap(const void* fdt, int nexus, InterruptMap* out);
 
+// ---- Firmware-reserved regions: /reserved-memory `iommu-addresses` ------------------------
+
+// reserved-memory/reserved-memory.yaml (dtschema; Linux of_iommu_get_resv_regions): a child of
+// /reserved-memory may carry `iommu-addresses = <&device address size>, ...` (address and size
+// in /reserved-memory's #address-cells / #size-cells): the device-address range at which
+// `device` must keep reaching that memory, e.g. a framebuffer or firmware buffer set up before
+// the OS. The device lists the region in its `memory-region`. With `reg`, the range is a
+// mapping to the region's memory (iova -> reg base; identity when equal, Linux's
+// IOMMU_RESV_DIRECT); without `reg`, it is only a reservation: never mapped, and no IOVA may be
+// allocated there.
+struct IommuAddressRegion {
+  int node = -1;      // the /reserved-memory child
+  uint64_t iova = 0;  // device address
+  uint64_t size = 0;
+  bool mapped = false;  // has reg: [iova, +size) maps to [pa, +size)
+  uint64_t pa = 0;
+};
+inline constexpr size_t kMaxIommuAddresses = 8;  // regions of one device (AllocContext... below)
+
+// The iommu-addresses entries that name `node` (by its phandle) in the regions of `node`'s
+// `memory-region`, in that order, written to `out`; returns how many (0 without
+// memory-region, or with no entry for it). Entries naming other devices are skipped.
+// Errors: -EINVAL (a memory-region phandle that resolves to no node or to one outside
+// /reserved-memory; iommu-addresses not whole <phandle address size> entries, or naming a
+// phandle that resolves to no node; /reserved-memory #address-cells / #size-cells not 1 or
+// 2; a size of 0; a range that wraps; a mapped range larger than the region's reg), -ENOMEM
+// (more than out.size()).
+Result<size_t> ReadIommuAddresses(const void* fdt, int node, std::span<IommuAddressRegion> out);
+
 // ---- Helpers ------------------------------------------------------------------------------
 
 // Reads the index-th (address, size) pair of `node`'s reg (cell counts of the parent, 1..2
