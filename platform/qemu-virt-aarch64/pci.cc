@@ -120,7 +120,7 @@ Result<uint64_t> PciHost::AllocateBar(uint64_t size, bool is64, bool prefetchabl
 Status PciHost::AssignBars(PciFunction& f, Path path) {
   const unsigned bar_count = f.header_type == 0 ? 6 : 2;  // type 1 headers have two BARs
   for (unsigned i = 0; i < bar_count; ++i) {
-    const size_t off = kBar0 + 4 * i;
+    const size_t off = kBar0 + size_t{4} * i;
     const uint32_t original = ConfigRead32(f.bdf, off);
     PciBar& bar = f.bars[i];
     if ((original & kBarIo) != 0) {

@@ -59,7 +59,7 @@ struct FakeFunction {
       Set32(o, (v & mask & ~0xfU) | (bar_size[i] != 0 ? flags : 0));
       return;
     }
-    if (o < 0x10 || o == 0x08) return;  // IDs, class: read-only (Command through Write16)
+    if (o < 0x10) return;  // IDs, class: read-only (Command through Write16)
     if (bridge && o == 0x20) {
       Set32(o, v & 0xfff0fff0);
       return;
@@ -91,6 +91,10 @@ struct FakeBus {
 // through the bridge whose [secondary, subordinate] holds it, as a bridge forwards it.
 class FakeEcam final : public PciConfigSpace {
  public:
+  FakeEcam() = default;
+  virtual ~FakeEcam() = default;
+  FakeEcam(const FakeEcam&) = delete;
+  FakeEcam& operator=(const FakeEcam&) = delete;
   FakeFunction& Add(FakeBus& bus, uint8_t dev, uint8_t fn, uint16_t vendor, uint16_t device) {
     functions_.push_back(std::make_unique<FakeFunction>());
     FakeFunction& f = *functions_.back();
