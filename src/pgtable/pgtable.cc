@@ -334,7 +334,7 @@ Status PageTableT<F>::Init() {
   std::memset(t, 0, bytes);
   if (!config_.coherent_walker) memory_.CleanToPoc(t, bytes);
   TableWriteBarrier();
-  root_counts_ = {0, 0};
+  root_counts_ = {0, 0, 0};
   root_ = root;
   initialized_ = true;
   return Status::Ok();
@@ -360,7 +360,7 @@ void PageTableT<F>::Release() {
 template <class F>
 void PageTableT<F>::FreeSubtreeNow(Paddr table, unsigned level) {
   const uint64_t* t = Table(table);
-  if (level < kMax && (level == fmt_.start_level() || Counts(level, table).valid != 0)) {
+  if (level < kMax && (level == fmt_.start_level() || Counts(level, table).tables != 0)) {
     const size_t n = fmt_.Entries(level);
     for (size_t i = 0; i < n; ++i) {
       const Pte d{LoadDescriptor(&t[i])};
@@ -498,23 +498,27 @@ Status PageTableT<F>::MapCheck(const MapArgs& a, unsigned level, const uint64_t*
   return Status::Ok();
 }
 
-// Tables a fresh table at `level` covering [start, end) needs, itself included.
+// Tables a fresh table at `level` covering [start, end) needs, itself included. Only the two
+// edge entries can differ from the others: every whole entry between them needs the same
+// number (the output address has the same alignment in each), so this costs O(levels).
 template <class F>
 size_t PageTableT<F>::FreshTables(const MapArgs& a, unsigned level, Iova start, Iova end) const {
   if (level == kMax) return 1;
   size_t n = 1;
   const uint64_t size = LevelSize(level);
-  const bool leaf_ok = fmt_.LeafAllowed(level);
-  for (Iova cur = start; cur < end;) {
-    const Iova entry_base = cur & ~(size - 1);
-    const Iova chunk_end = entry_base + size < end ? entry_base + size : end;
-    const bool whole = cur == entry_base && chunk_end - entry_base == size;
-    const Paddr pa = a.pa + (cur - a.iova);
-    if (!(whole && leaf_ok && (pa & (size - 1)) == 0)) {
-      n += level + 1 == kMax ? 1 : FreshTables(a, level + 1, cur, chunk_end);
-    }
-    cur = chunk_end;
+  const bool leaves = fmt_.LeafAllowed(level) && ((a.pa - a.iova) & (size - 1)) == 0;
+  Iova cur = start;
+  if ((cur & (size - 1)) != 0) {  // a partial first entry
+    const Iova head_end = (cur | (size - 1)) + 1 < end ? (cur | (size - 1)) + 1 : end;
+    n += FreshTables(a, level + 1, cur, head_end);
+    cur = head_end;
   }
+  const Iova whole_end = cur + ((end - cur) & ~(size - 1));
+  if (whole_end > cur && !leaves) {
+    const size_t per = level + 1 == kMax ? 1 : FreshTables(a, level + 1, cur, cur + size);
+    n += static_cast<size_t>((whole_end - cur) / size) * per;
+  }
+  if (whole_end < end) n += FreshTables(a, level + 1, whole_end, end);  // a partial last entry
   return n;
 }
 
@@ -530,7 +534,7 @@ void PageTableT<F>::MapCommit(const MapArgs& a, unsigned level, uint64_t* table,
   const size_t last = fmt_.Index(end - 1, level);  // inclusive: `end` may be the next table's
   TableCounts& c = Counts(level, table_pa);
   if (fresh) {
-    c = {0, 0};
+    c = {0, 0, 0};
     std::memset(table, 0, first * sizeof(uint64_t));
     std::memset(&table[last + 1], 0, (fmt_.Entries(level) - last - 1) * sizeof(uint64_t));
   }
@@ -567,6 +571,17 @@ void PageTableT<F>::MapCommit(const MapArgs& a, unsigned level, uint64_t* table,
       MapCommit(a, level + 1, Table(child), child, false, cur, chunk_end, reserve);
       if (!was_full && Full(level + 1, child)) AddCount(c.full, 1);
     } else if (whole && leaf_ok && (pa & (size - 1)) == 0) {
+      if (fresh) {
+        // The run of whole entries in a fresh table: blocks, stored as the pages are.
+        const size_t run = static_cast<size_t>((((end - cur) & ~(size - 1))) >> shift);
+        uint64_t leaf = F::Leaf(pa, a.attrs[level]).raw();
+        for (size_t i = 0; i < run; ++i, leaf += size) slot[i] = leaf;
+        AddCount(c.valid, static_cast<int>(run));
+        AddCount(c.full, static_cast<int>(run));
+        idx += run - 1;
+        cur += run * size;
+        continue;
+      }
       StoreDescriptor(slot, F::Leaf(pa, a.attrs[level]).raw());
       AddCount(c.valid, 1);
       AddCount(c.full, 1);
@@ -580,6 +595,7 @@ void PageTableT<F>::MapCommit(const MapArgs& a, unsigned level, uint64_t* table,
       if (!fresh) TableWriteBarrier();
       StoreDescriptor(slot, F::TableEntry(t).raw());
       AddCount(c.valid, 1);
+      AddCount(c.tables, 1);
       if (Counts(level + 1, t).full == child_entries) AddCount(c.full, 1);
     }
     cur = chunk_end;
@@ -718,6 +734,7 @@ Paddr PageTableT<F>::BuildSplit(Pte block, unsigned level, Iova entry_base, Iova
   const Paddr t = TakeTable(reserve);
   uint64_t* table = Table(t);
   const size_t n = fmt_.Entries(child_level);
+  int tables = 0;
   for (size_t i = 0; i < n; ++i) {
     const Iova child_base = entry_base + i * child;
     Pte d = F::Leaf(pa + i * child, attrs);
@@ -725,11 +742,12 @@ Paddr PageTableT<F>::BuildSplit(Pte block, unsigned level, Iova entry_base, Iova
                            (end > child_base && end < child_base + child);
     if (straddles) {
       d = F::TableEntry(BuildSplit(d, child_level, child_base, start, end, reserve));
+      ++tables;
     }
     table[i] = d.raw();
   }
   const uint16_t all = static_cast<uint16_t>(n);
-  Counts(child_level, t) = {all, all};
+  Counts(child_level, t) = {all, all, static_cast<uint16_t>(tables)};
   Publish(table, 0, n);
   return t;
 }
@@ -738,12 +756,14 @@ template <class F>
 Status PageTableT<F>::SplitAt(Iova addr, Iova start, Iova end, Gather& gather, Reserve& reserve) {
   // Walk to the leaf that maps `addr`.
   unsigned level = fmt_.start_level();
+  Paddr table_pa = root_;
   uint64_t* table = Table(root_);
   for (;;) {
     uint64_t* slot = &table[fmt_.Index(addr, level)];
     const Pte d{LoadDescriptor(slot)};
     if (F::IsTable(d, level)) {
-      table = Table(fmt_.OutputAddress(d));
+      table_pa = fmt_.OutputAddress(d);
+      table = Table(table_pa);
       ++level;
       continue;
     }
@@ -762,6 +782,7 @@ Status PageTableT<F>::SplitAt(Iova addr, Iova start, Iova end, Gather& gather, R
       // of the range the caller is changing: gather its level with that range.
       StoreDescriptor(slot, F::TableEntry(split).raw());
       Publish(slot, 0, 1);
+      AddCount(Counts(level, table_pa).tables, 1);
       const Iova lo = base > start ? base : start;
       const Iova hi = base + size < end ? base + size : end;
       gather.AddLeaves(lo, hi - lo, static_cast<uint8_t>(1U << level));
@@ -786,6 +807,7 @@ Status PageTableT<F>::SplitAt(Iova addr, Iova start, Iova end, Gather& gather, R
     }
     StoreDescriptor(slot, F::TableEntry(split).raw());
     Publish(slot, 0, 1);
+    AddCount(Counts(level, table_pa).tables, 1);
     return Status::Ok();
   }
 }
@@ -828,8 +850,10 @@ void PageTableT<F>::Chain(Paddr table, unsigned level, Gather& gather) {
 
 template <class F>
 size_t PageTableT<F>::CountTables(Paddr table, unsigned level) const {
+  if (level == kMax) return 1;
+  const TableCounts& c = Counts(level, table);
+  if (level + 1 == kMax || c.tables == 0) return 1 + c.tables;  // no scan below leaf tables
   size_t n = 1;
-  if (level == kMax || Counts(level, table).valid == 0) return n;
   const uint64_t* t = Table(table);
   const size_t entries = fmt_.Entries(level);
   for (size_t i = 0; i < entries; ++i) {
@@ -864,7 +888,7 @@ void PageTableT<F>::RetireSubtree(Paddr table, unsigned level, Gather& gather) {
 // Frees a chained subtree: its top table's first entry is the link, the others are intact.
 template <class F>
 void PageTableT<F>::FreeRetired(Paddr table, unsigned level) {
-  if (level < kMax && Counts(level, table).valid != 0) {
+  if (level < kMax && Counts(level, table).tables != 0) {
     const uint64_t* t = Table(table);
     const size_t n = fmt_.Entries(level);
     for (size_t i = 1; i < n; ++i) {
@@ -912,6 +936,7 @@ void PageTableT<F>::UnmapCommit(unsigned level, uint64_t* table, Paddr table_pa,
       RetireSubtree(fmt_.OutputAddress(d), level + 1, gather);
       AddCount(c.valid, -1);
       AddCount(c.full, -1);
+      AddCount(c.tables, -1);
       gather.AddLeaves(entry_base, size, LevelsBelow(level));
       gather.AddTables(entry_base, size);
     } else {
@@ -923,6 +948,7 @@ void PageTableT<F>::UnmapCommit(unsigned level, uint64_t* table, Paddr table_pa,
         gather.freed_count_ += 1;
         Chain(child, level + 1, gather);  // empty: no table below it
         AddCount(c.valid, -1);
+        AddCount(c.tables, -1);
         if (was_full) AddCount(c.full, -1);
         // Walk caches are invalidated by address: any address in the removed table's span
         // drops what was cached through it, so the unmapped part of the span is enough (and
@@ -957,6 +983,7 @@ void PageTableT<F>::Collapse(const Path& path, bool was_full, Iova start, Iova e
       Chain(pa, level, gather);
       gather.AddTables(start, end - start);
       AddCount(pc.valid, -1);
+      AddCount(pc.tables, -1);
       if (was_full) AddCount(pc.full, -1);
     } else if (was_full && !Full(level, pa)) {
       AddCount(pc.full, -1);

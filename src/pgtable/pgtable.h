@@ -55,8 +55,9 @@ namespace deviso::pgtable {
 // walker reads every descriptor bit the hardware does not ignore). TablePool holds one per
 // granule in a side array; while a granule is free the pool keeps its free-list link there.
 struct TableCounts {
-  uint16_t valid;  // entries that are not invalid
-  uint16_t full;   // entries wholly mapped: leaves, and tables whose entries are all full
+  uint16_t valid;   // entries that are not invalid
+  uint16_t full;    // entries wholly mapped: leaves, and tables whose entries are all full
+  uint16_t tables;  // entries that are table descriptors
 };
 
 // Where a TableMemory keeps its tables: one linear window, so the engine turns a table's
@@ -291,7 +292,7 @@ class PageTableT {
   TableCounts* counts_ = nullptr;
   // The root's counts (it is never freed, and a concatenated root may hold more entries than
   // a TableCounts field counts, so its own are kept here and never relied on).
-  mutable TableCounts root_counts_ = {0, 0};
+  mutable TableCounts root_counts_ = {0, 0, 0};
   Paddr root_ = 0;
   bool initialized_ = false;
   // Freed tables whose invalidation failed in an overload without a gather.
