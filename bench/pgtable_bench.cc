@@ -142,9 +142,9 @@ void BM_RawMapUnmap4K(benchmark::State& state) {
   // compiler (which could otherwise prove the indexes do not depend on it) but keeps the
   // data dependency the CPU sees.
   const auto carry = [](const uint64_t* slot) {
-    uint64_t c = reinterpret_cast<uintptr_t>(slot) >> 63;  // bit 63 of a user pointer: 0
-    asm volatile("" : "+r"(c));
-    return c;
+    uintptr_t p = reinterpret_cast<uintptr_t>(slot);
+    asm volatile("" : "+r"(p));
+    return static_cast<uint64_t>(p >> 63);  // bit 63 of a user pointer: 0
   };
   uint64_t* slot = t[3];
   for (auto _ : state) {

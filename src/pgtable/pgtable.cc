@@ -638,6 +638,26 @@ Status PageTableT<F>::Map(Iova iova, Paddr pa, uint64_t size, Perms perms, MemTy
   const Iova end = iova + size;
   Path path;
   Descend(iova, end, path);
+  if (path.level == kMax && path.level != fmt_.start_level()) {
+    // The range lies in one page table that exists (the common small map): check and write
+    // its entries in place; no table can be needed.
+    const size_t first = fmt_.Index(iova, kMax);
+    const size_t n = static_cast<size_t>(size >> fmt_.granule_shift());
+    uint64_t* slot = &path.table[first];
+    TableCounts& c = Counts(kMax, path.pa);
+    if (c.valid != 0) {
+      for (size_t i = 0; i < n; ++i) {
+        if (Pte(LoadDescriptor(&slot[i])).valid()) return Status::AlreadyExists();
+      }
+    }
+    uint64_t d = F::Leaf(pa, a.attrs[kMax]).raw();
+    for (size_t i = 0; i < n; ++i, d += page_size()) StoreDescriptor(&slot[i], d);
+    Publish(path.table, first, n);
+    AddCount(c.valid, static_cast<int>(n));
+    AddCount(c.full, static_cast<int>(n));
+    if (c.full == fmt_.Entries(kMax)) PropagateFull(path, false);
+    return Status::Ok();
+  }
   size_t needed = 0;
   DEVISO_TRY(MapCheck(a, path.level, path.table, path.pa, iova, end, needed));
   Reserve reserve;
@@ -818,8 +838,14 @@ Status PageTableT<F>::SplitAt(Iova addr, Iova start, Iova end, Gather& gather, R
 template <class F>
 Status PageTableT<F>::PrepareEdit(Iova iova, uint64_t size, Gather& gather, Path& path) {
   DEVISO_TRY(CheckRange(iova, size));
+  Descend(iova, iova + size, path);
+  return PrepareEditFrom(iova, size, gather, path);
+}
+
+// PrepareEdit after the walk down.
+template <class F>
+Status PageTableT<F>::PrepareEditFrom(Iova iova, uint64_t size, Gather& gather, Path& path) {
   const Iova end = iova + size;
-  Descend(iova, end, path);
   size_t splits = 0;
   bool cuts_block = false;
   DEVISO_TRY(EditCheck(path.level, path.table, path.pa, iova, end, splits, cuts_block));
@@ -999,7 +1025,32 @@ void PageTableT<F>::Collapse(const Path& path, bool was_full, Iova start, Iova e
 template <class F>
 Status PageTableT<F>::Unmap(Iova iova, uint64_t size, Gather& gather) {
   Path path;
-  DEVISO_TRY(PrepareEdit(iova, size, gather, path));
+  DEVISO_TRY(CheckRange(iova, size));
+  Descend(iova, iova + size, path);
+  if (path.level == kMax && path.level != fmt_.start_level()) {
+    // The range lies in one page table (the common small unmap): no block can straddle it, so
+    // check and clear its entries in place.
+    const size_t first = fmt_.Index(iova, kMax);
+    const size_t n = static_cast<size_t>(size >> fmt_.granule_shift());
+    uint64_t* slot = &path.table[first];
+    TableCounts& c = Counts(kMax, path.pa);
+    const size_t entries = fmt_.Entries(kMax);
+    if (c.valid < n) return Status::NotFound();
+    if (c.valid != entries) {
+      for (size_t i = 0; i < n; ++i) {
+        if (!Pte(LoadDescriptor(&slot[i])).valid()) return Status::NotFound();
+      }
+    }
+    const bool was_full = c.full == entries;
+    for (size_t i = 0; i < n; ++i) StoreDescriptor(&slot[i], 0);
+    Publish(path.table, first, n);
+    AddCount(c.valid, -static_cast<int>(n));
+    AddCount(c.full, -static_cast<int>(n));
+    gather.AddLeaves(iova, size, 1U << kMax);
+    if (was_full || c.valid == 0) Collapse(path, was_full, iova, iova + size, gather);
+    return Status::Ok();
+  }
+  DEVISO_TRY(PrepareEditFrom(iova, size, gather, path));
   const bool was_full = path.level != fmt_.start_level() && Full(path.level, path.pa);
   UnmapCommit(path.level, path.table, path.pa, iova, iova + size, gather);
   Collapse(path, was_full, iova, iova + size, gather);

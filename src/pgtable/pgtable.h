@@ -259,6 +259,7 @@ class PageTableT {
   Status EditCheck(unsigned level, const uint64_t* table, Paddr table_pa, Iova start, Iova end,
                    size_t& splits, bool& cuts_block) const;
   Status PrepareEdit(Iova iova, uint64_t size, Gather& gather, Path& path);
+  Status PrepareEditFrom(Iova iova, uint64_t size, Gather& gather, Path& path);
   size_t SplitTablesNeeded(unsigned level, Iova entry_base, Iova start, Iova end) const;
   Status SplitAt(Iova addr, Iova start, Iova end, Gather& gather, Reserve& reserve);
   Paddr BuildSplit(Pte block, unsigned level, Iova entry_base, Iova start, Iova end,
