@@ -104,12 +104,13 @@ void BM_RawDescriptorStores_1GiB(benchmark::State& state) {
 BENCHMARK(BM_RawDescriptorStores_1GiB)->Unit(benchmark::kMicrosecond);
 
 // The physical limit of mapping and unmapping one 4 KiB page in tables that exist: two walks
-// of four dependent loads down hand-built level 0-3 tables (4 KiB granule, 48-bit input), one
-// store of a page descriptor and one clear. The eight loads form one dependency chain, as a
-// map followed by an unmap of the same page does: each walk starts from the slot the previous
-// one found (`carry` is always 0, but neither the compiler nor the CPU knows it). Without the chain
-// the CPU overlaps consecutive iterations and this measures load throughput (about 2.5 ns here),
-// not a walk. ClobberMemory after each write keeps the compiler from reusing a walk.
+// of four dependent loads down hand-built level 0-3 tables (4 KiB granule, 48-bit input: three
+// table descriptors and the leaf entry), one store of a page descriptor and one clear. The eight
+// loads form one dependency chain, as a map followed by an unmap of the same page does: each walk
+// starts from the slot the previous one found (`carry` is always 0, but neither the compiler nor
+// the CPU knows it). Without the chain the CPU overlaps consecutive iterations and this measures
+// load throughput (about 2.5 ns here), not a walk. ClobberMemory after each write keeps the
+// compiler from reusing a walk.
 void BM_RawMapUnmap4K(benchmark::State& state) {
   BenchMemory memory(8);
   uint64_t* t[4];
@@ -138,20 +139,26 @@ void BM_RawMapUnmap4K(benchmark::State& state) {
     }
     return &table[index(va, 3)];
   };
-  // Zero, computed from the slot a walk found; the empty asm hides its value from the
-  // compiler (which could otherwise prove the indexes do not depend on it) but keeps the
-  // data dependency the CPU sees.
-  const auto carry = [](const uint64_t* slot) {
-    uintptr_t p = reinterpret_cast<uintptr_t>(slot);
+  // Zero, computed at run time from the slot a walk found and the descriptor it read there
+  // (bit 63 of a user pointer and of an invalid or page descriptor is 0). The empty asms hide
+  // both the inputs and the result's range from the compiler (which could otherwise prove the
+  // indexes do not depend on it) and keep the data dependency the CPU sees.
+  const auto carry = [](const uint64_t* slot, uint64_t old) {
+    uintptr_t p = reinterpret_cast<uintptr_t>(slot) | old;
     asm volatile("" : "+r"(p));
-    return static_cast<uint64_t>(p >> 63);  // bit 63 of a user pointer: 0
+    uint64_t c = static_cast<uint64_t>(p >> 63);
+    asm volatile("" : "+r"(c));
+    return c;
   };
   uint64_t* slot = t[3];
+  uint64_t old = 0;
   for (auto _ : state) {
-    slot = walk(iova + carry(slot));
+    slot = walk(iova + carry(slot, old));
+    old = *slot;  // the fourth load: the leaf entry is invalid
     *slot = leaf;
     benchmark::ClobberMemory();
-    slot = walk(iova + carry(slot));
+    slot = walk(iova + carry(slot, old));
+    old = *slot;  // the fourth load: the leaf entry is the page
     *slot = 0;
     benchmark::ClobberMemory();
   }
