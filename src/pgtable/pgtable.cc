@@ -126,7 +126,7 @@ Config Config::CpuKernel(Granule g, uint8_t ias, uint8_t oas) {
 // ---------------------------------------------------------------------------------------------
 // The VMSAv8-64 format
 
-Status Vmsav8_64::Init(const Config& c) {
+Status Vmsav8::Init(const Config& c) {
   if (c.granule != Granule::k4KiB && c.granule != Granule::k16KiB && c.granule != Granule::k64KiB) {
     return Status::InvalidArgument();
   }
@@ -175,7 +175,7 @@ Status Vmsav8_64::Init(const Config& c) {
   return Status::Ok();
 }
 
-Status Vmsav8_64::CheckAccess(Perms perms, MemType type) const {
+Status Vmsav8::CheckAccess(Perms perms, MemType type) const {
   if ((perms & kPermReadWrite) == 0 || (perms & ~kPermAll) != 0) {
     return Status::InvalidArgument();
   }
@@ -187,7 +187,7 @@ Status Vmsav8_64::CheckAccess(Perms perms, MemType type) const {
 }
 
 // Block and page descriptors (D8.3.2), permissions (D8.4), attributes (D8.5). Page form.
-uint64_t Vmsav8_64::LeafAttrs(Perms perms, MemType type) const {
+uint64_t Vmsav8::LeafAttrs(Perms perms, MemType type) const {
   uint64_t d = ds::kTypeTableOrPage | ds::kAf;
   d |= type == MemType::kNormalWriteBack ? ds::kShInner : ds::kShOuter;
   const bool exec = (perms & kPermExec) != 0;
@@ -215,7 +215,7 @@ uint64_t Vmsav8_64::LeafAttrs(Perms perms, MemType type) const {
   return d;
 }
 
-Perms Vmsav8_64::DecodePerms(Pte pte) const {
+Perms Vmsav8::DecodePerms(Pte pte) const {
   const uint64_t d = pte.raw();
   Perms p = 0;
   if (!stage2()) {
@@ -231,7 +231,7 @@ Perms Vmsav8_64::DecodePerms(Pte pte) const {
   return p;
 }
 
-MemType Vmsav8_64::DecodeType(Pte pte) const {
+MemType Vmsav8::DecodeType(Pte pte) const {
   const uint64_t d = pte.raw();
   if (!stage2()) {
     const uint64_t idx = (d & ds::s1::kAttrIndxMask) >> ds::s1::kAttrIndxShift;
@@ -252,7 +252,7 @@ MemType Vmsav8_64::DecodeType(Pte pte) const {
   }
 }
 
-Pte Vmsav8_64::WithPerms(Pte pte, Perms perms) const {
+Pte Vmsav8::WithPerms(Pte pte, Perms perms) const {
   // Permission changes need no break-before-make (Arm ARM D8.16.1): rewrite in place.
   constexpr uint64_t kS1Perm = ds::s1::kApRdOnly | ds::s1::kPxn | ds::s1::kUxn;
   constexpr uint64_t kS2Perm = ds::s2::kS2apRead | ds::s2::kS2apWrite | ds::s2::kXn;
@@ -1225,6 +1225,6 @@ void PageTableT<F>::ForEachMapping(MappingVisitor& visitor) const {
   if (initialized_) (void)Visit(fmt_.start_level(), Table(root_), 0, visitor);
 }
 
-template class PageTableT<Vmsav8_64>;
+template class PageTableT<Vmsav8>;
 
 }  // namespace deviso::pgtable

@@ -300,10 +300,10 @@ class PageTableT {
   Gather orphans_;
 };
 
-extern template class PageTableT<Vmsav8_64>;
+extern template class PageTableT<Vmsav8>;
 
 // The VMSAv8-64 translation table (Arm ARM D8): stage 1 and stage 2, 4/16/64 KiB granules.
-using PageTable = PageTableT<Vmsav8_64>;
+using PageTable = PageTableT<Vmsav8>;
 
 }  // namespace deviso::pgtable
 

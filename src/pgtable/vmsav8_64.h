@@ -173,15 +173,15 @@ struct Config {
   static Config CpuKernel(Granule g, uint8_t ias, uint8_t oas);
 };
 
-// The VMSAv8-64 descriptor format: the first format of the translation-table engine
-// (PageTableT<Format>, pgtable.h). A format supplies what differs between architectures, as
-// Linux's generic_pt formats do: the configuration and the geometry it implies (levels,
-// entries per table, index bits, start level, concatenated roots), which leaf sizes exist,
+// The VMSAv8-64 descriptor format (named Vmsav8: the AArch64 one), the first format of the
+// translation-table engine (PageTableT<Format>, pgtable.h). A format supplies what differs between
+// architectures, as Linux's generic_pt formats do: the configuration and the geometry it implies
+// (levels, entries per table, index bits, start level, concatenated roots), which leaf sizes exist,
 // and how leaf and table entries are encoded and decoded. The engine supplies the one walk,
 // the prepare/commit discipline, the per-table counts, the splits and the invalidation
 // bookkeeping. Levels are numbered 0..kMaxLevel with kMaxLevel the page level; a format
 // whose hardware counts levels the other way (VT-d) maps its levels onto this numbering.
-class Vmsav8_64 {
+class Vmsav8 {
  public:
   using Config = pgtable::Config;
   using Pte = pgtable::Pte;
@@ -247,10 +247,10 @@ class Vmsav8_64 {
   Paddr OutputAddress(Pte d) const { return d.raw() & oa_mask_; }
   static bool IsTable(Pte d, unsigned level) { return d.IsTable(level); }
   static bool IsLeaf(Pte d, unsigned level) { return d.IsLeaf(level); }
-  Perms DecodePerms(Pte d) const;
-  MemType DecodeType(Pte d) const;
+  Perms DecodePerms(Pte pte) const;
+  MemType DecodeType(Pte pte) const;
   // The same leaf with other permissions (no break-before-make needed, D8.16.1).
-  Pte WithPerms(Pte d, Perms perms) const;
+  Pte WithPerms(Pte pte, Perms perms) const;
 
  private:
   Config config_;
