@@ -17,6 +17,16 @@
 //   * A table that leaves the tree goes back to TableMemory only after the invalidation that
 //     covers walks through it has completed (Sync()).
 //
+// Cost model (docs/pgtable.md): every call walks once from the root down to the lowest table
+// that holds its whole range, keeping that position; a check pass then a write pass run from
+// there. Per-table counts (valid entries, wholly mapped entries) kept beside the tables make
+// "is this table empty" and "is this whole subtree mapped" O(1), so an unmap frees empty
+// tables without scanning them and refuses (-ENOENT) or removes a whole subtree without
+// reading its leaves. Tables are reserved only when the check pass counted some.
+//
+// The engine is PageTableT<Format>: one walk, one format per architecture. PageTable is the
+// VMSAv8-64 instance (vmsav8_64.h); a second format (VT-d second level) adds a format class.
+//
 // Not internally locked: the caller serialises every call on one PageTable (a context lock).
 // Lookups may run concurrently with each other, not with a modifying call.
 //
@@ -41,8 +51,25 @@
 
 namespace deviso::pgtable {
 
-using Paddr = uint64_t;  // physical (output) address
-using Iova = uint64_t;   // input address: IOVA, IPA or VA, depending on the walker
+// Per-table bookkeeping the engine keeps beside every table it owns (never in the table: a
+// walker reads every descriptor bit the hardware does not ignore). TablePool holds one per
+// granule in a side array; while a granule is free the pool keeps its free-list link there.
+struct TableCounts {
+  uint16_t valid;   // entries that are not invalid
+  uint16_t full;    // entries wholly mapped: leaves, and tables whose entries are all full
+  uint16_t tables;  // entries that are table descriptors
+};
+
+// Where a TableMemory keeps its tables: one linear window, so the engine turns a table's
+// physical address into a pointer with one addition (no call per level), and the counts
+// side array, one TableCounts per granule of the window.
+struct TableLayout {
+  Paddr pa = 0;             // physical address of the window's first granule
+  uint8_t* virt = nullptr;  // CPU address of the same byte
+  uint64_t bytes = 0;
+  unsigned granule_shift = 0;
+  TableCounts* counts = nullptr;  // counts[(table - pa) >> granule_shift]
+};
 
 // The engine's only access to table memory. A host test implements it over host memory with
 // made-up physical addresses; the bare-metal port over a static pool with identity addresses.
@@ -55,11 +82,15 @@ class TableMemory {
   virtual Result<Paddr> Allocate(unsigned order) = 0;
   // Returns granules obtained from Allocate(order). Never called for memory a walker may hold.
   virtual void Free(Paddr table, unsigned order) = 0;
-  // The CPU pointer through which the engine reads and writes the table at `table`.
+  // The CPU pointer through which the table at `table` is read and written (tests, tools; the
+  // engine itself translates through layout()).
   virtual uint64_t* PhysToVirt(Paddr table) = 0;
   // Cleans [p, p + bytes) to the point of coherency. Called only when Config::coherent_walker
   // is false, after the engine has written descriptors the walker must see.
   virtual void CleanToPoc(const void* p, size_t bytes) = 0;
+  // The window every table Allocate() returns lies in, and its counts array. Read once, by
+  // PageTableT::Init(); a memory that wraps another (a locking decorator) forwards it.
+  virtual TableLayout layout() const = 0;
 };
 
 // What a walker may have cached that must now be discarded.
@@ -87,13 +118,15 @@ class TlbFlush {
 // one batched invalidation. PageTable::Sync() performs it and then releases the tables.
 class Gather {
  public:
-  bool empty() const { return leaf_levels_ == 0 && !tables_ && freed_count_ == 0; }
+  bool empty() const { return leaf_levels_ == 0 && !tables_ && freed_subtrees_ == 0; }
   // The union of everything gathered (over-approximating disjoint ranges).
   InvalidationRange range() const;
+  // Tables waiting for the invalidation (every table of every removed subtree).
   size_t freed_tables() const { return freed_count_; }
 
  private:
-  friend class PageTable;
+  template <class Format>
+  friend class PageTableT;
   void AddLeaves(Iova iova, uint64_t size, uint8_t levels);
   void AddTables(Iova iova, uint64_t size);
 
@@ -101,44 +134,13 @@ class Gather {
   Iova end_ = 0;  // exclusive; may be 2^64 - wrap-free because IAS <= 48
   uint8_t leaf_levels_ = 0;
   bool tables_ = false;
-  // Tables removed from the tree, chained through their first descriptor (a granule-aligned
-  // address has bit[0] clear, so a walker that still holds the table reads an invalid entry).
+  // Subtrees removed from the tree, chained through the first descriptor of each subtree's
+  // top table (a granule-aligned address with the level in bits [2:1] and bit[0] clear, so a
+  // walker that still holds the table reads an invalid entry there). The rest of a subtree is
+  // reached through its tables at Sync(): removing 1 GiB of pages writes one link, not 513.
   Paddr freed_head_ = 0;
+  size_t freed_subtrees_ = 0;
   size_t freed_count_ = 0;
-};
-
-// Per-use configuration. Use the named constructors; they encode the attribute policy.
-struct Config {
-  Stage stage = Stage::kStage1;
-  Granule granule = Granule::k4KiB;
-  uint8_t ias = 48;  // input address bits, 32..48
-  uint8_t oas = 48;  // output address bits: 32, 36, 40, 42, 44 or 48
-  // Stage 1 policy (D8.4): AP[1] grants EL0 access. An SMMU's stage 1 needs it because PCIe
-  // transactions are unprivileged; the CPU's kernel tables must not set it.
-  bool unprivileged = true;
-  // Stage 1: nG=1 tags entries with the context's ASID (SMMU contexts); nG=0 for the CPU's
-  // global kernel mappings.
-  bool not_global = true;
-  // False when the walker does not snoop CPU caches (SMMU IDR0.COHACC=0 or a non-coherent
-  // DMA path): every descriptor write is then cleaned to PoC through TableMemory::CleanToPoc.
-  bool coherent_walker = true;
-  // True when the walker may see a block replaced by an equivalent table without a break
-  // (SMMU IDR3.BBML == 2, Arm ARM FEAT_BBM level 2). False: break-before-make.
-  bool bbml2 = false;
-  // The largest leaf level allowed (numerically smallest). kMaxLevel forces pages only.
-  // Default 0 means "the largest block the granule has".
-  unsigned min_leaf_level = 0;
-  // Stage 1: MAIR index per MemType (must match the MAIR the walker is given).
-  uint8_t mair_index[kMemTypeCount] = {1, 2, 3, 0};
-
-  // The MAIR value that matches the default mair_index.
-  static constexpr uint64_t kDefaultMair =
-      (uint64_t{kMairDeviceNGnRnE} << 0) | (uint64_t{kMairNormalWriteBack} << 8) |
-      (uint64_t{kMairNormalNonCacheable} << 16) | (uint64_t{kMairDeviceNGnRE} << 24);
-
-  static Config SmmuStage1(Granule g, uint8_t ias, uint8_t oas, bool coherent);
-  static Config SmmuStage2(Granule g, uint8_t ias, uint8_t oas, bool coherent);
-  static Config CpuKernel(Granule g, uint8_t ias, uint8_t oas);
 };
 
 // One leaf mapping, as reported by Lookup() and ForEachMapping().
@@ -159,18 +161,23 @@ class MappingVisitor {
   virtual bool Visit(const Mapping& m) = 0;
 };
 
-class PageTable {
+template <class Format>
+class PageTableT {
  public:
+  using Config = typename Format::Config;
+  using Pte = typename Format::Pte;
+
   // `memory` and `flush` must outlive the table. Call Init() before anything else.
-  PageTable(const Config& config, TableMemory& memory, TlbFlush& flush);
+  PageTableT(const Config& config, TableMemory& memory, TlbFlush& flush);
   // Frees every table (see Release()).
-  ~PageTable();
-  PageTable(const PageTable&) = delete;
-  PageTable& operator=(const PageTable&) = delete;
+  ~PageTableT();
+  PageTableT(const PageTableT&) = delete;
+  PageTableT& operator=(const PageTableT&) = delete;
 
   // Validates the configuration and allocates the (possibly concatenated) start-level table.
-  // Errors: -EINVAL (bad config; also a second Init), -ENOTSUP (a stage or granule compiled
-  // out: DEVISO_CONFIG_STAGE2, DEVISO_CONFIG_GRANULE_16K_64K), -ENOMEM.
+  // Errors: -EINVAL (bad config; also a second Init; a memory without counts or whose granule
+  // is not the table's), -ENOTSUP (a stage or granule compiled out: DEVISO_CONFIG_STAGE2,
+  // DEVISO_CONFIG_GRANULE_16K_64K), -ENOMEM.
   Status Init();
   // Frees every table immediately. Only for when no walker can use the table any more (the
   // stream was returned to abort/bypass and invalidated). Pending frees are released too.
@@ -219,70 +226,53 @@ class PageTable {
   // Geometry, for programming the walker (TTBR/CD.TTB0, T0SZ, SL0).
   const Config& config() const { return config_; }
   Paddr root() const { return root_; }
-  unsigned start_level() const { return start_level_; }
+  unsigned start_level() const { return fmt_.start_level(); }
   // Number of concatenated start-level tables (stage 2; 1 otherwise).
-  unsigned root_tables() const { return 1U << root_order_; }
-  uint64_t page_size() const { return 1ULL << granule_shift(); }
+  unsigned root_tables() const { return 1U << fmt_.root_order(); }
+  uint64_t page_size() const { return 1ULL << fmt_.granule_shift(); }
   // Size of the region one entry at `level` maps.
-  uint64_t LevelSize(unsigned level) const { return 1ULL << LevelShift(level); }
+  uint64_t LevelSize(unsigned level) const { return 1ULL << fmt_.LevelShift(level); }
   // True when a leaf at `level` is a block (or page) this configuration may create.
-  bool LeafAllowed(unsigned level) const;
+  bool LeafAllowed(unsigned level) const { return fmt_.LeafAllowed(level); }
 
  private:
+  static constexpr unsigned kMax = Format::kMaxLevel;
   struct Reserve;
   struct MapArgs;
+  struct Path;
 
-  // The granule's geometry: run-time values, or constants when only 4 KiB is built.
-  unsigned granule_shift() const {
-    if constexpr (config::kGranule16K64K) {
-      return granule_shift_;
-    } else {
-      return static_cast<unsigned>(Granule::k4KiB);
-    }
+  // Table memory through the layout: one addition, checked only in debug builds.
+  uint64_t* Table(Paddr pa) const;
+  TableCounts& Counts(unsigned level, Paddr table) const;
+  bool Full(unsigned level, Paddr table) const {
+    return Counts(level, table).full == fmt_.Entries(level);
   }
-  unsigned stride() const {  // index bits per level
-    if constexpr (config::kGranule16K64K) {
-      return stride_;
-    } else {
-      return static_cast<unsigned>(Granule::k4KiB) - 3;
-    }
-  }
-  bool stage2() const { return config::kStage2 && config_.stage == Stage::kStage2; }
-  unsigned LevelShift(unsigned level) const {
-    return granule_shift() + stride() * (kMaxLevel - level);
-  }
-  size_t Entries(unsigned level) const {
-    return level == start_level_ ? root_entries_ : (size_t{1} << stride());
-  }
-  size_t Index(Iova iova, unsigned level) const {
-    return static_cast<size_t>(iova >> LevelShift(level)) & (Entries(level) - 1);
-  }
-  uint64_t* Table(Paddr pa) const { return memory_.PhysToVirt(pa); }
 
   Status CheckRange(Iova iova, uint64_t size) const;
-  uint64_t LeafDescriptor(Paddr pa, unsigned level, Perms perms, MemType type) const;
-  uint64_t TableDescriptor(Paddr table) const { return table | ds::kTypeTableOrPage; }
-  Paddr OutputAddress(uint64_t d) const { return d & oa_mask_; }
-  Perms DecodePerms(uint64_t d) const;
-  MemType DecodeType(uint64_t d) const;
-  uint64_t WithPerms(uint64_t d, Perms perms) const;
-
-  template <bool kCommit>
-  Status MapWalk(const MapArgs& a, unsigned level, uint64_t* table, bool fresh, Iova start,
-                 Iova end, Reserve& reserve);
-  Status CheckMapped(unsigned level, const uint64_t* table, Iova start, Iova end,
-                     bool* cuts_block) const;
+  void Descend(Iova start, Iova end, Path& path) const;
+  Status MapCheck(const MapArgs& a, unsigned level, const uint64_t* table, Paddr table_pa,
+                  Iova start, Iova end, size_t& needed) const;
+  size_t FreshTables(const MapArgs& a, unsigned level, Iova start, Iova end) const;
+  void MapCommit(const MapArgs& a, unsigned level, uint64_t* table, Paddr table_pa, bool fresh,
+                 Iova start, Iova end, Reserve& reserve);
+  void PropagateFull(const Path& path, bool was_full);
+  Status EditCheck(unsigned level, const uint64_t* table, Paddr table_pa, Iova start, Iova end,
+                   size_t& splits, bool& cuts_block) const;
+  Status PrepareEdit(Iova iova, uint64_t size, Gather& gather, Path& path);
+  Status PrepareEditFrom(Iova iova, uint64_t size, Gather& gather, Path& path);
   size_t SplitTablesNeeded(unsigned level, Iova entry_base, Iova start, Iova end) const;
-  size_t CountSplits(Iova start, Iova end) const;
   Status SplitAt(Iova addr, Iova start, Iova end, Gather& gather, Reserve& reserve);
-  Status PrepareEdit(Iova iova, uint64_t size, Gather& gather);
-  Paddr BuildSplit(uint64_t block, unsigned level, Iova entry_base, Iova start, Iova end,
+  Paddr BuildSplit(Pte block, unsigned level, Iova entry_base, Iova start, Iova end,
                    Reserve& reserve);
-  void UnmapWalk(unsigned level, uint64_t* table, Iova start, Iova end, Gather& gather);
+  void UnmapCommit(unsigned level, uint64_t* table, Paddr table_pa, Iova start, Iova end,
+                   Gather& gather);
+  void Collapse(const Path& path, bool was_full, Iova start, Iova end, Gather& gather);
   void ProtectWalk(unsigned level, uint64_t* table, Iova start, Iova end, Perms perms,
                    Gather& gather);
-  void RetireSubtree(uint64_t table_descriptor, unsigned table_level, Gather& gather);
-  void RetireTable(Paddr table, Gather& gather);
+  size_t CountTables(Paddr table, unsigned level) const;
+  void RetireSubtree(Paddr table, unsigned level, Gather& gather);
+  void Chain(Paddr table, unsigned level, Gather& gather);
+  void FreeRetired(Paddr table, unsigned level);
   void FreeSubtreeNow(Paddr table, unsigned level);
   bool Visit(unsigned level, const uint64_t* table, Iova base, MappingVisitor& v) const;
   void Publish(uint64_t* table, size_t first, size_t count) const;
@@ -290,22 +280,30 @@ class PageTable {
   void ReleaseReserve(Reserve& reserve);
   Paddr TakeTable(Reserve& reserve);
   Status SyncOwned(Gather& gather);
+  Mapping MakeMapping(Pte d, Iova iova, unsigned level) const;
 
   Config config_;
+  Format fmt_;
   TableMemory& memory_;
   TlbFlush& flush_;
-  unsigned granule_shift_ = 0;  // read through granule_shift() and stride()
-  unsigned stride_ = 0;
-  unsigned start_level_ = 0;
-  unsigned root_order_ = 0;
-  size_t root_entries_ = 0;
-  unsigned min_leaf_level_ = kMaxLevel;
-  uint64_t oa_mask_ = 0;
+  // From memory_.layout(), read once by Init().
+  Paddr window_pa_ = 0;
+  uint64_t window_bytes_ = 0;
+  uintptr_t window_delta_ = 0;  // CPU address - physical address
+  TableCounts* counts_ = nullptr;
+  // The root's counts (it is never freed, and a concatenated root may hold more entries than
+  // a TableCounts field counts, so its own are kept here and never relied on).
+  mutable TableCounts root_counts_ = {0, 0, 0};
   Paddr root_ = 0;
   bool initialized_ = false;
   // Freed tables whose invalidation failed in an overload without a gather.
   Gather orphans_;
 };
+
+extern template class PageTableT<Vmsav8>;
+
+// The VMSAv8-64 translation table (Arm ARM D8): stage 1 and stage 2, 4/16/64 KiB granules.
+using PageTable = PageTableT<Vmsav8>;
 
 }  // namespace deviso::pgtable
 

@@ -62,7 +62,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::abort();
     }
   }
-  if (!h.CheckAll() || !h.DrainAndCheckEmpty()) {
+  if (!h.CheckAll() || !h.DrainAndCheckEmpty() || !h.ReleaseAndCheckNoLeak()) {
     std::fprintf(stderr, "pgtable_fuzzer: %s\n", h.error().c_str());
     std::abort();
   }

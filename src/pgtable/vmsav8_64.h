@@ -11,7 +11,11 @@
 #ifndef DEVISO_SRC_PGTABLE_VMSAV8_64_H_
 #define DEVISO_SRC_PGTABLE_VMSAV8_64_H_
 
+#include <cstddef>
 #include <cstdint>
+
+#include "deviso/config.h"
+#include "deviso/status.h"
 
 namespace deviso::pgtable {
 
@@ -116,6 +120,148 @@ constexpr bool IsLeaf(uint64_t d, unsigned level) {
 }
 
 }  // namespace ds
+
+using Paddr = uint64_t;  // physical (output) address
+using Iova = uint64_t;   // input address: IOVA, IPA or VA, depending on the walker
+
+// One VMSAv8-64 descriptor (D8.3), typed: the engine asks it questions instead of masking.
+class Pte {
+ public:
+  constexpr Pte() = default;
+  constexpr explicit Pte(uint64_t raw) : raw_(raw) {}
+  constexpr uint64_t raw() const { return raw_; }
+  constexpr bool valid() const { return ds::IsValid(raw_); }
+  constexpr bool IsTable(unsigned level) const { return ds::IsTable(raw_, level); }
+  constexpr bool IsLeaf(unsigned level) const { return ds::IsLeaf(raw_, level); }
+
+ private:
+  uint64_t raw_ = 0;
+};
+
+// Per-use configuration of a VMSAv8-64 table. Use the named constructors; they encode the
+// attribute policy.
+struct Config {
+  Stage stage = Stage::kStage1;
+  Granule granule = Granule::k4KiB;
+  uint8_t ias = 48;  // input address bits, 32..48
+  uint8_t oas = 48;  // output address bits: 32, 36, 40, 42, 44 or 48
+  // Stage 1 policy (D8.4): AP[1] grants EL0 access. An SMMU's stage 1 needs it because PCIe
+  // transactions are unprivileged; the CPU's kernel tables must not set it.
+  bool unprivileged = true;
+  // Stage 1: nG=1 tags entries with the context's ASID (SMMU contexts); nG=0 for the CPU's
+  // global kernel mappings.
+  bool not_global = true;
+  // False when the walker does not snoop CPU caches (SMMU IDR0.COHACC=0 or a non-coherent
+  // DMA path): every descriptor write is then cleaned to PoC through TableMemory::CleanToPoc.
+  bool coherent_walker = true;
+  // True when the walker may see a block replaced by an equivalent table without a break
+  // (SMMU IDR3.BBML == 2, Arm ARM FEAT_BBM level 2). False: break-before-make.
+  bool bbml2 = false;
+  // The largest leaf level allowed (numerically smallest). kMaxLevel forces pages only.
+  // Default 0 means "the largest block the granule has".
+  unsigned min_leaf_level = 0;
+  // Stage 1: MAIR index per MemType (must match the MAIR the walker is given).
+  uint8_t mair_index[kMemTypeCount] = {1, 2, 3, 0};
+
+  // The MAIR value that matches the default mair_index.
+  static constexpr uint64_t kDefaultMair =
+      (uint64_t{kMairDeviceNGnRnE} << 0) | (uint64_t{kMairNormalWriteBack} << 8) |
+      (uint64_t{kMairNormalNonCacheable} << 16) | (uint64_t{kMairDeviceNGnRE} << 24);
+
+  static Config SmmuStage1(Granule g, uint8_t ias, uint8_t oas, bool coherent);
+  static Config SmmuStage2(Granule g, uint8_t ias, uint8_t oas, bool coherent);
+  static Config CpuKernel(Granule g, uint8_t ias, uint8_t oas);
+};
+
+// The VMSAv8-64 descriptor format (named Vmsav8: the AArch64 one), the first format of the
+// translation-table engine (PageTableT<Format>, pgtable.h). A format supplies what differs between
+// architectures, as Linux's generic_pt formats do: the configuration and the geometry it implies
+// (levels, entries per table, index bits, start level, concatenated roots), which leaf sizes exist,
+// and how leaf and table entries are encoded and decoded. The engine supplies the one walk,
+// the prepare/commit discipline, the per-table counts, the splits and the invalidation
+// bookkeeping. Levels are numbered 0..kMaxLevel with kMaxLevel the page level; a format
+// whose hardware counts levels the other way (VT-d) maps its levels onto this numbering.
+class Vmsav8 {
+ public:
+  using Config = pgtable::Config;
+  using Pte = pgtable::Pte;
+  static constexpr unsigned kMaxLevel = pgtable::kMaxLevel;
+  static constexpr unsigned kLevelCount = pgtable::kLevelCount;
+
+  // Validates `c` and derives the geometry (D8.2). Errors: -EINVAL (bad configuration),
+  // -ENOTSUP (a stage or granule compiled out: DEVISO_CONFIG_STAGE2, _GRANULE_16K_64K).
+  Status Init(const Config& c);
+  const Config& config() const { return config_; }
+
+  // Geometry. The granule's shift and stride are constants when only 4 KiB is built.
+  unsigned granule_shift() const {
+    if constexpr (config::kGranule16K64K) {
+      return granule_shift_;
+    } else {
+      return static_cast<unsigned>(Granule::k4KiB);
+    }
+  }
+  unsigned stride() const {  // index bits per level
+    if constexpr (config::kGranule16K64K) {
+      return granule_shift_ - 3;
+    } else {
+      return static_cast<unsigned>(Granule::k4KiB) - 3;
+    }
+  }
+  unsigned start_level() const { return start_level_; }
+  unsigned root_order() const { return root_order_; }  // log2 of concatenated root tables
+  size_t root_entries() const { return root_entries_; }
+  unsigned input_bits() const { return config_.ias; }
+  unsigned output_bits() const { return config_.oas; }
+  unsigned LevelShift(unsigned level) const {
+    return granule_shift() + stride() * (kMaxLevel - level);
+  }
+  size_t Entries(unsigned level) const {
+    return level == start_level_ ? root_entries_ : (size_t{1} << stride());
+  }
+  size_t Index(Iova iova, unsigned level) const {
+    return static_cast<size_t>(iova >> LevelShift(level)) & (Entries(level) - 1);
+  }
+  // True when a leaf at `level` is a block (or page) this configuration may create.
+  bool LeafAllowed(unsigned level) const {
+    return level >= min_leaf_level_ && level <= kMaxLevel && level >= start_level_;
+  }
+  bool stage2() const { return config::kStage2 && config_.stage == Stage::kStage2; }
+
+  // Checks a request's permissions and type. Errors: -EINVAL (no read or write, unknown
+  // bits or type), -ENOTSUP (stage 1 write-only: AP[2:1] cannot express it, D8.4.1).
+  Status CheckAccess(Perms perms, MemType type) const;
+
+  // Encoding (D8.3.2, D8.4, D8.5). A leaf is its output address ORed with attributes; the
+  // attributes of a page are computed once per call (LeafAttrs) and adapted per level.
+  uint64_t LeafAttrs(Perms perms, MemType type) const;
+  static constexpr uint64_t AttrsAt(uint64_t page_attrs, unsigned level) {
+    return level == kMaxLevel ? page_attrs : page_attrs & ~ds::kTableOrPage;
+  }
+  // The page attributes of an existing leaf (for a split: the same translation, one level down).
+  uint64_t AttrsOf(Pte leaf) const {
+    return (leaf.raw() & ~(oa_mask_ | ds::kTypeMask)) | ds::kTypeTableOrPage;
+  }
+  static constexpr Pte Leaf(Paddr pa, uint64_t attrs_at_level) { return Pte(pa | attrs_at_level); }
+  static constexpr Pte TableEntry(Paddr table) { return Pte(table | ds::kTypeTableOrPage); }
+  Paddr OutputAddress(Pte d) const { return d.raw() & oa_mask_; }
+  static bool IsTable(Pte d, unsigned level) { return d.IsTable(level); }
+  static bool IsLeaf(Pte d, unsigned level) { return d.IsLeaf(level); }
+  Perms DecodePerms(Pte pte) const;
+  MemType DecodeType(Pte pte) const;
+  // The same leaf with other permissions (no break-before-make needed, D8.16.1).
+  Pte WithPerms(Pte pte, Perms perms) const;
+
+ private:
+  Config config_;
+  unsigned granule_shift_ = 12;
+  unsigned start_level_ = 0;
+  unsigned root_order_ = 0;
+  size_t root_entries_ = 0;
+  unsigned min_leaf_level_ = kMaxLevel;
+  uint64_t oa_mask_ = 0;
+};
+
 }  // namespace deviso::pgtable
 
 #endif  // DEVISO_SRC_PGTABLE_VMSAV8_64_H_

@@ -106,6 +106,7 @@ class SharedTableMemory final : public pgtable::TableMemory {
   }
   uint64_t* PhysToVirt(pgtable::Paddr table) override { return memory_->PhysToVirt(table); }
   void CleanToPoc(const void* p, size_t bytes) override { memory_->CleanToPoc(p, bytes); }
+  pgtable::TableLayout layout() const override { return memory_->layout(); }
 
  private:
   pgtable::TableMemory* memory_ = nullptr;

@@ -44,8 +44,11 @@ class SimPhysMemory {
         dma_(*this),
         bitmap_4k_((options.tables_4k_bytes / 4096 + 63) / 64, 0),
         bitmap_64k_((options.tables_64k_bytes / 65536 + 63) / 64, 0),
-        tables_4k_(*this, options.dma_bytes, 4096, bitmap_4k_.data()),
-        tables_64k_(*this, options.dma_bytes + options.tables_4k_bytes, 65536, bitmap_64k_.data()) {
+        counts_4k_(options.tables_4k_bytes / 4096),
+        counts_64k_(options.tables_64k_bytes / 65536),
+        tables_4k_(*this, options.dma_bytes, 4096, bitmap_4k_.data(), counts_4k_.data()),
+        tables_64k_(*this, options.dma_bytes + options.tables_4k_bytes, 65536, bitmap_64k_.data(),
+                    counts_64k_.data()) {
     DEVISO_ASSERT(options.base % (1u << 16) == 0);
     std::memset(cpu_.get(), 0, size_);
     if (poc_) std::memset(poc_.get(), 0, size_);
@@ -191,12 +194,13 @@ class SimPhysMemory {
 
   class Tables final : public pgtable::TablePool {
    public:
-    Tables(SimPhysMemory& m, size_t offset, size_t granule, uint64_t* bitmap)
+    Tables(SimPhysMemory& m, size_t offset, size_t granule, uint64_t* bitmap,
+           pgtable::TableCounts* counts)
         : TablePool(m.cpu_.get() + offset, m.options_.base + offset, granule,
                     (offset == m.options_.dma_bytes ? m.options_.tables_4k_bytes
                                                     : m.options_.tables_64k_bytes) /
                         granule,
-                    bitmap),
+                    bitmap, counts),
           m_(m) {}
     void CleanToPoc(const void* p, size_t n) override { m_.Clean(p, n); }
 
@@ -218,6 +222,8 @@ class SimPhysMemory {
   Dma dma_;
   std::vector<uint64_t> bitmap_4k_;
   std::vector<uint64_t> bitmap_64k_;
+  std::vector<pgtable::TableCounts> counts_4k_;
+  std::vector<pgtable::TableCounts> counts_64k_;
   Tables tables_4k_;
   Tables tables_64k_;
 };

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,7 @@ class DifferentialHarness {
     pt_.ForEachMapping(compare);
     if (!error_.empty()) return false;
     if (compare.pages != mapped_pages_) return Fail("model has pages the tables lack", 0);
+    if (!CheckCounts()) return false;
     if (!pt_.config().coherent_walker) {
       // A non-coherent walker reads what was cleaned to PoC: it must equal the tables.
       for (const auto& [pa, entries] : SnapshotTables(pt_, memory_)) {
@@ -136,6 +138,14 @@ class DifferentialHarness {
     return true;
   }
 
+  // The leak check that ends every run: releases the table and checks that every granule is
+  // back in the pool (none lost by a failed prepare, a split, a retired subtree or a retry).
+  bool ReleaseAndCheckNoLeak() {
+    pt_.Release();
+    if (memory_.free_granules() != memory_.capacity()) return Fail("tables leaked", 0);
+    return true;
+  }
+
  private:
   struct Page {
     Paddr pa = 0;
@@ -143,6 +153,45 @@ class DifferentialHarness {
     MemType type = MemType::kNormalWriteBack;
     bool mapped = false;
   };
+
+  // The engine's per-table counts (kept by the pool beside the tables) against the tables
+  // themselves: for every table below the root, `valid` is its number of valid entries and
+  // `full` its number of wholly mapped entries (leaves, and tables all of whose entries are
+  // wholly mapped), `tables` its number of table descriptors; no table below the root is empty
+  // (empty tables leave the tree).
+  bool CheckCounts() {
+    const TableLayout layout = memory_.layout();
+    const unsigned shift = static_cast<unsigned>(pt_.config().granule);
+    const size_t entries = size_t{1} << (shift - 3);
+    const uint64_t oa = ds::AddressMask(shift);
+    bool ok = true;
+    // Returns whether the table at `t` (level `level`) is wholly mapped.
+    std::function<bool(Paddr, unsigned, size_t)> walk = [&](Paddr t, unsigned level,
+                                                            size_t n) -> bool {
+      const uint64_t* p = memory_.PhysToVirt(t);
+      size_t valid = 0, full = 0, tables = 0;
+      for (size_t i = 0; i < n; ++i) {
+        if (!ds::IsValid(p[i])) continue;
+        ++valid;
+        if (ds::IsTable(p[i], level)) {
+          ++tables;
+          if (walk(p[i] & oa, level + 1, entries)) ++full;
+        } else if (ds::IsLeaf(p[i], level)) {
+          ++full;
+        }
+      }
+      if (t != pt_.root()) {
+        const TableCounts& c = layout.counts[(t - layout.pa) >> shift];
+        if (c.valid != valid || c.full != full || c.tables != tables) {
+          ok = Fail("table counts disagree with the table", t);
+        }
+        if (valid == 0) ok = Fail("empty table left in the tree", t);
+      }
+      return full == n;
+    };
+    walk(pt_.root(), pt_.start_level(), pt_.root_tables() * entries);
+    return ok;
+  }
 
   bool Fail(const char* what, uint64_t where) {
     if (error_.empty()) {

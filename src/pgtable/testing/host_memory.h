@@ -33,7 +33,8 @@ struct HostTableStorage {
   HostTableStorage(size_t granule_bytes, size_t count)
       : storage(static_cast<uint8_t*>(std::aligned_alloc(granule_bytes, granule_bytes * count))),
         poc(static_cast<uint8_t*>(std::calloc(granule_bytes * count, 1))),
-        bitmap((count + 63) / 64, 0) {
+        bitmap((count + 63) / 64, 0),
+        counts(count) {
     // Garbage, not zeroes: the engine must initialise every table it takes.
     std::memset(storage.get(), 0xa5, granule_bytes * count);
   }
@@ -41,13 +42,15 @@ struct HostTableStorage {
   Buffer storage;
   Buffer poc;  // what a non-coherent walker sees: the bytes last cleaned to PoC
   std::vector<uint64_t> bitmap;
+  std::vector<TableCounts> counts;
 };
 
 class HostTableMemory : private HostTableStorage, public TablePool {
  public:
   HostTableMemory(size_t granule_bytes, size_t count)
       : HostTableStorage(granule_bytes, count),
-        TablePool(storage.get(), kHostPhysBase, granule_bytes, count, bitmap.data()) {}
+        TablePool(storage.get(), kHostPhysBase, granule_bytes, count, bitmap.data(),
+                  counts.data()) {}
 
   Result<Paddr> Allocate(unsigned order) override {
     ++allocations_;

@@ -1157,12 +1157,13 @@ TEST_P(GranuleTest, Stage1TranslatesAndRangeInvalidates) {
   // SimPhysMemory has no 16 KiB pool: carve one out of DMA memory. (Declared before the page
   // table, which must be destroyed first.)
   std::vector<uint64_t> bitmap(64, 0);
+  std::vector<pgtable::TableCounts> counts(64);
   std::unique_ptr<pgtable::TablePool> pool16;
   pgtable::TableMemory* tables = &pool;
   if (g == pgtable::Granule::k16KiB) {
     const DmaBuffer pool16_mem = Alloc(size_t{64} * 16384, 16384);
     pool16 = std::make_unique<pgtable::TablePool>(pool16_mem.cpu, pool16_mem.pa, 16384, 64,
-                                                  bitmap.data());
+                                                  bitmap.data(), counts.data());
     tables = pool16.get();
   }
   auto pt = std::make_unique<pgtable::PageTable>(pgtable::Config::SmmuStage1(g, 48, 44, true),
