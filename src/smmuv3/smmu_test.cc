@@ -11,7 +11,6 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <chrono>
 #include <cstring>
 #include <memory>
 #include <mutex>
@@ -459,9 +458,8 @@ TEST(SmmuFaultInjection, Cr0AckNeverComingTimesOut) {
   Rig rig(o);
   rig.model().SetCr0AckStuck(true);
   ASSERT_TRUE(rig.smmu().Probe().ok());
-  const auto start = std::chrono::steady_clock::now();
+  // The deadline proves there is no hang, not a timing: returning at all is the check.
   EXPECT_EQ(rig.smmu().Init(true), Status::TimedOut());
-  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST(SmmuFaultInjection, IrqCtrlAckAndGbpaUpdateStuckTimeOut) {

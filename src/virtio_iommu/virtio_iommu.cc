@@ -336,6 +336,11 @@ Status VirtioIommu::Exchange(size_t n, const size_t* writable_len) {
   while (reqq_.in_flight() != 0) {
     if (reqq_.PopUsed(&used)) continue;
     if (deadline.Expired()) {
+      // One last look after the deadline: a completion written while this thread was not
+      // running (preempted after its previous look) is a completion, not a timeout.
+      while (reqq_.in_flight() != 0 && reqq_.PopUsed(&used)) {
+      }
+      if (reqq_.in_flight() == 0) break;
       // The device may still write these slots: nothing is reused before Recover() resets it.
       broken_ = true;
       Count(stats_.timeouts);

@@ -16,6 +16,7 @@
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
+#include "ports/host/test_clock.h"
 #include "testing/sim_memory.h"
 #include "virtio_iommu/testing/fake_device.h"
 
@@ -28,6 +29,10 @@ using Faked = FakeVirtioIommu;
 constexpr uint32_t kSid = 0x18;
 constexpr uint64_t kPage = 4096;
 constexpr Paddr kPa = 0x4010'0000;
+// Request deadlines are 20 ms of the test clock (ports/host/test_clock.h), never of the host's:
+// each reading moves it 1 us, so a deadline is 20000 looks at the used ring.
+constexpr uint64_t kTimeoutNs = 20'000'000;
+constexpr uint64_t kPollStepNs = 1'000;
 
 class Sink final : public FaultSink {
  public:
@@ -60,7 +65,7 @@ class VirtioIommuTest : public ::testing::Test {
     c.bars[Faked::kBar] = &fake_.bar();
     c.dma = &mem_.dma();
     c.name = "virtio-iommu@test";
-    c.timeout_ns = 20'000'000;
+    c.timeout_ns = kTimeoutNs;
     return c;
   }
   // Probe + Init; then one domain with kSid attached.
@@ -93,6 +98,8 @@ class VirtioIommuTest : public ::testing::Test {
     return a;
   }
 
+  // First member: it outlives the unit, whose destructor still waits for a reset.
+  port::host::TestClock clock_{kPollStepNs};
   deviso::testing::SimPhysMemory mem_{deviso::testing::SimPhysMemory::Options{}};
   Faked fake_;
   std::optional<VirtioIommu> unit_;
@@ -542,14 +549,22 @@ class VirtioIommuAsyncTest : public VirtioIommuTest {
     o.complete_in_notify = false;
     return o;
   }
-  VirtioIommuAsyncTest() : VirtioIommuTest(Async()) {}
+  // The clock stands still except for the device thread's turns.
+  VirtioIommuAsyncTest() : VirtioIommuTest(Async()) { clock_.set_step(0); }
+  // One turn of the device thread: complete what is pending, then let 1 ms pass. A deadline
+  // expires only after 20 turns found the request still pending, and the first whole turn after
+  // the notify completes it: however the threads are scheduled, the test cannot lose the race.
+  void DeviceTurn() {
+    fake_.Process();
+    clock_.Advance(kTimeoutNs / 20);
+  }
 };
 
 TEST_F(VirtioIommuAsyncTest, PollsTheUsedRingWhenTheDeviceCompletesLater) {
   std::atomic<bool> stop{false};
   std::thread device([&] {
     while (!stop.load()) {
-      fake_.Process();
+      DeviceTurn();
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   });
@@ -563,6 +578,57 @@ TEST_F(VirtioIommuAsyncTest, PollsTheUsedRingWhenTheDeviceCompletesLater) {
   EXPECT_EQ(Table(d), Pages(0x100'0000, 8, 56));
 }
 
+// A clock under which every request completes exactly when its deadline expires: the reading
+// that takes the deadline (the first after a notify) returns the time unchanged; the next one
+// lets the device complete everything pending and jumps past any deadline. The driver's look at
+// the used ring before that reading finds nothing, the one after it finds the completion.
+class CompletesAtTheDeadline final : public port::host::ClockSource {
+ public:
+  explicit CompletesAtTheDeadline(Faked& fake) : fake_(fake) {
+    previous_ = port::host::SetClockSource(this);
+  }
+  ~CompletesAtTheDeadline() override { (void)port::host::SetClockSource(previous_); }
+  CompletesAtTheDeadline(const CompletesAtTheDeadline&) = delete;
+  CompletesAtTheDeadline& operator=(const CompletesAtTheDeadline&) = delete;
+  uint64_t NowNs() override {
+    const uint64_t notifies = fake_.notifies();
+    if (notifies != seen_notifies_) {
+      seen_notifies_ = notifies;
+      armed_ = true;  // this reading is the deadline's start
+    } else if (armed_) {
+      armed_ = false;
+      fake_.Process();
+      now_ += 2 * kTimeoutNs;
+      ++completions_at_deadline_;
+    }
+    return now_;
+  }
+  int completions_at_deadline() const { return completions_at_deadline_; }
+
+ private:
+  Faked& fake_;
+  port::host::ClockSource* previous_ = nullptr;
+  uint64_t seen_notifies_ = 0;
+  bool armed_ = false;
+  uint64_t now_ = 1'000'000'000;
+  int completions_at_deadline_ = 0;
+};
+
+// A thread preempted between its last look at the used ring and the deadline check must still
+// see the completion the device wrote meanwhile: that is not a timeout (the unit stays usable).
+TEST_F(VirtioIommuAsyncTest, ACompletionWrittenAsTheDeadlineExpiresIsNotATimeout) {
+  Bring();
+  CompletesAtTheDeadline clock(fake_);
+  Domain* d = NewDomain();
+  ASSERT_EQ(unit_->Attach(d, kSid), Status::Ok());
+  ASSERT_EQ(unit_->Map(d, 0x100'0000, kPa, 4 * kPage, kPermRead, MemType::kNormal), Status::Ok());
+  ASSERT_EQ(unit_->Unmap(d, 0x100'0000, kPage), Status::Ok());
+  EXPECT_GE(clock.completions_at_deadline(), 4) << "PROBE, ATTACH, MAP batch, UNMAP";
+  EXPECT_FALSE(unit_->broken());
+  EXPECT_EQ(unit_->stats().timeouts, 0u);
+  EXPECT_EQ(Table(d), Pages(0x100'0000, 1, 3));
+}
+
 // Threads (label `concurrency`, run under TSan): each thread maps and unmaps on its own domain
 // while another looks up what it unmaps, a device thread completes requests later and blocks
 // DMA of an unattached endpoint, and an event thread drains the event queue meanwhile.
@@ -573,7 +639,7 @@ TEST_F(VirtioIommuAsyncTest, ThreadsOnSeparateDomainsWithLookupsRacingUnmaps) {
   std::atomic<bool> stop{false};
   std::thread device([&] {
     while (!stop.load()) {
-      fake_.Process();
+      DeviceTurn();
       (void)fake_.Translate(kUnattached, kPa, true);  // a rogue device: blocked, reported
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
