@@ -29,6 +29,10 @@ class ClockSource {
 // source it replaces.
 ClockSource* SetClockSource(ClockSource* source);
 
+// Fuzzers: port::Log() still formats every message (so its arguments are exercised) but writes
+// nothing while silenced. Returns the previous setting.
+bool SetLogSilenced(bool silenced);
+
 // A clock that installs itself for its lifetime (restoring the previous source after).
 class TestClock final : public ClockSource {
  public:
