@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -814,6 +815,169 @@ TEST(VirtioIommuNonCoherentTest, CleansAndInvalidatesWhatTheDeviceSees) {
   ASSERT_EQ(sink.faults.size(), 1u);
   EXPECT_EQ(sink.faults[0].iova, 0x100'0000u);
   EXPECT_GT(mem.cleans(), 0u);
+}
+
+// ---- A hostile device (issue 15) --------------------------------------------------------------
+//
+// Each mode breaks one rule; deviso must keep its own state intact, fail the call with -EIO,
+// mark the unit broken (the request's effect is unknown), keep an Unmap's range recorded as
+// reachable, free nothing, and come back with Recover(), whose replay restores exactly the
+// record on the device.
+
+class VirtioIommuHostileTest : public VirtioIommuTest {
+ protected:
+  static constexpr uint64_t kIova = 0x100'0000;
+  void SetUp() override {
+    Bring();
+    d_ = NewDomain(&sink_);
+    ASSERT_EQ(unit_->Attach(d_, kSid), Status::Ok());
+    ASSERT_EQ(unit_->Map(d_, kIova, kPa, 4 * kPage, kPermReadWrite, MemType::kNormal),
+              Status::Ok());
+    free_pages_ = mem_.dma_free_pages();
+  }
+  // The unit is broken by a protocol error, has freed and allocated nothing, and Recover()
+  // brings the device back to exactly the record.
+  void ExpectBrokenThenRecovered(const std::vector<std::pair<uint64_t, uint64_t>>& record) {
+    EXPECT_TRUE(unit_->broken());
+    EXPECT_EQ(mem_.dma_free_pages(), free_pages_) << "nothing freed or allocated";
+    EXPECT_EQ(unit_->Map(d_, 0x800'0000, kPa, kPage, kPermRead, MemType::kNormal),
+              Status::IoError())
+        << "a broken unit refuses work";
+    fake_.SetHostile(Faked::Hostile::kNone, 0);
+    ASSERT_EQ(unit_->Recover(), Status::Ok());
+    EXPECT_FALSE(unit_->broken());
+    EXPECT_EQ(Table(d_), record) << "the device holds exactly the record again";
+    EXPECT_EQ(fake_.endpoints().at(kSid), Id(d_));
+  }
+
+  Sink sink_;
+  Domain* d_ = nullptr;
+  size_t free_pages_ = 0;
+};
+
+TEST_F(VirtioIommuHostileTest, AnswersOutOfOrderAreMatchedToTheirRequests) {
+  // Legal without VIRTIO_F_IN_ORDER (2.7.8): each status is read from its own slot.
+  fake_.SetHostile(Faked::Hostile::kOutOfOrder, 100);
+  ASSERT_EQ(unit_->Map(d_, 0x200'0000, kPa, 40 * kPage, kPermRead, MemType::kNormal), Status::Ok());
+  EXPECT_EQ(Table(d_), Concat(Pages(kIova, 0, 4), Pages(0x200'0000, 0, 40)));
+  // The first MAP of the batch is refused and answered last: the whole map is undone.
+  fake_.FailNext(static_cast<uint8_t>(ReqType::kMap), ReqStatus::kInval);
+  EXPECT_EQ(unit_->Map(d_, 0x400'0000, kPa, 8 * kPage, kPermRead, MemType::kNormal),
+            Status::InvalidArgument());
+  EXPECT_EQ(Table(d_), Concat(Pages(kIova, 0, 4), Pages(0x200'0000, 0, 40)));
+  EXPECT_FALSE(unit_->broken());
+  EXPECT_EQ(unit_->stats().protocol_errors, 0u);
+}
+
+TEST_F(VirtioIommuHostileTest, AnAnswerGivenTwiceBreaksTheUnitAndTheRangeStaysReachable) {
+  fake_.SetHostile(Faked::Hostile::kAnswerTwice, 1, static_cast<uint8_t>(ReqType::kUnmap));
+  EXPECT_EQ(unit_->Unmap(d_, kIova, kPage), Status::IoError());
+  EXPECT_EQ(unit_->stats().protocol_errors, 1u);
+  EXPECT_EQ(*unit_->IovaToPhys(d_, kIova), kPa) << "still recorded as reachable";
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+  EXPECT_EQ(unit_->Unmap(d_, kIova, kPage), Status::Ok());
+  EXPECT_EQ(Table(d_), Pages(kIova, 1, 3));
+}
+
+TEST_F(VirtioIommuHostileTest, AWritePastTheTailLandsInTheGuardAndBreaksTheUnit) {
+  static_assert(Faked::kOverrunBytes <= VirtioIommu::kGuardBytes);
+  // Each of the batch's 8 answers writes 64 bytes past its tail, before the device reads the
+  // next request: had they reached that request, its MAP would be garbage.
+  fake_.SetHostile(Faked::Hostile::kOverrun, 8, static_cast<uint8_t>(ReqType::kMap));
+  EXPECT_EQ(unit_->Map(d_, 0x200'0000, kPa + 16 * kPage, 8 * kPage, kPermRead, MemType::kNormal),
+            Status::IoError());
+  EXPECT_EQ(fake_.overruns().size(), 8u);
+  EXPECT_EQ(Table(d_), Concat(Pages(kIova, 0, 4), Pages(0x200'0000, 0, 8)))
+      << "every request of the batch reached the device intact";
+  for (uint64_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(fake_.Translate(kSid, 0x200'0000 + i * kPage, false), kPa + (16 + i) * kPage);
+  }
+  // Not in the record: what the device took stays reachable only until Recover() resets it.
+  EXPECT_EQ(unit_->IovaToPhys(d_, 0x200'0000).status(), Status::NotFound());
+  EXPECT_GE(unit_->stats().protocol_errors, 1u);
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+  EXPECT_EQ(fake_.Translate(kSid, 0x200'0000, false), std::nullopt);
+  // PROBE's buffer has a guard too.
+  fake_.SetHostile(Faked::Hostile::kOverrun, 1, static_cast<uint8_t>(ReqType::kProbe));
+  Domain* other = NewDomain();
+  EXPECT_EQ(unit_->Attach(other, 0x20), Status::IoError());
+  EXPECT_TRUE(unit_->broken());
+  EXPECT_EQ(static_cast<VirtioIommuDomain*>(other)->streams(), 0u);
+}
+
+TEST_F(VirtioIommuHostileTest, AnUnknownStatusBreaksTheUnitWhateverTheDeviceDid) {
+  // The device unmapped the page but says 0x42: the record keeps it as reachable.
+  fake_.SetHostile(Faked::Hostile::kUnknownStatus, 1, static_cast<uint8_t>(ReqType::kUnmap));
+  EXPECT_EQ(unit_->Unmap(d_, kIova, kPage), Status::IoError());
+  EXPECT_EQ(*unit_->IovaToPhys(d_, kIova), kPa);
+  EXPECT_EQ(unit_->stats().protocol_errors, 1u);
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+  // The device mapped the page but says 0x42: no undo is trusted to it; the reset drops it.
+  fake_.SetHostile(Faked::Hostile::kUnknownStatus, 1, static_cast<uint8_t>(ReqType::kMap));
+  EXPECT_EQ(unit_->Map(d_, 0x200'0000, kPa, kPage, kPermRead, MemType::kNormal), Status::IoError());
+  EXPECT_EQ(unit_->IovaToPhys(d_, 0x200'0000).status(), Status::NotFound());
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+}
+
+TEST_F(VirtioIommuHostileTest, AUsedLengthBeyondTheBufferBreaksTheUnit) {
+  fake_.SetHostile(Faked::Hostile::kUsedLenTooLarge, 1, static_cast<uint8_t>(ReqType::kDetach));
+  EXPECT_EQ(unit_->Detach(d_, kSid), Status::IoError());
+  EXPECT_EQ(static_cast<VirtioIommuDomain*>(d_)->streams(), 1u) << "still attached as recorded";
+  EXPECT_EQ(unit_->stats().protocol_errors, 1u);
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+}
+
+TEST_F(VirtioIommuHostileTest, AUsedIndexMovingBackwardsBreaksTheUnit) {
+  fake_.SetHostile(Faked::Hostile::kUsedIdxBackwards, 1, static_cast<uint8_t>(ReqType::kUnmap));
+  EXPECT_EQ(unit_->Unmap(d_, kIova + kPage, 2 * kPage), Status::IoError());
+  EXPECT_EQ(*unit_->IovaToPhys(d_, kIova + 2 * kPage), kPa + 2 * kPage);
+  EXPECT_EQ(unit_->stats().protocol_errors, 1u);
+  EXPECT_EQ(unit_->stats().timeouts, 0u) << "seen as garbled at once, not waited for";
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+}
+
+TEST_F(VirtioIommuHostileTest, ALostAnswerTimesOutAndTheRangeStaysReachable) {
+  fake_.SetHostile(Faked::Hostile::kLoseAnswer, 1, static_cast<uint8_t>(ReqType::kUnmap));
+  EXPECT_EQ(unit_->Unmap(d_, kIova, 4 * kPage), Status::TimedOut());
+  EXPECT_EQ(unit_->stats().timeouts, 1u);
+  for (uint64_t i = 0; i < 4; ++i)
+    EXPECT_EQ(*unit_->IovaToPhys(d_, kIova + i * kPage), kPa + i * kPage);
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+}
+
+TEST_F(VirtioIommuHostileTest, GarbledEventsAreNotDeliveredAndBreakTheUnit) {
+  if (!config::kFaultReports) GTEST_SKIP() << "built without fault reports";
+  struct Case {
+    const char* name;
+    std::function<void(Faked::EventAnswer&)> garble;
+  };
+  const Case cases[] = {
+      {"short record", [](Faked::EventAnswer& a) { a.used_len = 8; }},
+      {"long record", [](Faked::EventAnswer& a) { a.used_len = 4096; }},
+      {"buffer it does not hold", [](Faked::EventAnswer& a) { a.head = 1000; }},
+      {"returned twice", [](Faked::EventAnswer& a) { a.copies = 2; }},
+      {"used.idx backwards", [](Faked::EventAnswer& a) { a.idx_backwards = true; }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    fake_.SetEventHook(c.garble);
+    sink_.faults.clear();
+    EXPECT_EQ(fake_.Translate(kSid, kIova + 8 * kPage, true), std::nullopt);
+    unit_->HandleEvents();
+    unit_->HandleEvents();  // a second pass over a garbled ring changes nothing more
+    fake_.SetEventHook(nullptr);
+    // Only a record whose buffer came back once, whole, is believed (the first copy of a
+    // twice-returned buffer is the one the device was given).
+    EXPECT_LE(sink_.faults.size(), 1u);
+    ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+    // Events flow again after the reset.
+    sink_.faults.clear();
+    EXPECT_EQ(fake_.Translate(kSid, kIova + 8 * kPage, true), std::nullopt);
+    unit_->HandleEvents();
+    ASSERT_EQ(sink_.faults.size(), 1u);
+    EXPECT_EQ(sink_.faults[0].iova, kIova + 8 * kPage);
+    EXPECT_FALSE(unit_->broken());
+  }
 }
 
 // ---- Faults (5.13.6.9) --------------------------------------------------------------------------
