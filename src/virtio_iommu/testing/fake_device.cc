@@ -312,8 +312,10 @@ void FakeVirtioIommu::ProcessRequestQueue() {
     // Non-PROBE: the tail is the whole writable part; PROBE: properties, then the tail.
     const size_t wanted = out.size() + sizeof(ReqTail);
     a.used_len = static_cast<uint32_t>(wanted < total ? wanted : total);
+    a.payload = std::move(out);
     ApplyHostile(a);
     if (answer_hook_) answer_hook_(a);
+    out = std::move(a.payload);
     out.push_back(a.status);
     out.push_back(0);
     out.push_back(0);

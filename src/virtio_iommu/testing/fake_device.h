@@ -147,9 +147,10 @@ class FakeVirtioIommu {
     uint32_t used_len = 0;  // the used element's len (what was written, as QEMU says)
     uint32_t overrun = 0;   // bytes written past the end of the writable buffer
     uint8_t overrun_byte = 0xee;
-    uint8_t copies = 1;          // used elements for it (0: lost)
-    bool reverse_batch = false;  // this pass's used elements enter the ring last first
-    bool idx_backwards = false;  // after the pass, used.idx ends 1 below its value before it
+    uint8_t copies = 1;            // used elements for it (0: lost)
+    bool reverse_batch = false;    // this pass's used elements enter the ring last first
+    bool idx_backwards = false;    // after the pass, used.idx ends 1 below its value before it
+    std::vector<uint8_t> payload;  // written before the tail (PROBE: the properties)
   };
   void SetAnswerHook(std::function<void(Answer&)> hook);
   // One event, as the device is about to write it to the next event buffer.
