@@ -754,6 +754,20 @@ TEST_F(VirtioIommuTest, ATimeoutBreaksTheUnitAndRecoverReplaysWithBypassCleared)
   EXPECT_EQ(unit_->stats().recoveries, 1u);
 }
 
+TEST_F(VirtioIommuTest, DeviceNeedsResetIsRecoveredWithTheRecordReplayed) {
+  Bring();
+  Domain* d = NewDomain();
+  ASSERT_EQ(unit_->Attach(d, kSid), Status::Ok());
+  ASSERT_EQ(unit_->Map(d, 0x100'0000, kPa, 2 * kPage, kPermRead, MemType::kNormal), Status::Ok());
+  fake_.SetNeedsReset();
+  EXPECT_NE(fake_.device_status() & status::kDeviceNeedsReset, 0);
+  ASSERT_EQ(unit_->Recover(), Status::Ok());
+  EXPECT_EQ(fake_.device_status() & status::kDeviceNeedsReset, 0);
+  EXPECT_EQ(fake_.bypass(), 0);
+  EXPECT_EQ(Table(d), Pages(0x100'0000, 0, 2));
+  EXPECT_EQ(fake_.Translate(kSid, 0x100'0000, false), kPa);
+}
+
 TEST_F(VirtioIommuTest, AProbeThatNeverCompletesTimesOut) {
   Bring();
   fake_.SetHung(true);
