@@ -66,3 +66,24 @@ function(deviso_add_benchmark)
   target_compile_options(${arg_NAME} PRIVATE "$<$<COMPILE_LANGUAGE:CXX>:-fno-rtti>")
   set_target_properties(${arg_NAME} PROPERTIES RUNTIME_OUTPUT_DIRECTORY "${CMAKE_BINARY_DIR}/bench")
 endfunction()
+
+# deviso_add_fuzzer(NAME <name> SOURCES <src>... [LIBS <lib>...])
+#   A libFuzzer executable <name> (clang, -fsanitize=fuzzer on top of the preset's ASan +
+#   UBSan) beside the code it fuzzes, with its seed corpus in <name>_corpus/ there. Links
+#   deviso_panic_host and deviso_warnings, sees include/ and src/. Does nothing unless
+#   DEVISO_BUILD_FUZZERS is ON. scripts/fuzz runs it; scripts/test smoke-runs it.
+function(deviso_add_fuzzer)
+  cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME" "SOURCES;LIBS")
+  if(arg_UNPARSED_ARGUMENTS OR NOT arg_NAME OR NOT arg_SOURCES)
+    message(FATAL_ERROR "deviso_add_fuzzer: NAME and SOURCES are required")
+  endif()
+  if(NOT DEVISO_BUILD_FUZZERS)
+    return()
+  endif()
+  add_executable(${arg_NAME} ${arg_SOURCES})
+  target_include_directories(${arg_NAME} PRIVATE
+      "${PROJECT_SOURCE_DIR}/include" "${PROJECT_SOURCE_DIR}/src")
+  target_link_libraries(${arg_NAME} PRIVATE ${arg_LIBS} deviso_panic_host deviso_warnings)
+  target_compile_options(${arg_NAME} PRIVATE -fsanitize=fuzzer -fno-rtti)
+  target_link_options(${arg_NAME} PRIVATE -fsanitize=fuzzer)
+endfunction()

@@ -341,7 +341,12 @@ Status Smmuv3::WaitForSpaceLocked() {
   for (;;) {
     DEVISO_TRY(RefreshConsLocked(0, 0, &ignored));
     if (!QueueFull(cmdq_)) return Status::Ok();
-    if (deadline.Expired()) return Status::TimedOut();
+    if (deadline.Expired()) {
+      // One last look: this thread may have been preempted past the deadline after the SMMU
+      // made room (a command error is acknowledged in one look, CONS seen in the next).
+      DEVISO_TRY(RefreshConsLocked(0, 0, &ignored));
+      return QueueFull(cmdq_) ? Status::TimedOut() : Status::Ok();
+    }
   }
 }
 
@@ -370,6 +375,10 @@ Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
     DEVISO_TRY(RefreshConsLocked(first, end, &lost));
     if (cmdq_.cons == cmdq_.prod) break;  // everything up to and including the sync
     if (deadline.Expired()) {
+      // One last look, as above: a sync completed while this thread was not running is not a
+      // timeout (and would break the unit for good).
+      DEVISO_TRY(RefreshConsLocked(first, end, &lost));
+      if (cmdq_.cons == cmdq_.prod) break;
       // Completion cannot be confirmed: nothing this unit does can be trusted any more, and
       // nothing it may still be using is freed.
       if constexpr (config::kLogging) {

@@ -153,8 +153,10 @@ Status VirtioIommu::SetupQueues() {
   const uint16_t req_size = FloorPow2(req_max < 2 * kBatch ? req_max : 2 * kBatch);
   pci_.SelectQueue(kEventQueue);
   const uint16_t evt_max = pci_.QueueMaxSize();
-  const uint16_t evt_size =
-      FloorPow2(evt_max < config_.event_queue_size ? evt_max : config_.event_queue_size);
+  uint16_t evt_want =
+      config_.event_queue_size < kMaxEventBuffers ? config_.event_queue_size : kMaxEventBuffers;
+  if (evt_max < evt_want) evt_want = evt_max;
+  const uint16_t evt_size = FloorPow2(evt_want);
   if (req_size < 2 || evt_size < 1) return Status::NotSupported();
 
   // Allocated once; Recover() reuses them (the device was reset: nothing is in flight).
@@ -169,7 +171,7 @@ Status VirtioIommu::SetupQueues() {
     DEVISO_ASSIGN_OR_RETURN(events_, dma.Allocate(size_t{evt_size} * sizeof(FaultEvent), 64));
   }
   if ((driver_features_ & feature::Bit(feature::kProbe)) != 0 && probe_.cpu == nullptr) {
-    DEVISO_ASSIGN_OR_RETURN(probe_, dma.Allocate(probe_size_ + sizeof(ReqTail), 64));
+    DEVISO_ASSIGN_OR_RETURN(probe_, dma.Allocate(probe_size_ + sizeof(ReqTail) + kGuardBytes, 64));
   }
   reqq_.ResetRings();
   evtq_.ResetRings();
@@ -182,10 +184,12 @@ Status VirtioIommu::SetupQueues() {
   pci_.EnableQueue();
 
   // 5.13.6.9: the event queue holds device-writable buffers the size of a fault record.
+  std::memset(evt_posted_, 0, sizeof(evt_posted_));
   for (uint16_t i = 0; i < evt_size; ++i) {
     evtq_.SetDesc(i, events_.pa + size_t{i} * sizeof(FaultEvent), sizeof(FaultEvent),
                   vq::kDescFWrite, 0);
     evtq_.AddAvail(i);
+    evt_posted_[i / 64] |= uint64_t{1} << (i % 64);
   }
   evtq_.PublishAvail();
   pci_.SelectQueue(kEventQueue);
@@ -286,6 +290,7 @@ Stats VirtioIommu::stats() const {
   s.unrouted_faults = Read(stats_.unrouted_faults);
   s.timeouts = Read(stats_.timeouts);
   s.recoveries = Read(stats_.recoveries);
+  s.protocol_errors = Read(stats_.protocol_errors);
   return s;
 }
 
@@ -302,6 +307,7 @@ void VirtioIommu::FillSlot(size_t i, const void* req, size_t len) {
   // Marks the tail unwritten, so a device that returns the buffer without a status is caught.
   slot[kTailOffset] = kStatusUnwritten;
   std::memset(slot + kTailOffset + 1, 0, sizeof(ReqTail) - 1);
+  std::memset(slot + kTailOffset + sizeof(ReqTail), kGuardPattern, kGuardBytes);
   // Record the readable length in the descriptor now: Exchange() writes the chains.
   reqq_.SetDesc(static_cast<uint16_t>(2 * i), slots_.pa + i * kSlotBytes,
                 static_cast<uint32_t>(len), vq::kDescFNext, static_cast<uint16_t>(2 * i + 1));
@@ -314,13 +320,33 @@ uint8_t VirtioIommu::SlotStatus(size_t i) const {
   return __atomic_load_n(tail, __ATOMIC_RELAXED);
 }
 
+bool VirtioIommu::GuardIntact(const uint8_t* guard) const {
+  if (!config_.coherent) config_.dma->Invalidate(guard, kGuardBytes);
+  for (size_t i = 0; i < kGuardBytes; ++i) {
+    if (__atomic_load_n(&guard[i], __ATOMIC_RELAXED) != kGuardPattern) return false;
+  }
+  return true;
+}
+
+Status VirtioIommu::Garbled(const char* what) {
+  broken_ = true;
+  Count(stats_.protocol_errors);
+  if constexpr (config::kLogging) {
+    port::Log("deviso: %s: device broke the protocol (%s): unit marked broken\n", name_, what);
+  }
+  return Status::IoError();
+}
+
 Status VirtioIommu::Exchange(size_t n, const size_t* writable_len) {
+  // An element already waiting was never asked for (a late second answer).
+  if (reqq_.UsedWaiting()) return Garbled("used element before the request");
   // 2.6.4 message framing: each request is a readable descriptor (head and body) chained to
   // a writable one (the tail; for PROBE the properties and the tail, in probe_).
+  const size_t writable = writable_len != nullptr ? *writable_len : sizeof(ReqTail);
   for (size_t i = 0; i < n; ++i) {
     const auto w = static_cast<uint16_t>(2 * i + 1);
     if (writable_len != nullptr) {
-      reqq_.SetDesc(w, probe_.pa, static_cast<uint32_t>(*writable_len), vq::kDescFWrite, 0);
+      reqq_.SetDesc(w, probe_.pa, static_cast<uint32_t>(writable), vq::kDescFWrite, 0);
     } else {
       reqq_.SetDesc(w, slots_.pa + i * kSlotBytes + kTailOffset, sizeof(ReqTail), vq::kDescFWrite,
                     0);
@@ -331,11 +357,34 @@ Status VirtioIommu::Exchange(size_t n, const size_t* writable_len) {
   pci_.Notify(req_notify_, kRequestQueue);
   Count(stats_.notifies);
   // Completion inside the notify write is QEMU's habit, not the spec's: poll the used ring.
+  // Each slot is answered once, in any order (2.7.8 without VIRTIO_F_IN_ORDER).
+  uint32_t awaited = n >= 32 ? ~0U : (1U << n) - 1;
+  const auto take = [&](const vq::UsedElem& e) -> const char* {
+    const uint32_t slot = e.id / 2;
+    if (e.id % 2 != 0 || slot >= n) return "used element names no request chain";
+    if ((awaited & (1U << slot)) == 0) return "request answered twice";
+    // 2.7.8: len is what the device wrote into the writable buffer: at least the tail, at most
+    // the buffer.
+    if (e.len < sizeof(ReqTail) || e.len > writable) return "used length outside the buffer";
+    awaited &= ~(1U << slot);
+    return nullptr;
+  };
   const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
   vq::UsedElem used;
-  while (reqq_.in_flight() != 0) {
-    if (reqq_.PopUsed(&used)) continue;
+  while (awaited != 0) {
+    if (reqq_.PopUsed(&used)) {
+      if (const char* what = take(used); what != nullptr) return Garbled(what);
+      continue;
+    }
+    if (reqq_.corrupt()) return Garbled("used index moved backwards or past the requests");
     if (deadline.Expired()) {
+      // One last look after the deadline: a completion written while this thread was not
+      // running (preempted after its previous look) is a completion, not a timeout.
+      while (awaited != 0 && reqq_.PopUsed(&used)) {
+        if (const char* what = take(used); what != nullptr) return Garbled(what);
+      }
+      if (awaited == 0) break;
+      if (reqq_.corrupt()) return Garbled("used index moved backwards or past the requests");
       // The device may still write these slots: nothing is reused before Recover() resets it.
       broken_ = true;
       Count(stats_.timeouts);
@@ -344,6 +393,14 @@ Status VirtioIommu::Exchange(size_t n, const size_t* writable_len) {
       }
       return Status::TimedOut();
     }
+  }
+  // Anything more in the used ring is an answer nobody asked for.
+  if (reqq_.UsedWaiting()) return Garbled("more answers than requests");
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* guard = writable_len != nullptr
+                               ? static_cast<const uint8_t*>(probe_.cpu) + writable
+                               : Slot(i) + kTailOffset + sizeof(ReqTail);
+    if (!GuardIntact(guard)) return Garbled("write past the end of a response buffer");
   }
   Count(stats_.requests, n);
   return Status::Ok();
@@ -371,13 +428,20 @@ Status VirtioIommu::StatusToErrno(uint8_t status) {
   }
 }
 
+Status VirtioIommu::AnswerStatus(uint8_t status) {
+  // 5.13.6: these are all the statuses there are. Anything else (a tail left unwritten
+  // included) says nothing about what the device did.
+  if (status > static_cast<uint8_t>(ReqStatus::kNoMem)) return Garbled("unknown status");
+  return StatusToErrno(status);
+}
+
 Status VirtioIommu::SendOne(const void* req, size_t len, bool noent_expected) {
   FillSlot(0, req, len);
   DEVISO_TRY(Exchange(1));
   const uint8_t st = SlotStatus(0);
   const bool expected = noent_expected && st == static_cast<uint8_t>(ReqStatus::kNoEnt);
   if (st != static_cast<uint8_t>(ReqStatus::kOk) && !expected) Count(stats_.request_errors);
-  return StatusToErrno(st);
+  return AnswerStatus(st);
 }
 
 Status VirtioIommu::MapPages(const VirtioIommuDomain& d, Iova iova, Paddr pa, uint64_t size,
@@ -403,7 +467,9 @@ Status VirtioIommu::MapPages(const VirtioIommuDomain& d, Iova iova, Paddr pa, ui
       const uint8_t st = SlotStatus(i);
       if (st == static_cast<uint8_t>(ReqStatus::kOk)) continue;
       Count(stats_.request_errors);
-      if (first_error.ok()) first_error = StatusToErrno(st);
+      const Status e = AnswerStatus(st);
+      if (broken_) return e;  // garbled: what the device took is unknown
+      if (first_error.ok()) first_error = e;
     }
   }
   return first_error;
@@ -455,14 +521,15 @@ Status VirtioIommu::ProbeLocked(uint32_t sid) {
   const size_t writable = probe_size_ + sizeof(ReqTail);
   std::memset(props, 0, writable);
   props[probe_size_] = kStatusUnwritten;
-  if (!config_.coherent) config_.dma->Clean(props, writable);
+  std::memset(props + writable, kGuardPattern, kGuardBytes);
+  if (!config_.coherent) config_.dma->Clean(props, writable + kGuardBytes);
   FillSlot(0, &req, sizeof(req));
   DEVISO_TRY(Exchange(1, &writable));
   if (!config_.coherent) config_.dma->Invalidate(props, writable);
   const uint8_t st = __atomic_load_n(&props[probe_size_], __ATOMIC_RELAXED);
   if (st != static_cast<uint8_t>(ReqStatus::kOk)) {
     Count(stats_.request_errors);
-    return StatusToErrno(st);
+    return AnswerStatus(st);
   }
   // 5.13.6.8.1: a sequence of properties, ended by a NONE property or the buffer's end.
   ProbeEntry result;
@@ -887,15 +954,27 @@ void VirtioIommu::HandleEvents() {
   port::LockGuard evt(evt_lock_);
   if (!initialised_ || !evtq_.allocated()) return;
   (void)pci_.ReadIsr();  // 4.1.4.5: acknowledges a legacy interrupt, if one was raised
-  bool reposted = false;
+  // Buffers go back only after the pass, so that one returned twice in it is caught.
+  uint16_t repost[kMaxEventBuffers];
+  size_t reposts = 0;
+  const char* garbled = nullptr;
   vq::UsedElem used;
-  while (evtq_.PopUsed(&used)) {
+  while (garbled == nullptr && evtq_.PopUsed(&used)) {
     Count(stats_.events);
-    const auto id = static_cast<uint16_t>(used.id);
-    if (id >= evtq_.size()) continue;  // not a buffer of ours: nothing to re-post
+    // Only a buffer the device holds may come back, and only once: anything else would post
+    // a buffer twice (the avail ring would overflow) or one that does not exist.
+    const uint32_t id = used.id;
+    if (id >= evtq_.size() || (evt_posted_[id / 64] & (uint64_t{1} << (id % 64))) == 0) {
+      garbled = "event buffer returned that the device does not hold";
+      break;
+    }
+    evt_posted_[id / 64] &= ~(uint64_t{1} << (id % 64));
     auto* rec = static_cast<FaultEvent*>(events_.cpu) + id;
+    // 5.13.6.9: a fault record fills its buffer; any other length is a garbled record (not
+    // delivered), but the buffer is the driver's again and goes back.
+    if (used.len != sizeof(FaultEvent)) garbled = "event length is not a fault record";
     if constexpr (config::kFaultReports) {
-      if (used.len >= sizeof(FaultEvent)) {
+      if (garbled == nullptr) {
         if (!config_.coherent) config_.dma->Invalidate(rec, sizeof(*rec));
         FaultEvent e;
         std::memcpy(&e, rec, sizeof(e));
@@ -914,15 +993,26 @@ void VirtioIommu::HandleEvents() {
         DeliverFault(DecodeFault(e, name_, d != nullptr, mapped));
       }
     }
-    // 5.13.6.9: the buffer goes back to the device for the next fault.
+    repost[reposts++] = static_cast<uint16_t>(id);
+  }
+  if (garbled == nullptr && evtq_.corrupt()) garbled = "event used index moved backwards";
+  // 5.13.6.9: the buffers go back to the device for the next faults.
+  for (size_t i = 0; i < reposts; ++i) {
+    const uint16_t id = repost[i];
     evtq_.SetDesc(id, events_.pa + size_t{id} * sizeof(FaultEvent), sizeof(FaultEvent),
                   vq::kDescFWrite, 0);
     evtq_.AddAvail(id);
-    reposted = true;
+    evt_posted_[id / 64] |= uint64_t{1} << (id % 64);
   }
-  if (reposted) {
+  if (reposts != 0) {
     evtq_.PublishAvail();
     pci_.Notify(evt_notify_, kEventQueue);
+  }
+  if (garbled != nullptr) {
+    // Faults may have been lost and the device is proven faulty: stop trusting it until
+    // Recover() resets it (which also empties both rings).
+    port::LockGuard guard(lock_);
+    (void)Garbled(garbled);
   }
 }
 

@@ -28,7 +28,11 @@
 // Strict: Unmap returns only after the device acknowledged the UNMAP in the used ring.
 // Completion is polled under a deadline (Config::timeout_ns); a request that never completes
 // fails with -ETIMEDOUT and marks the unit broken: every later operation fails with -EIO until
-// Recover() succeeds.
+// Recover() succeeds. A garbled answer (docs/virtio_iommu.md "A hostile device"; Stats::
+// protocol_errors) fails with -EIO and marks the unit broken the same way: the request's
+// effect is unknown, so the record keeps what it held (an Unmap's range stays recorded as
+// reachable; a Map's pages the device may hold stay reachable until Recover() resets it) and
+// nothing is reused before the reset.
 //
 // Locking: `lock_` protects the domains, streams, probe cache and the request queue (a request
 // is sent and waited for under it); `evt_lock_` the event queue. Order: evt_lock_, then lock_.
@@ -61,6 +65,10 @@ struct Stats {
   uint64_t unrouted_faults = 0;  // faults of endpoints with no domain (default-deny hits)
   uint64_t timeouts = 0;         // requests that never completed
   uint64_t recoveries = 0;       // successful Recover() calls
+  // Answers that broke the rules (each marks the unit broken): a used element for a chain not
+  // in flight or answered already, used.idx moved backwards, a used length outside the
+  // writable buffer, a status no spec defines, a write past a buffer's end (into its guard).
+  uint64_t protocol_errors = 0;
 };
 
 class VirtioIommuDomain final : public Domain {
@@ -96,13 +104,21 @@ class VirtioIommuDomain final : public Domain {
 class VirtioIommu final : public IsolationUnit {
  public:
   static constexpr size_t kMaxDomains = 32;
-  static constexpr size_t kMaxStreams = 64;      // attached endpoints, for fault routing
-  static constexpr size_t kMaxProbed = 64;       // endpoints whose PROBE result is cached
-  static constexpr size_t kMaxReserved = 4;      // reserved regions kept per endpoint
-  static constexpr uint16_t kBatch = 32;         // requests per notification
-  static constexpr size_t kSlotBytes = 128;      // one request: readable part, then the tail
-  static constexpr size_t kTailOffset = 96;      // of the tail within a slot
-  static constexpr size_t kMaxProbeSize = 4096;  // larger probe_size: PROBE not negotiated
+  static constexpr size_t kMaxStreams = 64;  // attached endpoints, for fault routing
+  static constexpr size_t kMaxProbed = 64;   // endpoints whose PROBE result is cached
+  static constexpr size_t kMaxReserved = 4;  // reserved regions kept per endpoint
+  static constexpr uint16_t kBatch = 32;     // requests per notification
+  // One request slot: the readable part at 0, the tail at kTailOffset, then a guard of
+  // kGuardBytes that holds no state: a device writing past the tail (or past PROBE's buffer,
+  // which has a guard too) lands there, is detected by the guard's pattern and marks the unit
+  // broken. A device that writes further, or anywhere else, is not contained by any driver:
+  // the virtio-iommu device itself is not behind an IOMMU.
+  static constexpr size_t kSlotBytes = 256;
+  static constexpr size_t kTailOffset = 128;
+  static constexpr size_t kGuardBytes = kSlotBytes - kTailOffset - sizeof(ReqTail);
+  static constexpr uint8_t kGuardPattern = 0x5a;
+  static constexpr uint16_t kMaxEventBuffers = 256;  // event-queue entries (buffers posted)
+  static constexpr size_t kMaxProbeSize = 4096;      // larger probe_size: PROBE not negotiated
 
   struct Config {
     PciConfig* pci = nullptr;
@@ -237,6 +253,12 @@ class VirtioIommu final : public IsolationUnit {
   void FillSlot(size_t i, const void* req, size_t len);
   Status Exchange(size_t n, const size_t* writable_len = nullptr);
   uint8_t SlotStatus(size_t i) const;
+  // A guard (kGuardBytes of kGuardPattern) is intact.
+  bool GuardIntact(const uint8_t* guard) const;
+  // The device broke the protocol: counted, logged, unit broken. Returns -EIO.
+  Status Garbled(const char* what);
+  // The status of an answer as an errno; a status no spec defines is Garbled().
+  Status AnswerStatus(uint8_t status);
   // Sends one request; the device's status as an errno. A NOENT answer is not counted as a
   // request error when `noent_expected` (the UNMAP that empties a domain the device may have
   // dropped).
@@ -282,6 +304,7 @@ class VirtioIommu final : public IsolationUnit {
   DmaBuffer slots_;   // kBatch request slots
   DmaBuffer probe_;   // PROBE's device-writable part: probe_size + tail
   DmaBuffer events_;  // one FaultEvent per event-queue entry
+  uint64_t evt_posted_[kMaxEventBuffers / 64] = {};  // event buffers the device holds
   VirtioIommuDomain domains_[kMaxDomains];
   StreamSlot streams_[kMaxStreams];
   ProbeEntry probed_eps_[kMaxProbed];

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
+#include "ports/host/test_clock.h"
 #include "testing/sim_memory.h"
 #include "virtio_iommu/testing/fake_device.h"
 
@@ -28,6 +30,10 @@ using Faked = FakeVirtioIommu;
 constexpr uint32_t kSid = 0x18;
 constexpr uint64_t kPage = 4096;
 constexpr Paddr kPa = 0x4010'0000;
+// Request deadlines are 20 ms of the test clock (ports/host/test_clock.h), never of the host's:
+// each reading moves it 1 us, so a deadline is 20000 looks at the used ring.
+constexpr uint64_t kTimeoutNs = 20'000'000;
+constexpr uint64_t kPollStepNs = 1'000;
 
 class Sink final : public FaultSink {
  public:
@@ -60,7 +66,7 @@ class VirtioIommuTest : public ::testing::Test {
     c.bars[Faked::kBar] = &fake_.bar();
     c.dma = &mem_.dma();
     c.name = "virtio-iommu@test";
-    c.timeout_ns = 20'000'000;
+    c.timeout_ns = kTimeoutNs;
     return c;
   }
   // Probe + Init; then one domain with kSid attached.
@@ -93,6 +99,8 @@ class VirtioIommuTest : public ::testing::Test {
     return a;
   }
 
+  // First member: it outlives the unit, whose destructor still waits for a reset.
+  port::host::TestClock clock_{kPollStepNs};
   deviso::testing::SimPhysMemory mem_{deviso::testing::SimPhysMemory::Options{}};
   Faked fake_;
   std::optional<VirtioIommu> unit_;
@@ -542,14 +550,22 @@ class VirtioIommuAsyncTest : public VirtioIommuTest {
     o.complete_in_notify = false;
     return o;
   }
-  VirtioIommuAsyncTest() : VirtioIommuTest(Async()) {}
+  // The clock stands still except for the device thread's turns.
+  VirtioIommuAsyncTest() : VirtioIommuTest(Async()) { clock_.set_step(0); }
+  // One turn of the device thread: complete what is pending, then let 1 ms pass. A deadline
+  // expires only after 20 turns found the request still pending, and the first whole turn after
+  // the notify completes it: however the threads are scheduled, the test cannot lose the race.
+  void DeviceTurn() {
+    fake_.Process();
+    clock_.Advance(kTimeoutNs / 20);
+  }
 };
 
 TEST_F(VirtioIommuAsyncTest, PollsTheUsedRingWhenTheDeviceCompletesLater) {
   std::atomic<bool> stop{false};
   std::thread device([&] {
     while (!stop.load()) {
-      fake_.Process();
+      DeviceTurn();
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
   });
@@ -563,6 +579,57 @@ TEST_F(VirtioIommuAsyncTest, PollsTheUsedRingWhenTheDeviceCompletesLater) {
   EXPECT_EQ(Table(d), Pages(0x100'0000, 8, 56));
 }
 
+// A clock under which every request completes exactly when its deadline expires: the reading
+// that takes the deadline (the first after a notify) returns the time unchanged; the next one
+// lets the device complete everything pending and jumps past any deadline. The driver's look at
+// the used ring before that reading finds nothing, the one after it finds the completion.
+class CompletesAtTheDeadline final : public port::host::ClockSource {
+ public:
+  explicit CompletesAtTheDeadline(Faked& fake) : fake_(fake) {
+    previous_ = port::host::SetClockSource(this);
+  }
+  ~CompletesAtTheDeadline() override { (void)port::host::SetClockSource(previous_); }
+  CompletesAtTheDeadline(const CompletesAtTheDeadline&) = delete;
+  CompletesAtTheDeadline& operator=(const CompletesAtTheDeadline&) = delete;
+  uint64_t NowNs() override {
+    const uint64_t notifies = fake_.notifies();
+    if (notifies != seen_notifies_) {
+      seen_notifies_ = notifies;
+      armed_ = true;  // this reading is the deadline's start
+    } else if (armed_) {
+      armed_ = false;
+      fake_.Process();
+      now_ += 2 * kTimeoutNs;
+      ++completions_at_deadline_;
+    }
+    return now_;
+  }
+  int completions_at_deadline() const { return completions_at_deadline_; }
+
+ private:
+  Faked& fake_;
+  port::host::ClockSource* previous_ = nullptr;
+  uint64_t seen_notifies_ = 0;
+  bool armed_ = false;
+  uint64_t now_ = 1'000'000'000;
+  int completions_at_deadline_ = 0;
+};
+
+// A thread preempted between its last look at the used ring and the deadline check must still
+// see the completion the device wrote meanwhile: that is not a timeout (the unit stays usable).
+TEST_F(VirtioIommuAsyncTest, ACompletionWrittenAsTheDeadlineExpiresIsNotATimeout) {
+  Bring();
+  CompletesAtTheDeadline clock(fake_);
+  Domain* d = NewDomain();
+  ASSERT_EQ(unit_->Attach(d, kSid), Status::Ok());
+  ASSERT_EQ(unit_->Map(d, 0x100'0000, kPa, 4 * kPage, kPermRead, MemType::kNormal), Status::Ok());
+  ASSERT_EQ(unit_->Unmap(d, 0x100'0000, kPage), Status::Ok());
+  EXPECT_GE(clock.completions_at_deadline(), 4) << "PROBE, ATTACH, MAP batch, UNMAP";
+  EXPECT_FALSE(unit_->broken());
+  EXPECT_EQ(unit_->stats().timeouts, 0u);
+  EXPECT_EQ(Table(d), Pages(0x100'0000, 1, 3));
+}
+
 // Threads (label `concurrency`, run under TSan): each thread maps and unmaps on its own domain
 // while another looks up what it unmaps, a device thread completes requests later and blocks
 // DMA of an unattached endpoint, and an event thread drains the event queue meanwhile.
@@ -573,7 +640,7 @@ TEST_F(VirtioIommuAsyncTest, ThreadsOnSeparateDomainsWithLookupsRacingUnmaps) {
   std::atomic<bool> stop{false};
   std::thread device([&] {
     while (!stop.load()) {
-      fake_.Process();
+      DeviceTurn();
       (void)fake_.Translate(kUnattached, kPa, true);  // a rogue device: blocked, reported
       std::this_thread::sleep_for(std::chrono::microseconds(20));
     }
@@ -687,6 +754,20 @@ TEST_F(VirtioIommuTest, ATimeoutBreaksTheUnitAndRecoverReplaysWithBypassCleared)
   EXPECT_EQ(unit_->stats().recoveries, 1u);
 }
 
+TEST_F(VirtioIommuTest, DeviceNeedsResetIsRecoveredWithTheRecordReplayed) {
+  Bring();
+  Domain* d = NewDomain();
+  ASSERT_EQ(unit_->Attach(d, kSid), Status::Ok());
+  ASSERT_EQ(unit_->Map(d, 0x100'0000, kPa, 2 * kPage, kPermRead, MemType::kNormal), Status::Ok());
+  fake_.SetNeedsReset();
+  EXPECT_NE(fake_.device_status() & status::kDeviceNeedsReset, 0);
+  ASSERT_EQ(unit_->Recover(), Status::Ok());
+  EXPECT_EQ(fake_.device_status() & status::kDeviceNeedsReset, 0);
+  EXPECT_EQ(fake_.bypass(), 0);
+  EXPECT_EQ(Table(d), Pages(0x100'0000, 0, 2));
+  EXPECT_EQ(fake_.Translate(kSid, 0x100'0000, false), kPa);
+}
+
 TEST_F(VirtioIommuTest, AProbeThatNeverCompletesTimesOut) {
   Bring();
   fake_.SetHung(true);
@@ -748,6 +829,169 @@ TEST(VirtioIommuNonCoherentTest, CleansAndInvalidatesWhatTheDeviceSees) {
   ASSERT_EQ(sink.faults.size(), 1u);
   EXPECT_EQ(sink.faults[0].iova, 0x100'0000u);
   EXPECT_GT(mem.cleans(), 0u);
+}
+
+// ---- A hostile device (issue 15) --------------------------------------------------------------
+//
+// Each mode breaks one rule; deviso must keep its own state intact, fail the call with -EIO,
+// mark the unit broken (the request's effect is unknown), keep an Unmap's range recorded as
+// reachable, free nothing, and come back with Recover(), whose replay restores exactly the
+// record on the device.
+
+class VirtioIommuHostileTest : public VirtioIommuTest {
+ protected:
+  static constexpr uint64_t kIova = 0x100'0000;
+  void SetUp() override {
+    Bring();
+    d_ = NewDomain(&sink_);
+    ASSERT_EQ(unit_->Attach(d_, kSid), Status::Ok());
+    ASSERT_EQ(unit_->Map(d_, kIova, kPa, 4 * kPage, kPermReadWrite, MemType::kNormal),
+              Status::Ok());
+    free_pages_ = mem_.dma_free_pages();
+  }
+  // The unit is broken by a protocol error, has freed and allocated nothing, and Recover()
+  // brings the device back to exactly the record.
+  void ExpectBrokenThenRecovered(const std::vector<std::pair<uint64_t, uint64_t>>& record) {
+    EXPECT_TRUE(unit_->broken());
+    EXPECT_EQ(mem_.dma_free_pages(), free_pages_) << "nothing freed or allocated";
+    EXPECT_EQ(unit_->Map(d_, 0x800'0000, kPa, kPage, kPermRead, MemType::kNormal),
+              Status::IoError())
+        << "a broken unit refuses work";
+    fake_.SetHostile(Faked::Hostile::kNone, 0);
+    ASSERT_EQ(unit_->Recover(), Status::Ok());
+    EXPECT_FALSE(unit_->broken());
+    EXPECT_EQ(Table(d_), record) << "the device holds exactly the record again";
+    EXPECT_EQ(fake_.endpoints().at(kSid), Id(d_));
+  }
+
+  Sink sink_;
+  Domain* d_ = nullptr;
+  size_t free_pages_ = 0;
+};
+
+TEST_F(VirtioIommuHostileTest, AnswersOutOfOrderAreMatchedToTheirRequests) {
+  // Legal without VIRTIO_F_IN_ORDER (2.7.8): each status is read from its own slot.
+  fake_.SetHostile(Faked::Hostile::kOutOfOrder, 100);
+  ASSERT_EQ(unit_->Map(d_, 0x200'0000, kPa, 40 * kPage, kPermRead, MemType::kNormal), Status::Ok());
+  EXPECT_EQ(Table(d_), Concat(Pages(kIova, 0, 4), Pages(0x200'0000, 0, 40)));
+  // The first MAP of the batch is refused and answered last: the whole map is undone.
+  fake_.FailNext(static_cast<uint8_t>(ReqType::kMap), ReqStatus::kInval);
+  EXPECT_EQ(unit_->Map(d_, 0x400'0000, kPa, 8 * kPage, kPermRead, MemType::kNormal),
+            Status::InvalidArgument());
+  EXPECT_EQ(Table(d_), Concat(Pages(kIova, 0, 4), Pages(0x200'0000, 0, 40)));
+  EXPECT_FALSE(unit_->broken());
+  EXPECT_EQ(unit_->stats().protocol_errors, 0u);
+}
+
+TEST_F(VirtioIommuHostileTest, AnAnswerGivenTwiceBreaksTheUnitAndTheRangeStaysReachable) {
+  fake_.SetHostile(Faked::Hostile::kAnswerTwice, 1, static_cast<uint8_t>(ReqType::kUnmap));
+  EXPECT_EQ(unit_->Unmap(d_, kIova, kPage), Status::IoError());
+  EXPECT_EQ(unit_->stats().protocol_errors, 1u);
+  EXPECT_EQ(*unit_->IovaToPhys(d_, kIova), kPa) << "still recorded as reachable";
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+  EXPECT_EQ(unit_->Unmap(d_, kIova, kPage), Status::Ok());
+  EXPECT_EQ(Table(d_), Pages(kIova, 1, 3));
+}
+
+TEST_F(VirtioIommuHostileTest, AWritePastTheTailLandsInTheGuardAndBreaksTheUnit) {
+  static_assert(Faked::kOverrunBytes <= VirtioIommu::kGuardBytes);
+  // Each of the batch's 8 answers writes 64 bytes past its tail, before the device reads the
+  // next request: had they reached that request, its MAP would be garbage.
+  fake_.SetHostile(Faked::Hostile::kOverrun, 8, static_cast<uint8_t>(ReqType::kMap));
+  EXPECT_EQ(unit_->Map(d_, 0x200'0000, kPa + 16 * kPage, 8 * kPage, kPermRead, MemType::kNormal),
+            Status::IoError());
+  EXPECT_EQ(fake_.overruns().size(), 8u);
+  EXPECT_EQ(Table(d_), Concat(Pages(kIova, 0, 4), Pages(0x200'0000, 0, 8)))
+      << "every request of the batch reached the device intact";
+  for (uint64_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(fake_.Translate(kSid, 0x200'0000 + i * kPage, false), kPa + (16 + i) * kPage);
+  }
+  // Not in the record: what the device took stays reachable only until Recover() resets it.
+  EXPECT_EQ(unit_->IovaToPhys(d_, 0x200'0000).status(), Status::NotFound());
+  EXPECT_GE(unit_->stats().protocol_errors, 1u);
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+  EXPECT_EQ(fake_.Translate(kSid, 0x200'0000, false), std::nullopt);
+  // PROBE's buffer has a guard too.
+  fake_.SetHostile(Faked::Hostile::kOverrun, 1, static_cast<uint8_t>(ReqType::kProbe));
+  Domain* other = NewDomain();
+  EXPECT_EQ(unit_->Attach(other, 0x20), Status::IoError());
+  EXPECT_TRUE(unit_->broken());
+  EXPECT_EQ(static_cast<VirtioIommuDomain*>(other)->streams(), 0u);
+}
+
+TEST_F(VirtioIommuHostileTest, AnUnknownStatusBreaksTheUnitWhateverTheDeviceDid) {
+  // The device unmapped the page but says 0x42: the record keeps it as reachable.
+  fake_.SetHostile(Faked::Hostile::kUnknownStatus, 1, static_cast<uint8_t>(ReqType::kUnmap));
+  EXPECT_EQ(unit_->Unmap(d_, kIova, kPage), Status::IoError());
+  EXPECT_EQ(*unit_->IovaToPhys(d_, kIova), kPa);
+  EXPECT_EQ(unit_->stats().protocol_errors, 1u);
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+  // The device mapped the page but says 0x42: no undo is trusted to it; the reset drops it.
+  fake_.SetHostile(Faked::Hostile::kUnknownStatus, 1, static_cast<uint8_t>(ReqType::kMap));
+  EXPECT_EQ(unit_->Map(d_, 0x200'0000, kPa, kPage, kPermRead, MemType::kNormal), Status::IoError());
+  EXPECT_EQ(unit_->IovaToPhys(d_, 0x200'0000).status(), Status::NotFound());
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+}
+
+TEST_F(VirtioIommuHostileTest, AUsedLengthBeyondTheBufferBreaksTheUnit) {
+  fake_.SetHostile(Faked::Hostile::kUsedLenTooLarge, 1, static_cast<uint8_t>(ReqType::kDetach));
+  EXPECT_EQ(unit_->Detach(d_, kSid), Status::IoError());
+  EXPECT_EQ(static_cast<VirtioIommuDomain*>(d_)->streams(), 1u) << "still attached as recorded";
+  EXPECT_EQ(unit_->stats().protocol_errors, 1u);
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+}
+
+TEST_F(VirtioIommuHostileTest, AUsedIndexMovingBackwardsBreaksTheUnit) {
+  fake_.SetHostile(Faked::Hostile::kUsedIdxBackwards, 1, static_cast<uint8_t>(ReqType::kUnmap));
+  EXPECT_EQ(unit_->Unmap(d_, kIova + kPage, 2 * kPage), Status::IoError());
+  EXPECT_EQ(*unit_->IovaToPhys(d_, kIova + 2 * kPage), kPa + 2 * kPage);
+  EXPECT_EQ(unit_->stats().protocol_errors, 1u);
+  EXPECT_EQ(unit_->stats().timeouts, 0u) << "seen as garbled at once, not waited for";
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+}
+
+TEST_F(VirtioIommuHostileTest, ALostAnswerTimesOutAndTheRangeStaysReachable) {
+  fake_.SetHostile(Faked::Hostile::kLoseAnswer, 1, static_cast<uint8_t>(ReqType::kUnmap));
+  EXPECT_EQ(unit_->Unmap(d_, kIova, 4 * kPage), Status::TimedOut());
+  EXPECT_EQ(unit_->stats().timeouts, 1u);
+  for (uint64_t i = 0; i < 4; ++i)
+    EXPECT_EQ(*unit_->IovaToPhys(d_, kIova + i * kPage), kPa + i * kPage);
+  ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+}
+
+TEST_F(VirtioIommuHostileTest, GarbledEventsAreNotDeliveredAndBreakTheUnit) {
+  if (!config::kFaultReports) GTEST_SKIP() << "built without fault reports";
+  struct Case {
+    const char* name;
+    std::function<void(Faked::EventAnswer&)> garble;
+  };
+  const Case cases[] = {
+      {"short record", [](Faked::EventAnswer& a) { a.used_len = 8; }},
+      {"long record", [](Faked::EventAnswer& a) { a.used_len = 4096; }},
+      {"buffer it does not hold", [](Faked::EventAnswer& a) { a.head = 1000; }},
+      {"returned twice", [](Faked::EventAnswer& a) { a.copies = 2; }},
+      {"used.idx backwards", [](Faked::EventAnswer& a) { a.idx_backwards = true; }},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    fake_.SetEventHook(c.garble);
+    sink_.faults.clear();
+    EXPECT_EQ(fake_.Translate(kSid, kIova + 8 * kPage, true), std::nullopt);
+    unit_->HandleEvents();
+    unit_->HandleEvents();  // a second pass over a garbled ring changes nothing more
+    fake_.SetEventHook(nullptr);
+    // Only a record whose buffer came back once, whole, is believed (the first copy of a
+    // twice-returned buffer is the one the device was given).
+    EXPECT_LE(sink_.faults.size(), 1u);
+    ExpectBrokenThenRecovered(Pages(kIova, 0, 4));
+    // Events flow again after the reset.
+    sink_.faults.clear();
+    EXPECT_EQ(fake_.Translate(kSid, kIova + 8 * kPage, true), std::nullopt);
+    unit_->HandleEvents();
+    ASSERT_EQ(sink_.faults.size(), 1u);
+    EXPECT_EQ(sink_.faults[0].iova, kIova + 8 * kPage);
+    EXPECT_FALSE(unit_->broken());
+  }
 }
 
 // ---- Faults (5.13.6.9) --------------------------------------------------------------------------

@@ -73,7 +73,9 @@ Status VirtioPci::Reset(uint64_t timeout_ns) {
   const port::Deadline deadline = port::Deadline::In(timeout_ns);
   for (;;) {
     if (ReadStatus() == 0) return Status::Ok();
-    if (deadline.Expired()) return Status::TimedOut();
+    // One last look after the deadline: the reset may have completed while this thread was
+    // not running.
+    if (deadline.Expired()) return ReadStatus() == 0 ? Status::Ok() : Status::TimedOut();
   }
 }
 

@@ -41,6 +41,7 @@ void SplitQueue::ResetRings() {
   Clean(buffer_.cpu, buffer_.size);
   avail_idx_ = 0;
   last_used_ = 0;
+  corrupt_ = false;
 }
 
 void SplitQueue::SetDesc(uint16_t i, Paddr addr, uint32_t len, uint16_t flags, uint16_t next) {
@@ -85,6 +86,12 @@ bool SplitQueue::PopUsed(vq::UsedElem* elem) {
   const uint16_t idx =
       __atomic_load_n(reinterpret_cast<uint16_t*>(used + vq::kUsedIdx), __ATOMIC_ACQUIRE);
   if (idx == last_used_) return false;
+  // 2.7.8: the device returns only chains it was given. More than that is a device that moved
+  // idx backwards or answered twice: no element of this ring can be trusted any more.
+  if (static_cast<uint16_t>(idx - last_used_) > in_flight()) {
+    corrupt_ = true;
+    return false;
+  }
   // 2.7.14: read the element only after seeing idx move past it.
   DmaReadBarrier();
   const auto* e =
@@ -93,6 +100,13 @@ bool SplitQueue::PopUsed(vq::UsedElem* elem) {
   elem->len = __atomic_load_n(&e->len, __ATOMIC_RELAXED);
   ++last_used_;
   return true;
+}
+
+bool SplitQueue::UsedWaiting() const {
+  uint8_t* used = bytes() + used_offset_;
+  if (!coherent_) dma_->Invalidate(used + vq::kUsedIdx, sizeof(uint16_t));
+  return __atomic_load_n(reinterpret_cast<uint16_t*>(used + vq::kUsedIdx), __ATOMIC_ACQUIRE) !=
+         last_used_;
 }
 
 }  // namespace deviso::virtio_iommu

@@ -48,8 +48,14 @@ class SplitQueue {
   uint16_t in_flight() const { return static_cast<uint16_t>(avail_idx_ - last_used_); }
 
   // The next used element the driver has not consumed, if the device returned one
-  // (2.7.14: read used.idx, then the ring entry after a read barrier).
+  // (2.7.14: read used.idx, then the ring entry after a read barrier). A used.idx that claims
+  // more elements than chains are in flight (moved backwards, or answers that were never
+  // asked for) is not believed: nothing is returned and corrupt() becomes true.
   bool PopUsed(vq::UsedElem* elem);
+  // used.idx has moved since the last element consumed (an element is waiting).
+  bool UsedWaiting() const;
+  // The device broke the used ring's rules (see PopUsed); cleared by ResetRings().
+  bool corrupt() const { return corrupt_; }
 
  private:
   uint8_t* bytes() const { return static_cast<uint8_t*>(buffer_.cpu); }
@@ -68,6 +74,7 @@ class SplitQueue {
   size_t used_offset_ = 0;
   uint16_t avail_idx_ = 0;  // free-running, as the ring's idx (2.7.6)
   uint16_t last_used_ = 0;  // next used.idx value to consume
+  bool corrupt_ = false;
 };
 
 }  // namespace deviso::virtio_iommu

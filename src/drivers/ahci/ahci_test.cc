@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "drivers/testing/recording_mapper.h"
+#include "ports/host/test_clock.h"
 
 namespace deviso::drivers::ahci {
 namespace {
@@ -235,6 +236,10 @@ constexpr uint64_t kIovaBase = RecordingMapper::kIovaBase;
 
 class AhciTest : public ::testing::Test {
  protected:
+  // Deadlines read a test clock that moves 1 us per reading (ports/host/test_clock.h): a
+  // timeout is a number of polls, so a fake that completes within a few polls never loses it
+  // to a loaded machine, and a hung one times out at once. First member: it outlives the rest.
+  deviso::port::host::TestClock clock_{1'000};
   void SetUp() override { ASSERT_TRUE(hba_.Init().ok()); }
 
   FakeHba fake_;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "deviso/port/dma.h"
+#include "ports/host/test_clock.h"
 
 namespace deviso::drivers::edu {
 namespace {
@@ -250,6 +251,10 @@ void OnDma(const struct device* dev, void* user_data, uint32_t channel, int stat
 
 class EduTest : public ::testing::Test {
  protected:
+  // Deadlines read a test clock that moves 1 us per reading (ports/host/test_clock.h): a
+  // timeout is a number of polls, so a fake that completes within a few polls never loses it
+  // to a loaded machine, and a hung one times out at once. First member: it outlives the rest.
+  deviso::port::host::TestClock clock_{1'000};
   EduTest() : ram_(kRamBytes), edu_(mapper_, ram_), driver_(edu_, mapper_, Options()) {
     for (size_t i = 0; i < ram_.size(); ++i) {
       ram_[i] = static_cast<uint8_t>(i * 13 + (i >> 8));

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "drivers/testing/recording_mapper.h"
+#include "ports/host/test_clock.h"
 
 namespace deviso::drivers::nvme {
 namespace {
@@ -493,6 +494,10 @@ constexpr uint64_t kIovaBase = RecordingMapper::kIovaBase;
 
 class NvmeTest : public ::testing::Test {
  protected:
+  // Deadlines read a test clock that moves 1 us per reading (ports/host/test_clock.h): a
+  // timeout is a number of polls, so a fake that completes within a few polls never loses it
+  // to a loaded machine, and a hung one times out at once. First member: it outlives the rest.
+  deviso::port::host::TestClock clock_{1'000};
   void TearDown() override {
     EXPECT_EQ(dma_.freed_while_enabled, 0) << "queue memory freed while the controller ran";
   }

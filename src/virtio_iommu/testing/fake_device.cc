@@ -2,6 +2,7 @@
 
 #include "virtio_iommu/testing/fake_device.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace deviso::virtio_iommu::testing {
@@ -271,6 +272,9 @@ void FakeVirtioIommu::ProcessRequestQueue() {
   // The driver publishes avail.idx after the entries; read it first (acquire), then them.
   uint16_t avail = 0;
   (void)mem_.UnitLoad16Acquire(q.driver + vq::kAvailIdx, &avail);
+  std::vector<vq::UsedElem> pass;  // this pass's used elements, written at its end
+  bool reverse = false;
+  bool backwards = false;
   while (q.last_avail != avail) {
     const uint16_t head =
         Read16Pa(q.driver + vq::kAvailRing + uint64_t{2} * (q.last_avail % q.size));
@@ -293,31 +297,87 @@ void FakeVirtioIommu::ProcessRequestQueue() {
       i = d.next;
     }
     std::vector<uint8_t> out;
-    uint8_t st;
+    Answer a;
+    a.type = in.empty() ? uint8_t{0} : in[0];
+    a.head = head;
     if (fail_next_ && (fail_next_->first == 0 || (!in.empty() && in[0] == fail_next_->first))) {
-      st = S(fail_next_->second);
+      a.status = S(fail_next_->second);
+      a.carry_out = false;
       fail_next_.reset();
     } else {
-      st = Handle(in, &out);
+      a.status = Handle(in, &out);
     }
+    size_t total = 0;
+    for (const auto& buf : out_bufs) total += buf.second;
     // Non-PROBE: the tail is the whole writable part; PROBE: properties, then the tail.
-    out.push_back(st);
+    const size_t wanted = out.size() + sizeof(ReqTail);
+    a.used_len = static_cast<uint32_t>(wanted < total ? wanted : total);
+    a.payload = std::move(out);
+    ApplyHostile(a);
+    if (answer_hook_) answer_hook_(a);
+    out = std::move(a.payload);
+    out.push_back(a.status);
     out.push_back(0);
     out.push_back(0);
     out.push_back(0);
-    log_.push_back(LoggedRequest{in.empty() ? uint8_t{0} : in[0], in, st});
+    log_.push_back(LoggedRequest{a.type, in, a.status});
     size_t written = 0;
     for (const auto& [pa, len] : out_bufs) {
       const size_t n = out.size() - written < len ? out.size() - written : len;
       (void)mem_.UnitWrite(pa, out.data() + written, n);
       written += n;
     }
-    vq::UsedElem e{head, static_cast<uint32_t>(written)};
+    if (a.overrun != 0 && !out_bufs.empty()) {
+      const uint64_t end = out_bufs.back().first + out_bufs.back().second;
+      const std::vector<uint8_t> junk(a.overrun, a.overrun_byte);
+      (void)mem_.UnitWrite(end, junk.data(), junk.size());
+      overruns_.emplace_back(end, junk.size());
+    }
+    for (unsigned c = 0; c < a.copies; ++c) pass.push_back(vq::UsedElem{a.head, a.used_len});
+    reverse = reverse || a.reverse_batch;
+    backwards = backwards || a.idx_backwards;
+  }
+  if (reverse) std::reverse(pass.begin(), pass.end());
+  const uint16_t before = q.used_idx;
+  for (const vq::UsedElem& e : pass) {
     (void)mem_.UnitWrite(q.device + vq::kUsedRing + 8 * static_cast<uint64_t>(q.used_idx % q.size),
                          &e, sizeof(e));
     ++q.used_idx;
-    // Published after the element and the buffers it names (release).
+  }
+  if (backwards) q.used_idx = static_cast<uint16_t>(before - 1);
+  // Published after the elements and the buffers they name (release).
+  if (!pass.empty() || backwards)
     (void)mem_.UnitStore16Release(q.device + vq::kUsedIdx, q.used_idx);
+}
+
+void FakeVirtioIommu::ApplyHostile(Answer& a) {
+  if (hostile_ == Hostile::kNone || hostile_count_ == 0) return;
+  if (hostile_type_ != 0 && a.type != hostile_type_) return;
+  --hostile_count_;  // at 0, later answers are honest again
+  switch (hostile_) {
+    case Hostile::kNone:
+      break;
+    case Hostile::kOutOfOrder:
+      a.reverse_batch = true;
+      break;
+    case Hostile::kAnswerTwice:
+      a.copies = 2;
+      break;
+    case Hostile::kOverrun:
+      a.overrun = kOverrunBytes;
+      break;
+    case Hostile::kUnknownStatus:
+      a.status = kUnknownStatus;
+      break;
+    case Hostile::kUsedLenTooLarge:
+      a.used_len += 64;
+      break;
+    case Hostile::kUsedIdxBackwards:
+      a.idx_backwards = true;
+      break;
+    case Hostile::kLoseAnswer:
+      a.copies = 0;
+      break;
   }
 }
 
@@ -338,15 +398,26 @@ bool FakeVirtioIommu::InjectEventLocked(const FaultEvent& event) {
   ++q.last_avail;
   vq::Desc d;
   (void)mem_.UnitRead(q.desc + 16 * static_cast<uint64_t>(head % q.size), &d, sizeof(d));
-  uint32_t len = 0;
-  if ((d.flags & vq::kDescFWrite) != 0 && d.len >= sizeof(event)) {
-    (void)mem_.UnitWrite(d.addr, &event, sizeof(event));
-    len = sizeof(event);
+  EventAnswer a;
+  a.record = event;
+  a.head = head;
+  const bool fits = (d.flags & vq::kDescFWrite) != 0 && d.len >= sizeof(event);
+  a.used_len = fits ? sizeof(event) : 0;
+  if (event_hook_) event_hook_(a);
+  if (fits) (void)mem_.UnitWrite(d.addr, &a.record, sizeof(a.record));
+  if (a.overrun != 0) {
+    const std::vector<uint8_t> junk(a.overrun, 0xee);
+    (void)mem_.UnitWrite(d.addr + d.len, junk.data(), junk.size());
+    overruns_.emplace_back(d.addr + d.len, junk.size());
   }
-  vq::UsedElem e{head, len};
-  (void)mem_.UnitWrite(q.device + vq::kUsedRing + 8 * static_cast<uint64_t>(q.used_idx % q.size),
-                       &e, sizeof(e));
-  ++q.used_idx;
+  const uint16_t before = q.used_idx;
+  for (unsigned c = 0; c < a.copies; ++c) {
+    vq::UsedElem e{a.head, a.used_len};
+    (void)mem_.UnitWrite(q.device + vq::kUsedRing + 8 * static_cast<uint64_t>(q.used_idx % q.size),
+                         &e, sizeof(e));
+    ++q.used_idx;
+  }
+  if (a.idx_backwards) q.used_idx = static_cast<uint16_t>(before - 1);
   (void)mem_.UnitStore16Release(q.device + vq::kUsedIdx, q.used_idx);
   isr_ |= 1;
   return true;
@@ -572,6 +643,24 @@ std::vector<std::pair<uint64_t, uint64_t>> FakeVirtioIommu::Ranges(uint32_t doma
 void FakeVirtioIommu::FailNext(uint8_t type, ReqStatus status) {
   std::lock_guard<std::mutex> l(mu_);
   fail_next_ = std::make_pair(type, status);
+}
+void FakeVirtioIommu::SetHostile(Hostile mode, unsigned count, uint8_t type) {
+  std::lock_guard<std::mutex> l(mu_);
+  hostile_ = mode;
+  hostile_count_ = count;
+  hostile_type_ = type;
+}
+void FakeVirtioIommu::SetAnswerHook(std::function<void(Answer&)> hook) {
+  std::lock_guard<std::mutex> l(mu_);
+  answer_hook_ = std::move(hook);
+}
+void FakeVirtioIommu::SetEventHook(std::function<void(EventAnswer&)> hook) {
+  std::lock_guard<std::mutex> l(mu_);
+  event_hook_ = std::move(hook);
+}
+std::vector<std::pair<uint64_t, size_t>> FakeVirtioIommu::overruns() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return overruns_;
 }
 void FakeVirtioIommu::SetHung(bool hung) {
   std::lock_guard<std::mutex> l(mu_);

@@ -13,12 +13,18 @@
 // false: then only Process() (from a test thread) completes them. Written from the spec and the
 // note, not from QEMU's source.
 //
+// A hostile device (issue 15): SetHostile() makes the next answers break the virtqueue and
+// virtio-iommu rules in one way each (out of order, twice, past the buffer, unknown status, a
+// used length beyond the buffer, used.idx backwards, lost); SetAnswerHook() / SetEventHook()
+// let a fuzzer shape every answer and event record.
+//
 // Host test code: standard library, one mutex around the whole device.
 
 #ifndef DEVISO_SRC_VIRTIO_IOMMU_TESTING_FAKE_DEVICE_H_
 #define DEVISO_SRC_VIRTIO_IOMMU_TESTING_FAKE_DEVICE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -116,6 +122,50 @@ class FakeVirtioIommu {
   void SetHung(bool hung);
   // Completes whatever is pending (complete_in_notify = false).
   void Process();
+
+  // ---- A hostile device ----
+  enum class Hostile : uint8_t {
+    kNone,
+    kOutOfOrder,        // a batch's answers enter the used ring last first (legal, 2.7.8)
+    kAnswerTwice,       // each answer enters the used ring twice
+    kOverrun,           // kOverrunBytes of 0xee written past each writable buffer's end
+    kUnknownStatus,     // the request is carried out, the tail says kUnknownStatus
+    kUsedLenTooLarge,   // the used element's len is 64 bytes more than the writable buffer
+    kUsedIdxBackwards,  // after a pass, used.idx moves back by one
+    kLoseAnswer,        // the request is carried out, its answer never enters the used ring
+  };
+  static constexpr size_t kOverrunBytes = 64;
+  static constexpr uint8_t kUnknownStatus = 0x42;
+  // The next `count` requests (of any type, or of `type` if not 0) are answered that way.
+  void SetHostile(Hostile mode, unsigned count = 1, uint8_t type = 0);
+  // One answer, as the device is about to write it: every field may be changed by a hook.
+  struct Answer {
+    uint8_t type = 0;       // the request's type (0: unreadable)
+    uint8_t status = 0;     // written to the tail
+    bool carry_out = true;  // (in) false: the request was refused, nothing changed
+    uint16_t head = 0;      // the used element's id
+    uint32_t used_len = 0;  // the used element's len (what was written, as QEMU says)
+    uint32_t overrun = 0;   // bytes written past the end of the writable buffer
+    uint8_t overrun_byte = 0xee;
+    uint8_t copies = 1;            // used elements for it (0: lost)
+    bool reverse_batch = false;    // this pass's used elements enter the ring last first
+    bool idx_backwards = false;    // after the pass, used.idx ends 1 below its value before it
+    std::vector<uint8_t> payload;  // written before the tail (PROBE: the properties)
+  };
+  void SetAnswerHook(std::function<void(Answer&)> hook);
+  // One event, as the device is about to write it to the next event buffer.
+  struct EventAnswer {
+    FaultEvent record{};
+    uint16_t head = 0;      // the used element's id
+    uint32_t used_len = 0;  // sizeof(FaultEvent) as QEMU says
+    uint32_t overrun = 0;   // bytes written past the event buffer
+    uint8_t copies = 1;
+    bool idx_backwards = false;  // used.idx ends 1 below its value before the event
+  };
+  void SetEventHook(std::function<void(EventAnswer&)> hook);
+  // Bytes written outside every writable buffer (overruns), for "lands in a guard" checks:
+  // (address, length) of each.
+  std::vector<std::pair<uint64_t, size_t>> overruns() const;
   // Sets DEVICE_NEEDS_RESET.
   void SetNeedsReset();
 
@@ -177,6 +227,7 @@ class FakeVirtioIommu {
   bool EndpointExists(uint32_t ep) const;
   void DetachLocked(uint32_t ep);
   bool InjectEventLocked(const FaultEvent& event);
+  void ApplyHostile(Answer& a);
   uint16_t Read16Pa(uint64_t pa);
   void Write16Pa(uint64_t pa, uint16_t v);
 
@@ -197,6 +248,12 @@ class FakeVirtioIommu {
   bool hung_ = false;
   bool pending_ = false;
   std::optional<std::pair<uint8_t, ReqStatus>> fail_next_;
+  Hostile hostile_ = Hostile::kNone;
+  unsigned hostile_count_ = 0;
+  uint8_t hostile_type_ = 0;
+  std::function<void(Answer&)> answer_hook_;
+  std::function<void(EventAnswer&)> event_hook_;
+  std::vector<std::pair<uint64_t, size_t>> overruns_;
   std::map<uint32_t, DomainState> domains_;
   std::map<uint32_t, uint32_t> endpoints_;
   std::set<uint32_t> ever_attached_;
