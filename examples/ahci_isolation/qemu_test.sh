@@ -114,6 +114,8 @@ PY
           fail "StreamID ${s} bypassed the SMMU"
         fi
         grep -qE "smmuv3_translate_success .*sid=${s} " "${trace}" || fail "no translation traced"
+        # Each translation at the stage of deviso's context, where QEMU names it (QEMU 10).
+        "${root}/examples/common/smmuv3_stage.py" "${console}" "${trace}" "${s}"
         ;;
       *)
         # Never switched to bypass once config.bypass was cleared, and translated

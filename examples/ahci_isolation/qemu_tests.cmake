@@ -48,6 +48,12 @@ deviso_ahci_isolation_qemu(NAME smmuv3_moved LABELS qemu
 set(ahci_root_ports "${PROJECT_SOURCE_DIR}/examples/ahci_isolation/qemu-devices-root-ports")
 deviso_ahci_isolation_qemu(NAME smmuv3_root_ports LABELS qemu ARGS --devices "${ahci_root_ports}")
 
+# QEMU 10 only (label qemu10, test preset qemu10): an SMMUv3 that offers stage 2 alone
+# (`-M virt-9.1 -global arm-smmuv3.stage=2`), where deviso's contexts are stage 2. QEMU's trace
+# must show every AHCI translation at stage 2 (trace_never_bypassed, smmuv3_stage.py) and the
+# attacks' F_TRANSLATION, F_PERMISSION and the rogue's C_BAD_STE.
+deviso_ahci_isolation_qemu(NAME smmuv3_stage2 LABELS qemu qemu10 ARGS --qemu 10 --smmu-stage 2)
+
 # The same image on `-M virt -device virtio-iommu-pci`: the devicetree alone selects the
 # backend. QEMU's virtio-iommu keeps no IOTLB (attack 2 cannot catch a missing invalidation),
 # drops faults beyond its event queue silently, and reports unmapped addresses without the

@@ -77,6 +77,8 @@ case "${what}" in
         fi
         grep -qE "smmuv3_translate_success .*sid=${sid} " "${trace}" ||
           fail "no translation traced for ${sid} ($3)"
+        # Each translation at the stage of deviso's context, where QEMU names it (QEMU 10).
+        "${root}/examples/common/smmuv3_stage.py" "${console}" "${trace}" "${sid}"
         ;;
       virtio-iommu)
         # Never switched to bypass once config.bypass was cleared, and translated

@@ -48,6 +48,9 @@ endfunction()
 set(multi_swapped "${PROJECT_SOURCE_DIR}/examples/multi_device/qemu-devices-swapped")
 deviso_multi_device_qemu(NAME default LABELS qemu)
 deviso_multi_device_qemu(NAME swapped LABELS qemu ARGS --devices "${multi_swapped}")
+# QEMU 10 only (label qemu10): a stage-2-only SMMUv3, both contexts at stage 2 (the
+# never-bypassed checks require QEMU to trace every translation as stage=2).
+deviso_multi_device_qemu(NAME stage2 LABELS qemu qemu10 ARGS --qemu 10 --smmu-stage 2)
 
 # The same image on `-M virt -device virtio-iommu-pci`: the devicetree alone selects the
 # backend. QEMU's virtio-iommu keeps no IOTLB (the freed-block and after-unmap checks cannot

@@ -122,6 +122,8 @@ PY
         fi
         grep -qE "smmuv3_translate_success .*sid=${s} " "${qemu_log}" ||
           fail "no translation traced for sid ${s}"
+        # Each translation at the stage of deviso's context, where QEMU names it (QEMU 10).
+        "${root}/examples/common/smmuv3_stage.py" "${console}" "${qemu_log}" "${s}"
         ;;
       *)
         # Never switched to bypass once config.bypass was cleared, and translated

@@ -41,6 +41,9 @@ endfunction()
 set(seed_dma_moved "${PROJECT_SOURCE_DIR}/examples/seed_dma/qemu-devices-moved")
 deviso_seed_dma_qemu(NAME default LABELS qemu)
 deviso_seed_dma_qemu(NAME moved LABELS qemu ARGS --devices "${seed_dma_moved}")
+# QEMU 10 only (label qemu10): a stage-2-only SMMUv3, deviso's context at stage 2 (the
+# never_bypassed check requires QEMU to trace every translation as stage=2).
+deviso_seed_dma_qemu(NAME stage2 LABELS qemu qemu10 ARGS --qemu 10 --smmu-stage 2)
 
 # The same image on `-M virt -device virtio-iommu-pci`: the devicetree alone selects the
 # backend. QEMU's virtio-iommu keeps no IOTLB (the after-unmap check cannot catch a missing

@@ -1,4 +1,5 @@
-// The C++ half of the boot (boot/start.S does the assembly half): devicetree, console, MMU,
+// The C++ half of the boot (boot/start.S does the assembly half and turns the MMU on with a
+// boot map of the image, the DTB and the low MMIO): devicetree, console, the final MMU map,
 // static constructors, GIC, then the application.
 
 #include <cstdint>
@@ -22,7 +23,8 @@ extern uint64_t deviso_boot_el;  // boot/start.S
 namespace deviso::qemu_virt {
 namespace {
 
-// Exit statuses of boot failures (the application's own use 1 and up; 2 is a crash report).
+// Exit statuses of boot failures (the application's own use 1 and up; 2 is a crash report;
+// start.S exits 3 when the image overlaps the DTB, 8 when the boot map cannot hold it).
 constexpr int kExitNoDtb = 4;
 constexpr int kExitOverlap = 5;
 constexpr int kExitMmu = 6;
@@ -53,15 +55,15 @@ ImageLayout GetImageLayout() {
 
 extern "C" [[noreturn]] void deviso_qemu_virt_boot(uint64_t dtb) {
   using namespace deviso::qemu_virt;
-  const deviso::Status parsed = ParseDeviceTree(reinterpret_cast<const void*>(dtb), &g_info);
-  if (!parsed.ok()) {
+  // start.S passes 0 when x0 was not an aligned FDT (and then did not map it).
+  if (dtb == 0 || !ParseDeviceTree(reinterpret_cast<const void*>(dtb), &g_info).ok()) {
     // No console without a DTB (an ELF -kernel gets x0 = 0): report through the exit status.
     deviso_semihost_exit_early(kExitNoDtb);
   }
   ConsoleInit(g_info.uart);
   SetExitPsci(g_info.psci);
   deviso::port::baremetal::SetExit(&ExitHook);
-  // Before the MMU is on there is no lock (exclusives need Normal memory): unlocked output only.
+  // Before the static constructors have run, the port's log lock is not set up: unlocked output.
   ConsolePrintfUnlocked(
       "\ndeviso: booting on \"%s\", entered at EL%llu, DTB at 0x%llx (%zu bytes)\n", g_info.model,
       static_cast<unsigned long long>(deviso_boot_el), static_cast<unsigned long long>(dtb),

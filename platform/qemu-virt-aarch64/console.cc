@@ -1,11 +1,14 @@
 #include "console.h"
 
 #include <cstdarg>
+#include <cstdint>
 #include <cstdio>
 #include <new>
 
 #include "pl011.h"
 #include "ports/port.h"
+
+extern "C" uint64_t deviso_console_uart;  // boot/vectors.S: the minimal crash report's PL011
 
 namespace deviso::qemu_virt {
 namespace {
@@ -28,8 +31,11 @@ void ConsoleInit(const UartInfo& uart) {
   }
   g_uart = new (g_uart_storage) Pl011(static_cast<uintptr_t>(uart.regs.base), uart.clock_hz);
   g_uart->Init();
+  deviso_console_uart = uart.regs.base;
   port::baremetal::SetConsole(&WriteToUart);
 }
+
+bool ConsoleReady() { return g_uart != nullptr; }
 
 void ConsoleWriteUnlocked(const char* s, size_t n) { WriteToUart(s, n); }
 

@@ -13,6 +13,9 @@ namespace deviso::qemu_virt {
 // discarded.
 void ConsoleInit(const UartInfo& uart);
 
+// Whether ConsoleInit found a UART (before that, a crash gets the minimal report).
+bool ConsoleReady();
+
 // Writes to the console without taking the log lock: for crash reports and the final exit line,
 // which may run while the interrupted code holds that lock.
 void ConsoleWriteUnlocked(const char* s, size_t n);

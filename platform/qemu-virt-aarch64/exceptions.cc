@@ -87,6 +87,10 @@ bool IsAbort(uint32_t ec) { return ec == 0x20 || ec == 0x21 || ec == 0x24 || ec 
 
 void SetIrqDispatcher(void (*dispatch)()) { g_irq_dispatch = dispatch; }
 
+void ClearExceptionDepthForExit() {
+  __atomic_store_n(&deviso_exception_depth, 0, __ATOMIC_RELAXED);
+}
+
 const char* ExceptionClassName(uint32_t ec) {
   switch (ec) {
     case 0x00:
@@ -153,6 +157,10 @@ extern "C" void deviso_qemu_virt_exception(uint64_t kind,
   if (InSemihostingExit()) {
     // The semihosting HLT trapped: semihosting is off. Fall back to PSCI.
     ExitAfterSemihostingFailed();
+  }
+  if (!ConsoleReady()) {
+    // The MMU is on (the vectors checked) but the DTB has not given a console yet.
+    deviso_minimal_crash_report(kind, kDevisoMinimalNoConsole);
   }
   CrashReport(kind, *frame);
 }

@@ -1,6 +1,9 @@
 #include "exit.h"
 
 #include "console.h"
+#include "exceptions.h"
+
+extern "C" uint64_t deviso_psci_conduit;  // boot/vectors.S: 0 none, 1 HVC, 2 SMC
 
 namespace deviso::qemu_virt {
 namespace {
@@ -35,7 +38,10 @@ void PsciSystemOff() {
 
 }  // namespace
 
-void SetExitPsci(const PsciInfo& psci) { g_psci = psci; }
+void SetExitPsci(const PsciInfo& psci) {
+  g_psci = psci;
+  deviso_psci_conduit = !psci.present ? 0 : psci.use_hvc ? 1 : 2;
+}
 
 bool InSemihostingExit() { return g_in_semihosting; }
 
@@ -54,6 +60,7 @@ void Exit(int status) {
   g_status = status;
   ConsolePrintfUnlocked("deviso-exit: %d\n", status);
   g_in_semihosting = true;
+  ClearExceptionDepthForExit();
   SemihostingExit(status);
   ExitAfterSemihostingFailed();
 }

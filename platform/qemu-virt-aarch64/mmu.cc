@@ -8,6 +8,9 @@
 #include "pgtable/pgtable.h"
 #include "pgtable/table_pool.h"
 
+// boot/start.S: replaces the boot map by (mair, tcr, ttbr0), briefly with the MMU off.
+extern "C" void deviso_mmu_switch(uint64_t mair, uint64_t tcr, uint64_t ttbr0);
+
 namespace deviso::qemu_virt {
 namespace {
 
@@ -34,8 +37,11 @@ class CpuTlbFlush final : public pgtable::TlbFlush {
   }
 };
 
+// boot/start.S's boot map uses the same MAIR, so the switch keeps every attribute index.
+static_assert(Config::kDefaultMair == 0x0444ff00, "BOOT_MAIR in boot/start.S");
+
 // Storage for the pool, the flush object and the table, constructed in place by MmuInit (it
-// runs before the C++ static constructors, with the MMU off).
+// runs before the C++ static constructors, on boot/start.S's boot map).
 using Pool = pgtable::StaticTablePool<kGranuleBytes, kTableCount>;
 alignas(Pool) unsigned char g_pool_storage[sizeof(Pool)];
 alignas(CpuTlbFlush) unsigned char g_flush_storage[sizeof(CpuTlbFlush)];
@@ -88,14 +94,6 @@ constexpr uint64_t kEpd1 = 1ULL << 23;                      // no walks through 
 constexpr uint64_t Ips(uint64_t v) { return v << 32; }      // [34:32]
 }  // namespace tcr
 
-// Arm ARM D19.2 SCTLR_EL1 bits.
-namespace sctlr {
-constexpr uint64_t kM = 1ULL << 0;   // MMU
-constexpr uint64_t kA = 1ULL << 1;   // alignment checks
-constexpr uint64_t kC = 1ULL << 2;   // data cache
-constexpr uint64_t kI = 1ULL << 12;  // instruction cache
-}  // namespace sctlr
-
 }  // namespace
 
 Status MmuInit(const PlatformInfo& info) {
@@ -126,26 +124,14 @@ Status MmuInit(const PlatformInfo& info) {
     DEVISO_TRY(MapPciWindow(info.pci.mem64));
   }
 
-  // The tables were written with the MMU (and so the data cache) off, straight to memory; the
-  // walker will read them through the cache (TCR IRGN/ORGN = write-back): make sure no stale
-  // line from an earlier boot stage shadows them (Arm ARM D7.5.2, cache state at reset is
-  // IMPLEMENTATION DEFINED).
-  arch::InvalidateDcacheRange(g_pool_storage, sizeof(g_pool_storage));
-
-  DEVISO_WRITE_SYSREG(mair_el1, Config::kDefaultMair);
-  DEVISO_WRITE_SYSREG(tcr_el1, tcr::T0sz(kIas) | tcr::kIrgn0WriteBack | tcr::kOrgn0WriteBack |
-                                   tcr::kSh0Inner | tcr::kTg0_4KiB | tcr::kEpd1 | tcr::Ips(pa.ips));
-  DEVISO_WRITE_SYSREG(ttbr0_el1, g_table->root());  // ASID 0
-  arch::Isb();
-  asm volatile("tlbi vmalle1" ::: "memory");
-  asm volatile("ic iallu" ::: "memory");
-  arch::DsbSy();
-  arch::Isb();
-  uint64_t s = DEVISO_READ_SYSREG(sctlr_el1);
-  s |= sctlr::kM | sctlr::kC | sctlr::kI;
-  s &= ~sctlr::kA;
-  DEVISO_WRITE_SYSREG(sctlr_el1, s);
-  arch::Isb();
+  // The tables were written with the MMU and caches on (boot/start.S's boot map), so the walker,
+  // which reads through the caches (TCR IRGN/ORGN = write-back), sees them: no cache
+  // maintenance, only the barrier deviso_mmu_switch makes. The switch keeps MMU and caches on,
+  // alignment checks off (SCTLR_EL1 as start.S left it).
+  deviso_mmu_switch(Config::kDefaultMair,
+                    tcr::T0sz(kIas) | tcr::kIrgn0WriteBack | tcr::kOrgn0WriteBack | tcr::kSh0Inner |
+                        tcr::kTg0_4KiB | tcr::kEpd1 | tcr::Ips(pa.ips),
+                    g_table->root());  // ASID 0
   return Status::Ok();
 }
 

@@ -1,5 +1,6 @@
 // The CPU's MMU on QEMU `virt`: an identity map built with deviso's own translation-table engine
-// (src/pgtable, Config::CpuKernel), then TCR/MAIR/TTBR0/SCTLR programmed (Arm ARM D8, D19.2).
+// (src/pgtable, Config::CpuKernel), then MAIR/TCR/TTBR0 switched to it from the boot map (Arm ARM
+// D8, D19.2).
 
 #ifndef DEVISO_PLATFORM_QEMU_VIRT_AARCH64_MMU_H_
 #define DEVISO_PLATFORM_QEMU_VIRT_AARCH64_MMU_H_
@@ -9,11 +10,12 @@
 
 namespace deviso::qemu_virt {
 
-// Builds the identity map and turns the MMU and caches on. Must run once, with the MMU off.
+// Builds the identity map and switches the MMU from boot/start.S's boot map to it (MMU and
+// caches stay on). Must run once, on the boot map.
 //   RAM (every /memory region):                 Normal write-back, inner shareable, RWX.
 //   UART, GIC, SMMU, PCIe ECAM, PCIe windows:    Device-nGnRE, RW, execute-never.
 // Nothing else is mapped: a stray access faults and gets a crash report.
-// Errors, with the MMU still off: -ENOMEM (the static table pool is too small), -ERANGE (an
+// Errors, still on the boot map: -ENOMEM (the static table pool is too small), -ERANGE (an
 // address beyond the CPU's physical address size), -EINVAL (overlapping regions).
 Status MmuInit(const PlatformInfo& info);
 

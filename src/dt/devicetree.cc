@@ -102,8 +102,10 @@ Result<int> ResolveIommu(const void* fdt, int node, const char* property, uint32
 }
 
 // The interrupt parent of `node` (DT spec 2.4.1: interrupt-parent, else inherited from the
-// nearest ancestor that has one).
-Result<int> InterruptParent(const void* fdt, int node) {
+// nearest ancestor that has one), in `*parent`. A Status and an out-parameter rather than a
+// Result<int>: GCC 12 at -Os, inlining this into its caller, warned (-Wmaybe-uninitialized) that
+// the Result's unset value might be read on the error paths.
+Status InterruptParent(const void* fdt, int node, int* parent) {
   for (int n = node; n >= 0; n = fdt_parent_offset(fdt, n)) {
     const Cells c = GetCells(fdt, n, "interrupt-parent");
     if (c.p == nullptr) {
@@ -112,12 +114,13 @@ Result<int> InterruptParent(const void* fdt, int node) {
     if (c.len != 4) {
       return LogError(Status::InvalidArgument(), fdt, n, "interrupt-parent", "not one cell");
     }
-    const int parent = fdt_node_offset_by_phandle(fdt, c[0]);
-    if (parent < 0) {
+    const int found = fdt_node_offset_by_phandle(fdt, c[0]);
+    if (found < 0) {
       return LogError(Status::InvalidArgument(), fdt, n, "interrupt-parent",
                       "phandle 0x%x refers to no node (dangling)", c[0]);
     }
-    return parent;
+    *parent = found;
+    return Status::Ok();
   }
   return LogError(Status::InvalidArgument(), fdt, node, "interrupts", "no interrupt-parent");
 }
@@ -176,7 +179,8 @@ Result<Interrupt> ReadInterrupt(const void* fdt, int node, int index) {
       at += 1 + cells;
     }
   }
-  DEVISO_ASSIGN_OR_RETURN(const int controller, InterruptParent(fdt, node));
+  int controller = -1;
+  DEVISO_TRY(InterruptParent(fdt, node, &controller));
   DEVISO_ASSIGN_OR_RETURN(const uint32_t cells,
                           InterruptCells(fdt, controller, node, "interrupts"));
   const Cells c = GetCells(fdt, node, "interrupts");
