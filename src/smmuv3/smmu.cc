@@ -403,6 +403,12 @@ ds::Command Smmuv3::ContextTlbi(const SmmuDomain& d) const {
 }
 
 // Range invalidation (IDR3.RIL=1): at most two commands for any range (tlbi_range.h).
+//
+// 4.4.1.1: with TG != 0 the encoding TTL == 0, NUM == 0, SCALE == 0 is Reserved (CERROR_ILL
+// on an SMMU with RIL=1), and TTL == 0b01 (level 1) is Reserved for the 16 KiB and 64 KiB
+// granules (no level 1 leaves without 52-bit addresses). A piece of one granule with no TTL
+// hint is therefore issued in the non-range form (TG = 0, NUM = SCALE = TTL = 0), which
+// invalidates every entry, of any level, covering its one address: the same coverage.
 size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages, unsigned ttl,
                               bool leaf, ds::Command* out) const {
   const uint64_t page = d.page_size();
@@ -410,12 +416,14 @@ size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages
                       : page == (1U << 16)    ? ds::kTlbiTg64K
                       : page == (1U << 14)    ? ds::kTlbiTg16K
                                               : ds::kTlbiTg4K;
+  if (tg != ds::kTlbiTg4K && ttl == 1) ttl = 0;  // a hint that would be Reserved: none
   TlbiRange ranges[2];
   const size_t n = SplitTlbiRange(pages, ranges);
   for (size_t i = 0; i < n; ++i) {
     ds::Command c = Cmd(d.stage2() ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
     ds::Command::W0 w0{c.raw[0]};
-    w0.set_num(ranges[i].count - 1).set_scale(ranges[i].scale);
+    const bool single = ttl == 0 && ranges[i].count == 1 && ranges[i].scale == 0;
+    if (!single) w0.set_num(ranges[i].count - 1).set_scale(ranges[i].scale);
     if (d.stage2()) {
       w0.set_vmid(d.vmid_);
     } else {
@@ -423,7 +431,8 @@ size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages
     }
     c.raw[0] = w0.raw;
     ds::Command::W1 w1;
-    w1.set_leaf(leaf ? 1 : 0).set_ttl(ttl).set_tg(tg);
+    w1.set_leaf(leaf ? 1 : 0);
+    if (!single) w1.set_ttl(ttl).set_tg(tg);
     w1.set_address((iova + ranges[i].first * page) >> 12);
     c.raw[1] = w1.raw;
     out[i] = c;
