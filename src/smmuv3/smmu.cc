@@ -579,15 +579,20 @@ void Smmuv3::StoreSteWord(uint32_t sid, ds::Ste* ste, size_t word, uint64_t valu
   if (config_.ste_observer != nullptr) config_.ste_observer(config_.ste_observer_ctx, sid, *ste);
 }
 
-Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target) {
+Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target, bool invalidate_blocked) {
   DEVISO_ASSIGN_OR_RETURN(ds::Ste * ste, SteSlot(sid, true));
   const ds::Command cfgi[2] = {CfgiSte(sid), CfgiCdAll(sid)};
   const bool was_valid = (Load64(&ste->raw[0]) & 1) != 0;
   const bool valid = (target.raw[0] & 1) != 0;
-  if (was_valid) {
+  // An STE that reads V=0 may still be cached valid by the SMMU when an earlier CFGI+SYNC for
+  // it failed (a retried Detach): `invalidate_blocked` redoes the invalidation all the same.
+  if (was_valid || invalidate_blocked) {
     StoreSteWord(sid, ste, 0, 0);
     CleanForSmmu(ste, sizeof(*ste));
-    DEVISO_TRY(Submit(cfgi, 2));
+    if (const Status s = Submit(cfgi, 2); !s.ok()) {
+      config_unconfirmed_ = true;
+      return s;
+    }
     for (size_t i = 1; i < ds::Ste::kWords; ++i) StoreSteWord(sid, ste, i, 0);
     CleanForSmmu(ste, sizeof(*ste));
   }
@@ -603,11 +608,14 @@ Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target) {
     if (s.ok()) return s;
   }
   // Not confirmed: leave the stream blocked in memory (the unit is marked broken if the
-  // sync timed out, so nothing it may use is freed).
+  // sync timed out, so nothing it may use is freed). If even this invalidation fails the SMMU
+  // may hold the new entry: DestroyDomain then issues CFGI_ALL before the CD and tables it
+  // names can be freed.
   StoreSteWord(sid, ste, 0, 0);
   for (size_t i = 1; i < ds::Ste::kWords; ++i) StoreSteWord(sid, ste, i, 0);
   CleanForSmmu(ste, sizeof(*ste));
-  (void)Submit(cfgi, 1);
+  const ds::Command cleanup[2] = {CfgiSte(sid), CfgiCdAll(sid)};
+  if (!Submit(cleanup, 2).ok()) config_unconfirmed_ = true;
   return s;
 }
 
@@ -738,9 +746,12 @@ Status Smmuv3::DestroyDomain(Domain* domain) {
   }
   if (d->streams_ != 0) return Status::Busy();
   // No stream reaches the domain any more; drop its ASID/VMID's TLB and walk-cache entries
-  // before its tables and CD can be reused.
-  const ds::Command tlbi = ContextTlbi(*d);
-  DEVISO_TRY(Submit(&tlbi, 1));
+  // before its tables and CD can be reused. If an STE invalidation failed earlier the SMMU may
+  // still hold an STE naming this domain's CD or tables: drop every cached configuration too.
+  const bool cfgi_all = config_unconfirmed_;
+  const ds::Command cmds[2] = {ContextTlbi(*d), CfgiAll()};
+  DEVISO_TRY(Submit(cmds, cfgi_all ? 2 : 1));
+  if (cfgi_all) config_unconfirmed_ = false;
   Count(stats_.tlbi_context);
   d->table_.reset();  // PageTable::Release: frees every table
   if (d->cd_.cpu != nullptr) {
@@ -784,7 +795,8 @@ Status Smmuv3::Detach(Domain* domain, uint32_t sid) {
   port::LockGuard guard(lock_);
   for (StreamSlot& s : streams_) {
     if (!s.used || s.sid != sid || s.domain != d) continue;
-    DEVISO_TRY(WriteSte(sid, ds::Ste{}));
+    // Always invalidates, even if a failed Detach already cleared V in memory.
+    DEVISO_TRY(WriteSte(sid, ds::Ste{}, /*invalidate_blocked=*/true));
     s = StreamSlot{};
     --d->streams_;
     return Status::Ok();
@@ -820,7 +832,7 @@ Status Smmuv3::BlockStream(uint32_t sid) {
   for (const StreamSlot& s : streams_) {
     if (s.used && s.sid == sid) return Status::AlreadyExists();
   }
-  return WriteSte(sid, ds::Ste{});
+  return WriteSte(sid, ds::Ste{}, /*invalidate_blocked=*/true);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ struct RigOptions {
   unsigned eventq_log2 = 9;
   unsigned cmdq_log2 = 8;
   bool irqs = true;
+  void (*ste_observer)(void* ctx, uint32_t sid, const ds::Ste& ste) = nullptr;
+  void* ste_observer_ctx = nullptr;
 };
 
 class Rig {
@@ -74,6 +76,8 @@ class Rig {
     c.timeout_ns = o.timeout_ns;
     c.eventq_log2 = o.eventq_log2;
     c.cmdq_log2 = o.cmdq_log2;
+    c.ste_observer = o.ste_observer;
+    c.ste_observer_ctx = o.ste_observer_ctx;
     smmu_ = std::make_unique<Smmuv3>(c);
     const Status handler = smmu_->SetUnroutedFaultHandler(
         [](const deviso_fault* f, void* user) { static_cast<RecordingSink*>(user)->OnFault(*f); },
@@ -524,6 +528,74 @@ TEST(SmmuFaultInjection, IllegalCommandFailsTheCallAndTheQueueResumes) {
   ASSERT_TRUE(rig.model().DeviceRead(1, kIova + 4096, &b, 1).ok());
   ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4096, 4096).ok());
   EXPECT_FALSE(rig.model().DeviceRead(1, kIova + 4096, &b, 1).ok());
+}
+
+// A Detach whose CFGI+SYNC failed left V=0 in memory; its retry must invalidate again, or the
+// SMMU keeps translating through the cached STE (issue 10).
+TEST(SmmuRetry, RetriedDetachRedoesTheInvalidation) {
+  Rig rig;
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const DmaBuffer buf = rig.Buffer(1, 0x77);
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  uint8_t b = 0;
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());  // the STE is now cached
+  rig.model().InjectIllegalCommand(ds::kOpCfgiSte);
+  EXPECT_EQ(rig.smmu().Detach(*d, 1), Status::IoError());
+  const uint64_t cfgi = rig.model().command_count(ds::kOpCfgiSte);
+  ASSERT_EQ(rig.smmu().Detach(*d, 1), Status::Ok()) << "the retry";
+  EXPECT_GT(rig.model().command_count(ds::kOpCfgiSte), cfgi) << "the retry issued no CFGI_STE";
+  b = 0;
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova, &b, 1).ok())
+      << "the detached stream still reaches its old mapping";
+  EXPECT_EQ(b, 0);
+  EXPECT_EQ(rig.smmu().Detach(*d, 1), Status::NotFound());
+  EXPECT_EQ(rig.smmu().DestroyDomain(*d), Status::Ok());
+}
+
+// An Attach whose invalidations failed after V=1 reached memory: the SMMU may have fetched the
+// STE. Destroying the domain must drop that cached STE before its CD and tables are reused by
+// the next domain, or the stream reads the next domain's memory (issue 10).
+TEST(SmmuRetry, FailedAttachNeverLetsTheNextDomainsMemoryLeak) {
+  struct Observer {
+    TestingModel* model = nullptr;
+    bool armed = true;
+  };
+  static Observer observer;
+  observer = Observer{};
+  RigOptions o;
+  o.irqs = false;  // the observer runs under the driver's lock: no event handler from here
+  o.ste_observer = [](void* ctx, uint32_t sid, const ds::Ste& ste) {
+    auto* ob = static_cast<Observer*>(ctx);
+    if (!ob->armed || sid != 1 || (ste.raw[0] & 1) == 0) return;
+    ob->armed = false;
+    uint8_t b;
+    (void)ob->model->DeviceRead(1, kIova, &b, 1);        // a DMA in flight: the valid STE is cached
+    ob->model->InjectIllegalCommand(ds::kOpCfgiSte, 2);  // its CFGI and the cleanup's fail
+  };
+  o.ste_observer_ctx = &observer;
+  Rig rig(o);
+  observer.model = &rig.model();
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> a = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(rig.smmu().Attach(*a, 1), Status::IoError());
+  ASSERT_FALSE(observer.armed);
+  ASSERT_EQ(rig.smmu().DestroyDomain(*a), Status::Ok());
+  // The next domain, for another stream, maps a secret.
+  Result<Domain*> next = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*next, 2).ok());
+  const DmaBuffer secret = rig.Buffer(1, 0x5e);
+  ASSERT_TRUE(rig.smmu().Map(*next, kIova, secret.pa, k4K, kPermRead, MemType::kNormal).ok());
+  uint8_t b = 0;
+  ASSERT_TRUE(rig.model().DeviceRead(2, kIova, &b, 1).ok());
+  b = 0;
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova, &b, 1).ok())
+      << "stream 1 reads through its stale STE into the next domain";
+  EXPECT_NE(b, 0x5e);
 }
 
 TEST(SmmuFaultInjection, Cr0AckNeverComingTimesOut) {
