@@ -179,6 +179,8 @@ struct Gerror {
   DEVISO_BIT(7, msi_gerror_abt_err)
   DEVISO_BIT(8, sfm_err)  // service failure mode: the SMMU stopped
 };
+// The GERROR bits defined above; the rest are RES0 (an SMMU never sets them).
+inline constexpr uint32_t kGerrorDefined = 0x1fd;
 
 // 6.3.24 SMMU_STRTAB_BASE
 struct StrtabBase {
