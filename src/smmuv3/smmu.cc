@@ -106,7 +106,8 @@ Smmuv3::~Smmuv3() {
 }
 
 Status Smmuv3::Probe() {
-  if (config_.regs == nullptr || config_.dma == nullptr || probed_) {
+  if (config_.regs == nullptr || config_.dma == nullptr || probed_ ||
+      config_.events_per_call == 0) {
     return Status::InvalidArgument();
   }
   regs_ = config_.regs;
@@ -125,6 +126,9 @@ Status Smmuv3::Probe() {
   const bool stage2 = config::kStage2 && idr0_.s2p() != 0;
   if (idr0_.s1p() == 0 && !stage2) return Status::NotSupported();
   if (idr5_.oas() >= sizeof(reg::kAddressSizeBits)) return Status::NotSupported();
+  // 6.3.2: with TABLES_PRESET / QUEUES_PRESET the stream table / queue bases are fixed by the
+  // implementation (read-only registers); this driver places its own structures: refused.
+  if (idr1_.tables_preset() != 0 || idr1_.queues_preset() != 0) return Status::NotSupported();
   // The engine produces 48-bit output addresses at most (no FEAT_LPA formats).
   oas_bits_ = reg::kAddressSizeBits[idr5_.oas()];
   if (oas_bits_ > 48) oas_bits_ = 48;
@@ -188,6 +192,24 @@ Status Smmuv3::WriteCr0(reg::Cr0 value) {
   // Only an acknowledged CR0 with every enable clear means the SMMU reads no memory of ours.
   if ((value.raw & kMask) == 0) may_read_memory_ = false;
   return Status::Ok();
+}
+
+void Smmuv3::ProgramMsis() {
+  // 6.3: with IDR0.MSI the *_IRQ_CFG0 ADDR fields reset to UNKNOWN values, so the SMMU's own
+  // interrupts could be written to an unknown address. This driver uses wired interrupts (or
+  // polling): ADDR = 0 sends no MSI. Without IDR0.MSI the registers are absent.
+  if (idr0_.msi() == 0) return;
+  regs_->Write64(reg::kGerrorIrqCfg0, 0);
+  regs_->Write32(reg::kGerrorIrqCfg1, 0);
+  regs_->Write32(reg::kGerrorIrqCfg2, 0);
+  regs_->Write64(reg::kEventqIrqCfg0, 0);
+  regs_->Write32(reg::kEventqIrqCfg1, 0);
+  regs_->Write32(reg::kEventqIrqCfg2, 0);
+  if (idr0_.pri() != 0) {
+    regs_->Write64(reg::kPriqIrqCfg0, 0);
+    regs_->Write32(reg::kPriqIrqCfg1, 0);
+    regs_->Write32(reg::kPriqIrqCfg2, 0);
+  }
 }
 
 Status Smmuv3::WriteGbpa(reg::Gbpa value) {
@@ -260,6 +282,7 @@ Status Smmuv3::Init(bool enable_irqs) {
   DEVISO_TRY(WriteCr0(reg::Cr0{}));
   regs_->Write32(reg::kIrqCtrl, 0);
   DEVISO_TRY(WaitAck(reg::kIrqCtrlAck, 0, 0x7));
+  ProgramMsis();
 
   // 6.3.11: table and queue accesses cacheable and inner-shareable only when coherent.
   reg::Cr1 cr1;
@@ -943,6 +966,7 @@ SmmuStats Smmuv3::stats() const {
   for (size_t i = 0; i < sizeof(SmmuStats) / sizeof(uint64_t); ++i) {
     to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
   }
+  out.unrouted_suppressed = unrouted_.suppressed();
   return out;
 }
 
@@ -1209,7 +1233,7 @@ void Smmuv3::DeliverFault(const Fault& fault, bool to_all) {
   }
   if (!delivered && !to_all) {
     Count(stats_.unrouted_faults);
-    if (unrouted_handler_ != nullptr) unrouted_handler_(&fault, unrouted_user_);
+    unrouted_.Report(fault);  // rate-limited like a context's handler (core/unit_faults.h)
   }
 }
 
@@ -1219,19 +1243,23 @@ void Smmuv3::ReportOverflow() {
     port::Log("deviso: %s: event queue overflow: faults were lost\n", name_);
   }
   if constexpr (config::kFaultReports) {
+    // Lost faults belong to the unit, not to any context (which of them faulted is unknown):
+    // counted in stats().event_overflows and reported once to the unit's handler; no context's
+    // fault count changes.
     Fault f{};
     f.sid = ~0U;
     f.reason = DEVISO_FAULT_OVERFLOW;
     f.unit = name_;
-    DeliverFault(f, true);
-    if (unrouted_handler_ != nullptr) unrouted_handler_(&f, unrouted_user_);
+    unrouted_.Report(f);
   }
 }
 
-void Smmuv3::HandleEvents() {
-  if (evtq_.buffer.cpu == nullptr) return;
+bool Smmuv3::HandleEvents() {
+  if (evtq_.buffer.cpu == nullptr || broken()) return false;
   port::LockGuard guard(evtq_lock_);
   const uint32_t mask = (2U << evtq_.log2) - 1;
+  DrainBudget budget(config_.events_per_call);
+  bool more = false;
   for (;;) {
     const reg::QueueIndex prod{regs_->Read32(reg::kEventqProd)};
     // 6.3.30: WR and WRAP for this queue's size and OVFLG; the rest is RES0. PROD never moves
@@ -1242,7 +1270,7 @@ void Smmuv3::HandleEvents() {
         ((new_prod - evtq_.cons) & mask) > (1U << evtq_.log2) ||
         ((new_prod - evtq_.cons) & mask) < ((evtq_.prod - evtq_.cons) & mask)) {
       ImpossibleRead("EVENTQ_PROD", prod.raw);
-      return;
+      return false;
     }
     // Records must be read after PROD (3.5.2).
     DmaReadBarrier();
@@ -1253,7 +1281,11 @@ void Smmuv3::HandleEvents() {
     }
     evtq_.prod = static_cast<uint32_t>(prod.wr_rd()) & mask;
     if (QueueEmpty(evtq_)) break;
-    while (!QueueEmpty(evtq_)) {
+    if (budget.spent()) {
+      more = true;  // records left for the next call: bounded time in the interrupt handler
+      break;
+    }
+    while (!QueueEmpty(evtq_) && budget.Take()) {
       Count(stats_.events);
       if constexpr (config::kFaultReports) {
         auto* rec = static_cast<ds::Event*>(evtq_.buffer.cpu) + QueueIdx(evtq_, evtq_.cons);
@@ -1274,6 +1306,7 @@ void Smmuv3::HandleEvents() {
     // Free the records for the SMMU: they have been read.
     regs_->Write32(reg::kEventqCons, evtq_.cons | (evtq_ovf_ack_ << 31));
   }
+  return more;
 }
 
 void Smmuv3::HandleGlobalErrors() {
@@ -1312,11 +1345,12 @@ void Smmuv3::HandleGlobalErrors() {
   regs_->Write32(reg::kGerrorN, gerrorn.raw ^ active);
 }
 
-Status Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) {
+Status Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,
+                                       uint32_t per_second) {
   if constexpr (!config::kFaultReports) return Status::NotSupported();
   port::LockGuard guard(evtq_lock_);
-  unrouted_handler_ = handler;
-  unrouted_user_ = user;
+  if (per_second == 0) return Status::InvalidArgument();
+  unrouted_.Set(handler, user, per_second);
   return Status::Ok();
 }
 

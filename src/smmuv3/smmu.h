@@ -39,6 +39,7 @@
 
 #include "core/dma_memory.h"
 #include "core/mmio.h"
+#include "core/unit_faults.h"
 #include "deviso/backend.h"
 #include "deviso/config.h"
 #include "pgtable/pgtable.h"
@@ -51,17 +52,18 @@ class Smmuv3;
 
 // Counters for tests, benchmarks and diagnostics (all uint64_t, updated atomically).
 struct SmmuStats {
-  uint64_t commands = 0;          // commands written to the queue, CMD_SYNC included
-  uint64_t syncs = 0;             // CMD_SYNCs
-  uint64_t tlbi_va = 0;           // per-address/range TLBI commands (NH_VA, S2_IPA)
-  uint64_t tlbi_context = 0;      // whole-ASID / whole-VMID invalidations
-  uint64_t events = 0;            // event records consumed
-  uint64_t unrouted_faults = 0;   // events for streams with no domain (default-deny hits)
-  uint64_t event_overflows = 0;   // EVENTQ overflow (OVFLG) or EVENTQ_ABT_ERR
-  uint64_t command_errors = 0;    // GERROR.CMDQ_ERR
-  uint64_t gerrors = 0;           // other global errors
-  uint64_t impossible_reads = 0;  // registers read back values no SMMU can hold (all-ones)
-  uint64_t recoveries = 0;        // successful Recover()
+  uint64_t commands = 0;             // commands written to the queue, CMD_SYNC included
+  uint64_t syncs = 0;                // CMD_SYNCs
+  uint64_t tlbi_va = 0;              // per-address/range TLBI commands (NH_VA, S2_IPA)
+  uint64_t tlbi_context = 0;         // whole-ASID / whole-VMID invalidations
+  uint64_t events = 0;               // event records consumed
+  uint64_t unrouted_faults = 0;      // events for streams with no domain (default-deny hits)
+  uint64_t event_overflows = 0;      // EVENTQ overflow (OVFLG) or EVENTQ_ABT_ERR
+  uint64_t command_errors = 0;       // GERROR.CMDQ_ERR
+  uint64_t gerrors = 0;              // other global errors
+  uint64_t impossible_reads = 0;     // registers read back values no SMMU can hold (all-ones)
+  uint64_t recoveries = 0;           // successful Recover()
+  uint64_t unrouted_suppressed = 0;  // unrouted faults the rate limit kept from the handler
 };
 
 class SmmuDomain final : public Domain {
@@ -134,6 +136,8 @@ class Smmuv3 final : public IsolationUnit {
   static constexpr size_t kMaxDomains = 32;
   static constexpr size_t kMaxStreams = 64;    // attached StreamIDs, for fault routing
   static constexpr unsigned kL2SplitBits = 8;  // 2-level stream table: 256 STEs per L2 table
+  // The unrouted handler's default rate (as a context's, kDefaultFaultCallbacksPerSecond).
+  static constexpr uint32_t kUnroutedFaultsPerSecond = 16;
 
   struct Config {
     Mmio* regs = nullptr;
@@ -152,6 +156,8 @@ class Smmuv3 final : public IsolationUnit {
     // IDR0.ST_LEVEL allows), else StreamIDs are capped here.
     unsigned max_linear_sid_bits = 8;
     uint64_t timeout_ns = 100'000'000;  // every hardware wait
+    // Event records HandleEvents() consumes per call (at least 1).
+    size_t events_per_call = kDefaultEventsPerDrain;
     // Without range invalidation: per-leaf TLBI up to this many leaves, then whole-ASID.
     unsigned max_tlbi_per_range = 32;
     // Break-before-make is always used for block splits unless this is set and the SMMU
@@ -195,11 +201,14 @@ class Smmuv3 final : public IsolationUnit {
   // Errors: -EINVAL (not enabled), -ETIMEDOUT, -ENOTSUP (DEVISO_CONFIG_TEARDOWN=OFF).
   Status Shutdown();
 
-  // Drains the event queue, decoding each record and delivering it to the domain's sink;
-  // handles overflow. Safe from the eventq interrupt (edge-triggered: drains until empty).
-  // Built with DEVISO_CONFIG_FAULT_REPORTS=OFF records are only counted (stats().events,
-  // stats().event_overflows).
-  void HandleEvents();
+  // Drains the event queue, decoding each record and delivering it to the domain's sink (or
+  // the unit's rate-limited unrouted handler); handles overflow. Safe from the eventq
+  // interrupt. Consumes at most Config::events_per_call records, so an interrupt handler in a
+  // fault storm returns in bounded time; returns true if records remain (the interrupt is
+  // edge-triggered: call again, e.g. from a poll loop or a deferred handler, until false).
+  // Nothing on a broken unit. Built with DEVISO_CONFIG_FAULT_REPORTS=OFF records are only
+  // counted (stats().events, stats().event_overflows).
+  bool HandleEvents();
   // Decodes and acknowledges global errors (GERROR/GERRORN). From the gerror interrupt.
   void HandleGlobalErrors();
 
@@ -225,10 +234,14 @@ class Smmuv3 final : public IsolationUnit {
   // Returns a bypassed `sid` to blocked (invalid STE). Errors: -EINVAL, -EEXIST (attached).
   Status BlockStream(uint32_t sid);
 
-  // Receives faults of StreamIDs with no domain (default-deny hits) and queue overflows.
-  // Runs in event-handling context, like FaultSink::OnFault.
-  // Errors: -ENOTSUP (built with DEVISO_CONFIG_FAULT_REPORTS=OFF: no fault is decoded).
-  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user);
+  // Receives faults of StreamIDs with no domain (default-deny hits) and event-queue overflows
+  // (DEVISO_FAULT_OVERFLOW, sid ~0: faults were lost; reported on the unit, never on a
+  // context). Runs in event-handling context, like FaultSink::OnFault, at most `per_second`
+  // times a second (bursts of `per_second`, the core's UnitFaultReporter); the rest is
+  // counted (stats().unrouted_suppressed).
+  // Errors: -EINVAL (per_second 0), -ENOTSUP (built with DEVISO_CONFIG_FAULT_REPORTS=OFF).
+  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,
+                                 uint32_t per_second = kUnroutedFaultsPerSecond);
   // broken() (IsolationUnit): set once a CMD_SYNC timed out, or the SMMU entered service
   // failure mode, or a register read back an impossible value (all-ones: the device is gone).
   // Every later operation (CreateDomain, DestroyDomain, Attach, Detach, Map, Unmap,
@@ -298,6 +311,8 @@ class Smmuv3 final : public IsolationUnit {
   Status WaitAck(size_t ack_offset, uint32_t want, uint32_t mask);
   Status WriteCr0(reg::Cr0 value);
   Status WriteGbpa(reg::Gbpa value);
+  // MSI doorbells off (ADDR = 0) where IDR0.MSI says the registers exist.
+  void ProgramMsis();
   Status SetupStreamTable();
   Status SetupQueues();
 
@@ -360,8 +375,7 @@ class Smmuv3 final : public IsolationUnit {
   bool config_unconfirmed_ = false;
   unsigned sid_bits_ = 0;
   uint32_t evtq_ovf_ack_ = 0;
-  deviso_fault_handler_t unrouted_handler_ = nullptr;
-  void* unrouted_user_ = nullptr;
+  UnitFaultReporter unrouted_;  // under evtq_lock_
   uint8_t oas_bits_ = 0;
 
   SharedTableMemory tables_4k_;
