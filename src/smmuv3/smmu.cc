@@ -470,7 +470,7 @@ Status Smmuv3::WaitForSpaceLocked(uint32_t first, bool* lost) {
     if (deadline.Expired()) {
       // One last look: this thread may have been preempted past the deadline after the SMMU
       // made room (a command error is acknowledged in one look, CONS seen in the next).
-      DEVISO_TRY(RefreshConsLocked(0, 0, &ignored));
+      DEVISO_TRY(RefreshConsLocked(first, cmdq_.prod, lost));
       return QueueFull(cmdq_) ? Status::TimedOut() : Status::Ok();
     }
   }

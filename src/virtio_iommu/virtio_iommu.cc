@@ -329,7 +329,7 @@ bool VirtioIommu::GuardIntact(const uint8_t* guard) const {
 }
 
 Status VirtioIommu::Garbled(const char* what) {
-  broken_ = true;
+  SetBroken(true);
   Count(stats_.protocol_errors);
   if constexpr (config::kLogging) {
     port::Log("deviso: %s: device broke the protocol (%s): unit marked broken\n", name_, what);
@@ -468,7 +468,7 @@ Status VirtioIommu::MapPages(const VirtioIommuDomain& d, Iova iova, Paddr pa, ui
       if (st == static_cast<uint8_t>(ReqStatus::kOk)) continue;
       Count(stats_.request_errors);
       const Status e = AnswerStatus(st);
-      if (broken_) return e;  // garbled: what the device took is unknown
+      if (broken()) return e;  // garbled: what the device took is unknown
       if (first_error.ok()) first_error = e;
     }
   }
