@@ -20,6 +20,7 @@
 
 #include "deviso/config.h"
 #include "smmuv3/testing/smmu_model.h"
+#include "smmuv3/testing/smmu_model_profiles.h"
 #include "testing/sim_memory.h"
 
 namespace deviso::smmuv3 {
@@ -30,6 +31,15 @@ using TestingModel = deviso::smmuv3::testing::SmmuModel;
 
 // The 4 KiB page of these tests' mappings (64-bit, so sizes never overflow int).
 constexpr uint64_t k4K = 4096;
+
+// The profile matrix: every case runs once per model profile (CTest sets DEVISO_SMMU_PROFILE;
+// see smmu_model_profiles.h). A case that needs what the profile lacks is skipped, saying why.
+const testing::ModelProfile& Profile() { return testing::ModelProfileFromEnvironment(); }
+#define DEVISO_PROFILE_NEEDS(cond, what)                                       \
+  do {                                                                         \
+    if (!(cond)) GTEST_SKIP() << "profile " << Profile().name << ": " << what; \
+  } while (0)
+#define DEVISO_NEEDS_4K() DEVISO_PROFILE_NEEDS(Profile().options.gran4k, "no 4 KiB granule")
 
 class RecordingSink : public FaultSink {
  public:
@@ -52,8 +62,8 @@ class RecordingSink : public FaultSink {
 };
 
 struct RigOptions {
-  bool coherent = true;
-  TestingModel::Options model;
+  bool coherent = Profile().options.coherent_access;
+  TestingModel::Options model = Profile().options;
   uint64_t timeout_ns = 50'000'000;
   unsigned eventq_log2 = 9;
   unsigned cmdq_log2 = 8;
@@ -136,12 +146,13 @@ class SmmuTest : public ::testing::TestWithParam<bool> {
   SmmuTest() : rig_(Options()) {}
   static RigOptions Options() {
     RigOptions o;
-    o.coherent = GetParam();
+    o.coherent = GetParam() && o.coherent;
     return o;
   }
   void SetUp() override {
+    DEVISO_NEEDS_4K();
     ASSERT_TRUE(rig_.Start().ok());
-    EXPECT_EQ(rig_.smmu().coherent(), GetParam());
+    EXPECT_EQ(rig_.smmu().coherent(), GetParam() && Profile().options.coherent_access);
     Result<Domain*> d = rig_.smmu().CreateDomain(DomainOptions{}, &sink_);
     ASSERT_TRUE(d.ok());
     domain_ = *d;
@@ -160,9 +171,11 @@ TEST_P(SmmuTest, InitSequenceProgramsTheUnit) {
   EXPECT_GE(m.command_count(ds::kOpTlbiNsnhAll), 1U);
   EXPECT_TRUE(rig_.smmu().gbpa_implemented());
   EXPECT_NE(m.Read32(reg::kGbpa) & (1U << 20), 0U) << "GBPA.ABORT";
-  // SIDSIZE 16: 2-level, or capped at the 8 linear bits when 2-level tables are compiled out.
-  EXPECT_EQ(rig_.smmu().two_level_stream_table(), config::kTwoLevelStreamTable);
-  EXPECT_EQ(rig_.smmu().caps().max_sid, config::kTwoLevelStreamTable ? 0xffffU : 0xffU);
+  // SIDSIZE 16: 2-level, or capped at the 8 linear bits when 2-level tables are compiled out
+  // (or the profile has SIDSIZE 8 and linear tables only).
+  const bool two_level = config::kTwoLevelStreamTable && Profile().options.two_level_strtab;
+  EXPECT_EQ(rig_.smmu().two_level_stream_table(), two_level);
+  EXPECT_EQ(rig_.smmu().caps().max_sid, two_level ? 0xffffU : 0xffU);
 }
 
 TEST_P(SmmuTest, MappedDmaLandsWithTheRightData) {
@@ -296,6 +309,7 @@ TEST_P(SmmuTest, PartialUnmapOfACachedBlockLeavesNoStaleEntry) {
 }
 
 TEST(SmmuCommandQueue, AFullQueueWaitsForSpaceAndWraps) {
+  DEVISO_NEEDS_4K();
   RigOptions o;
   o.model.ril = false;  // per-page invalidations: many commands per unmap
   o.cmdq_log2 = 3;      // an 8-entry queue: every unmap below overfills it
@@ -315,6 +329,7 @@ TEST(SmmuCommandQueue, AFullQueueWaitsForSpaceAndWraps) {
 
 TEST_P(SmmuTest, SparseStreamIdWorksThroughTheTwoLevelTable) {
   if constexpr (!config::kTwoLevelStreamTable) GTEST_SKIP() << "DEVISO_CONFIG_TWO_LEVEL_STRTAB=OFF";
+  DEVISO_PROFILE_NEEDS(Profile().options.two_level_strtab, "no 2-level stream table");
   ASSERT_TRUE(rig_.smmu().Attach(domain_, 0xfff0).ok());
   const DmaBuffer buf = rig_.Buffer(1, 0);
   ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok());
@@ -377,6 +392,7 @@ TEST_P(SmmuTest, StageTwoDomain) {
 
 TEST_P(SmmuTest, InvalidationIsRangedAndNeverWholeContextForSmallUnmaps) {
   if constexpr (!config::kRangeTlbi) GTEST_SKIP() << "DEVISO_CONFIG_RANGE_TLBI=OFF";
+  DEVISO_PROFILE_NEEDS(Profile().options.ril, "no range invalidation (IDR3.RIL = 0)");
   const DmaBuffer buf = rig_.Buffer(1, 0);
   TestingModel& m = rig_.model();
   // 600 pages mapped as pages (output 4 KiB off any block boundary).
@@ -396,6 +412,7 @@ TEST_P(SmmuTest, InvalidationIsRangedAndNeverWholeContextForSmallUnmaps) {
 }
 
 TEST(SmmuNoRangeInvalidation, PerPageUpToTheThresholdThenWholeAsid) {
+  DEVISO_NEEDS_4K();
   RigOptions o;
   o.model.ril = false;
   Rig rig(o);
@@ -433,6 +450,7 @@ INSTANTIATE_TEST_SUITE_P(CoherentAndNot, SmmuTest, ::testing::Bool(),
 // Fault injection: a clear error, never a hang.
 
 TEST(SmmuFaultInjection, IllegalCommandFailsTheCallAndTheQueueResumes) {
+  DEVISO_NEEDS_4K();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
@@ -480,6 +498,7 @@ TEST(SmmuFaultInjection, IrqCtrlAckAndGbpaUpdateStuckTimeOut) {
 }
 
 TEST(SmmuFaultInjection, CmdSyncNeverCompletingFailsAndNothingIsFreed) {
+  DEVISO_NEEDS_4K();
   RigOptions o;
   o.timeout_ns = 20'000'000;
   Rig rig(o);
@@ -500,6 +519,7 @@ TEST(SmmuFaultInjection, CmdSyncNeverCompletingFailsAndNothingIsFreed) {
 }
 
 TEST(SmmuFaultInjection, EventFloodOverflowIsDetectedAndReported) {
+  DEVISO_NEEDS_4K();
   RigOptions o;
   o.eventq_log2 = 4;  // 16 records
   Rig rig(o);
@@ -531,6 +551,7 @@ TEST(SmmuFaultInjection, EventFloodOverflowIsDetectedAndReported) {
 // Several SMMUs.
 
 TEST(SmmuSeveralUnits, IndependentUnitsRouteTheirOwnFaults) {
+  DEVISO_NEEDS_4K();
   Rig a;
   Rig b;
   ASSERT_TRUE(a.Start().ok());
@@ -558,6 +579,7 @@ TEST(SmmuSeveralUnits, IndependentUnitsRouteTheirOwnFaults) {
 
 TEST(SmmuCompiledOut, StageTwoDomainIsNotSupported) {
   if constexpr (config::kStage2) GTEST_SKIP() << "stage 2 is built";
+  DEVISO_NEEDS_4K();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   EXPECT_EQ(rig.smmu().caps().stages, 1U) << "the model has stage 2; this build does not";
@@ -569,6 +591,7 @@ TEST(SmmuCompiledOut, StageTwoDomainIsNotSupported) {
 
 TEST(SmmuCompiledOut, SixteenAndSixtyFourKiBGranulesAreNotSupported) {
   if constexpr (config::kGranule16K64K) GTEST_SKIP() << "16K/64K granules are built";
+  DEVISO_NEEDS_4K();
   Rig rig;  // offers 64 KiB table memory, and the model has every granule
   ASSERT_TRUE(rig.Start().ok());
   EXPECT_EQ(rig.smmu().caps().page_sizes, (1ULL << 12) | (1ULL << 21) | (1ULL << 30));
@@ -581,6 +604,8 @@ TEST(SmmuCompiledOut, SixteenAndSixtyFourKiBGranulesAreNotSupported) {
 
 TEST(SmmuCompiledOut, StreamIdsBeyondTheLinearTableAreInvalid) {
   if constexpr (config::kTwoLevelStreamTable) GTEST_SKIP() << "2-level stream tables are built";
+  DEVISO_NEEDS_4K();
+  DEVISO_PROFILE_NEEDS(Profile().options.sid_bits == 16, "written for SIDSIZE 16");
   Rig rig;  // SIDSIZE 16, ST_LEVEL 2-level
   ASSERT_TRUE(rig.Start().ok());
   EXPECT_FALSE(rig.smmu().two_level_stream_table());
@@ -599,6 +624,7 @@ TEST(SmmuCompiledOut, StreamIdsBeyondTheLinearTableAreInvalid) {
 
 TEST(SmmuCompiledOut, PartialUnmapOfABlockIsNotSupportedAndChangesNothing) {
   if constexpr (config::kBlockSplit) GTEST_SKIP() << "block splits are built";
+  DEVISO_NEEDS_4K();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
@@ -624,6 +650,7 @@ TEST(SmmuCompiledOut, PartialUnmapOfABlockIsNotSupportedAndChangesNothing) {
 
 TEST(SmmuCompiledOut, NoRangeInvalidationEvenWhenTheUnitHasIt) {
   if constexpr (config::kRangeTlbi) GTEST_SKIP() << "range invalidation is built";
+  DEVISO_NEEDS_4K();
   Rig rig;  // the model has IDR3.RIL
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
@@ -641,6 +668,7 @@ TEST(SmmuCompiledOut, NoRangeInvalidationEvenWhenTheUnitHasIt) {
 
 TEST(SmmuCompiledOut, EventsAreCountedNotReported) {
   if constexpr (config::kFaultReports) GTEST_SKIP() << "fault reports are built";
+  DEVISO_NEEDS_4K();
   Rig rig;
   EXPECT_EQ(rig.smmu().SetUnroutedFaultHandler(nullptr, nullptr), Status::NotSupported());
   ASSERT_TRUE(rig.Start().ok());
@@ -679,6 +707,7 @@ TEST(SmmuCompiledOut, UnitsAreNeverTornDown) {
 // Concurrency.
 
 TEST(SmmuConcurrency, ContextsInParallel) {
+  DEVISO_NEEDS_4K();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   constexpr int kThreads = 4;
@@ -714,6 +743,7 @@ TEST(SmmuConcurrency, ContextsInParallel) {
 }
 
 TEST(SmmuConcurrency, NoAccessSucceedsAfterUnmapReturns) {
+  DEVISO_NEEDS_4K();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
