@@ -403,6 +403,12 @@ ds::Command Smmuv3::ContextTlbi(const SmmuDomain& d) const {
 }
 
 // Range invalidation (IDR3.RIL=1): at most two commands for any range (tlbi_range.h).
+//
+// 4.4.1.1: with TG != 0 the encoding TTL == 0, NUM == 0, SCALE == 0 is Reserved (CERROR_ILL
+// on an SMMU with RIL=1), and TTL == 0b01 (level 1) is Reserved for the 16 KiB and 64 KiB
+// granules (no level 1 leaves without 52-bit addresses). A piece of one granule with no TTL
+// hint is therefore issued in the non-range form (TG = 0, NUM = SCALE = TTL = 0), which
+// invalidates every entry, of any level, covering its one address: the same coverage.
 size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages, unsigned ttl,
                               bool leaf, ds::Command* out) const {
   const uint64_t page = d.page_size();
@@ -410,12 +416,14 @@ size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages
                       : page == (1U << 16)    ? ds::kTlbiTg64K
                       : page == (1U << 14)    ? ds::kTlbiTg16K
                                               : ds::kTlbiTg4K;
+  if (tg != ds::kTlbiTg4K && ttl == 1) ttl = 0;  // a hint that would be Reserved: none
   TlbiRange ranges[2];
   const size_t n = SplitTlbiRange(pages, ranges);
   for (size_t i = 0; i < n; ++i) {
     ds::Command c = Cmd(d.stage2() ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
     ds::Command::W0 w0{c.raw[0]};
-    w0.set_num(ranges[i].count - 1).set_scale(ranges[i].scale);
+    const bool single = ttl == 0 && ranges[i].count == 1 && ranges[i].scale == 0;
+    if (!single) w0.set_num(ranges[i].count - 1).set_scale(ranges[i].scale);
     if (d.stage2()) {
       w0.set_vmid(d.vmid_);
     } else {
@@ -423,7 +431,8 @@ size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages
     }
     c.raw[0] = w0.raw;
     ds::Command::W1 w1;
-    w1.set_leaf(leaf ? 1 : 0).set_ttl(ttl).set_tg(tg);
+    w1.set_leaf(leaf ? 1 : 0);
+    if (!single) w1.set_ttl(ttl).set_tg(tg);
     w1.set_address((iova + ranges[i].first * page) >> 12);
     c.raw[1] = w1.raw;
     out[i] = c;
@@ -570,15 +579,20 @@ void Smmuv3::StoreSteWord(uint32_t sid, ds::Ste* ste, size_t word, uint64_t valu
   if (config_.ste_observer != nullptr) config_.ste_observer(config_.ste_observer_ctx, sid, *ste);
 }
 
-Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target) {
+Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target, bool invalidate_blocked) {
   DEVISO_ASSIGN_OR_RETURN(ds::Ste * ste, SteSlot(sid, true));
   const ds::Command cfgi[2] = {CfgiSte(sid), CfgiCdAll(sid)};
   const bool was_valid = (Load64(&ste->raw[0]) & 1) != 0;
   const bool valid = (target.raw[0] & 1) != 0;
-  if (was_valid) {
+  // An STE that reads V=0 may still be cached valid by the SMMU when an earlier CFGI+SYNC for
+  // it failed (a retried Detach): `invalidate_blocked` redoes the invalidation all the same.
+  if (was_valid || invalidate_blocked) {
     StoreSteWord(sid, ste, 0, 0);
     CleanForSmmu(ste, sizeof(*ste));
-    DEVISO_TRY(Submit(cfgi, 2));
+    if (const Status s = Submit(cfgi, 2); !s.ok()) {
+      config_unconfirmed_ = true;
+      return s;
+    }
     for (size_t i = 1; i < ds::Ste::kWords; ++i) StoreSteWord(sid, ste, i, 0);
     CleanForSmmu(ste, sizeof(*ste));
   }
@@ -594,11 +608,14 @@ Status Smmuv3::WriteSte(uint32_t sid, const ds::Ste& target) {
     if (s.ok()) return s;
   }
   // Not confirmed: leave the stream blocked in memory (the unit is marked broken if the
-  // sync timed out, so nothing it may use is freed).
+  // sync timed out, so nothing it may use is freed). If even this invalidation fails the SMMU
+  // may hold the new entry: DestroyDomain then issues CFGI_ALL before the CD and tables it
+  // names can be freed.
   StoreSteWord(sid, ste, 0, 0);
   for (size_t i = 1; i < ds::Ste::kWords; ++i) StoreSteWord(sid, ste, i, 0);
   CleanForSmmu(ste, sizeof(*ste));
-  (void)Submit(cfgi, 1);
+  const ds::Command cleanup[2] = {CfgiSte(sid), CfgiCdAll(sid)};
+  if (!Submit(cleanup, 2).ok()) config_unconfirmed_ = true;
   return s;
 }
 
@@ -729,9 +746,12 @@ Status Smmuv3::DestroyDomain(Domain* domain) {
   }
   if (d->streams_ != 0) return Status::Busy();
   // No stream reaches the domain any more; drop its ASID/VMID's TLB and walk-cache entries
-  // before its tables and CD can be reused.
-  const ds::Command tlbi = ContextTlbi(*d);
-  DEVISO_TRY(Submit(&tlbi, 1));
+  // before its tables and CD can be reused. If an STE invalidation failed earlier the SMMU may
+  // still hold an STE naming this domain's CD or tables: drop every cached configuration too.
+  const bool cfgi_all = config_unconfirmed_;
+  const ds::Command cmds[2] = {ContextTlbi(*d), CfgiAll()};
+  DEVISO_TRY(Submit(cmds, cfgi_all ? 2 : 1));
+  if (cfgi_all) config_unconfirmed_ = false;
   Count(stats_.tlbi_context);
   d->table_.reset();  // PageTable::Release: frees every table
   if (d->cd_.cpu != nullptr) {
@@ -775,7 +795,8 @@ Status Smmuv3::Detach(Domain* domain, uint32_t sid) {
   port::LockGuard guard(lock_);
   for (StreamSlot& s : streams_) {
     if (!s.used || s.sid != sid || s.domain != d) continue;
-    DEVISO_TRY(WriteSte(sid, ds::Ste{}));
+    // Always invalidates, even if a failed Detach already cleared V in memory.
+    DEVISO_TRY(WriteSte(sid, ds::Ste{}, /*invalidate_blocked=*/true));
     s = StreamSlot{};
     --d->streams_;
     return Status::Ok();
@@ -811,7 +832,7 @@ Status Smmuv3::BlockStream(uint32_t sid) {
   for (const StreamSlot& s : streams_) {
     if (s.used && s.sid == sid) return Status::AlreadyExists();
   }
-  return WriteSte(sid, ds::Ste{});
+  return WriteSte(sid, ds::Ste{}, /*invalidate_blocked=*/true);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -274,7 +274,9 @@ class Smmuv3 final : public IsolationUnit {
 
   // Stream table.
   Result<ds::Ste*> SteSlot(uint32_t sid, bool allocate);
-  Status WriteSte(uint32_t sid, const ds::Ste& target);
+  // `invalidate_blocked`: issue the CFGI+SYNC of a valid->blocked change even if the entry
+  // already reads blocked (a retry after a failed invalidation).
+  Status WriteSte(uint32_t sid, const ds::Ste& target, bool invalidate_blocked = false);
   void StoreSteWord(uint32_t sid, ds::Ste* ste, size_t word, uint64_t value);
   ds::Ste BuildSte(const SmmuDomain& d) const;
   void BuildCd(const SmmuDomain& d, ds::Cd* cd) const;
@@ -300,6 +302,9 @@ class Smmuv3 final : public IsolationUnit {
   bool two_level_ = false;
   bool gbpa_implemented_ = false;
   bool broken_ = false;
+  // Under lock_: an STE change whose CFGI+SYNC failed; the SMMU may still hold the old (or an
+  // abandoned new) entry until a CFGI_ALL completes.
+  bool config_unconfirmed_ = false;
   unsigned sid_bits_ = 0;
   uint32_t evtq_ovf_ack_ = 0;
   deviso_fault_handler_t unrouted_handler_ = nullptr;
