@@ -543,6 +543,11 @@ void SmmuModel::ProcessCommands() {
     rec.opcode = static_cast<uint8_t>(ly::cmd::Opcode::Get(raw[0]));
     rec.raw = {raw[0], raw[1]};
     ++command_counts_[rec.opcode];
+    if (rec.opcode == ly::cmd::kSync) {
+      commands_since_sync_ = 0;
+    } else {
+      max_commands_between_syncs_ = std::max(max_commands_between_syncs_, ++commands_since_sync_);
+    }
     if (options_.command_log_entries != 0) {
       if (command_log_.size() >= options_.command_log_entries) command_log_.pop_front();
       command_log_.push_back(rec);
@@ -1680,6 +1685,11 @@ uint64_t SmmuModel::gerror_irq_cfg0() const {
 uint64_t SmmuModel::eventq_irq_cfg0() const {
   std::lock_guard<std::mutex> lock(mu_);
   return eventq_irq_cfg0_;
+}
+
+uint64_t SmmuModel::max_commands_between_syncs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return max_commands_between_syncs_;
 }
 
 uint64_t SmmuModel::sfm_terminations() const {

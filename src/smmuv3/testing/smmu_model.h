@@ -35,11 +35,17 @@
 //     SEV). Range invalidation with RIL: TG/SCALE/NUM give (NUM+1) * 2^SCALE granules from the
 //     address aligned down to TG; TTL (used only with TG != 0) limits the invalidation to leaf
 //     entries of that level; entries of another granule than TG are not invalidated; Leaf=1
-//     keeps the walk cache. Commands are consumed synchronously when CMDQ_PROD is written. An
-//     illegal command (unknown or unsupported opcode, SSec=1, CMD_SYNC CS=0b11, TG naming an
-//     unsupported granule) stops the queue at that command with CMDQ_CONS.ERR = CERROR_ILL and
-//     GERROR.CMDQ_ERR; a command read outside RAM gives CERROR_ABT. Processing resumes from
-//     CMDQ_CONS once GERRORN acknowledges.
+//     keeps the walk cache. Without RIL an SMMUv3.2 (arch_minor >= 2) takes TG/TTL as a level
+//     hint for one address. Commands are consumed synchronously when CMDQ_PROD is written.
+//   * Command legality (IHI0070 4, 7.1; CommandRule): every field of every command is checked
+//     before it executes; an illegal one stops the queue at that command with CMDQ_CONS.ERR =
+//     CERROR_ILL and GERROR.CMDQ_ERR (last_illegal_rule() names the rule); a command read
+//     outside RAM gives CERROR_ABT. Processing resumes from CMDQ_CONS once GERRORN
+//     acknowledges. Where the spec leaves a RES0 field or reserved encoding CONSTRAINED
+//     UNPREDICTABLE, the model refuses it. STEs and CDs with a non-zero RES0 field are ILLEGAL
+//     (C_BAD_STE / C_BAD_CD).
+//   * ID registers from Options (see smmu_model_profiles.h for named parts): IDR0/1/3/5,
+//     IIDR, AIDR; with IDR0.MSI the *_IRQ_CFG0/1/2 registers are stored (no MSI is written).
 //   * Caches that hold until invalidated: an IOTLB of leaf entries (FIFO replacement at
 //     Options::iotlb_entries) tagged by stage, VMID, ASID (or global), granule and leaf level; a
 //     walk cache of table descriptors (Options::walk_cache_entries); a configuration cache of
@@ -47,10 +53,11 @@
 //     removes an entry). Only valid structures are cached.
 //
 // Simplifications (deliberate; see also the per-function comments):
-//   * No substreams (IDR1.SSIDSIZE = 0), PRI, ATS, stalls (STALL_MODEL = 0b01), MSIs (IDR0.MSI =
-//     0: the *_IRQ_CFG registers are RAZ/WI), HTTU, Secure state, AArch32 tables, 52-bit
-//     addresses, VATOS, ECMDQ, SFM_ERR. STE.S1DSS, S1STALLD, EATS, the attribute overrides
-//     (SHCFG, MTCFG, PRIVCFG, INSTCFG...) and CR1/CR2.PTM/E2H are stored and ignored.
+//   * No substreams (IDR1.SSIDSIZE = 0), PRI, ATS, stalls (STALL_MODEL = 0b01), MSI writes
+//     (without Options::msi the *_IRQ_CFG registers are RAZ/WI), HTTU, Secure state, AArch32
+//     tables, 52-bit addresses, VATOS, ECMDQ. SFM is entered only by
+//     EnterServiceFailureMode(). STE.S1DSS, S1STALLD, EATS, the attribute overrides (SHCFG,
+//     MTCFG, PRIVCFG, INSTCFG...) and CR1/CR2.PTM/E2H are stored and ignored.
 //   * Nested translation (STE.Config = 0b111) is reported as C_BAD_STE even when both stages
 //     are implemented.
 //   * A stage 1 STE with STRW != 0 is C_BAD_STE: EL2 stream worlds are not modelled (not even
@@ -292,6 +299,9 @@ class SmmuModel final : public Mmio {
   // never written; 0 without IDR0.MSI).
   uint64_t gerror_irq_cfg0() const;
   uint64_t eventq_irq_cfg0() const;
+  // The longest run of commands consumed without a CMD_SYNC between them (MMU-700 erratum
+  // 2812531 asks for at most 63).
+  uint64_t max_commands_between_syncs() const;
   // Transactions terminated because the unit is in Service Failure Mode.
   uint64_t sfm_terminations() const;
   // The last Options::command_log_entries commands consumed, oldest first.
@@ -532,6 +542,8 @@ class SmmuModel final : public Mmio {
   std::map<uint8_t, uint64_t> command_counts_;
   uint64_t command_errors_ = 0;
   CommandRule last_illegal_rule_ = CommandRule::kNone;
+  uint64_t commands_since_sync_ = 0;
+  uint64_t max_commands_between_syncs_ = 0;
   uint64_t sfm_terminations_ = 0;
   std::deque<CommandRecord> command_log_;
   std::deque<EventRecord> recent_events_;
