@@ -41,6 +41,10 @@ const testing::ModelProfile& Profile() { return testing::ModelProfileFromEnviron
     if (!(cond)) GTEST_SKIP() << "profile " << Profile().name << ": " << what; \
   } while (0)
 #define DEVISO_NEEDS_4K() DEVISO_PROFILE_NEEDS(Profile().options.gran4k, "no 4 KiB granule")
+// A unit whose only granules are compiled out fails Probe (SmmuCompiledOut checks that).
+#define DEVISO_NEEDS_A_BUILT_GRANULE()                                     \
+  DEVISO_PROFILE_NEEDS(Profile().options.gran4k || config::kGranule16K64K, \
+                       "no granule this build supports")
 
 class RecordingSink : public FaultSink {
  public:
@@ -160,6 +164,7 @@ class SmmuTest : public ::testing::TestWithParam<bool> {
     if (!Profile().options.gran4k && test.find("SixtyFourKiB") == std::string_view::npos) {
       DEVISO_NEEDS_4K();
     }
+    DEVISO_NEEDS_A_BUILT_GRANULE();
     ASSERT_TRUE(rig_.Start().ok());
     EXPECT_EQ(rig_.smmu().coherent(), GetParam() && Profile().options.coherent_access);
     if (!Profile().options.gran4k) return;
@@ -630,6 +635,7 @@ TEST(SmmuFaultInjection, Cr0AckNeverComingTimesOut) {
   o.timeout_ns = 20'000'000;
   Rig rig(o);
   rig.model().SetCr0AckStuck(true);
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   ASSERT_TRUE(rig.smmu().Probe().ok());
   const auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(rig.smmu().Init(true), Status::TimedOut());
@@ -637,6 +643,7 @@ TEST(SmmuFaultInjection, Cr0AckNeverComingTimesOut) {
 }
 
 TEST(SmmuFaultInjection, IrqCtrlAckAndGbpaUpdateStuckTimeOut) {
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   for (int which = 0; which < 2; ++which) {
     RigOptions o;
     o.timeout_ns = 20'000'000;
@@ -745,7 +752,11 @@ TEST(SmmuCompiledOut, StageTwoDomainIsNotSupported) {
 
 TEST(SmmuCompiledOut, SixteenAndSixtyFourKiBGranulesAreNotSupported) {
   if constexpr (config::kGranule16K64K) GTEST_SKIP() << "16K/64K granules are built";
-  DEVISO_NEEDS_4K();
+  if (!Profile().options.gran4k) {
+    Rig rig;  // 64 KiB only: no granule this build can use
+    EXPECT_EQ(rig.smmu().Probe(), Status::NotSupported());
+    return;
+  }
   Rig rig;  // offers 64 KiB table memory, and the model has every granule
   ASSERT_TRUE(rig.Start().ok());
   EXPECT_EQ(rig.smmu().caps().page_sizes, (1ULL << 12) | (1ULL << 21) | (1ULL << 30));
@@ -840,6 +851,7 @@ TEST(SmmuCompiledOut, EventsAreCountedNotReported) {
 
 TEST(SmmuCompiledOut, UnitsAreNeverTornDown) {
   if constexpr (config::kTeardown) GTEST_SKIP() << "teardown is built";
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   {
     Rig rig;
     ASSERT_TRUE(rig.smmu().Probe().ok());
