@@ -83,12 +83,37 @@ class IsolationUnit {
   virtual ~IsolationUnit() = default;
   virtual const UnitCaps& caps() const = 0;
 
+  // True once the unit can no longer confirm that its hardware completed what it was asked
+  // (an SMMU CMD_SYNC that timed out, service failure mode, a virtio-iommu request never
+  // completed): whatever it was asked last may or may not have taken effect, so nothing it may
+  // still read can be freed or reused. The core then refuses every operation on the unit's
+  // contexts with -EIO before calling the backend, and consumes nothing for it (no context
+  // slot); the backend refuses them too. Only the backend's documented recovery clears it
+  // (Smmuv3::Recover, VirtioIommu::Recover). Read with acquire: callable from any thread.
+  bool broken() const { return __atomic_load_n(&broken_, __ATOMIC_ACQUIRE); }
+
+ protected:
+  // Backends set and clear the shared broken state (see broken()).
+  void SetBroken(bool broken) { __atomic_store_n(&broken_, broken, __ATOMIC_RELEASE); }
+
+ public:
   // Writes up to out.size() of the unit's reserved regions (ReservedRegion) for `sid` to `out`
   // and returns how many there are in all (which may exceed out.size()). The default: none.
   virtual size_t ReservedRegions(uint32_t sid, std::span<ReservedRegion> out) const {
     (void)sid;
     (void)out;
     return 0;
+  }
+
+  // True if [pa, pa + size) overlaps memory the unit itself reads or writes: for an SMMU its
+  // stream table, CDs, command and event queues and page-table pools; for virtio-iommu its
+  // virtqueues and request buffers. The core refuses to map such memory for any device
+  // (-EPERM): a device given it could rewrite translations (a bypass STE for a sibling stream)
+  // and escape. Backends refuse it in Map too. The default: none.
+  virtual bool UsesMemory(Paddr pa, uint64_t size) const {
+    (void)pa;
+    (void)size;
+    return false;
   }
 
   // -EINVAL if `sid` is not a StreamID this unit can serve.
@@ -115,6 +140,9 @@ class IsolationUnit {
                      MemType type) = 0;
   virtual Status Unmap(Domain* domain, Iova iova, uint64_t size) = 0;
   virtual Result<Paddr> IovaToPhys(Domain* domain, Iova iova) = 0;
+
+ private:
+  bool broken_ = false;  // __atomic: set from error paths under any of the backend's locks
 };
 
 }  // namespace deviso

@@ -3,7 +3,8 @@
  *
  * The four calls of Zephyr RFC #60289, exactly, plus the extensions its reviewers asked for.
  * Every call returns 0 or a negative errno from <errno.h> (see deviso/status.h) and, on
- * failure, changes nothing.
+ * failure, changes nothing, except where the hardware could not confirm completion
+ * (-ETIMEDOUT, -EIO from the unit): "Error-path contract" below says exactly what is left.
  *
  * Contract:
  *  - A device is bound to an isolation unit (an IOMMU instance) and to the StreamIDs it owns
@@ -25,6 +26,43 @@
  *  - Strict: when deviso_unmap() returns 0 the device can no longer reach that memory (the
  *    IOTLB invalidation has completed). If completion cannot be confirmed the call does not
  *    return 0 (-ETIMEDOUT or -EIO) and the mapping may or may not still be reachable.
+ *  - Block splits: unmapping part of a block replaces the block by a table. On a unit without
+ *    hitless replacement (SMMUv3 IDR3.BBML < 2, e.g. QEMU 7.2, MMU-600) this is done
+ *    break-before-make: for the time of one invalidation the addresses that stay mapped in that
+ *    block fault (a device DMA to them then fails and is reported). Map blocks the device keeps
+ *    using only in pieces that are unmapped whole, where this matters.
+ *  - The unit's own memory is never given to a device: mapping any part of the memory an
+ *    isolation unit itself reads (an SMMU's stream table, context descriptors, command and event
+ *    queues and the page-table pools the platform declared; virtio-iommu's virtqueues and request
+ *    buffers) is refused with -EPERM, on every backend. A device given it could rewrite its own
+ *    or a sibling's translation and escape.
+ *  - Broken unit: once a unit cannot confirm completion at all (an SMMU CMD_SYNC that timed out,
+ *    service failure, a register reading all-ones because the device is gone; a virtio-iommu
+ *    request never completed) it is marked broken. Every later call on its contexts
+ *    (deviso_map, deviso_map_iova, deviso_unmap*, deviso_ctx_alloc, deviso_ctx_free) fails with
+ *    -EIO before anything is allocated or changed, and consumes no shared capacity (context
+ *    slots). Nothing the unit may still read is freed. The way back is the backend's full
+ *    re-initialisation (C++: Smmuv3::Recover(), VirtioIommu::Recover()), refused while memory
+ *    the unit may still read is in doubt (the SMMU's disable not acknowledged).
+ *  - Error-path contract. What a failed call leaves, and what its retry does:
+ *      deviso_map:   nothing changed (the tables are reserved before anything is written).
+ *      deviso_unmap: -EINVAL/-ENOENT/-ENOMEM/-ENOTSUP/-EPERM/-EIO on a broken unit: nothing
+ *                    changed. -ETIMEDOUT/-EIO from the invalidation: the entries may already be
+ *                    cleared while the device may still reach them through a cached entry (or,
+ *                    if a block split's break-before-make failed, the block is restored). A
+ *                    retry of the same range, or of any part of it, converges: it unmaps what
+ *                    is still mapped there, redoes the invalidation (for the whole context) and
+ *                    returns 0 once it completed, never -ENOENT for that range. After
+ *                    -ETIMEDOUT the unit is broken: the retry fails with -EIO until the unit was
+ *                    re-initialised, then converges.
+ *      deviso_ctx_free: the stream is blocked in memory first; if its invalidation fails the
+ *                    context stays (usable, found) and a retry redoes the invalidation before
+ *                    anything is freed. If the reclaim fails after the stream was blocked, the
+ *                    context stays allocated and a retry retries the reclaim. No table, context
+ *                    descriptor, ASID or VMID is reused until an invalidation covering it
+ *                    completed.
+ *      deviso_ctx_alloc: nothing changed (a new domain whose attach failed is destroyed again;
+ *                    should that fail too its slot is retired, never reused).
  *  - deviso_ctx_free() returns the stream to blocked, invalidates, and reclaims every table.
  *  - DMA through the IOMMU includes a device's MSI writes: a device using MSI must have its
  *    doorbell mapped on purpose. deviso's own drivers use INTx or polling.
@@ -67,7 +105,8 @@ int deviso_device_unbind(const struct device* dev);
 
 /* Creates the isolation context for (dev, sid): the stream translates through a new, empty
  * address space. Errors: -EINVAL (sid not owned by dev, dev not bound), -EEXIST (context
- * exists), -ENOMEM (context, table or ID pool exhausted), -ETIMEDOUT/-EIO (hardware). */
+ * exists), -ENOMEM (context, table or ID pool exhausted), -EIO (the unit is broken: nothing is
+ * allocated), -ETIMEDOUT/-EIO (hardware). */
 int deviso_ctx_alloc(const struct device* dev, uint32_t sid);
 
 /* Blocks the stream again, invalidates, and frees the context and all its tables.
@@ -79,13 +118,16 @@ int deviso_ctx_free(const struct device* dev, uint32_t sid);
 
 /* Identity-maps [base, base + size) for device reads and writes. Errors: -EINVAL (unaligned,
  * zero size, wrap, beyond the unit's address sizes, sid not owned), -ENOENT (no context),
- * -EEXIST (overlap), -ENOMEM (tables). */
+ * -EEXIST (overlap), -ENOMEM (tables), -EPERM (overlaps the unit's own memory), -EIO (the unit
+ * is broken). */
 int deviso_map(const struct device* dev, uint32_t sid, uintptr_t base, size_t size);
 
 /* Unmaps [base, base + size), strictly (see above). Errors: -EINVAL, -ENOENT (no context, or
- * part of the range not mapped), -ENOMEM (tables to split a block), -ENOTSUP (deviso built
- * without block splits, DEVISO_CONFIG_BLOCK_SPLIT=OFF, and the range starts or ends inside a
- * block a larger deviso_map() created; nothing changes), -ETIMEDOUT/-EIO. */
+ * part of the range not mapped, unless it lies in the range of an earlier failed unmap: see the
+ * error-path contract), -ENOMEM (tables to split a block), -ENOTSUP (deviso built without block
+ * splits, DEVISO_CONFIG_BLOCK_SPLIT=OFF, and the range starts or ends inside a block a larger
+ * deviso_map() created; nothing changes), -EIO (broken unit: nothing changes),
+ * -ETIMEDOUT/-EIO (invalidation not confirmed: see the error-path contract). */
 int deviso_unmap(const struct device* dev, uint32_t sid, uintptr_t base, size_t size);
 
 /* ---- Extensions ----------------------------------------------------------------------- */

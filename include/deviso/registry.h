@@ -137,6 +137,8 @@ class Context {
   //   -ENOTSUP  the backend cannot express the permissions (write-only at stage 1)
   //   -EEXIST   any part of the range is already mapped
   //   -ENOMEM   the backend's table pool is exhausted
+  //   -EPERM    [pa, pa + size) overlaps the unit's own memory (IsolationUnit::UsesMemory)
+  //   -EIO      the unit is broken (IsolationUnit::broken()): refused before the backend
   Status Map(Iova iova, Paddr pa, uint64_t size, Perms perms,
              MemType type = MemType::kNormal) const;
 
@@ -145,8 +147,9 @@ class Context {
   // block splits, DEVISO_CONFIG_BLOCK_SPLIT=OFF: only whole blocks; -ENOTSUP otherwise).
   // Errors: -ENOENT (no such context, or part of the range not mapped; no change), -EINVAL (size
   // 0, unaligned, wrap; no change), -ENOMEM (tables to split a block; no change), -ENOTSUP (the
-  // range cuts a block and splits are compiled out; no change), and the backend's
-  // -ETIMEDOUT/-EIO: completion not confirmed, the range may still be reachable.
+  // range cuts a block and splits are compiled out; no change), -EIO (broken unit; no change),
+  // and the backend's -ETIMEDOUT/-EIO: completion not confirmed, the range may still be
+  // reachable; a retry of (a part of) the range converges (deviso.h, "Error-path contract").
   Status Unmap(Iova iova, uint64_t size) const;
 
   // The physical address `iova` translates to. Errors: -ENOENT (no such context, or not
@@ -248,6 +251,7 @@ class Registry {
   //   -EINVAL   dev not bound, or sid not one of its StreamIDs; the backend's (options)
   //   -EEXIST   (dev, sid) already has a context (its own or a shared one)
   //   -ENOMEM   kMaxContexts contexts exist; the backend's domain, table or ID pools
+  //   -EIO      the unit is broken: refused before a context slot is taken
   //   -ENOTSUP, -ETIMEDOUT, -EIO: the backend's. If the attach fails the new domain is
   //             destroyed again (should that fail too, its slot is retired, never reused).
   Result<Context> AllocContext(const device* dev, uint32_t sid, const DomainOptions& options = {});
@@ -270,8 +274,8 @@ class Registry {
   // ---- Shared domains -------------------------------------------------------------------------
 
   // Creates a context with no streams on a registered unit. Errors, with no change: -ENOENT
-  // (unit not registered), -ENOMEM (kMaxContexts, or the backend's), and the backend's -EINVAL,
-  // -ENOTSUP (options).
+  // (unit not registered), -ENOMEM (kMaxContexts, or the backend's), -EIO (the unit is broken:
+  // no slot is taken), and the backend's -EINVAL, -ENOTSUP (options).
   Result<Context> CreateDomain(IsolationUnit& unit, const DomainOptions& options = {});
 
   // Attaches (dev, sid) to `context`. Errors, with no change: -ENOENT (no such context),

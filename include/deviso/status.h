@@ -26,7 +26,8 @@
 //   -ETIMEDOUT  the hardware did not respond before the deadline
 //   -EBUSY      the resource is in use (e.g. a context that still has devices attached)
 //   -ENOTSUP    the hardware or build lacks a required feature (a DEVISO_CONFIG_* option is off)
-//   -EIO        the hardware reported an error
+//   -EIO        the hardware reported an error (or the unit is broken: IsolationUnit::broken())
+//   -EPERM      the memory is the isolation unit's own (stream table, CDs, queues, page tables)
 typedef int deviso_status_t;  // NOLINT(modernize-use-using): this part is C.
 
 #ifdef __cplusplus
@@ -69,6 +70,7 @@ class [[nodiscard]] Status {
   static constexpr Status Busy() { return Status(-EBUSY); }
   static constexpr Status NotSupported() { return Status(-ENOTSUP); }
   static constexpr Status IoError() { return Status(-EIO); }
+  static constexpr Status PermissionDenied() { return Status(-EPERM); }
 
   // Wraps a C status; the value is kept as is.
   static constexpr Status FromC(deviso_status_t status) { return Status(status); }

@@ -107,6 +107,14 @@ Status Context::Map(Iova iova, Paddr pa, uint64_t size, Perms perms, MemType typ
       static_cast<uint8_t>(type) >= kMemTypeCount) {
     return Status::InvalidArgument();
   }
+  if (slot_->unit_->broken()) {
+    return Status::IoError();  // nothing is allocated for a unit that cannot confirm
+  }
+  // The unit's own structures (stream table, CDs, queues, page-table pools): a device given
+  // them could rewrite its own or a sibling's translation.
+  if (slot_->unit_->UsesMemory(pa, size)) {
+    return Status::PermissionDenied();
+  }
   return slot_->unit_->Map(slot_->domain_, iova, pa, size, perms, type);
 }
 
@@ -119,6 +127,9 @@ Status Context::Unmap(Iova iova, uint64_t size) const {
     return Status::NotFound();
   }
   DEVISO_TRY(CheckRange(page_size_, iova, size));
+  if (slot_->unit_->broken()) {
+    return Status::IoError();
+  }
   return slot_->unit_->Unmap(slot_->domain_, iova, size);
 }
 
@@ -434,6 +445,9 @@ Result<Context> Registry::AllocContext(const device* dev, uint32_t sid,
     return Status::AlreadyExists();
   }
   IsolationUnit& unit = *FindDevice(dev)->unit;
+  if (unit.broken()) {
+    return Status::IoError();  // refused before a slot (shared by every unit) is taken
+  }
   DEVISO_ASSIGN_OR_RETURN(internal::ContextSlot* const slot, FreeSlot());
   DEVISO_ASSIGN_OR_RETURN(const Context context, CreateIn(*slot, unit, options));
 
@@ -490,6 +504,9 @@ Result<Context> Registry::CreateDomain(IsolationUnit& unit, const DomainOptions&
   const port::LockGuard ops(ops_lock_);
   if (!IsRegistered(unit)) {
     return Status::NotFound();
+  }
+  if (unit.broken()) {
+    return Status::IoError();
   }
   DEVISO_ASSIGN_OR_RETURN(internal::ContextSlot* const slot, FreeSlot());
   return CreateIn(*slot, unit, options);

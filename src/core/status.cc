@@ -28,6 +28,8 @@ extern "C" const char* deviso_status_str(deviso_status_t s) {
       return "ENOTSUP";
     case -EIO:
       return "EIO";
+    case -EPERM:
+      return "EPERM";
     default:
       return "unknown";
   }

@@ -49,6 +49,18 @@ inline constexpr size_t kIrqCtrl = 0x50;
 inline constexpr size_t kIrqCtrlAck = 0x54;
 inline constexpr size_t kGerror = 0x60;
 inline constexpr size_t kGerrorN = 0x64;
+// 6.3.19-6.3.21, 6.3.28/6.3.29, 6.3.34/6.3.35: MSI configuration (IDR0.MSI; PRIQ with IDR0.PRI).
+// CFG0 is the 64-bit doorbell address (ADDR == 0: no MSI is sent), CFG1 the data, CFG2 the
+// attributes. Their reset values are UNKNOWN.
+inline constexpr size_t kGerrorIrqCfg0 = 0x68;  // 64-bit
+inline constexpr size_t kGerrorIrqCfg1 = 0x70;
+inline constexpr size_t kGerrorIrqCfg2 = 0x74;
+inline constexpr size_t kEventqIrqCfg0 = 0xb0;  // 64-bit
+inline constexpr size_t kEventqIrqCfg1 = 0xb8;
+inline constexpr size_t kEventqIrqCfg2 = 0xbc;
+inline constexpr size_t kPriqIrqCfg0 = 0xd0;  // 64-bit
+inline constexpr size_t kPriqIrqCfg1 = 0xd8;
+inline constexpr size_t kPriqIrqCfg2 = 0xdc;
 inline constexpr size_t kStrtabBase = 0x80;  // 64-bit
 inline constexpr size_t kStrtabBaseCfg = 0x88;
 inline constexpr size_t kCmdqBase = 0x90;  // 64-bit
@@ -179,6 +191,8 @@ struct Gerror {
   DEVISO_BIT(7, msi_gerror_abt_err)
   DEVISO_BIT(8, sfm_err)  // service failure mode: the SMMU stopped
 };
+// The GERROR bits defined above; the rest are RES0 (an SMMU never sets them).
+inline constexpr uint32_t kGerrorDefined = 0x1fd;
 
 // 6.3.24 SMMU_STRTAB_BASE
 struct StrtabBase {

@@ -79,6 +79,18 @@ Smmuv3::~Smmuv3() {
     DEVISO_ASSERT(!enabled_);
   } else {
     if (enabled_) (void)Shutdown();
+    if (may_read_memory_ && !WriteCr0(reg::Cr0{}).ok()) {
+      // CR0ACK never showed the SMMU disabled: it may still read the stream table, CDs, page
+      // tables and queues. None of it is freed (the domains' tables are kept by their pools).
+      if constexpr (config::kLogging) {
+        port::Log("deviso: %s: destroyed while the SMMU may be enabled: its memory is kept\n",
+                  name_);
+      }
+      tables_4k_.Retain();
+      tables_16k_.Retain();
+      tables_64k_.Retain();
+      return;
+    }
     for (SmmuDomain& d : domains_) {
       if (!d.in_use_) continue;
       d.table_.reset();
@@ -95,7 +107,8 @@ Smmuv3::~Smmuv3() {
 }
 
 Status Smmuv3::Probe() {
-  if (config_.regs == nullptr || config_.dma == nullptr || probed_) {
+  if (config_.regs == nullptr || config_.dma == nullptr || probed_ ||
+      config_.events_per_call == 0) {
     return Status::InvalidArgument();
   }
   regs_ = config_.regs;
@@ -126,6 +139,9 @@ Status Smmuv3::Probe() {
   const bool stage2 = config::kStage2 && idr0_.s2p() != 0;
   if (idr0_.s1p() == 0 && !stage2) return Status::NotSupported();
   if (idr5_.oas() >= sizeof(reg::kAddressSizeBits)) return Status::NotSupported();
+  // 6.3.2: with TABLES_PRESET / QUEUES_PRESET the stream table / queue bases are fixed by the
+  // implementation (read-only registers); this driver places its own structures: refused.
+  if (idr1_.tables_preset() != 0 || idr1_.queues_preset() != 0) return Status::NotSupported();
   // The engine produces 48-bit output addresses at most (no FEAT_LPA formats).
   oas_bits_ = reg::kAddressSizeBits[idr5_.oas()];
   if (oas_bits_ > 48) oas_bits_ = 48;
@@ -183,8 +199,39 @@ Status Smmuv3::WaitAck(size_t ack_offset, uint32_t want, uint32_t mask) {
 Status Smmuv3::WriteCr0(reg::Cr0 value) {
   // 6.3.9: each CR0 change is complete when CR0ACK shows it.
   constexpr uint32_t kMask = 0x1f;  // SMMUEN, PRIQEN, EVENTQEN, CMDQEN, ATSCHK
+  if ((value.raw & kMask) != 0) may_read_memory_ = true;
   regs_->Write32(reg::kCr0, value.raw);
-  return WaitAck(reg::kCr0Ack, value.raw, kMask);
+  DEVISO_TRY(WaitAck(reg::kCr0Ack, value.raw, kMask));
+  // Only an acknowledged CR0 with every enable clear means the SMMU reads no memory of ours.
+  if ((value.raw & kMask) == 0) may_read_memory_ = false;
+  return Status::Ok();
+}
+
+void Smmuv3::ProgramMsis() {
+  // 6.3: with IDR0.MSI the *_IRQ_CFG0 ADDR fields reset to UNKNOWN values, so the SMMU's own
+  // interrupts could be written to an unknown address. This driver uses wired interrupts (or
+  // polling): ADDR = 0 sends no MSI. Without IDR0.MSI the registers are absent.
+  if (idr0_.msi() == 0) return;
+  regs_->Write64(reg::kGerrorIrqCfg0, 0);
+  regs_->Write32(reg::kGerrorIrqCfg1, 0);
+  regs_->Write32(reg::kGerrorIrqCfg2, 0);
+  regs_->Write64(reg::kEventqIrqCfg0, 0);
+  regs_->Write32(reg::kEventqIrqCfg1, 0);
+  regs_->Write32(reg::kEventqIrqCfg2, 0);
+  if (idr0_.pri() != 0) {
+    regs_->Write64(reg::kPriqIrqCfg0, 0);
+    regs_->Write32(reg::kPriqIrqCfg1, 0);
+    regs_->Write32(reg::kPriqIrqCfg2, 0);
+  }
+}
+
+Status Smmuv3::WriteGbpa(reg::Gbpa value) {
+  // 6.3.14: GBPA may only be written while Update is 0; the write is complete when the SMMU
+  // clears Update again.
+  const uint32_t update = reg::Gbpa{}.set_update(1).raw;
+  DEVISO_TRY(WaitAck(reg::kGbpa, 0, update));
+  regs_->Write32(reg::kGbpa, value.set_update(1).raw);
+  return WaitAck(reg::kGbpa, 0, update);
 }
 
 void Smmuv3::CleanForSmmu(const void* p, size_t n) const {
@@ -239,12 +286,16 @@ Status Smmuv3::Init(bool enable_irqs) {
   // GBPA exists), then turn everything off.
   reg::Cr0 cr0{regs_->Read32(reg::kCr0)};
   if (cr0.smmuen() != 0) {
-    regs_->Write32(reg::kGbpa, reg::Gbpa{}.set_abort(1).set_update(1).raw);
-    DEVISO_TRY(WaitAck(reg::kGbpa, 0, reg::Gbpa{}.set_update(1).raw));
+    // Firmware handover: GBPA.ABORT before SMMUEN is cleared, so no device bypasses during the
+    // re-initialisation. An SMMU without GBPA (QEMU 7.2: RAZ/WI) lets incoming DMA bypass
+    // from here until SMMUEN is set again: its bus masters must be stopped first.
+    may_read_memory_ = true;
+    DEVISO_TRY(WriteGbpa(reg::Gbpa{}.set_abort(1)));
   }
   DEVISO_TRY(WriteCr0(reg::Cr0{}));
   regs_->Write32(reg::kIrqCtrl, 0);
   DEVISO_TRY(WaitAck(reg::kIrqCtrlAck, 0, 0x7));
+  ProgramMsis();
 
   // 6.3.11: table and queue accesses cacheable and inner-shareable only when coherent.
   reg::Cr1 cr1;
@@ -283,8 +334,7 @@ Status Smmuv3::Init(bool enable_irqs) {
 
   // 6.3.14: abort, rather than bypass, whatever arrives while SMMUEN is 0 (e.g. after
   // Shutdown). QEMU 7.2 does not implement GBPA: it reads back 0.
-  regs_->Write32(reg::kGbpa, reg::Gbpa{}.set_abort(1).set_update(1).raw);
-  DEVISO_TRY(WaitAck(reg::kGbpa, 0, reg::Gbpa{}.set_update(1).raw));
+  DEVISO_TRY(WriteGbpa(reg::Gbpa{}.set_abort(1)));
   gbpa_implemented_ = reg::Gbpa{regs_->Read32(reg::kGbpa)}.abort() != 0;
 
   on.set_smmuen(1);
@@ -296,10 +346,61 @@ Status Smmuv3::Init(bool enable_irqs) {
 Status Smmuv3::Shutdown() {
   if constexpr (!config::kTeardown) return Status::NotSupported();
   if (!enabled_) return Status::InvalidArgument();
-  enabled_ = false;
+  // Enabled until CR0ACK says otherwise: a timeout leaves the unit enabled (a retry works)
+  // and the destructor keeps every structure the SMMU may still read.
   DEVISO_TRY(WriteCr0(reg::Cr0{}));
+  enabled_ = false;
   regs_->Write32(reg::kIrqCtrl, 0);
   return WaitAck(reg::kIrqCtrlAck, 0, 0x7);
+}
+
+Status Smmuv3::Recover() {
+  if (!probed_ || strtab_.cpu == nullptr || cmdq_.buffer.cpu == nullptr) {
+    return Status::InvalidArgument();
+  }
+  // Everything stops: event handling, control operations, the command queue (lock order).
+  port::LockGuard evt(evtq_lock_);
+  port::LockGuard guard(lock_);
+  port::LockGuard cmdq(cmdq_lock_);
+  if (!broken()) return Status::InvalidArgument();
+  // 1. The SMMU stops reading memory: incoming DMA aborts (GBPA, where implemented), then
+  //    every enable off. Until CR0ACK confirms it nothing is touched.
+  if (gbpa_implemented_) DEVISO_TRY(WriteGbpa(reg::Gbpa{}.set_abort(1)));
+  DEVISO_TRY(WriteCr0(reg::Cr0{}));
+  // 2. Known state: global errors acknowledged, both queues empty.
+  const uint32_t gerror = regs_->Read32(reg::kGerror);
+  const uint32_t gerrorn = regs_->Read32(reg::kGerrorN);
+  regs_->Write32(reg::kGerrorN, gerrorn ^ ((gerror ^ gerrorn) & reg::kGerrorDefined));
+  regs_->Write32(reg::kCmdqProd, 0);
+  regs_->Write32(reg::kCmdqCons, 0);
+  regs_->Write32(reg::kEventqProd, 0);
+  regs_->Write32(reg::kEventqCons, 0);
+  cmdq_.prod = cmdq_.cons = evtq_.prod = evtq_.cons = 0;
+  evtq_ovf_ack_ = 0;
+  // 3. As Init: command queue, forget every cached configuration and translation (which
+  //    completes every invalidation that was in doubt), event queue, translation.
+  reg::Cr0 on;
+  on.set_cmdqen(1);
+  DEVISO_TRY(WriteCr0(on));
+  SetBroken(false);
+  ds::Command init[3] = {CfgiAll(), Cmd(ds::kOpTlbiNsnhAll), Cmd(ds::kOpTlbiEl2All)};
+  Status s = SubmitLocked(init, idr0_.hyp() != 0 ? 3 : 2);
+  if (s.ok()) {
+    config_unconfirmed_ = false;
+    on.set_eventqen(1);
+    s = WriteCr0(on);
+  }
+  if (s.ok()) {
+    on.set_smmuen(1);
+    s = WriteCr0(on);
+  }
+  if (!s.ok()) {
+    SetBroken(true);
+    return s;
+  }
+  enabled_ = true;
+  Count(stats_.recoveries);
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -314,12 +415,37 @@ void Smmuv3::WriteCommandLocked(const ds::Command& command) {
   Count(stats_.commands);
 }
 
+void Smmuv3::ImpossibleRead(const char* what, uint32_t value) {
+  // A register no SMMU can hold this value in: the device is gone (all-ones reads) or broken.
+  // Nothing it reports can be trusted, in particular no completion.
+  Count(stats_.impossible_reads);
+  SetBroken(true);
+  if constexpr (config::kLogging) {
+    port::Log("deviso: %s: %s read 0x%08x, impossible: unit marked broken\n", name_, what, value);
+  } else {
+    (void)what;
+    (void)value;
+  }
+}
+
 Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
   const reg::QueueIndex cons{regs_->Read32(reg::kCmdqCons)};
   const uint32_t mask = (2U << cmdq_.log2) - 1;
-  cmdq_.cons = static_cast<uint32_t>(cons.wr_rd()) & mask;
+  // 6.3.27: RD and WRAP for this queue's size, ERR; every other bit is RES0. CONS never moves
+  // backwards nor past PROD.
+  const uint32_t new_cons = static_cast<uint32_t>(cons.wr_rd()) & mask;
+  if ((cons.raw & ~(mask | reg::QueueIndex{}.set_err(0x7f).raw)) != 0 ||
+      ((new_cons - cmdq_.cons) & mask) > ((cmdq_.prod - cmdq_.cons) & mask)) {
+    ImpossibleRead("CMDQ_CONS", cons.raw);
+    return Status::IoError();
+  }
+  cmdq_.cons = new_cons;
   const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
   const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};
+  if (((gerror.raw | gerrorn.raw) & ~reg::kGerrorDefined) != 0) {
+    ImpossibleRead("GERROR", gerror.raw);
+    return Status::IoError();
+  }
   if (gerror.cmdq_err() == gerrorn.cmdq_err()) return Status::Ok();
 
   // 7.1: the SMMU stopped at CONS because that command was illegal (or could not be
@@ -344,15 +470,15 @@ Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
   return Status::Ok();
 }
 
-Status Smmuv3::WaitForSpaceLocked() {
+Status Smmuv3::WaitForSpaceLocked(uint32_t first, bool* lost) {
   if (!QueueFull(cmdq_)) return Status::Ok();
   // Let the SMMU consume what is queued so far.
   DmaWriteBarrier();
   regs_->Write32(reg::kCmdqProd, cmdq_.prod);
   const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
-  bool ignored = false;
   for (;;) {
-    DEVISO_TRY(RefreshConsLocked(0, 0, &ignored));
+    // Every earlier batch completed before this one started: an error now is this batch's.
+    DEVISO_TRY(RefreshConsLocked(first, cmdq_.prod, lost));
     if (!QueueFull(cmdq_)) return Status::Ok();
     if (deadline.Expired()) return Status::TimedOut();
   }
@@ -360,11 +486,12 @@ Status Smmuv3::WaitForSpaceLocked() {
 
 Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
   if (!probed_ || cmdq_.buffer.cpu == nullptr) return Status::InvalidArgument();
-  if (broken_) return Status::IoError();
+  if (broken()) return Status::IoError();
   const uint32_t first = cmdq_.prod;
+  bool lost = false;
   for (size_t i = 0; i <= count; ++i) {
-    if (const Status s = WaitForSpaceLocked(); !s.ok()) {
-      broken_ = true;
+    if (const Status s = WaitForSpaceLocked(first, &lost); !s.ok()) {
+      SetBroken(true);
       return s;
     }
     // CMD_SYNC with CS=SIG_NONE: its completion is CONS moving past it (4.7.3). QEMU 7.2
@@ -378,7 +505,6 @@ Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
   regs_->Write32(reg::kCmdqProd, cmdq_.prod);
 
   const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
-  bool lost = false;
   for (;;) {
     DEVISO_TRY(RefreshConsLocked(first, end, &lost));
     if (cmdq_.cons == cmdq_.prod) break;  // everything up to and including the sync
@@ -389,7 +515,7 @@ Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
         port::Log("deviso: %s: CMD_SYNC did not complete within %llu ns\n", name_,
                   static_cast<unsigned long long>(config_.timeout_ns));
       }
-      broken_ = true;
+      SetBroken(true);
       return Status::TimedOut();
     }
   }
@@ -455,6 +581,29 @@ size_t Smmuv3::BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages
 
 Status Smmuv3::InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationRange& r) {
   if (r.leaf_levels == 0 && !r.tables) return Status::Ok();
+  if (d.pending_end_ > d.pending_start_) {
+    // An earlier invalidation of this domain did not complete: this one covers it too (the
+    // whole ASID/VMID, walk caches included), and only its completion clears the debt.
+    const ds::Command all = ContextTlbi(d);
+    Count(stats_.tlbi_context);
+    if (const Status s = Submit(&all, 1); !s.ok()) {
+      if (r.iova < d.pending_start_) d.pending_start_ = r.iova;
+      if (r.iova + r.size > d.pending_end_) d.pending_end_ = r.iova + r.size;
+      return s;
+    }
+    d.pending_start_ = d.pending_end_ = 0;
+    return Status::Ok();
+  }
+  const Status s = InvalidateDomainRangeOnce(d, r);
+  if (!s.ok()) {
+    // Completion not confirmed: the range stays owed (a retried Unmap converges on it).
+    d.pending_start_ = r.iova;
+    d.pending_end_ = r.iova + r.size;
+  }
+  return s;
+}
+
+Status Smmuv3::InvalidateDomainRangeOnce(SmmuDomain& d, const pgtable::InvalidationRange& r) {
   const uint64_t page = d.page_size();
   // A TTL hint only when every changed entry is a leaf at one level (4.4.1: a wrong TTL may
   // leave entries of other levels cached). Level 0 leaves do not exist.
@@ -695,6 +844,7 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
   if (ias > 48 || ias < 32 || (stage2 && ias > oas_bits_)) return Status::InvalidArgument();
 
   port::LockGuard guard(lock_);
+  if (broken()) return Status::IoError();  // nothing allocated for a unit that cannot confirm
   SmmuDomain* d = nullptr;
   for (SmmuDomain& slot : domains_) {
     if (!slot.in_use_) {
@@ -747,6 +897,8 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
   }
   d->sink_ = sink;
   d->streams_ = 0;
+  d->pending_start_ = d->pending_end_ = 0;
+  d->failed_start_ = d->failed_end_ = 0;
   d->in_use_ = true;
   return static_cast<Domain*>(d);
 }
@@ -758,6 +910,7 @@ Status Smmuv3::DestroyDomain(Domain* domain) {
     return Status::InvalidArgument();
   }
   if (d->streams_ != 0) return Status::Busy();
+  if (broken()) return Status::IoError();
   // No stream reaches the domain any more; drop its ASID/VMID's TLB and walk-cache entries
   // before its tables and CD can be reused. If an STE invalidation failed earlier the SMMU may
   // still hold an STE naming this domain's CD or tables: drop every cached configuration too.
@@ -797,6 +950,7 @@ Status Smmuv3::Attach(Domain* domain, uint32_t sid) {
     if (!s.used && free_slot == nullptr) free_slot = &s;
   }
   if (free_slot == nullptr) return Status::NoMemory();
+  if (broken()) return Status::IoError();
   DEVISO_TRY(WriteSte(sid, BuildSte(*d)));
   *free_slot = StreamSlot{true, sid, d};
   ++d->streams_;
@@ -808,6 +962,7 @@ Status Smmuv3::Detach(Domain* domain, uint32_t sid) {
   port::LockGuard guard(lock_);
   for (StreamSlot& s : streams_) {
     if (!s.used || s.sid != sid || s.domain != d) continue;
+    if (broken()) return Status::IoError();
     // Always invalidates, even if a failed Detach already cleared V in memory.
     DEVISO_TRY(WriteSte(sid, ds::Ste{}, /*invalidate_blocked=*/true));
     s = StreamSlot{};
@@ -824,6 +979,7 @@ SmmuStats Smmuv3::stats() const {
   for (size_t i = 0; i < sizeof(SmmuStats) / sizeof(uint64_t); ++i) {
     to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
   }
+  out.unrouted_suppressed = unrouted_.suppressed();
   return out;
 }
 
@@ -869,12 +1025,82 @@ pgtable::MemType EngineType(MemType t) {
 Status Smmuv3::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms perms, MemType type) {
   auto* d = static_cast<SmmuDomain*>(domain);
   if (perms > 0xff || static_cast<unsigned>(type) > 3) return Status::InvalidArgument();
-  return d->table_->Map(iova, pa, size, static_cast<pgtable::Perms>(perms), EngineType(type));
+  if (broken()) return Status::IoError();  // no table is allocated for a broken unit
+  if (UsesMemory(pa, size)) return Status::PermissionDenied();
+  DEVISO_TRY(d->table_->Map(iova, pa, size, static_cast<pgtable::Perms>(perms), EngineType(type)));
+  // Mapped again: that part of a failed unmap is ordinary mapped memory now.
+  if (iova < d->failed_end_ && d->failed_start_ < iova + size) {
+    d->failed_start_ = d->failed_end_ = 0;
+  }
+  return Status::Ok();
 }
 
 Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
   auto* d = static_cast<SmmuDomain*>(domain);
-  return d->table_->Unmap(iova, size);
+  if (broken()) return Status::IoError();  // nothing changes on a unit that cannot confirm
+  const Status s = d->table_->Unmap(iova, size);
+  if (s == Status::IoError() || s == Status::TimedOut()) {
+    // Remember the failed unmap: its entries may be gone, its retry must converge.
+    if (d->failed_end_ <= d->failed_start_) {
+      d->failed_start_ = iova;
+      d->failed_end_ = iova + size;
+    } else {
+      if (iova < d->failed_start_) d->failed_start_ = iova;
+      if (iova + size > d->failed_end_) d->failed_end_ = iova + size;
+    }
+  }
+  // The error-path contract (docs/smmuv3.md): a strict unmap whose invalidation failed has
+  // already cleared its entries, so the engine answers its retry with -ENOENT. A retry inside
+  // the range of that failed invalidation converges instead: what is still mapped in it is
+  // unmapped, and the invalidation is redone (whole context); 0 once it completed.
+  const uint64_t page = d->page_size();
+  const uint64_t owed_start = d->failed_start_;
+  const uint64_t owed_end = d->failed_end_;
+  if (s != Status::NotFound() || iova < owed_start || iova >= owed_end || size > owed_end - iova) {
+    return s;
+  }
+  for (Iova a = iova; a < iova + size;) {
+    const Result<pgtable::Mapping> m = d->table_->Lookup(a);
+    if (!m.ok()) {
+      a += page;
+      continue;
+    }
+    const Iova run_end = m->iova + m->size < iova + size ? m->iova + m->size : iova + size;
+    DEVISO_TRY(d->table_->Unmap(a, run_end - a));
+    a = run_end;
+  }
+  // The engine may have completed the owed invalidation in this very call (folding in the
+  // tables a failed sync kept), even though it answered -ENOENT.
+  if (d->pending_end_ > d->pending_start_) {
+    DEVISO_TRY(InvalidateDomainRange(*d, pgtable::InvalidationRange{iova, size, 0, true}));
+  }
+  if (iova == owed_start && size == owed_end - owed_start) d->failed_start_ = d->failed_end_ = 0;
+  return Status::Ok();
+}
+
+namespace {
+bool Overlaps(Paddr pa, uint64_t size, Paddr base, uint64_t bytes) {
+  return bytes != 0 && pa < base + bytes && base < pa + size;
+}
+}  // namespace
+
+bool Smmuv3::UsesMemory(Paddr pa, uint64_t size) const {
+  for (const Config::Range& r : config_.own_memory) {
+    if (Overlaps(pa, size, r.base, r.size)) return true;
+  }
+  if (Overlaps(pa, size, strtab_.pa, strtab_.size) ||
+      Overlaps(pa, size, cmdq_.buffer.pa, cmdq_.buffer.size) ||
+      Overlaps(pa, size, evtq_.buffer.pa, evtq_.buffer.size)) {
+    return true;
+  }
+  port::LockGuard guard(lock_);
+  for (const DmaBuffer& b : l2_) {
+    if (Overlaps(pa, size, b.pa, b.size)) return true;
+  }
+  for (const SmmuDomain& d : domains_) {
+    if (d.in_use_ && Overlaps(pa, size, d.cd_.pa, d.cd_.size)) return true;
+  }
+  return false;
 }
 
 Result<Paddr> Smmuv3::IovaToPhys(Domain* domain, Iova iova) {
@@ -1020,7 +1246,7 @@ void Smmuv3::DeliverFault(const Fault& fault, bool to_all) {
   }
   if (!delivered && !to_all) {
     Count(stats_.unrouted_faults);
-    if (unrouted_handler_ != nullptr) unrouted_handler_(&fault, unrouted_user_);
+    unrouted_.Report(fault);  // rate-limited like a context's handler (core/unit_faults.h)
   }
 }
 
@@ -1030,21 +1256,35 @@ void Smmuv3::ReportOverflow() {
     port::Log("deviso: %s: event queue overflow: faults were lost\n", name_);
   }
   if constexpr (config::kFaultReports) {
+    // Lost faults belong to the unit, not to any context (which of them faulted is unknown):
+    // counted in stats().event_overflows and reported once to the unit's handler; no context's
+    // fault count changes.
     Fault f{};
     f.sid = ~0U;
     f.reason = DEVISO_FAULT_OVERFLOW;
     f.unit = name_;
-    DeliverFault(f, true);
-    if (unrouted_handler_ != nullptr) unrouted_handler_(&f, unrouted_user_);
+    unrouted_.Report(f);
   }
 }
 
-void Smmuv3::HandleEvents() {
-  if (evtq_.buffer.cpu == nullptr) return;
+bool Smmuv3::HandleEvents() {
+  if (evtq_.buffer.cpu == nullptr || broken()) return false;
   port::LockGuard guard(evtq_lock_);
   const uint32_t mask = (2U << evtq_.log2) - 1;
+  DrainBudget budget(config_.events_per_call);
+  bool more = false;
   for (;;) {
     const reg::QueueIndex prod{regs_->Read32(reg::kEventqProd)};
+    // 6.3.30: WR and WRAP for this queue's size and OVFLG; the rest is RES0. PROD never moves
+    // backwards, and never more than a queue ahead of CONS. Anything else (all-ones: the
+    // device is gone) is a hardware failure, not records or an overflow.
+    const uint32_t new_prod = static_cast<uint32_t>(prod.wr_rd()) & mask;
+    if ((prod.raw & ~(mask | reg::QueueIndex{}.set_ovf(1).raw)) != 0 ||
+        ((new_prod - evtq_.cons) & mask) > (1U << evtq_.log2) ||
+        ((new_prod - evtq_.cons) & mask) < ((evtq_.prod - evtq_.cons) & mask)) {
+      ImpossibleRead("EVENTQ_PROD", prod.raw);
+      return false;
+    }
     // Records must be read after PROD (3.5.2).
     DmaReadBarrier();
     if (prod.ovf() != evtq_ovf_ack_) {
@@ -1054,7 +1294,11 @@ void Smmuv3::HandleEvents() {
     }
     evtq_.prod = static_cast<uint32_t>(prod.wr_rd()) & mask;
     if (QueueEmpty(evtq_)) break;
-    while (!QueueEmpty(evtq_)) {
+    if (budget.spent()) {
+      more = true;  // records left for the next call: bounded time in the interrupt handler
+      break;
+    }
+    while (!QueueEmpty(evtq_) && budget.Take()) {
       Count(stats_.events);
       if constexpr (config::kFaultReports) {
         auto* rec = static_cast<ds::Event*>(evtq_.buffer.cpu) + QueueIdx(evtq_, evtq_.cons);
@@ -1075,11 +1319,16 @@ void Smmuv3::HandleEvents() {
     // Free the records for the SMMU: they have been read.
     regs_->Write32(reg::kEventqCons, evtq_.cons | (evtq_ovf_ack_ << 31));
   }
+  return more;
 }
 
 void Smmuv3::HandleGlobalErrors() {
   const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
   const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};
+  if (((gerror.raw | gerrorn.raw) & ~reg::kGerrorDefined) != 0) {
+    ImpossibleRead("GERROR", gerror.raw);  // not a list of errors to acknowledge
+    return;
+  }
   // CMDQ_ERR stays for the submitter that waits on the queue (it knows which command).
   const uint32_t active = (gerror.raw ^ gerrorn.raw) & ~reg::Gerror{}.set_cmdq_err(1).raw;
   if (active == 0) return;
@@ -1093,7 +1342,7 @@ void Smmuv3::HandleGlobalErrors() {
     HandleEvents();
   }
   if (a.sfm_err() != 0) {
-    broken_ = true;
+    SetBroken(true);
     if constexpr (config::kLogging) {
       port::Log(
           "deviso: %s: SMMU entered service failure mode (GERROR.SFM_ERR): DMA is "
@@ -1109,11 +1358,12 @@ void Smmuv3::HandleGlobalErrors() {
   regs_->Write32(reg::kGerrorN, gerrorn.raw ^ active);
 }
 
-Status Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) {
+Status Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,
+                                       uint32_t per_second) {
   if constexpr (!config::kFaultReports) return Status::NotSupported();
   port::LockGuard guard(evtq_lock_);
-  unrouted_handler_ = handler;
-  unrouted_user_ = user;
+  if (per_second == 0) return Status::InvalidArgument();
+  unrouted_.Set(handler, user, per_second);
   return Status::Ok();
 }
 

@@ -39,6 +39,7 @@
 
 #include "core/dma_memory.h"
 #include "core/mmio.h"
+#include "core/unit_faults.h"
 #include "deviso/backend.h"
 #include "deviso/config.h"
 #include "pgtable/pgtable.h"
@@ -52,15 +53,18 @@ class Smmuv3;
 
 // Counters for tests, benchmarks and diagnostics (all uint64_t, updated atomically).
 struct SmmuStats {
-  uint64_t commands = 0;         // commands written to the queue, CMD_SYNC included
-  uint64_t syncs = 0;            // CMD_SYNCs
-  uint64_t tlbi_va = 0;          // per-address/range TLBI commands (NH_VA, S2_IPA)
-  uint64_t tlbi_context = 0;     // whole-ASID / whole-VMID invalidations
-  uint64_t events = 0;           // event records consumed
-  uint64_t unrouted_faults = 0;  // events for streams with no domain (default-deny hits)
-  uint64_t event_overflows = 0;  // EVENTQ overflow (OVFLG) or EVENTQ_ABT_ERR
-  uint64_t command_errors = 0;   // GERROR.CMDQ_ERR
-  uint64_t gerrors = 0;          // other global errors
+  uint64_t commands = 0;             // commands written to the queue, CMD_SYNC included
+  uint64_t syncs = 0;                // CMD_SYNCs
+  uint64_t tlbi_va = 0;              // per-address/range TLBI commands (NH_VA, S2_IPA)
+  uint64_t tlbi_context = 0;         // whole-ASID / whole-VMID invalidations
+  uint64_t events = 0;               // event records consumed
+  uint64_t unrouted_faults = 0;      // events for streams with no domain (default-deny hits)
+  uint64_t event_overflows = 0;      // EVENTQ overflow (OVFLG) or EVENTQ_ABT_ERR
+  uint64_t command_errors = 0;       // GERROR.CMDQ_ERR
+  uint64_t gerrors = 0;              // other global errors
+  uint64_t impossible_reads = 0;     // registers read back values no SMMU can hold (all-ones)
+  uint64_t recoveries = 0;           // successful Recover()
+  uint64_t unrouted_suppressed = 0;  // unrouted faults the rate limit kept from the handler
 };
 
 class SmmuDomain final : public Domain {
@@ -87,6 +91,14 @@ class SmmuDomain final : public Domain {
   unsigned streams_ = 0;  // attached StreamIDs
   FaultSink* sink_ = nullptr;
   DmaBuffer cd_;  // stage 1: this domain's context descriptor
+  // Under the context lock: [start, end) of an invalidation that did not complete (empty when
+  // start == end). The next invalidation of the domain is whole-context and clears it.
+  uint64_t pending_start_ = 0;
+  uint64_t pending_end_ = 0;
+  // Under the context lock: the union of the ranges of strict unmaps that failed (-EIO or
+  // -ETIMEDOUT); an Unmap inside it converges (0 once its invalidation completed).
+  uint64_t failed_start_ = 0;
+  uint64_t failed_end_ = 0;
   Flush flush_;
   std::optional<pgtable::PageTable> table_;
 };
@@ -103,13 +115,20 @@ class SharedTableMemory final : public pgtable::TableMemory {
   }
   void Free(pgtable::Paddr table, unsigned order) override {
     port::LockGuard guard(lock_);
-    memory_->Free(table, order);
+    if (!retained_) memory_->Free(table, order);
   }
   uint64_t* PhysToVirt(pgtable::Paddr table) override { return memory_->PhysToVirt(table); }
   void CleanToPoc(const void* p, size_t bytes) override { memory_->CleanToPoc(p, bytes); }
+  // From now on Free() keeps the tables allocated: the SMMU may still walk them (a unit
+  // destroyed while its disable was never acknowledged).
+  void Retain() {
+    port::LockGuard guard(lock_);
+    retained_ = true;
+  }
 
  private:
   pgtable::TableMemory* memory_ = nullptr;
+  bool retained_ = false;
   port::Mutex lock_;
 };
 
@@ -118,6 +137,8 @@ class Smmuv3 final : public IsolationUnit {
   static constexpr size_t kMaxDomains = 32;
   static constexpr size_t kMaxStreams = 64;    // attached StreamIDs, for fault routing
   static constexpr unsigned kL2SplitBits = 8;  // 2-level stream table: 256 STEs per L2 table
+  // The unrouted handler's default rate (as a context's, kDefaultFaultCallbacksPerSecond).
+  static constexpr uint32_t kUnroutedFaultsPerSecond = 16;
 
   struct Config {
     Mmio* regs = nullptr;
@@ -136,6 +157,8 @@ class Smmuv3 final : public IsolationUnit {
     // IDR0.ST_LEVEL allows), else StreamIDs are capped here.
     unsigned max_linear_sid_bits = 8;
     uint64_t timeout_ns = 100'000'000;  // every hardware wait
+    // Event records HandleEvents() consumes per call (at least 1).
+    size_t events_per_call = kDefaultEventsPerDrain;
     // Without range invalidation: per-leaf TLBI up to this many leaves, then whole-ASID.
     unsigned max_tlbi_per_range = 32;
     // Break-before-make is always used for block splits unless this is set and the SMMU
@@ -147,6 +170,14 @@ class Smmuv3 final : public IsolationUnit {
     // so a test can check that each state the SMMU could fetch is the old or the new entry.
     void (*ste_observer)(void* ctx, uint32_t sid, const ds::Ste& ste) = nullptr;
     void* ste_observer_ctx = nullptr;
+    // Physical ranges no device may be given beyond the driver's own DMA structures: the
+    // platform lists its page-table pools here (and anything else deviso must keep to itself).
+    // Map refuses overlaps with -EPERM (UsesMemory()).
+    struct Range {
+      Paddr base = 0;
+      uint64_t size = 0;
+    };
+    Range own_memory[4] = {};
   };
 
   explicit Smmuv3(const Config& config) : config_(config) {}
@@ -171,11 +202,14 @@ class Smmuv3 final : public IsolationUnit {
   // Errors: -EINVAL (not enabled), -ETIMEDOUT, -ENOTSUP (DEVISO_CONFIG_TEARDOWN=OFF).
   Status Shutdown();
 
-  // Drains the event queue, decoding each record and delivering it to the domain's sink;
-  // handles overflow. Safe from the eventq interrupt (edge-triggered: drains until empty).
-  // Built with DEVISO_CONFIG_FAULT_REPORTS=OFF records are only counted (stats().events,
-  // stats().event_overflows).
-  void HandleEvents();
+  // Drains the event queue, decoding each record and delivering it to the domain's sink (or
+  // the unit's rate-limited unrouted handler); handles overflow. Safe from the eventq
+  // interrupt. Consumes at most Config::events_per_call records, so an interrupt handler in a
+  // fault storm returns in bounded time; returns true if records remain (the interrupt is
+  // edge-triggered: call again, e.g. from a poll loop or a deferred handler, until false).
+  // Nothing on a broken unit. Built with DEVISO_CONFIG_FAULT_REPORTS=OFF records are only
+  // counted (stats().events, stats().event_overflows).
+  bool HandleEvents();
   // Decodes and acknowledges global errors (GERROR/GERRORN). From the gerror interrupt.
   void HandleGlobalErrors();
 
@@ -190,6 +224,8 @@ class Smmuv3 final : public IsolationUnit {
              MemType type) override;
   Status Unmap(Domain* domain, Iova iova, uint64_t size) override;
   Result<Paddr> IovaToPhys(Domain* domain, Iova iova) override;
+  // The stream table (and L2 tables), every domain's CD, both queues, Config::own_memory.
+  bool UsesMemory(Paddr pa, uint64_t size) const override;
 
   // Sets `sid`'s STE to bypass (Config=0b100): the device reaches all memory untranslated.
   // Only for measuring isolation overhead or for a device trusted by construction; never used
@@ -199,13 +235,35 @@ class Smmuv3 final : public IsolationUnit {
   // Returns a bypassed `sid` to blocked (invalid STE). Errors: -EINVAL, -EEXIST (attached).
   Status BlockStream(uint32_t sid);
 
-  // Receives faults of StreamIDs with no domain (default-deny hits) and queue overflows.
-  // Runs in event-handling context, like FaultSink::OnFault.
-  // Errors: -ENOTSUP (built with DEVISO_CONFIG_FAULT_REPORTS=OFF: no fault is decoded).
-  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user);
-  // True once a CMD_SYNC timed out or the SMMU entered service failure mode: every later
-  // operation fails with -EIO and nothing the SMMU may still use is freed.
-  bool broken() const { return broken_; }
+  // Receives faults of StreamIDs with no domain (default-deny hits) and event-queue overflows
+  // (DEVISO_FAULT_OVERFLOW, sid ~0: faults were lost; reported on the unit, never on a
+  // context). Runs in event-handling context, like FaultSink::OnFault, at most `per_second`
+  // times a second (bursts of `per_second`, the core's UnitFaultReporter); the rest is
+  // counted (stats().unrouted_suppressed).
+  // Errors: -EINVAL (per_second 0), -ENOTSUP (built with DEVISO_CONFIG_FAULT_REPORTS=OFF).
+  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,
+                                 uint32_t per_second = kUnroutedFaultsPerSecond);
+  // broken() (IsolationUnit): set once a CMD_SYNC timed out, or the SMMU entered service
+  // failure mode, or a register read back an impossible value (all-ones: the device is gone).
+  // Every later operation (CreateDomain, DestroyDomain, Attach, Detach, Map, Unmap,
+  // BypassStream, BlockStream) fails with -EIO, changes nothing and frees nothing the SMMU
+  // may still read.
+  //
+  // The way back: a full re-initialisation of a broken unit. It first stops the SMMU reading
+  // memory: GBPA.ABORT (where implemented) then CR0 = 0, and only once CR0ACK shows SMMUEN,
+  // CMDQEN and EVENTQEN clear is anything touched. Until then every structure the SMMU may still
+  // read (stream table, CDs, page tables, queues) is in doubt and Recover refuses (-ETIMEDOUT,
+  // nothing changed in memory, still broken; it may be called again). Once disabled it
+  // acknowledges global errors, resets both queues, re-enables the command queue, issues
+  // CFGI_ALL + TLBI_NSNH_ALL (+ TLBI_EL2_ALL) + CMD_SYNC (which completes every invalidation that
+  // was in doubt), then the event queue and SMMUEN. Domains, attachments and mappings are kept:
+  // contexts work again as they were; tables a failed invalidation kept are freed by the next
+  // one. Bus masters need not stop: while SMMUEN = 0 incoming DMA is aborted (GBPA) or, without
+  // GBPA (QEMU 7.2), bypasses: stop them first there.
+  // Errors: -EINVAL (not initialised, or not broken), -ETIMEDOUT (GBPA.Update or CR0ACK never
+  // came: memory in doubt, nothing freed, still broken), -EIO (the re-initialisation's own
+  // CMD_SYNC failed: still broken).
+  Status Recover();
 
   // Read-only views for tests and diagnostics.
   // A snapshot of the counters.
@@ -255,6 +313,9 @@ class Smmuv3 final : public IsolationUnit {
 
   Status WaitAck(size_t ack_offset, uint32_t want, uint32_t mask);
   Status WriteCr0(reg::Cr0 value);
+  Status WriteGbpa(reg::Gbpa value);
+  // MSI doorbells off (ADDR = 0) where IDR0.MSI says the registers exist.
+  void ProgramMsis();
   Status SetupStreamTable();
   Status SetupQueues();
 
@@ -262,7 +323,11 @@ class Smmuv3 final : public IsolationUnit {
   // flagged any of these commands as illegal, -ETIMEDOUT if the sync never completed.
   Status Submit(const ds::Command* commands, size_t count);
   Status SubmitLocked(const ds::Command* commands, size_t count);
-  Status WaitForSpaceLocked();
+  // Publishes what is queued and waits for room; a command error meanwhile sets *lost (it
+  // belongs to this batch, which then fails).
+  Status WaitForSpaceLocked(uint32_t first, bool* lost);
+  // A register read back a value no SMMU produces: counted, logged, the unit marked broken.
+  void ImpossibleRead(const char* what, uint32_t value);
   // Reads CMDQ_CONS; handles GERROR.CMDQ_ERR. Returns -EIO if the erroring command lies in
   // [first, end) of this submission.
   Status RefreshConsLocked(uint32_t first, uint32_t end, bool* lost);
@@ -271,6 +336,7 @@ class Smmuv3 final : public IsolationUnit {
   void DeliverFault(const Fault& fault, bool to_all);
   void ReportOverflow();
   Status InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationRange& range);
+  Status InvalidateDomainRangeOnce(SmmuDomain& d, const pgtable::InvalidationRange& range);
   size_t BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages, unsigned ttl, bool leaf,
                         ds::Command* out) const;
   ds::Command ContextTlbi(const SmmuDomain& d) const;
@@ -305,20 +371,21 @@ class Smmuv3 final : public IsolationUnit {
   bool coherent_ = false;
   bool two_level_ = false;
   bool gbpa_implemented_ = false;
-  bool broken_ = false;
+  // A CR0 with an enable bit was written and no CR0 = 0 has been acknowledged since: the SMMU
+  // may read the stream table, CDs, page tables and queues.
+  bool may_read_memory_ = false;
   // Under lock_: an STE change whose CFGI+SYNC failed; the SMMU may still hold the old (or an
   // abandoned new) entry until a CFGI_ALL completes.
   bool config_unconfirmed_ = false;
   unsigned sid_bits_ = 0;
   uint32_t evtq_ovf_ack_ = 0;
-  deviso_fault_handler_t unrouted_handler_ = nullptr;
-  void* unrouted_user_ = nullptr;
+  UnitFaultReporter unrouted_;  // under evtq_lock_
   uint8_t oas_bits_ = 0;
 
   SharedTableMemory tables_4k_;
   SharedTableMemory tables_16k_;
   SharedTableMemory tables_64k_;
-  port::Mutex lock_;
+  mutable port::Mutex lock_;  // mutable: UsesMemory() reads the domains under it
   port::Mutex cmdq_lock_;
   port::Mutex evtq_lock_;
   Queue cmdq_;

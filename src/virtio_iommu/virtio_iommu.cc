@@ -224,7 +224,7 @@ Status VirtioIommu::Init() {
   // 3.1.1: notifications only after DRIVER_OK; the event buffers are already posted.
   pci_.Notify(evt_notify_, kEventQueue);
   initialised_ = true;
-  broken_ = false;
+  SetBroken(false);
   return Status::Ok();
 }
 
@@ -232,7 +232,7 @@ Status VirtioIommu::Recover() {
   if (!probed_ || !initialised_) return Status::InvalidArgument();
   port::LockGuard evt(evt_lock_);
   port::LockGuard guard(lock_);
-  broken_ = true;  // until the replay below completes
+  SetBroken(true);  // until the replay below completes
   // The reset drops every domain and mapping; Negotiate() clears bypass again before
   // DRIVER_OK, so no endpoint reaches memory untranslated at any point after it.
   DEVISO_TRY(Negotiate());
@@ -243,7 +243,7 @@ Status VirtioIommu::Recover() {
     return Status::IoError();
   }
   pci_.Notify(evt_notify_, kEventQueue);
-  broken_ = false;
+  SetBroken(false);
   // Replay: each domain with endpoints gets them attached again and its record mapped.
   for (VirtioIommuDomain& d : domains_) {
     if (!d.in_use_ || d.streams_ == 0) continue;
@@ -255,13 +255,13 @@ Status VirtioIommu::Recover() {
       req.domain = d.id_;
       req.endpoint = s.sid;
       if (const Status st = SendOne(&req, sizeof(req)); !st.ok()) {
-        broken_ = true;
+        SetBroken(true);
         return st;
       }
       if (first) {
         first = false;
         if (const Status st = ReplayDomain(d); !st.ok()) {
-          broken_ = true;
+          SetBroken(true);
           return st;
         }
       }
@@ -273,7 +273,7 @@ Status VirtioIommu::Recover() {
 
 Status VirtioIommu::CheckUsable() const {
   if (!initialised_) return Status::InvalidArgument();
-  if (broken_) return Status::IoError();
+  if (broken()) return Status::IoError();
   return Status::Ok();
 }
 
@@ -337,7 +337,7 @@ Status VirtioIommu::Exchange(size_t n, const size_t* writable_len) {
     if (reqq_.PopUsed(&used)) continue;
     if (deadline.Expired()) {
       // The device may still write these slots: nothing is reused before Recover() resets it.
-      broken_ = true;
+      SetBroken(true);
       Count(stats_.timeouts);
       if constexpr (config::kLogging) {
         port::Log("deviso: %s: request not completed in time: unit marked broken\n", name_);
@@ -613,12 +613,12 @@ Status VirtioIommu::AttachLocked(VirtioIommuDomain& d, uint32_t sid) {
   if (first) {
     // The device created the domain with this ATTACH: give it the record's mappings.
     if (const Status s = ReplayDomain(d); !s.ok()) {
-      if (broken_) return s;
+      if (broken()) return s;
       ReqDetach det = Zeroed<ReqDetach>();
       det.head.type = static_cast<uint8_t>(ReqType::kDetach);
       det.domain = d.id_;
       det.endpoint = sid;
-      if (!SendOne(&det, sizeof(det)).ok()) broken_ = true;  // attached, half mapped: unknown
+      if (!SendOne(&det, sizeof(det)).ok()) SetBroken(true);  // attached, half mapped: unknown
       return s;
     }
   }
@@ -666,6 +666,14 @@ Status VirtioIommu::Detach(Domain* domain, uint32_t sid) {
 // ---------------------------------------------------------------------------------------------
 // Map / Unmap / lookup
 
+bool VirtioIommu::UsesMemory(Paddr pa, uint64_t size) const {
+  const DmaBuffer* own[] = {&reqq_.buffer(), &evtq_.buffer(), &slots_, &probe_, &events_};
+  for (const DmaBuffer* b : own) {
+    if (b->size != 0 && pa < b->pa + b->size && b->pa < pa + size) return true;
+  }
+  return false;
+}
+
 Status VirtioIommu::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms perms,
                         MemType type) {
   DEVISO_TRY(CheckUsable());
@@ -674,6 +682,7 @@ Status VirtioIommu::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perm
   const uint64_t page = d->page_size_;
   // The device accepts unaligned MAPs (QEMU 7.2 checks nothing): refuse sub-page ranges here.
   if (size == 0 || ((iova | pa | size) & (page - 1)) != 0) return Status::InvalidArgument();
+  if (UsesMemory(pa, size)) return Status::PermissionDenied();
   const Iova last = iova + (size - 1);
   if (last < iova || pa + (size - 1) < pa) return Status::InvalidArgument();
   const uint64_t ias_last = d->ias_ >= 64 ? ~uint64_t{0} : (uint64_t{1} << d->ias_) - 1;
@@ -730,9 +739,9 @@ Status VirtioIommu::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perm
     // A domain with no endpoint does not exist on the device yet (QEMU creates it at the first
     // ATTACH): its record is mapped then.
     if (const Status s = MapPages(*d, iova, pa, size, flags); !s.ok()) {
-      if (broken_) return s;
+      if (broken()) return s;
       // Undo what the device took: every page is inside the range, which held nothing.
-      if (!UnmapRange(d->id_, iova, last).ok()) broken_ = true;
+      if (!UnmapRange(d->id_, iova, last).ok()) SetBroken(true);
       return s;
     }
   }

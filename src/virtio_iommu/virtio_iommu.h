@@ -162,7 +162,6 @@ class VirtioIommu final : public IsolationUnit {
   // the device's status as an errno.
   Status ProbeEndpoint(uint32_t sid);
 
-  bool broken() const { return broken_; }
   Stats stats() const;
   uint64_t device_features() const { return device_features_; }
   uint64_t driver_features() const { return driver_features_; }
@@ -205,6 +204,8 @@ class VirtioIommu final : public IsolationUnit {
   Status Unmap(Domain* domain, Iova iova, uint64_t size) override;
   // From the record. Errors: -ENOENT (not mapped).
   Result<Paddr> IovaToPhys(Domain* domain, Iova iova) override;
+  // Both virtqueues, the request slots, the PROBE and event buffers: the device reads them.
+  bool UsesMemory(Paddr pa, uint64_t size) const override;
 
   // A device status as deviso's errno (docs/virtio_iommu.md "Errors").
   static Status StatusToErrno(uint8_t status);
@@ -262,7 +263,6 @@ class VirtioIommu final : public IsolationUnit {
   char name_[32] = {};
   bool probed_ = false;
   bool initialised_ = false;
-  bool broken_ = false;
   uint64_t device_features_ = 0;
   uint64_t driver_features_ = 0;
   uint64_t page_size_mask_ = 0;

@@ -185,6 +185,28 @@ INSTANTIATE_TEST_SUITE_P(
 
 // ---- Request encoding (virtio 1.2 5.13.6) ------------------------------------------------------
 
+// The unit's own virtqueues and request buffers (the first DMA pages the unit allocated) are
+// never given to a device: a device could forge requests (issue 10). -EPERM, nothing sent.
+TEST_F(VirtioIommuTest, MappingTheUnitsOwnQueuesIsRefused) {
+  constexpr uint64_t kIova = 0x100'0000;
+  Bring();
+  Domain* d = NewDomain();
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(unit_->Attach(d, kSid).ok());
+  const size_t requests = fake_.log().size();
+  EXPECT_TRUE(unit_->UsesMemory(mem_.base(), kPage));
+  EXPECT_EQ(unit_->Map(d, kIova, mem_.base(), kPage, kPermReadWrite, MemType::kNormal),
+            Status::PermissionDenied());
+  EXPECT_EQ(unit_->Map(d, kIova, mem_.base(), 64 * kPage, kPermRead, MemType::kNormal),
+            Status::PermissionDenied());
+  EXPECT_EQ(fake_.log().size(), requests) << "a MAP of the unit's own memory was sent";
+  EXPECT_EQ(fake_.Translate(kSid, kIova, false), std::nullopt);
+  Result<DmaBuffer> buf = mem_.dma().Allocate(kPage, kPage);
+  ASSERT_TRUE(buf.ok());
+  EXPECT_FALSE(unit_->UsesMemory(buf->pa, kPage));
+  EXPECT_EQ(unit_->Map(d, kIova, buf->pa, kPage, kPermReadWrite, MemType::kNormal), Status::Ok());
+}
+
 TEST_F(VirtioIommuTest, RequestsAreEncodedAsTheSpecLaysThemOut) {
   Bring();
   Domain* d = NewDomain();

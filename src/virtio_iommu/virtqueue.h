@@ -28,6 +28,8 @@ class SplitQueue {
   Status Allocate(DmaMemory& dma, uint16_t size, bool coherent);
   void Free();
   bool allocated() const { return buffer_.cpu != nullptr; }
+  // The ring memory the device reads and writes (for IsolationUnit::UsesMemory).
+  const DmaBuffer& buffer() const { return buffer_; }
 
   // Empties the rings, as the device sees them after a reset (2.7.13: indices start at 0).
   void ResetRings();
