@@ -1395,7 +1395,7 @@ TEST_F(SmmuModelTest, LevelHintWithoutRangeInvalidatesOneAddressAtThatLevel) {
   s.model.arch_minor = 2;
   Init(s);
   const uint64_t root = SetUpS1Stream(kSid, kAsid);
-  const DmaBuffer buf = Alloc(2 * 4096);
+  const DmaBuffer buf = Alloc(size_t{2} * 4096);
   MapPage(root, 0x40'0000, buf.pa);
   MapPage(root, 0x40'1000, buf.pa + 4096);
   ASSERT_TRUE(Write(kSid, 0x40'0000, 1).ok());
