@@ -38,9 +38,9 @@ constexpr uint64_t k4K = 4096;
 // The profile matrix: every case runs once per model profile (CTest sets DEVISO_SMMU_PROFILE;
 // see smmu_model_profiles.h). A case that needs what the profile lacks is skipped, saying why.
 const testing::ModelProfile& Profile() { return testing::ModelProfileFromEnvironment(); }
-#define DEVISO_PROFILE_NEEDS(cond, what)                                       \
-  do {                                                                         \
-    if (!(cond)) GTEST_SKIP() << "profile " << Profile().name << ": " << what; \
+#define DEVISO_PROFILE_NEEDS(cond, what)                                         \
+  do {                                                                           \
+    if (!(cond)) GTEST_SKIP() << "profile " << Profile().name << ": " << (what); \
   } while (0)
 #define DEVISO_NEEDS_4K() DEVISO_PROFILE_NEEDS(Profile().options.gran4k, "no 4 KiB granule")
 // A unit whose only granules are compiled out fails Probe (SmmuCompiledOut checks that).
