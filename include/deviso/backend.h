@@ -41,6 +41,12 @@ struct DomainOptions {
   Stage stage = Stage::kDefault;  // kDefault: the backend's preferred (stage 1 on SMMUv3)
   uint64_t page_size = 0;         // 0: the smallest the unit supports
   uint8_t ias = 0;                // 0: the unit's default
+  // On a unit that cannot replace a block by a table without a break (SMMUv3 IDR3.BBML < 2),
+  // splitting a block for a partial unmap is break-before-make: for the time of one
+  // invalidation the addresses that stay mapped in that block fault, and a DMA to them is
+  // lost. Such an unmap is refused (-ENOTSUP, nothing changed) unless this is set. Units
+  // with hitless replacement (BBML = 2, virtio-iommu) ignore it.
+  bool allow_block_split_window = false;
 };
 
 // A device-address range a unit does not translate normally, reported so that IOVA allocators

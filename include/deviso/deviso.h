@@ -21,16 +21,18 @@
  *    port converts buffer pointers with its virtual-to-physical service (identity on the
  *    bare-metal port, not on Zephyr with an MMU).
  *  - Mapping over anything already mapped fails with -EEXIST.
- *  - deviso_unmap() of any page-aligned part of what was mapped works (blocks are split). A
- *    range that includes memory that is not mapped is refused with -ENOENT.
+ *  - deviso_unmap() of any page-aligned part of what was mapped works (blocks are split; but see
+ *    "Block splits" below). A range that includes memory that is not mapped is refused with
+ *    -ENOENT.
  *  - Strict: when deviso_unmap() returns 0 the device can no longer reach that memory (the
  *    IOTLB invalidation has completed). If completion cannot be confirmed the call does not
  *    return 0 (-ETIMEDOUT or -EIO) and the mapping may or may not still be reachable.
  *  - Block splits: unmapping part of a block replaces the block by a table. On a unit without
- *    hitless replacement (SMMUv3 IDR3.BBML < 2, e.g. QEMU 7.2, MMU-600) this is done
- *    break-before-make: for the time of one invalidation the addresses that stay mapped in that
- *    block fault (a device DMA to them then fails and is reported). Map blocks the device keeps
- *    using only in pieces that are unmapped whole, where this matters.
+ *    hitless replacement (SMMUv3 IDR3.BBML < 2, e.g. MMU-600) that would be break-before-make:
+ *    for the time of one invalidation the addresses that stay mapped in that block fault (a
+ *    device DMA to them is lost). There such an unmap is refused with -ENOTSUP (nothing
+ *    changes) unless the context was created accepting the window (C++:
+ *    DomainOptions::allow_block_split_window); unmapping whole blocks always works.
  *  - The unit's own memory is never given to a device: mapping any part of the memory an
  *    isolation unit itself reads (an SMMU's stream table, context descriptors, command and event
  *    queues and the page-table pools the platform declared; virtio-iommu's virtqueues and request
@@ -125,8 +127,9 @@ int deviso_map(const struct device* dev, uint32_t sid, uintptr_t base, size_t si
 /* Unmaps [base, base + size), strictly (see above). Errors: -EINVAL, -ENOENT (no context, or
  * part of the range not mapped, unless it lies in the range of an earlier failed unmap: see the
  * error-path contract), -ENOMEM (tables to split a block), -ENOTSUP (deviso built without block
- * splits, DEVISO_CONFIG_BLOCK_SPLIT=OFF, and the range starts or ends inside a block a larger
- * deviso_map() created; nothing changes), -EIO (broken unit: nothing changes),
+ * splits, DEVISO_CONFIG_BLOCK_SPLIT=OFF, or on a unit without hitless block splits (see
+ * "Block splits"), and the range starts or ends inside a block a larger deviso_map() created;
+ * nothing changes), -EIO (broken unit: nothing changes),
  * -ETIMEDOUT/-EIO (invalidation not confirmed: see the error-path contract). */
 int deviso_unmap(const struct device* dev, uint32_t sid, uintptr_t base, size_t size);
 

@@ -37,7 +37,11 @@ class SmmuIommu final : public PlatformIommu {
         smmu_.gbpa_implemented() ? "implemented" : "not implemented (SMMUEN=0 would bypass)");
   }
 
-  void DrainEvents() override { smmu_.HandleEvents(); }
+  // HandleEvents() is bounded per call (its interrupt use); a drain runs until it is empty.
+  void DrainEvents() override {
+    while (smmu_.HandleEvents()) {
+    }
+  }
 
   Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) override {
     return smmu_.SetUnroutedFaultHandler(handler, user);

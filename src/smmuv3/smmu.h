@@ -86,6 +86,8 @@ class SmmuDomain final : public Domain {
   Smmuv3* smmu_ = nullptr;
   bool in_use_ = false;
   bool stage2_ = false;
+  // Blocks split hitlessly (BBML2), or the context accepted the break-before-make window.
+  bool split_allowed_ = false;
   uint16_t asid_ = 0;
   uint16_t vmid_ = 0;
   unsigned streams_ = 0;  // attached StreamIDs
