@@ -1045,6 +1045,7 @@ TEST(SmmuEvents, DrainIsBoundedAndUnroutedFaultsAreRateLimited) {
 // addresses that stay mapped fault for one invalidation: refused (-ENOTSUP, nothing changed)
 // unless the context was created accepting that window.
 TEST(SmmuBlockSplit, NoHitlessSplitRefusesAPartialUnmapOfABlockUnlessAllowed) {
+  DEVISO_NEEDS_4K();
   if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
   for (const unsigned bbml : {0U, 1U, 2U}) {
     for (const bool allow : {false, true}) {
