@@ -7,6 +7,7 @@
 
 #include "core/barrier.h"
 #include "deviso/assert.h"
+#include "smmuv3/errata.h"
 #include "smmuv3/tlbi_range.h"
 
 namespace deviso::smmuv3 {
@@ -120,6 +121,18 @@ Status Smmuv3::Probe() {
   idr5_.raw = regs_->Read32(reg::kIdr5);
   iidr_ = regs_->Read32(reg::kIidr);
   aidr_ = regs_->Read32(reg::kAidr);
+  // Implementation errata (errata.h): MMU-700 #2812531 caps a batch at 63 commands per sync.
+  errata_ = MatchErrata(iidr_);
+  if ((errata_.workarounds & kWorkaroundSyncEvery63Commands) != 0 &&
+      config_.max_tlbi_per_range > kErratum2812531MaxCommands) {
+    config_.max_tlbi_per_range = kErratum2812531MaxCommands;
+  }
+  if constexpr (config::kLogging) {
+    if (errata_.workarounds != 0) {
+      port::Log("deviso: %s: IIDR 0x%08x: erratum workarounds 0x%x\n", config_.name,
+                static_cast<unsigned>(iidr_), static_cast<unsigned>(errata_.workarounds));
+    }
+  }
 
   // 6.3.1: TTF bit 1 = AArch64 tables; TTENDIAN 0b11 = big-endian only.
   if ((idr0_.ttf() & 0b10) == 0 || idr0_.ttendian() == 0b11) return Status::NotSupported();

@@ -44,6 +44,7 @@
 #include "deviso/config.h"
 #include "pgtable/pgtable.h"
 #include "ports/port.h"
+#include "smmuv3/errata.h"
 #include "smmuv3/hw.h"
 
 namespace deviso::smmuv3 {
@@ -276,6 +277,8 @@ class Smmuv3 final : public IsolationUnit {
   reg::Idr5 idr5() const { return idr5_; }
   uint32_t iidr() const { return iidr_; }
   uint32_t aidr() const { return aidr_; }
+  // The errata table entries that match the IIDR, and the workarounds enabled (errata.h).
+  ErrataReport errata() const { return errata_; }
   bool two_level_stream_table() const { return two_level(); }
   bool coherent() const { return coherent_; }
   bool gbpa_implemented() const { return gbpa_implemented_; }
@@ -365,6 +368,7 @@ class Smmuv3 final : public IsolationUnit {
   reg::Idr5 idr5_;
   uint32_t iidr_ = 0;
   uint32_t aidr_ = 0;
+  ErrataReport errata_;
   bool probed_ = false;
   bool enabled_ = false;
   bool coherent_ = false;

@@ -70,6 +70,14 @@ bool Overlaps(uint64_t base, unsigned size_shift, uint64_t start, uint64_t end) 
   return base < end && last >= start;
 }
 
+// A queue pointer register as a glitch shows it. The pointer field is the index and the wrap
+// bit: log2 + 1 bits.
+uint32_t GlitchedPointer(SmmuModel::Glitch glitch, uint32_t value, unsigned log2) {
+  if (glitch == SmmuModel::Glitch::kAllOnes) return ~uint32_t{0};
+  const uint32_t wrap_mask = (2u << log2) - 1;
+  return (value & ~wrap_mask) | ((value - 1) & wrap_mask);
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -82,6 +90,7 @@ SmmuModel::SmmuModel(deviso::testing::SimPhysMemory& memory, const Options& opti
   DEVISO_ASSERT(options.stage1 || options.stage2);
   DEVISO_ASSERT(options.gran4k || options.gran16k || options.gran64k);
   DEVISO_ASSERT(options.bbml <= 2);
+  DEVISO_ASSERT(options.arch_minor <= 15);
   const int oas = OasBitsToEncoding(options.oas_bits);
   DEVISO_ASSERT(oas >= 0);
 
@@ -93,6 +102,7 @@ SmmuModel::SmmuModel(deviso::testing::SimPhysMemory& memory, const Options& opti
   idr0 = ly::idr0::Cohacc::Set(idr0, options.coherent_access && memory.coherent() ? 1 : 0);
   idr0 = ly::idr0::Hyp::Set(idr0, options.hyp ? 1 : 0);
   idr0 = ly::idr0::Asid16::Set(idr0, options.asid16 ? 1 : 0);
+  idr0 = ly::idr0::Msi::Set(idr0, options.msi ? 1 : 0);
   idr0 = ly::idr0::Vmid16::Set(idr0, options.vmid16 ? 1 : 0);
   idr0 = ly::idr0::TtEndian::Set(idr0, ly::idr0::kTtEndianLittle);
   idr0 = ly::idr0::StallModel::Set(idr0, ly::idr0::kStallModelNone);
@@ -118,8 +128,15 @@ SmmuModel::SmmuModel(deviso::testing::SimPhysMemory& memory, const Options& opti
   idr5 = ly::idr5::Gran16K::Set(idr5, options.gran16k ? 1 : 0);
   idr5 = ly::idr5::Gran64K::Set(idr5, options.gran64k ? 1 : 0);
   idr_[5] = static_cast<uint32_t>(idr5);
-  // IHI0070 6.3 SMMU_AIDR: SMMUv3.1.
-  aidr_ = static_cast<uint32_t>(ly::aidr::ArchMajorRev::Make(0) | ly::aidr::ArchMinorRev::Make(1));
+  // IHI0070 6.3 SMMU_IIDR and SMMU_AIDR (SMMUv3.<arch_minor>).
+  iidr_ = options.iidr;
+  aidr_ = static_cast<uint32_t>(ly::aidr::ArchMajorRev::Make(0) |
+                                ly::aidr::ArchMinorRev::Make(options.arch_minor));
+  // IHI0070 6.3 SMMU_*_IRQ_CFG0: ADDR resets to an UNKNOWN value.
+  if (options.msi) {
+    gerror_irq_cfg0_ = kUnknownMsiAddr;
+    eventq_irq_cfg0_ = kUnknownMsiAddr;
+  }
   // IHI0070 6.3 SMMU_GBPA reset: SHCFG = 0b01 (use incoming), ABORT as configured.
   if (options.gbpa_implemented) {
     gbpa_ = static_cast<uint32_t>(ly::gbpa::ShCfg::Make(1) |
@@ -167,8 +184,12 @@ uint64_t* SmmuModel::Reg64(size_t offset) {
       return &cmdq_.base;
     case reg::kEventqBase:
       return &eventq_.base;
+    case reg::kGerrorIrqCfg0:
+      return options_.msi ? &gerror_irq_cfg0_ : nullptr;
+    case reg::kEventqIrqCfg0:
+      return options_.msi ? &eventq_irq_cfg0_ : nullptr;
     default:
-      return nullptr;  // RAZ/WI: no MSIs (IDR0.MSI = 0), no PRI queue
+      return nullptr;  // RAZ/WI: MSI registers without IDR0.MSI, no PRI queue
   }
 }
 
@@ -187,7 +208,7 @@ uint32_t SmmuModel::ReadLocked(size_t offset) {
     case reg::kIdr5:
       return idr_[offset / 4];
     case reg::kIidr:
-      return 0;
+      return iidr_;
     case reg::kAidr:
       return aidr_;
     case reg::kCr0:
@@ -213,17 +234,34 @@ uint32_t SmmuModel::ReadLocked(size_t offset) {
     case reg::kGerrorN:
       return gerrorn_;
     case reg::kGerrorIrqCfg1:
+      return gerror_irq_cfg1_;
     case reg::kGerrorIrqCfg2:
+      return gerror_irq_cfg2_;
     case reg::kEventqIrqCfg1:
+      return eventq_irq_cfg1_;
     case reg::kEventqIrqCfg2:
-      return 0;
+      return eventq_irq_cfg2_;
     case reg::kStrtabBaseCfg:
       return strtab_base_cfg_;
     case reg::kCmdqProd:
       return cmdq_.prod;
-    case reg::kCmdqCons:
-      return cmdq_.cons;
+    case reg::kCmdqCons: {
+      if (cons_glitch_reads_ != 0) {
+        --cons_glitch_reads_;
+        return GlitchedPointer(cons_glitch_, cmdq_.cons,
+                               Geometry(cmdq_.base, options_.cmdq_log2, 4).log2);
+      }
+      const uint32_t v = cmdq_.cons;
+      // A slow CMD_SYNC: this poll saw it pending; the last one lets it complete.
+      if (sync_waiting_ && sync_polls_left_ != 0 && --sync_polls_left_ == 0) ProcessCommands();
+      return v;
+    }
     case reg::kEventqProd:
+      if (prod_glitch_reads_ != 0) {
+        --prod_glitch_reads_;
+        return GlitchedPointer(prod_glitch_, eventq_.prod,
+                               Geometry(eventq_.base, options_.eventq_log2, 5).log2);
+      }
       return eventq_.prod;
     case reg::kEventqCons:
       return eventq_.cons;
@@ -263,6 +301,10 @@ void SmmuModel::WriteReg64Locked(size_t offset, uint64_t value, uint64_t mask) {
       }
       *r = merged & (ly::queue_base::Addr::kMask | ly::queue_base::Ra::kMask |
                      ly::queue_base::Log2Size::kMask);
+      return;
+    case reg::kGerrorIrqCfg0:
+    case reg::kEventqIrqCfg0:
+      *r = merged & ly::irq_cfg0::Addr::kMask;
       return;
     default:
       return;
@@ -328,11 +370,19 @@ void SmmuModel::WriteLocked(size_t offset, uint32_t value) {
       eventq_.cons =
           value & static_cast<uint32_t>(ly::queue_ptr::Ptr::kMask | ly::queue_ptr::Overflow::kMask);
       return;
-    case reg::kAgbpa:
     case reg::kGerrorIrqCfg1:
+      if (options_.msi) gerror_irq_cfg1_ = value;
+      return;
     case reg::kGerrorIrqCfg2:
+      if (options_.msi) gerror_irq_cfg2_ = value & 0x3F;  // MemAttr, SH
+      return;
     case reg::kEventqIrqCfg1:
+      if (options_.msi) eventq_irq_cfg1_ = value;
+      return;
     case reg::kEventqIrqCfg2:
+      if (options_.msi) eventq_irq_cfg2_ = value & 0x3F;
+      return;
+    case reg::kAgbpa:
       return;  // RAZ/WI
     default:
       // Read-only registers (IDRn, IIDR, AIDR, CR0ACK, STATUSR, IRQ_CTRLACK, GERROR) and
@@ -389,21 +439,23 @@ void SmmuModel::RaiseGerror(uint32_t bit) {
 
 uint32_t SmmuModel::Read32(size_t offset) {
   std::unique_lock<std::mutex> lock(mu_);
-  const uint32_t v = ReadLocked(offset);
+  const uint32_t v = gone_ ? ~uint32_t{0} : ReadLocked(offset);
   UnlockAndFire(lock);
   return v;
 }
 
 void SmmuModel::Write32(size_t offset, uint32_t value) {
   std::unique_lock<std::mutex> lock(mu_);
-  WriteLocked(offset, value);
+  if (!gone_) WriteLocked(offset, value);
   UnlockAndFire(lock);
 }
 
 uint64_t SmmuModel::Read64(size_t offset) {
   std::unique_lock<std::mutex> lock(mu_);
   uint64_t v;
-  if (IsReg64(offset)) {
+  if (gone_) {
+    v = ~uint64_t{0};
+  } else if (IsReg64(offset)) {
     const uint64_t* r = Reg64(offset);
     v = r ? *r : 0;
   } else {
@@ -415,7 +467,9 @@ uint64_t SmmuModel::Read64(size_t offset) {
 
 void SmmuModel::Write64(size_t offset, uint64_t value) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (IsReg64(offset)) {
+  if (gone_) {
+    // Dropped.
+  } else if (IsReg64(offset)) {
     WriteReg64Locked(offset, value, ~uint64_t{0});
   } else {
     WriteLocked(offset, static_cast<uint32_t>(value));
@@ -442,7 +496,7 @@ SmmuModel::QueueGeometry SmmuModel::Geometry(uint64_t base, unsigned max_log2,
 // command error is active. An erroneous command leaves CONS pointing at it.
 void SmmuModel::ProcessCommands() {
   for (;;) {
-    if (!CmdqEnabled()) return;
+    if (!CmdqEnabled() || sfm_) return;
     if (((gerror_ ^ gerrorn_) & ly::gerror::CmdqErr::kMask) != 0) return;
     const QueueGeometry g = Geometry(cmdq_.base, options_.cmdq_log2, 4);
     const uint32_t wrap_mask = (2u << g.log2) - 1;
@@ -453,14 +507,27 @@ void SmmuModel::ProcessCommands() {
     const uint64_t addr = g.base + uint64_t{cons & ((1u << g.log2) - 1)} * 16;
     uint64_t raw[2] = {0, 0};
     uint32_t error = ly::cerror::kNone;
-    if (!memory_.UnitRead64(addr, &raw[0]) || !memory_.UnitRead64(addr + 8, &raw[1])) {
+    if (cmd_fetch_aborts_ != 0) {
+      --cmd_fetch_aborts_;
+      error = ly::cerror::kAbt;
+    } else if (!memory_.UnitRead64(addr, &raw[0]) || !memory_.UnitRead64(addr + 8, &raw[1])) {
       error = ly::cerror::kAbt;
     } else {
       const auto op = static_cast<uint8_t>(ly::cmd::Opcode::Get(raw[0]));
       if (op == ly::cmd::kSync && sync_stalled_) return;
+      if (op == ly::cmd::kSync && sync_polls_ != 0) {
+        // A slow CMD_SYNC (SetCmdSyncPolls): it waits at CONS for its polls.
+        if (!sync_waiting_) {
+          sync_waiting_ = true;
+          sync_polls_left_ = sync_polls_;
+        }
+        if (sync_polls_left_ != 0) return;
+        sync_waiting_ = false;
+      }
       auto it = illegal_opcodes_.find(op);
       if (it != illegal_opcodes_.end()) {
         if (--it->second == 0) illegal_opcodes_.erase(it);
+        last_illegal_rule_ = CommandRule::kInjected;
         error = ly::cerror::kIll;
       } else {
         error = ExecuteCommand(raw);
@@ -476,6 +543,11 @@ void SmmuModel::ProcessCommands() {
     rec.opcode = static_cast<uint8_t>(ly::cmd::Opcode::Get(raw[0]));
     rec.raw = {raw[0], raw[1]};
     ++command_counts_[rec.opcode];
+    if (rec.opcode == ly::cmd::kSync) {
+      commands_since_sync_ = 0;
+    } else {
+      max_commands_between_syncs_ = std::max(max_commands_between_syncs_, ++commands_since_sync_);
+    }
     if (options_.command_log_entries != 0) {
       if (command_log_.size() >= options_.command_log_entries) command_log_.pop_front();
       command_log_.push_back(rec);
@@ -484,18 +556,222 @@ void SmmuModel::ProcessCommands() {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Command legality (IHI0070 4 and 7.1). A command that breaks any rule below is not executed:
+// the queue stops at it with CERROR_ILL. Where the spec leaves a non-zero RES0 field or a
+// reserved encoding CONSTRAINED UNPREDICTABLE, the model takes the strict choice (CERROR_ILL),
+// so that a driver it accepts issues only encodings every implementation accepts.
+
+namespace {
+
+namespace c = ly::cmd;
+
+// The fields each command defines (IHI0070 4.2-4.7); every other bit is RES0.
+struct CommandFields {
+  uint64_t w0;
+  uint64_t w1;
+};
+constexpr uint64_t kOp = c::Opcode::kMask;
+constexpr uint64_t kStream = c::SSec::kMask | c::StreamId::kMask;
+constexpr uint64_t kRangeW0 = c::TlbiNum::kMask | c::TlbiScale::kMask;
+constexpr uint64_t kVaW1 =
+    c::TlbiLeaf::kMask | c::TlbiTtl::kMask | c::TlbiTg::kMask | c::TlbiVa::kMask;
+
+bool DefinedFields(uint8_t op, CommandFields* f) {
+  switch (op) {
+    case c::kPrefetchConfig:  // 4.2.1
+      *f = {kOp | kStream | c::Ssv::kMask | c::SubstreamId::kMask, 0};
+      return true;
+    case c::kPrefetchAddr:  // 4.2.2: Size [4:0], Addr [63:12]; bits [11:5] not checked
+      *f = {kOp | kStream | c::Ssv::kMask | c::SubstreamId::kMask, ~uint64_t{0}};
+      return true;
+    case c::kCfgiSte:  // 4.3.1
+      *f = {kOp | kStream, c::CfgiLeaf::kMask};
+      return true;
+    case c::kCfgiSteRange:  // 4.3.2, 4.3.3 (CMD_CFGI_ALL)
+      *f = {kOp | kStream, c::CfgiRange::kMask};
+      return true;
+    case c::kCfgiCd:  // 4.3.4
+      *f = {kOp | kStream | c::SubstreamId::kMask, c::CfgiLeaf::kMask};
+      return true;
+    case c::kCfgiCdAll:  // 4.3.5
+      *f = {kOp | kStream, 0};
+      return true;
+    case c::kTlbiNhAll:  // 4.4.2
+    case c::kTlbiS12Vmall:
+      *f = {kOp | c::TlbiVmid::kMask, 0};
+      return true;
+    case c::kTlbiNhAsid:  // 4.4.3
+      *f = {kOp | c::TlbiVmid::kMask | c::TlbiAsid::kMask, 0};
+      return true;
+    case c::kTlbiNhVa:  // 4.4.4
+      *f = {kOp | kRangeW0 | c::TlbiVmid::kMask | c::TlbiAsid::kMask, kVaW1};
+      return true;
+    case c::kTlbiNhVaa:  // 4.4.5
+      *f = {kOp | kRangeW0 | c::TlbiVmid::kMask, kVaW1};
+      return true;
+    case c::kTlbiEl2All:  // 4.4.7-4.4.10
+    case c::kTlbiNsnhAll:
+      *f = {kOp, 0};
+      return true;
+    case c::kTlbiEl2Asid:
+      *f = {kOp | c::TlbiAsid::kMask, 0};
+      return true;
+    case c::kTlbiEl2Va:
+      *f = {kOp | kRangeW0 | c::TlbiAsid::kMask, kVaW1};
+      return true;
+    case c::kTlbiEl2Vaa:
+      *f = {kOp | kRangeW0, kVaW1};
+      return true;
+    case c::kTlbiS2Ipa:  // 4.4.13: IPA [51:12]
+      *f = {kOp | kRangeW0 | c::TlbiVmid::kMask,
+            c::TlbiLeaf::kMask | c::TlbiTtl::kMask | c::TlbiTg::kMask | c::TlbiIpa::kMask};
+      return true;
+    case c::kSync:  // 4.7.3
+      *f = {kOp | c::SyncCs::kMask | c::SyncMsh::kMask | c::SyncMsiAttr::kMask |
+                c::SyncMsiData::kMask,
+            c::SyncMsiAddr::kMask};
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool HasAsid(uint8_t op) {
+  return op == c::kTlbiNhAsid || op == c::kTlbiNhVa || op == c::kTlbiEl2Asid || op == c::kTlbiEl2Va;
+}
+bool HasVmid(uint8_t op) {
+  return op == c::kTlbiNhAll || op == c::kTlbiNhAsid || op == c::kTlbiNhVa || op == c::kTlbiNhVaa ||
+         op == c::kTlbiS12Vmall || op == c::kTlbiS2Ipa;
+}
+bool ByAddress(uint8_t op) {
+  return op == c::kTlbiNhVa || op == c::kTlbiNhVaa || op == c::kTlbiEl2Va || op == c::kTlbiEl2Vaa ||
+         op == c::kTlbiS2Ipa;
+}
+
+}  // namespace
+
+const char* SmmuModel::CommandRuleName(CommandRule rule) {
+  switch (rule) {
+    case CommandRule::kNone:
+      return "none";
+    case CommandRule::kOpcode:
+      return "opcode";
+    case CommandRule::kSsec:
+      return "SSec";
+    case CommandRule::kRes0:
+      return "RES0";
+    case CommandRule::kAsidWidth:
+      return "ASID width";
+    case CommandRule::kVmidWidth:
+      return "VMID width";
+    case CommandRule::kStage1Absent:
+      return "no stage 1";
+    case CommandRule::kStage2Absent:
+      return "no stage 2";
+    case CommandRule::kHypAbsent:
+      return "no HYP";
+    case CommandRule::kRangeNoRil:
+      return "range without RIL";
+    case CommandRule::kHintNoV32:
+      return "TG/TTL before SMMUv3.2";
+    case CommandRule::kTgGranule:
+      return "TG granule";
+    case CommandRule::kRangeZero:
+      return "TG!=0 with TTL=NUM=SCALE=0";
+    case CommandRule::kTtlLevel:
+      return "TTL level";
+    case CommandRule::kTtlWithoutTg:
+      return "TTL without TG";
+    case CommandRule::kSyncCs:
+      return "CMD_SYNC CS";
+    case CommandRule::kSubstreamId:
+      return "SubstreamID";
+    case CommandRule::kInjected:
+      return "injected";
+  }
+  return "?";
+}
+
+SmmuModel::CommandRule SmmuModel::CheckCommand(const uint64_t* raw) const {
+  const auto op = static_cast<uint8_t>(c::Opcode::From(raw));
+  CommandFields f{};
+  // Reserved opcodes, Secure-only commands (EL3), and commands of features the model does not
+  // implement (ATS, PRI, stalls, VMS): IHI0070 4.1.1, 7.1.
+  if (!DefinedFields(op, &f)) return CommandRule::kOpcode;
+  if ((op == c::kTlbiEl2All || op == c::kTlbiEl2Asid || op == c::kTlbiEl2Va ||
+       op == c::kTlbiEl2Vaa) &&
+      !options_.hyp) {
+    return CommandRule::kHypAbsent;  // IDR0.HYP = 0
+  }
+  if ((op == c::kTlbiNhAll || op == c::kTlbiNhAsid || op == c::kTlbiNhVa || op == c::kTlbiNhVaa) &&
+      !options_.stage1) {
+    return CommandRule::kStage1Absent;
+  }
+  if ((op == c::kTlbiS12Vmall || op == c::kTlbiS2Ipa) && !options_.stage2) {
+    return CommandRule::kStage2Absent;
+  }
+  if ((raw[0] & ~f.w0) != 0 || (raw[1] & ~f.w1) != 0) return CommandRule::kRes0;
+  // Every command the model accepts is a Non-secure one: SSec must be 0 (IHI0070 4.1.6).
+  if ((f.w0 & c::SSec::kMask) != 0 && c::SSec::From(raw) != 0) return CommandRule::kSsec;
+  // IDR1.SSIDSIZE = 0: SubstreamID 0 is the only substream.
+  if (op == c::kCfgiCd && c::SubstreamId::From(raw) != 0) return CommandRule::kSubstreamId;
+  // IHI0070 4.4: ASID[15:8] / VMID[15:8] are RES0 without ASID16 / VMID16.
+  if (HasAsid(op) && !options_.asid16 && (c::TlbiAsid::From(raw) >> 8) != 0) {
+    return CommandRule::kAsidWidth;
+  }
+  if (HasVmid(op) && !options_.vmid16 && (c::TlbiVmid::From(raw) >> 8) != 0) {
+    return CommandRule::kVmidWidth;
+  }
+  if (ByAddress(op)) {
+    const CommandRule r = CheckTlbiFields(op, raw);
+    if (r != CommandRule::kNone) return r;
+  }
+  if (op == c::kSync && c::SyncCs::From(raw) == 0b11) return CommandRule::kSyncCs;  // 4.7.3
+  return CommandRule::kNone;
+}
+
+// IHI0070 4.4.1.1 (range invalidation and the TTL level hint) for the by-address forms.
+SmmuModel::CommandRule SmmuModel::CheckTlbiFields(uint8_t /*opcode*/, const uint64_t* raw) const {
+  const uint64_t num = c::TlbiNum::From(raw);
+  const uint64_t scale = c::TlbiScale::From(raw);
+  const uint64_t tg = c::TlbiTg::From(raw);
+  const uint64_t ttl = c::TlbiTtl::From(raw);
+  // NUM and SCALE exist only with range invalidation (IDR3.RIL = 1).
+  if (!options_.ril && (num != 0 || scale != 0)) return CommandRule::kRangeNoRil;
+  // TG and TTL are SMMUv3.2 fields; an SMMUv3.0/3.1 without RIL has them RES0.
+  if (!options_.ril && options_.arch_minor < 2 && (tg != 0 || ttl != 0)) {
+    return CommandRule::kHintNoV32;
+  }
+  if (tg == 0) {
+    // Not a range and no level hint: TTL has no granule to be read against, NUM and SCALE no
+    // granule to count.
+    return ttl != 0 || num != 0 || scale != 0 ? CommandRule::kTtlWithoutTg : CommandRule::kNone;
+  }
+  const unsigned tg_shift = 10 + 2 * static_cast<unsigned>(tg);  // 12, 14, 16
+  if (!GranuleSupported(tg_shift)) return CommandRule::kTgGranule;
+  // A range of one granule with no level hint is reserved: IHI0070 4.4.1.1 (software uses
+  // TG = 0 for that, or a TTL, or NUM = 1).
+  if (options_.ril && ttl == 0 && num == 0 && scale == 0) return CommandRule::kRangeZero;
+  // Arm ARM D8.2 without FEAT_LPA/LPA2: level 1 holds leaves (blocks) only with 4 KiB pages.
+  if (ttl == 1 && tg_shift != 12) return CommandRule::kTtlLevel;
+  return CommandRule::kNone;
+}
+
 uint32_t SmmuModel::ExecuteCommand(const uint64_t* raw) {
-  namespace c = ly::cmd;
+  const CommandRule rule = CheckCommand(raw);
+  if (rule != CommandRule::kNone) {
+    last_illegal_rule_ = rule;
+    return ly::cerror::kIll;
+  }
   const auto op = static_cast<uint8_t>(c::Opcode::From(raw));
   const auto sid = static_cast<uint32_t>(c::StreamId::From(raw));
-  // Every command this model accepts is a Non-secure one: SSec must be 0 (IHI0070 4.3).
   switch (op) {
     case c::kPrefetchConfig:
     case c::kPrefetchAddr:
-      return c::SSec::From(raw) != 0 ? ly::cerror::kIll : ly::cerror::kNone;
+      return ly::cerror::kNone;  // a hint: nothing is prefetched
 
     case c::kCfgiSte: {  // IHI0070 4.3.1
-      if (c::SSec::From(raw) != 0) return ly::cerror::kIll;
       ste_cache_.erase(sid);
       if (c::CfgiLeaf::From(raw) == 0) {
         // Leaf = 0: the L1 descriptor that covers the StreamID is invalidated too.
@@ -504,7 +780,6 @@ uint32_t SmmuModel::ExecuteCommand(const uint64_t* raw) {
       return ly::cerror::kNone;
     }
     case c::kCfgiSteRange: {  // IHI0070 4.3.2; CMD_CFGI_ALL is Range = 31 (4.3.3)
-      if (c::SSec::From(raw) != 0) return ly::cerror::kIll;
       const auto range = static_cast<unsigned>(c::CfgiRange::From(raw));
       if (range >= 31) {
         ste_cache_.clear();
@@ -524,9 +799,8 @@ uint32_t SmmuModel::ExecuteCommand(const uint64_t* raw) {
       });
       return ly::cerror::kNone;
     }
-    case c::kCfgiCd:     // IHI0070 4.3.4 (one CD per stream: SSV/SubstreamID select it)
+    case c::kCfgiCd:     // IHI0070 4.3.4 (one CD per stream)
     case c::kCfgiCdAll:  // IHI0070 4.3.5
-      if (c::SSec::From(raw) != 0) return ly::cerror::kIll;
       std::erase_if(cd_cache_, [&](const auto& e) { return e.first.first == sid; });
       return ly::cerror::kNone;
 
@@ -535,16 +809,15 @@ uint32_t SmmuModel::ExecuteCommand(const uint64_t* raw) {
     case c::kTlbiNhVa:
     case c::kTlbiNhVaa:
     case c::kTlbiNsnhAll:
-      return TlbiCommand(op, raw);
     case c::kTlbiS12Vmall:
     case c::kTlbiS2Ipa:
-      return options_.stage2 ? TlbiCommand(op, raw) : ly::cerror::kIll;
+      return TlbiCommand(op, raw);
     case c::kTlbiEl2All:
     case c::kTlbiEl2Asid:
     case c::kTlbiEl2Va:
     case c::kTlbiEl2Vaa:
       // No EL2 stream world is modelled, so there is nothing cached to invalidate.
-      return options_.hyp ? ly::cerror::kNone : ly::cerror::kIll;
+      return ly::cerror::kNone;
 
     case c::kSync: {  // IHI0070 4.7.3
       const uint64_t cs = c::SyncCs::From(raw);
@@ -552,21 +825,16 @@ uint32_t SmmuModel::ExecuteCommand(const uint64_t* raw) {
         ++pending_.cmd_sync;
       } else if (cs == c::kCsSev) {
         ++sev_count_;
-      } else if (cs != c::kCsNone) {
-        return ly::cerror::kIll;
       }
       return ly::cerror::kNone;
     }
     default:
-      // Reserved opcodes, Secure-only commands (EL3), and commands of features the model does
-      // not implement (ATS, PRI, stalls).
-      return ly::cerror::kIll;
+      return ly::cerror::kIll;  // not reached: CheckCommand refuses unknown opcodes
   }
 }
 
-// IHI0070 4.4: TLB invalidation commands.
+// IHI0070 4.4: TLB invalidation commands (already checked by CheckCommand).
 uint32_t SmmuModel::TlbiCommand(uint8_t opcode, const uint64_t* raw) {
-  namespace c = ly::cmd;
   Invalidation inv;
   // Without stage 2 the VMID fields are ignored (every entry has VMID 0).
   inv.match_vmid = options_.stage2;
@@ -611,16 +879,21 @@ uint32_t SmmuModel::TlbiCommand(uint8_t opcode, const uint64_t* raw) {
   }
   if (inv.by_address) {
     inv.leaf_only = c::TlbiLeaf::From(raw) != 0;
-    const uint64_t tg = options_.ril ? c::TlbiTg::From(raw) : 0;
+    const uint64_t tg = c::TlbiTg::From(raw);
+    const unsigned tg_shift = 10 + 2 * static_cast<unsigned>(tg);  // 12, 14, 16
     if (tg == 0) {
       // A single address: every entry that translates it.
       inv.start = addr;
       inv.end = addr + 1;
+    } else if (!options_.ril) {
+      // SMMUv3.2 level hint without range: one address, leaves of level TTL of granule TG.
+      inv.start = addr;
+      inv.end = addr + 1;
+      inv.granule_shift = tg_shift;
+      inv.ttl_level = static_cast<unsigned>(c::TlbiTtl::From(raw));
     } else {
       // IHI0070 4.4.1 range invalidation: (NUM + 1) * 2^SCALE granules of size TG from the
       // address aligned to TG; TTL names the level of the leaf entries to invalidate.
-      const unsigned tg_shift = 10 + 2 * static_cast<unsigned>(tg);  // 12, 14, 16
-      if (!GranuleSupported(tg_shift)) return ly::cerror::kIll;
       const uint64_t num = c::TlbiNum::From(raw) + 1;
       const auto scale = static_cast<unsigned>(c::TlbiScale::From(raw));
       inv.start = addr & ~Mask(tg_shift);
@@ -669,7 +942,7 @@ EventRecord SmmuModel::MakeEvent(uint8_t type, uint32_t sid) const {
 // IHI0070 7.2, 7.4: write one record at PROD, or lose it when the queue is full (overflow) or
 // disabled.
 void SmmuModel::RecordEvent(const EventRecord& record) {
-  if (!EventqEnabled()) {
+  if (!EventqEnabled() || sfm_) {
     ++events_lost_;
     return;
   }
@@ -686,6 +959,12 @@ void SmmuModel::RecordEvent(const EventRecord& record) {
     return;
   }
   const uint64_t addr = g.base + uint64_t{prod & ((1u << g.log2) - 1)} * 32;
+  if (eventq_write_aborts_ != 0) {
+    --eventq_write_aborts_;
+    ++events_lost_;
+    RaiseGerror(static_cast<uint32_t>(ly::gerror::EventqAbtErr::kMask));
+    return;
+  }
   for (size_t i = 0; i < record.raw.size(); ++i) {
     if (!memory_.UnitWrite64(addr + 8 * i, record.raw[i])) {
       ++events_lost_;
@@ -738,7 +1017,7 @@ bool SmmuModel::FindSte(uint32_t sid, uint64_t* ste, Fault* fault) {
       desc = it->second;
     } else {
       const uint64_t desc_addr = base + uint64_t{l1_index} * 8;
-      if (!memory_.UnitRead64(desc_addr, &desc)) {
+      if (ConsumeInjection(&ste_fetch_aborts_) || !memory_.UnitRead64(desc_addr, &desc)) {
         *fault = Fault{ly::evt::kFSteFetch, false, true, desc_addr};
         return false;
       }
@@ -755,6 +1034,10 @@ bool SmmuModel::FindSte(uint32_t sid, uint64_t* ste, Fault* fault) {
   } else {
     return false;  // reserved format
   }
+  if (ConsumeInjection(&ste_fetch_aborts_)) {
+    *fault = Fault{ly::evt::kFSteFetch, false, true, ste_addr};
+    return false;
+  }
   for (size_t i = 0; i < ly::ste::kWords; ++i) {
     if (!memory_.UnitRead64(ste_addr + 8 * i, &ste[i])) {
       *fault = Fault{ly::evt::kFSteFetch, false, true, ste_addr + 8 * i};
@@ -765,10 +1048,44 @@ bool SmmuModel::FindSte(uint32_t sid, uint64_t* ste, Fault* fault) {
   return true;
 }
 
+// IHI0070 5.2: the RES0 fields of an STE the model can see, for a Non-secure stream of an
+// SMMU without MPAM, VATOS, PBHA or the SMMUv3.3 extensions. The model treats a non-zero RES0
+// field as ILLEGAL (C_BAD_STE), the strict reading. Field widths follow the ID registers:
+// S2VMID[15:8] is RES0 without IDR0.VMID16.
+bool SmmuModel::SteRes0Clear(const uint64_t* ste) const {
+  namespace s = ly::ste;
+  static constexpr uint64_t kRes0[ly::ste::kWords] = {
+      ly::Bits<58, 52>::kMask,  // between S1ContextPtr and S1CDMax
+      // Between S1CSH and S1STALLD (PBHA, DRE, CONT, DCP, PPAR, MEV: not implemented),
+      // between ALLOCCFG and SHCFG, and above INSTCFG.
+      ly::Bits<26, 8>::kMask | ly::Bits<43, 41>::kMask | ly::Bits<63, 52>::kMask,
+      ly::Bits<31, 16>::kMask | ly::Bits<63, 59>::kMask,  // above S2VMID, above S2R
+      ly::Bits<3, 0>::kMask | ly::Bits<63, 52>::kMask,    // around S2TTB
+      ~uint64_t{0},                                       // VMSPtr (no VATOS)
+      ~uint64_t{0},                                       // MPAM (no MPAM)
+      ~uint64_t{0},
+      ~uint64_t{0},
+  };
+  for (size_t i = 0; i < ly::ste::kWords; ++i) {
+    if ((ste[i] & kRes0[i]) != 0) return false;
+  }
+  return options_.vmid16 || (s::S2Vmid::From(ste) >> 8) == 0;
+}
+
+// IHI0070 5.4: the RES0 fields of a CD (no PBHA, no MPAM), and ASID[15:8] without ASID16.
+bool SmmuModel::CdRes0Clear(const uint64_t* cd) const {
+  namespace d = ly::cd;
+  static constexpr uint64_t kTtbRes0 = ly::Bits<63, 52>::kMask;  // above TTBx (no PBHA)
+  if ((cd[1] & kTtbRes0) != 0 || (cd[2] & kTtbRes0) != 0) return false;
+  if ((cd[6] | cd[7]) != 0) return false;  // MPAM PARTID/PMG and RES0
+  return options_.asid16 || (d::Asid::From(cd) >> 8) == 0;
+}
+
 // IHI0070 5.2: decode a fetched STE. Returns false for an invalid or ILLEGAL STE (C_BAD_STE).
 bool SmmuModel::DecodeSte(const uint64_t* ste, StreamConfig* config) const {
   namespace s = ly::ste;
   if (s::V::From(ste) == 0) return false;
+  if (!SteRes0Clear(ste)) return false;
   const uint64_t cfg = s::Config::From(ste);
   if (cfg != s::kConfigAbort && (cfg & 0b100) == 0) return false;  // 0b001..0b011 reserved
   config->config = cfg;
@@ -834,6 +1151,7 @@ bool SmmuModel::DecodeSte(const uint64_t* ste, StreamConfig* config) const {
 bool SmmuModel::DecodeCd(const uint64_t* cd, S1Context* ctx) const {
   namespace d = ly::cd;
   if (d::V::From(cd) == 0 || d::Aa64::From(cd) == 0 || d::Endi::From(cd) != 0) return false;
+  if (!CdRes0Clear(cd)) return false;
   if (d::A::From(cd) == 0) return false;                           // IDR0.TERM_MODEL = 1
   if (d::S::From(cd) != 0) return false;                           // IDR0.STALL_MODEL = 0b01
   if (d::Ha::From(cd) != 0 || d::Hd::From(cd) != 0) return false;  // IDR0.HTTU = 0
@@ -874,6 +1192,10 @@ bool SmmuModel::FindCd(uint32_t sid, const StreamConfig& config, S1Context* ctx,
     return true;
   }
   std::array<uint64_t, ly::cd::kWords> cd{};
+  if (ConsumeInjection(&cd_fetch_aborts_)) {
+    *fault = Fault{ly::evt::kFCdFetch, false, true, config.cd_addr};
+    return false;
+  }
   for (size_t i = 0; i < cd.size(); ++i) {
     if (!memory_.UnitRead64(config.cd_addr + 8 * i, &cd[i])) {
       *fault = Fault{ly::evt::kFCdFetch, false, true, config.cd_addr + 8 * i};
@@ -936,6 +1258,11 @@ Status SmmuModel::Access(uint32_t sid, uint64_t iova, uint8_t* read_buf, const u
 // an event when the spec requires one).
 bool SmmuModel::Translate(uint32_t sid, uint64_t iova, bool write, AccessAttrs attrs,
                           uint64_t* pa) {
+  if (sfm_) {
+    // IHI0070 12.3: in Service Failure Mode every transaction is terminated.
+    ++sfm_terminations_;
+    return false;
+  }
   if (!SmmuEnabled()) {
     // IHI0070 6.3 SMMU_GBPA: no translation, no configuration access, no events.
     if (options_.gbpa_implemented && ly::gbpa::Abort::Get(gbpa_) != 0) return false;
@@ -1282,6 +1609,92 @@ void SmmuModel::FloodEvents(uint32_t sid, unsigned n) {
     RecordEvent(r);
   }
   UnlockAndFire(lock);
+}
+
+bool SmmuModel::ConsumeInjection(unsigned* counter) {
+  if (*counter == 0) return false;
+  --*counter;
+  return true;
+}
+
+void SmmuModel::InjectCommandFetchAbort(unsigned times) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cmd_fetch_aborts_ = times;
+}
+
+void SmmuModel::InjectEventqWriteAbort(unsigned times) {
+  std::lock_guard<std::mutex> lock(mu_);
+  eventq_write_aborts_ = times;
+}
+
+void SmmuModel::InjectSteFetchAbort(unsigned times) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ste_fetch_aborts_ = times;
+}
+
+void SmmuModel::InjectCdFetchAbort(unsigned times) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cd_fetch_aborts_ = times;
+}
+
+void SmmuModel::SetCmdSyncPolls(unsigned polls) {
+  std::unique_lock<std::mutex> lock(mu_);
+  sync_polls_ = polls;
+  if (polls == 0 && sync_waiting_) {
+    sync_waiting_ = false;
+    sync_polls_left_ = 0;
+    ProcessCommands();
+  }
+  UnlockAndFire(lock);
+}
+
+void SmmuModel::InjectCmdqConsGlitch(Glitch glitch, unsigned reads) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cons_glitch_ = glitch;
+  cons_glitch_reads_ = reads;
+}
+
+void SmmuModel::InjectEventqProdGlitch(Glitch glitch, unsigned reads) {
+  std::lock_guard<std::mutex> lock(mu_);
+  prod_glitch_ = glitch;
+  prod_glitch_reads_ = reads;
+}
+
+void SmmuModel::SetDeviceGone(bool gone) {
+  std::lock_guard<std::mutex> lock(mu_);
+  gone_ = gone;
+}
+
+void SmmuModel::EnterServiceFailureMode() {
+  std::unique_lock<std::mutex> lock(mu_);
+  sfm_ = true;
+  RaiseGerror(static_cast<uint32_t>(ly::gerror::SfmErr::kMask));
+  UnlockAndFire(lock);
+}
+
+SmmuModel::CommandRule SmmuModel::last_illegal_rule() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_illegal_rule_;
+}
+
+uint64_t SmmuModel::gerror_irq_cfg0() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return gerror_irq_cfg0_;
+}
+
+uint64_t SmmuModel::eventq_irq_cfg0() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return eventq_irq_cfg0_;
+}
+
+uint64_t SmmuModel::max_commands_between_syncs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return max_commands_between_syncs_;
+}
+
+uint64_t SmmuModel::sfm_terminations() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return sfm_terminations_;
 }
 
 uint64_t SmmuModel::command_count(uint8_t opcode) const {

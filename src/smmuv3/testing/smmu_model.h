@@ -35,11 +35,17 @@
 //     SEV). Range invalidation with RIL: TG/SCALE/NUM give (NUM+1) * 2^SCALE granules from the
 //     address aligned down to TG; TTL (used only with TG != 0) limits the invalidation to leaf
 //     entries of that level; entries of another granule than TG are not invalidated; Leaf=1
-//     keeps the walk cache. Commands are consumed synchronously when CMDQ_PROD is written. An
-//     illegal command (unknown or unsupported opcode, SSec=1, CMD_SYNC CS=0b11, TG naming an
-//     unsupported granule) stops the queue at that command with CMDQ_CONS.ERR = CERROR_ILL and
-//     GERROR.CMDQ_ERR; a command read outside RAM gives CERROR_ABT. Processing resumes from
-//     CMDQ_CONS once GERRORN acknowledges.
+//     keeps the walk cache. Without RIL an SMMUv3.2 (arch_minor >= 2) takes TG/TTL as a level
+//     hint for one address. Commands are consumed synchronously when CMDQ_PROD is written.
+//   * Command legality (IHI0070 4, 7.1; CommandRule): every field of every command is checked
+//     before it executes; an illegal one stops the queue at that command with CMDQ_CONS.ERR =
+//     CERROR_ILL and GERROR.CMDQ_ERR (last_illegal_rule() names the rule); a command read
+//     outside RAM gives CERROR_ABT. Processing resumes from CMDQ_CONS once GERRORN
+//     acknowledges. Where the spec leaves a RES0 field or reserved encoding CONSTRAINED
+//     UNPREDICTABLE, the model refuses it. STEs and CDs with a non-zero RES0 field are ILLEGAL
+//     (C_BAD_STE / C_BAD_CD).
+//   * ID registers from Options (see smmu_model_profiles.h for named parts): IDR0/1/3/5,
+//     IIDR, AIDR; with IDR0.MSI the *_IRQ_CFG0/1/2 registers are stored (no MSI is written).
 //   * Caches that hold until invalidated: an IOTLB of leaf entries (FIFO replacement at
 //     Options::iotlb_entries) tagged by stage, VMID, ASID (or global), granule and leaf level; a
 //     walk cache of table descriptors (Options::walk_cache_entries); a configuration cache of
@@ -47,10 +53,11 @@
 //     removes an entry). Only valid structures are cached.
 //
 // Simplifications (deliberate; see also the per-function comments):
-//   * No substreams (IDR1.SSIDSIZE = 0), PRI, ATS, stalls (STALL_MODEL = 0b01), MSIs (IDR0.MSI =
-//     0: the *_IRQ_CFG registers are RAZ/WI), HTTU, Secure state, AArch32 tables, 52-bit
-//     addresses, VATOS, ECMDQ, SFM_ERR. STE.S1DSS, S1STALLD, EATS, the attribute overrides
-//     (SHCFG, MTCFG, PRIVCFG, INSTCFG...) and CR1/CR2.PTM/E2H are stored and ignored.
+//   * No substreams (IDR1.SSIDSIZE = 0), PRI, ATS, stalls (STALL_MODEL = 0b01), MSI writes
+//     (without Options::msi the *_IRQ_CFG registers are RAZ/WI), HTTU, Secure state, AArch32
+//     tables, 52-bit addresses, VATOS, ECMDQ. SFM is entered only by
+//     EnterServiceFailureMode(). STE.S1DSS, S1STALLD, EATS, the attribute overrides (SHCFG,
+//     MTCFG, PRIVCFG, INSTCFG...) and CR1/CR2.PTM/E2H are stored and ignored.
 //   * Nested translation (STE.Config = 0b111) is reported as C_BAD_STE even when both stages
 //     are implemented.
 //   * A stage 1 STE with STRW != 0 is C_BAD_STE: EL2 stream worlds are not modelled (not even
@@ -154,6 +161,14 @@ class SmmuModel final : public Mmio {
     bool gran4k = true;
     bool gran16k = true;
     bool gran64k = true;
+    // IDR0.MSI: the *_IRQ_CFG0/1/2 registers exist (they are stored; no MSI is written).
+    // Their ADDR fields reset to an UNKNOWN value (IHI0070 6.3), which the model makes a
+    // recognisable non-zero address (kUnknownMsiAddr) so that "never programmed" shows.
+    bool msi = false;
+    // IIDR (IHI0070 6.3: ProductID, Variant, Revision, Implementer) and AIDR (architecture
+    // revision: ArchMajorRev = 0 is SMMUv3, ArchMinorRev = x is SMMUv3.x).
+    uint32_t iidr = 0;
+    unsigned arch_minor = 1;
     // GBPA: implemented (with the Update handshake) or RAZ/WI as in QEMU 7.2 (all bypass).
     bool gbpa_implemented = true;
     bool gbpa_abort_at_reset = false;  // reset value of GBPA.ABORT
@@ -162,6 +177,38 @@ class SmmuModel final : public Mmio {
     size_t walk_cache_entries = 64;
     size_t recent_events = 64;
     size_t command_log_entries = 4096;
+  };
+
+  // The reset value the model gives the ADDR field of SMMU_*_IRQ_CFG0 (IDR0.MSI = 1).
+  static constexpr uint64_t kUnknownMsiAddr = 0x0000'0BAD'0BAD'0000;
+
+  // The rule an illegal command broke (IHI0070 4, 7.1 CERROR_ILL). kNone: legal.
+  enum class CommandRule : uint8_t {
+    kNone,
+    kOpcode,        // reserved, Secure-only, or of a feature not implemented (ATS, PRI, ...)
+    kSsec,          // SSec = 1 on the Non-secure command queue
+    kRes0,          // a RES0 field of this command is non-zero
+    kAsidWidth,     // ASID[15:8] != 0 with IDR0.ASID16 = 0
+    kVmidWidth,     // VMID[15:8] != 0 with IDR0.VMID16 = 0
+    kStage1Absent,  // CMD_TLBI_NH_* with IDR0.S1P = 0
+    kStage2Absent,  // CMD_TLBI_S12_VMALL / S2_IPA with IDR0.S2P = 0
+    kHypAbsent,     // CMD_TLBI_EL2_* with IDR0.HYP = 0
+    kRangeNoRil,    // NUM or SCALE != 0 with IDR3.RIL = 0
+    kHintNoV32,     // TG or TTL != 0 on an SMMUv3.0/3.1 without RIL (the fields are RES0)
+    kTgGranule,     // TG names a granule IDR5 does not support
+    kRangeZero,     // RIL = 1, TG != 0 with TTL = NUM = SCALE = 0 (4.4.1.1: reserved)
+    kTtlLevel,      // TTL names a level that holds no leaf for granule TG
+    kTtlWithoutTg,  // TTL, NUM or SCALE != 0 with TG = 0
+    kSyncCs,        // CMD_SYNC CS = 0b11
+    kSubstreamId,   // CMD_CFGI_CD SubstreamID beyond IDR1.SSIDSIZE (0 bits here)
+    kInjected,      // InjectIllegalCommand()
+  };
+  static const char* CommandRuleName(CommandRule rule);
+
+  // A register glitch (InjectCmdqConsGlitch / InjectEventqProdGlitch).
+  enum class Glitch : uint8_t {
+    kAllOnes,    // the read returns 0xFFFFFFFF (a device that is gone)
+    kBackwards,  // the read returns the pointer moved back by one entry (index - 1)
   };
 
   // `memory` must outlive the model. Options must be in range (asserted): sid_bits <= 32,
@@ -214,6 +261,31 @@ class SmmuModel final : public Mmio {
   // Writes `n` F_TRANSLATION records for `sid` (InputAddr = i * 4 KiB) through the normal event
   // path, e.g. to overflow the queue. Requires EVENTQEN like any event.
   void FloodEvents(uint32_t sid, unsigned n);
+  // The next `times` command reads from the queue get an external abort: the queue stops at
+  // that command with CMDQ_CONS.ERR = CERROR_ABT and GERROR.CMDQ_ERR (IHI0070 7.1).
+  void InjectCommandFetchAbort(unsigned times = 1);
+  // The next `times` event-record writes get an external abort: the record is lost and
+  // GERROR.EVENTQ_ABT_ERR becomes active (IHI0070 7.2).
+  void InjectEventqWriteAbort(unsigned times = 1);
+  // The next `times` fetches of an STE (or L1 descriptor) / a CD get an external abort: the
+  // transaction is terminated and F_STE_FETCH / F_CD_FETCH is recorded with its FetchAddr
+  // (IHI0070 7.3.4, 7.3.10). Nothing is cached.
+  void InjectSteFetchAbort(unsigned times = 1);
+  void InjectCdFetchAbort(unsigned times = 1);
+  // Each CMD_SYNC completes only after `polls` reads of SMMU_CMDQ_CONS have seen it pending
+  // (0: at once). Commands behind it wait; everything before it has been executed.
+  void SetCmdSyncPolls(unsigned polls);
+  // The next `reads` reads of SMMU_CMDQ_CONS / SMMU_EVENTQ_PROD return a glitched value; the
+  // model's state is unchanged.
+  void InjectCmdqConsGlitch(Glitch glitch, unsigned reads = 1);
+  void InjectEventqProdGlitch(Glitch glitch, unsigned reads = 1);
+  // While gone, every register read returns all-ones and writes are dropped (a unit that was
+  // powered off or fell off the interconnect). Coming back restores the state it had.
+  void SetDeviceGone(bool gone);
+  // Service Failure Mode (IHI0070 12.3): GERROR.SFM_ERR becomes active, every transaction is
+  // terminated (no event), no command is consumed and no event written, until the model is
+  // destroyed; only a reset leaves SFM.
+  void EnterServiceFailureMode();
 
   // ---- Observation ----
   // Commands consumed (successfully executed) with this opcode.
@@ -221,6 +293,17 @@ class SmmuModel final : public Mmio {
   uint64_t sync_count() const { return command_count(layout::cmd::kSync); }
   // Commands that stopped the queue with an error.
   uint64_t command_errors() const;
+  // The rule the last illegal command broke (kNone if no command was illegal yet).
+  CommandRule last_illegal_rule() const;
+  // SMMU_GERROR_IRQ_CFG0 / SMMU_EVENTQ_IRQ_CFG0 as last written (kUnknownMsiAddr in ADDR if
+  // never written; 0 without IDR0.MSI).
+  uint64_t gerror_irq_cfg0() const;
+  uint64_t eventq_irq_cfg0() const;
+  // The longest run of commands consumed without a CMD_SYNC between them (MMU-700 erratum
+  // 2812531 asks for at most 63).
+  uint64_t max_commands_between_syncs() const;
+  // Transactions terminated because the unit is in Service Failure Mode.
+  uint64_t sfm_terminations() const;
   // The last Options::command_log_entries commands consumed, oldest first.
   std::vector<CommandRecord> command_log() const;
   void ClearCommandLog();
@@ -364,6 +447,11 @@ class SmmuModel final : public Mmio {
   QueueGeometry Geometry(uint64_t base, unsigned max_log2, unsigned entry_shift) const;
   void ProcessCommands();
   uint32_t ExecuteCommand(const uint64_t* raw);  // returns a CERROR code
+  CommandRule CheckCommand(const uint64_t* raw) const;
+  static bool ConsumeInjection(unsigned* counter);
+  CommandRule CheckTlbiFields(uint8_t opcode, const uint64_t* raw) const;
+  bool SteRes0Clear(const uint64_t* ste) const;
+  bool CdRes0Clear(const uint64_t* cd) const;
   void RecordEvent(const EventRecord& record);
   EventRecord MakeEvent(uint8_t type, uint32_t sid) const;
 
@@ -400,7 +488,14 @@ class SmmuModel final : public Mmio {
 
   // Registers.
   uint32_t idr_[6] = {};
+  uint32_t iidr_ = 0;
   uint32_t aidr_ = 0;
+  uint64_t gerror_irq_cfg0_ = 0;
+  uint64_t eventq_irq_cfg0_ = 0;
+  uint32_t gerror_irq_cfg1_ = 0;
+  uint32_t gerror_irq_cfg2_ = 0;
+  uint32_t eventq_irq_cfg1_ = 0;
+  uint32_t eventq_irq_cfg2_ = 0;
   uint32_t cr0_ = 0;
   uint32_t cr0ack_ = 0;
   uint32_t cr1_ = 0;
@@ -429,10 +524,27 @@ class SmmuModel final : public Mmio {
   bool sync_stalled_ = false;
   bool irq_ctrlack_stuck_ = false;
   bool gbpa_update_stuck_ = false;
+  unsigned cmd_fetch_aborts_ = 0;
+  unsigned eventq_write_aborts_ = 0;
+  unsigned ste_fetch_aborts_ = 0;
+  unsigned cd_fetch_aborts_ = 0;
+  unsigned sync_polls_ = 0;       // polls each CMD_SYNC needs
+  unsigned sync_polls_left_ = 0;  // for the CMD_SYNC at CONS
+  bool sync_waiting_ = false;     // a CMD_SYNC at CONS is waiting for its polls
+  Glitch cons_glitch_ = Glitch::kAllOnes;
+  unsigned cons_glitch_reads_ = 0;
+  Glitch prod_glitch_ = Glitch::kAllOnes;
+  unsigned prod_glitch_reads_ = 0;
+  bool gone_ = false;
+  bool sfm_ = false;
 
   // Observation.
   std::map<uint8_t, uint64_t> command_counts_;
   uint64_t command_errors_ = 0;
+  CommandRule last_illegal_rule_ = CommandRule::kNone;
+  uint64_t commands_since_sync_ = 0;
+  uint64_t max_commands_between_syncs_ = 0;
+  uint64_t sfm_terminations_ = 0;
   std::deque<CommandRecord> command_log_;
   std::deque<EventRecord> recent_events_;
   uint64_t events_written_ = 0;

@@ -133,6 +133,14 @@ using Gran64K = Bits<6, 6>;
 using Vax = Bits<11, 10>;
 }  // namespace idr5
 
+// IHI0070 6.3 SMMU_IIDR.
+namespace iidr {
+using Implementer = Bits<11, 0>;  // JEP106: 0x43B is Arm
+using Revision = Bits<15, 12>;
+using Variant = Bits<19, 16>;
+using ProductId = Bits<31, 20>;
+}  // namespace iidr
+
 // IHI0070 6.3 SMMU_AIDR.
 namespace aidr {
 using ArchMinorRev = Bits<3, 0>;
@@ -187,6 +195,11 @@ using MsiGerrorAbtErr = Bits<7, 7>;
 using SfmErr = Bits<8, 8>;
 inline constexpr uint32_t kImplemented = 0x1FD;
 }  // namespace gerror
+
+// IHI0070 6.3 SMMU_GERROR_IRQ_CFG0 / SMMU_EVENTQ_IRQ_CFG0 (present when IDR0.MSI = 1).
+namespace irq_cfg0 {
+using Addr = Bits<51, 2>;  // the MSI target address; resets to an UNKNOWN value
+}  // namespace irq_cfg0
 
 // IHI0070 6.3 SMMU_STRTAB_BASE.
 namespace strtab_base {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "pgtable/pgtable.h"
+#include "smmuv3/testing/smmu_model_profiles.h"
 #include "testing/sim_memory.h"
 
 namespace deviso::smmuv3::testing {
@@ -169,6 +170,7 @@ class SmmuModelTest : public ::testing::Test {
   };
 
   void Init(const Setup& setup) {
+    cmdq_prod_ = 0;
     SimPhysMemory::Options mo;
     mo.dma_bytes = 8u << 20;
     mo.tables_4k_bytes = 2u << 20;
@@ -1196,6 +1198,478 @@ TEST_P(GranuleTest, Stage1TranslatesAndRangeInvalidates) {
 
 INSTANTIATE_TEST_SUITE_P(Granules, GranuleTest,
                          ::testing::Values(pgtable::Granule::k16KiB, pgtable::Granule::k64KiB));
+
+// ---- Command legality (IHI0070 4, 4.4.1.1, 7.1): one legal and one illegal encoding per rule ----
+
+using Rule = SmmuModel::CommandRule;
+
+// A command with one more bit set.
+Command WithBit(Command c, unsigned word, unsigned bit) {
+  c[word] |= uint64_t{1} << bit;
+  return c;
+}
+Command Cmd(uint8_t op, uint64_t w0, uint64_t w1) {
+  Command c = CmdWith(op);
+  c[0] |= w0;
+  c[1] |= w1;
+  return c;
+}
+Command Va(Range r, bool leaf = false, uint8_t op = ly::cmd::kTlbiNhVa) {
+  Command c = CmdTlbiVa(op == ly::cmd::kTlbiNhVa ? 1 : 0, 0x40'0000, leaf, r);  // ASID or RES0
+  ly::cmd::Opcode::Put(c.data(), op);
+  return c;
+}
+
+struct LegalityCase {
+  const char* what;
+  SmmuModel::Options options;
+  Command legal;
+  Command illegal;
+  Rule rule;
+};
+
+SmmuModel::Options With(void (*edit)(SmmuModel::Options&)) {
+  SmmuModel::Options o;
+  edit(o);
+  return o;
+}
+
+std::vector<LegalityCase> LegalityCases() {
+  namespace c = ly::cmd;
+  const SmmuModel::Options def;
+  const auto hyp = With([](SmmuModel::Options& o) { o.hyp = true; });
+  const auto no_ril = With([](SmmuModel::Options& o) { o.ril = false; });
+  const auto v32_no_ril = With([](SmmuModel::Options& o) {
+    o.ril = false;
+    o.arch_minor = 2;
+  });
+  std::vector<LegalityCase> cases = {
+      {"reserved opcode", def, CmdSync(), CmdWith(0x7F), Rule::kOpcode},
+      {"ATS command without ATS", def, CmdSync(), CmdWith(c::kAtcInv), Rule::kOpcode},
+      {"Secure-only command", def, CmdWith(c::kTlbiNsnhAll), CmdWith(c::kTlbiEl3All),
+       Rule::kOpcode},
+      {"SSec on the Non-secure queue", def, CmdCfgiSte(1),
+       [] {
+         Command k = CmdCfgiSte(1);
+         ly::cmd::SSec::Put(k.data(), 1);
+         return k;
+       }(),
+       Rule::kSsec},
+      {"ASID16 = 0: ASID[15:8]", With([](SmmuModel::Options& o) { o.asid16 = false; }),
+       CmdTlbiAsid(0xFF), CmdTlbiAsid(0x100), Rule::kAsidWidth},
+      {"VMID16 = 0: VMID[15:8]", def, CmdTlbiAsid(1, 0xFF), CmdTlbiAsid(1, 0x100),
+       Rule::kVmidWidth},
+      {"S2_IPA VMID16 = 0", def, CmdTlbiS2Ipa(0xFF, 0x1000, true),
+       CmdTlbiS2Ipa(0x100, 0x1000, true), Rule::kVmidWidth},
+      {"S1P = 0: CMD_TLBI_NH_*", With([](SmmuModel::Options& o) { o.stage1 = false; }),
+       CmdWith(c::kTlbiS12Vmall), CmdWith(c::kTlbiNhAll), Rule::kStage1Absent},
+      {"S2P = 0: CMD_TLBI_S12_VMALL", With([](SmmuModel::Options& o) { o.stage2 = false; }),
+       CmdWith(c::kTlbiNhAll), CmdWith(c::kTlbiS12Vmall), Rule::kStage2Absent},
+      {"S2P = 0: CMD_TLBI_S2_IPA", With([](SmmuModel::Options& o) { o.stage2 = false; }),
+       CmdTlbiVa(1, 0x1000, true), CmdTlbiS2Ipa(1, 0x1000, true), Rule::kStage2Absent},
+      {"HYP = 0: CMD_TLBI_EL2_*", def, CmdWith(c::kTlbiNsnhAll), CmdWith(c::kTlbiEl2All),
+       Rule::kHypAbsent},
+      {"RIL = 0: NUM", no_ril, Va({}), Va({.num = 1}), Rule::kRangeNoRil},
+      {"RIL = 0: SCALE", no_ril, Va({}), Va({.scale = 1}), Rule::kRangeNoRil},
+      {"SMMUv3.1 without RIL: TG/TTL are RES0", no_ril, Va({}), Va({.tg = 1, .ttl = 3}),
+       Rule::kHintNoV32},
+      {"SMMUv3.2 without RIL: TTL hint legal, TTL 1 at 64K not", v32_no_ril,
+       Va({.tg = 1, .ttl = 3}, true), Va({.tg = 3, .ttl = 1}, true), Rule::kTtlLevel},
+      {"TG names an unsupported granule", With([](SmmuModel::Options& o) { o.gran16k = false; }),
+       Va({.tg = 1, .num = 1}), Va({.tg = 2, .num = 1}), Rule::kTgGranule},
+      // The driver's single-page unmap that frees a table (Leaf = 0), before issue 10.
+      {"RIL = 1: TG != 0, TTL = NUM = SCALE = 0 (table-freeing unmap)", def,
+       Va({.tg = 1, .num = 1}), Va({.tg = 1}), Rule::kRangeZero},
+      {"RIL = 1: TG != 0, TTL = NUM = SCALE = 0, Leaf = 1", def, Va({.tg = 1, .ttl = 3}, true),
+       Va({.tg = 1}, true), Rule::kRangeZero},
+      {"RIL = 1: the same for stage 2", def, Va({.tg = 1, .scale = 1}, false, c::kTlbiS2Ipa),
+       Va({.tg = 1}, false, c::kTlbiS2Ipa), Rule::kRangeZero},
+      {"RIL = 1: the same for NH_VAA", def, Va({.tg = 3, .ttl = 3}, false, c::kTlbiNhVaa),
+       Va({.tg = 3}, false, c::kTlbiNhVaa), Rule::kRangeZero},
+      {"TTL 1 with the 16K granule", def, Va({.tg = 1, .ttl = 1}), Va({.tg = 2, .ttl = 1}),
+       Rule::kTtlLevel},
+      {"TTL 1 with the 64K granule", def, Va({.tg = 3, .ttl = 2}), Va({.tg = 3, .ttl = 1}),
+       Rule::kTtlLevel},
+      {"TTL without TG", def, Va({}), Va({.ttl = 2}), Rule::kTtlWithoutTg},
+      {"NUM without TG", def, Va({}), Va({.num = 3}), Rule::kTtlWithoutTg},
+      {"CMD_SYNC CS = 0b11", def, CmdSync(ly::cmd::kCsSev), CmdSync(3), Rule::kSyncCs},
+      {"CMD_CFGI_CD SubstreamID beyond SSIDSIZE = 0", def, CmdCfgiCd(1),
+       [] {
+         Command k = CmdCfgiCd(1);
+         ly::cmd::SubstreamId::Put(k.data(), 1);
+         return k;
+       }(),
+       Rule::kSubstreamId},
+  };
+  // RES0: every command the model accepts, with word 0 bit 8 (RES0 in all of them) set, and a
+  // RES0 bit of word 1 where the command has one.
+  struct Res0 {
+    Command legal;
+    int w1_bit;  // -1: none checked
+  };
+  const Res0 res0[] = {
+      {Cmd(c::kPrefetchConfig, ly::cmd::StreamId::Make(1), 0), 0},
+      {Cmd(c::kPrefetchAddr, ly::cmd::StreamId::Make(1), 0x1000), -1},
+      {CmdCfgiSte(1), 1},
+      {Cmd(c::kCfgiSteRange, 0, ly::cmd::CfgiRange::Make(4)), 5},
+      {CmdCfgiCd(1), 1},
+      {Cmd(c::kCfgiCdAll, ly::cmd::StreamId::Make(1), 0), 0},
+      {CmdWith(c::kTlbiNhAll), 12},
+      {CmdTlbiAsid(1), 63},
+      {CmdTlbiVa(1, 0x1000, true), 1},
+      {Cmd(c::kTlbiNhVaa, 0, 0x1000), 7},
+      {CmdWith(c::kTlbiS12Vmall), 0},
+      {CmdTlbiS2Ipa(1, 0x1000, true), 60},
+      {CmdWith(c::kTlbiNsnhAll), 0},
+      {CmdSync(), 0},
+  };
+  for (const Res0& r : res0) {
+    cases.push_back({"RES0 word 0 bit 8", def, r.legal, WithBit(r.legal, 0, 8), Rule::kRes0});
+    if (r.w1_bit >= 0) {
+      cases.push_back({"RES0 in word 1", def, r.legal,
+                       WithBit(r.legal, 1, static_cast<unsigned>(r.w1_bit)), Rule::kRes0});
+    }
+  }
+  // The ASID field of commands that have none is RES0 (NH_VAA, NH_ALL) and the VMID field of
+  // the EL2 forms.
+  cases.push_back({"RES0 ASID in NH_VAA", def, Cmd(c::kTlbiNhVaa, 0, 0x1000),
+                   Cmd(c::kTlbiNhVaa, ly::cmd::TlbiAsid::Make(1), 0x1000), Rule::kRes0});
+  cases.push_back({"RES0 ASID in NH_ALL", def, CmdWith(c::kTlbiNhAll),
+                   Cmd(c::kTlbiNhAll, ly::cmd::TlbiAsid::Make(1), 0), Rule::kRes0});
+  for (uint8_t op : {c::kTlbiEl2All, c::kTlbiEl2Asid, c::kTlbiEl2Va, c::kTlbiEl2Vaa}) {
+    const Command legal = Cmd(op, 0, op == c::kTlbiEl2Va || op == c::kTlbiEl2Vaa ? 0x1000 : 0);
+    cases.push_back({"RES0 VMID in EL2 forms", hyp, legal,
+                     WithBit(legal, 0, ly::cmd::TlbiVmid::kShift), Rule::kRes0});
+  }
+  return cases;
+}
+
+TEST_F(SmmuModelTest, EveryCommandRuleHasALegalAndAnIllegalEncoding) {
+  size_t n = 0;
+  for (const LegalityCase& k : LegalityCases()) {
+    SCOPED_TRACE(k.what);
+    Setup s;
+    s.model = k.options;
+    Init(s);
+    Submit({k.legal});
+    EXPECT_TRUE(QueueDrained());
+    EXPECT_EQ(ly::queue_ptr::CmdqErr::Get(CmdqCons()), ly::cerror::kNone);
+    EXPECT_EQ(smmu_->last_illegal_rule(), Rule::kNone);
+    const uint64_t before = smmu_->command_log().size();
+    Submit({k.illegal});
+    EXPECT_FALSE(QueueDrained());
+    EXPECT_EQ(ly::queue_ptr::CmdqErr::Get(CmdqCons()), ly::cerror::kIll);
+    EXPECT_EQ(smmu_->last_illegal_rule(), k.rule)
+        << SmmuModel::CommandRuleName(k.rule) << " vs "
+        << SmmuModel::CommandRuleName(smmu_->last_illegal_rule());
+    EXPECT_EQ(smmu_->command_log().size(), before) << "an illegal command is not executed";
+    ++n;
+  }
+  EXPECT_GE(n, 40u);
+}
+
+TEST_F(SmmuModelTest, IllegalRangeInvalidationLeavesTheEntryCached) {
+  // The reserved encoding is not executed: a device keeps using the stale translation, which is
+  // what a real SMMU with RIL = 1 does (and why the driver must never issue it).
+  Init();
+  const uint64_t root = SetUpS1Stream(kSid, kAsid);
+  const DmaBuffer buf = Alloc(4096);
+  MapPage(root, 0x40'0000, buf.pa);
+  ASSERT_TRUE(Write(kSid, 0x40'0000, 0x11).ok());
+  SetDesc(root, 0x40'0000, 3, 0);
+  Submit({CmdTlbiVa(kAsid, 0x40'0000, false, {.tg = 1}), CmdSync()});
+  EXPECT_EQ(smmu_->last_illegal_rule(), Rule::kRangeZero);
+  EXPECT_TRUE(Write(kSid, 0x40'0000, 0x22).ok()) << "still cached";
+  EXPECT_EQ(CpuRead32(buf.pa), 0x22u);
+  // Software replaces it with the legal single-address form and acknowledges.
+  WriteWords(cmdq_.pa + uint64_t{(cmdq_prod_ - 2) & 63} * 16,
+             CmdTlbiVa(kAsid, 0x40'0000, false).data(), 2);
+  smmu_->Write32(reg::kGerrorN, smmu_->Read32(reg::kGerror));
+  EXPECT_TRUE(QueueDrained());
+  EXPECT_EQ(Write(kSid, 0x40'0000, 0x33), Status::IoError());
+  EXPECT_EQ(CpuRead32(buf.pa), 0x22u);
+}
+
+TEST_F(SmmuModelTest, LevelHintWithoutRangeInvalidatesOneAddressAtThatLevel) {
+  Setup s;
+  s.model.ril = false;
+  s.model.arch_minor = 2;
+  Init(s);
+  const uint64_t root = SetUpS1Stream(kSid, kAsid);
+  const DmaBuffer buf = Alloc(size_t{2} * 4096);
+  MapPage(root, 0x40'0000, buf.pa);
+  MapPage(root, 0x40'1000, buf.pa + 4096);
+  ASSERT_TRUE(Write(kSid, 0x40'0000, 1).ok());
+  ASSERT_TRUE(Write(kSid, 0x40'1000, 1).ok());
+  SetDesc(root, 0x40'0000, 3, 0);
+  SetDesc(root, 0x40'1000, 3, 0);
+  // TTL = 2 names the wrong level: the level-3 entry stays.
+  Submit({CmdTlbiVa(kAsid, 0x40'0000, true, {.tg = 1, .ttl = 2}), CmdSync()});
+  ASSERT_TRUE(QueueDrained());
+  EXPECT_TRUE(Write(kSid, 0x40'0000, 2).ok());
+  Submit({CmdTlbiVa(kAsid, 0x40'0000, true, {.tg = 1, .ttl = 3}), CmdSync()});
+  EXPECT_EQ(Write(kSid, 0x40'0000, 3), Status::IoError());
+  EXPECT_TRUE(Write(kSid, 0x40'1000, 3).ok()) << "one address, not a range";
+}
+
+// ---- STE and CD Reserved/RES0 fields (IHI0070 5.2, 5.4): C_BAD_STE / C_BAD_CD ----
+
+TEST_F(SmmuModelTest, SteRes0FieldsMakeItIllegal) {
+  struct Bit {
+    unsigned word;
+    unsigned bit;
+  };
+  const Bit bits[] = {{0, 52}, {0, 58}, {1, 8},  {1, 26}, {1, 41}, {1, 63}, {2, 16},
+                      {2, 31}, {2, 59}, {2, 63}, {3, 0},  {3, 52}, {4, 0},  {7, 63}};
+  Init();
+  const DmaBuffer buf = Alloc(4096);
+  WriteSte(1, SteWithConfig(ly::ste::kConfigBypass));
+  EXPECT_TRUE(Write(1, buf.pa, 1).ok()) << "legal: a bypass STE with every RES0 bit clear";
+  // Fields an STE defines but the model ignores are not RES0: S1STALLD, SHCFG, INSTCFG.
+  auto defined = SteWithConfig(ly::ste::kConfigBypass);
+  defined[1] |= ly::ste::ShCfg::Make(1) | ly::Bits<51, 50, 1>::Make(2);
+  WriteSte(2, defined);
+  EXPECT_TRUE(Write(2, buf.pa, 1).ok());
+  uint32_t sid = 16;
+  for (const Bit& b : bits) {
+    auto ste = SteWithConfig(ly::ste::kConfigBypass);
+    ste[b.word] |= uint64_t{1} << b.bit;
+    WriteSte(sid, ste);
+    EXPECT_EQ(Write(sid, buf.pa, 1), Status::IoError()) << b.word << ":" << b.bit;
+    ++sid;
+  }
+  // S2VMID[15:8] with VMID16 = 0 (the default).
+  auto s2 = SteS2(0x10'0000, S2Geometry{}, 0x100);
+  WriteSte(sid, s2);
+  EXPECT_EQ(Write(sid, 0x1000, 1), Status::IoError());
+  const auto ev = Events();
+  ASSERT_EQ(ev.size(), std::size(bits) + 1);
+  for (const EventRecord& e : ev) EXPECT_EQ(e.type(), ly::evt::kCBadSte);
+}
+
+TEST_F(SmmuModelTest, CdRes0FieldsMakeItIllegal) {
+  Setup s;
+  s.model.asid16 = false;
+  Init(s);
+  const uint64_t root = NewTable();
+  const DmaBuffer buf = Alloc(4096);
+  MapPage(root, 0x1000, buf.pa);
+  const DmaBuffer cds = Alloc(4096);
+  std::vector<std::array<uint64_t, 8>> bad;
+  for (const auto& [word, bit] :
+       std::vector<std::pair<unsigned, unsigned>>{{1, 52}, {1, 63}, {2, 60}, {6, 0}, {7, 5}}) {
+    auto c = Cd(root, 1);
+    c[word] |= uint64_t{1} << bit;
+    bad.push_back(c);
+  }
+  bad.push_back(Cd(root, 0x100));  // ASID[15:8] with ASID16 = 0
+  WriteWords(cds.pa, Cd(root, 0xFF).data(), 8);
+  WriteSte(1, SteS1(cds.pa));
+  EXPECT_TRUE(Write(1, 0x1000, 1).ok()) << "legal: ASID 0xFF, RES0 clear";
+  for (size_t i = 0; i < bad.size(); ++i) {
+    WriteWords(cds.pa + (i + 1) * 64, bad[i].data(), 8);
+    WriteSte(static_cast<uint32_t>(16 + i), SteS1(cds.pa + (i + 1) * 64));
+    EXPECT_EQ(Write(static_cast<uint32_t>(16 + i), 0x1000, 1), Status::IoError()) << i;
+  }
+  const auto ev = Events();
+  ASSERT_EQ(ev.size(), bad.size());
+  for (const EventRecord& e : ev) EXPECT_EQ(e.type(), ly::evt::kCBadCd);
+}
+
+// ---- Fault injections real parts produce ----
+
+TEST_F(SmmuModelTest, InjectedCommandFetchAbortIsCerrorAbtAndRetryable) {
+  Init();
+  smmu_->InjectCommandFetchAbort(1);
+  const uint32_t index = cmdq_prod_;
+  Submit({CmdSync(), CmdSync()});
+  EXPECT_EQ(ly::queue_ptr::CmdqErr::Get(CmdqCons()), ly::cerror::kAbt);
+  EXPECT_EQ(CmdqCons() & 0xFFFFF, index) << "stopped at the command it could not read";
+  EXPECT_EQ(smmu_->Read32(reg::kGerror) ^ smmu_->Read32(reg::kGerrorN), ly::gerror::CmdqErr::kMask);
+  EXPECT_EQ(gerror_irqs_, 1);
+  EXPECT_EQ(smmu_->sync_count(), 0u);
+  smmu_->Write32(reg::kGerrorN, smmu_->Read32(reg::kGerror));  // the fetch is retried
+  EXPECT_TRUE(QueueDrained());
+  EXPECT_EQ(smmu_->sync_count(), 2u);
+}
+
+TEST_F(SmmuModelTest, InjectedEventqWriteAbortLosesTheRecordAndRaisesGerror) {
+  Init();
+  smmu_->InjectEventqWriteAbort(1);
+  smmu_->FloodEvents(kSid, 2);
+  EXPECT_EQ(smmu_->Read32(reg::kGerror) ^ smmu_->Read32(reg::kGerrorN),
+            ly::gerror::EventqAbtErr::kMask);
+  EXPECT_EQ(smmu_->events_lost(), 1u);
+  EXPECT_EQ(smmu_->events_written(), 1u);
+  const auto ev = Events();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].input_addr(), 4096u) << "the first record was the one lost";
+}
+
+TEST_F(SmmuModelTest, InjectedSteAndCdFetchAbortsAreRecordedAndNotCached) {
+  Init();
+  const uint64_t root = SetUpS1Stream(kSid, kAsid);
+  const DmaBuffer buf = Alloc(4096);
+  MapPage(root, 0x1000, buf.pa);
+  smmu_->InjectSteFetchAbort(1);
+  EXPECT_EQ(Write(kSid, 0x1000, 1), Status::IoError());
+  smmu_->InjectCdFetchAbort(1);
+  EXPECT_EQ(Write(kSid, 0x1000, 2), Status::IoError());
+  EXPECT_EQ(CpuRead32(buf.pa), 0u) << "no byte reached memory";
+  EXPECT_TRUE(Write(kSid, 0x1000, 3).ok()) << "the fetches are retried: nothing bad was cached";
+  EXPECT_EQ(CpuRead32(buf.pa), 3u);
+  const auto ev = Events();
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].type(), ly::evt::kFSteFetch);
+  EXPECT_EQ(ev[0].fetch_addr(), strtab_.pa + uint64_t{kSid} * 64);
+  EXPECT_EQ(ev[1].type(), ly::evt::kFCdFetch);
+  EXPECT_EQ(ev[1].fetch_addr(), cd_pa_);
+  EXPECT_EQ(ev[1].stream_id(), kSid);
+}
+
+TEST_F(SmmuModelTest, SlowCmdSyncCompletesAfterItsPolls) {
+  Init();
+  smmu_->SetCmdSyncPolls(3);
+  const uint32_t sync_index = cmdq_prod_ + 1;
+  Submit({CmdCfgiAll(), CmdSync(), CmdSync()});
+  EXPECT_EQ(smmu_->command_count(ly::cmd::kCfgiSteRange), 1u) << "commands before it executed";
+  for (int poll = 0; poll < 3; ++poll) {
+    EXPECT_EQ(CmdqCons() & 0xFFFFF, sync_index) << "poll " << poll << " sees it pending";
+  }
+  EXPECT_EQ(smmu_->sync_count(), 1u);
+  EXPECT_EQ(CmdqCons() & 0xFFFFF, sync_index + 1) << "the next sync waits for its own polls";
+  for (int poll = 0; poll < 2; ++poll) (void)CmdqCons();
+  EXPECT_TRUE(QueueDrained());
+  EXPECT_EQ(smmu_->sync_count(), 2u);
+}
+
+TEST_F(SmmuModelTest, QueuePointerGlitchesAreReadOnlyAndTransient) {
+  Init();
+  Submit({CmdSync(), CmdSync(), CmdSync()});
+  const uint32_t cons = CmdqCons();
+  smmu_->InjectCmdqConsGlitch(SmmuModel::Glitch::kAllOnes, 2);
+  EXPECT_EQ(CmdqCons(), 0xFFFF'FFFFu);
+  EXPECT_EQ(CmdqCons(), 0xFFFF'FFFFu);
+  EXPECT_EQ(CmdqCons(), cons);
+  smmu_->InjectCmdqConsGlitch(SmmuModel::Glitch::kBackwards);
+  EXPECT_EQ(CmdqCons() & 0x7F, (cons - 1) & 0x7F) << "moved back one entry";
+  EXPECT_EQ(CmdqCons(), cons);
+
+  smmu_->FloodEvents(kSid, 2);
+  const uint32_t prod = smmu_->Read32(reg::kEventqProd);
+  smmu_->InjectEventqProdGlitch(SmmuModel::Glitch::kAllOnes);
+  EXPECT_EQ(smmu_->Read32(reg::kEventqProd), 0xFFFF'FFFFu);
+  smmu_->InjectEventqProdGlitch(SmmuModel::Glitch::kBackwards);
+  EXPECT_EQ(smmu_->Read32(reg::kEventqProd) & 0x3F, (prod - 1) & 0x3F);
+  EXPECT_EQ(smmu_->Read32(reg::kEventqProd), prod);
+  EXPECT_EQ(Events().size(), 2u);
+}
+
+TEST_F(SmmuModelTest, GoneDeviceReadsAllOnesAndDropsWrites) {
+  Init();
+  const uint32_t idr0 = smmu_->Read32(reg::kIdr0);
+  smmu_->SetDeviceGone(true);
+  EXPECT_EQ(smmu_->Read32(reg::kIdr0), 0xFFFF'FFFFu);
+  EXPECT_EQ(smmu_->Read32(reg::kCmdqCons), 0xFFFF'FFFFu);
+  EXPECT_EQ(smmu_->Read64(reg::kCmdqBase), ~uint64_t{0});
+  WriteCr0(0);
+  smmu_->SetDeviceGone(false);
+  EXPECT_EQ(smmu_->Read32(reg::kIdr0), idr0);
+  EXPECT_EQ(smmu_->Read32(reg::kCr0Ack), kQueues | kSmmuEn) << "the write was dropped";
+}
+
+TEST_F(SmmuModelTest, ServiceFailureModeStopsTranslationAndCommands) {
+  Init();
+  const DmaBuffer buf = Alloc(4096);
+  WriteSte(kSid, SteWithConfig(ly::ste::kConfigBypass));
+  ASSERT_TRUE(Write(kSid, buf.pa, 1).ok());
+  smmu_->EnterServiceFailureMode();
+  EXPECT_EQ(smmu_->Read32(reg::kGerror) ^ smmu_->Read32(reg::kGerrorN), ly::gerror::SfmErr::kMask);
+  EXPECT_EQ(gerror_irqs_, 1);
+  EXPECT_EQ(Write(kSid, buf.pa, 2), Status::IoError());
+  EXPECT_EQ(Write(0x40, buf.pa, 2), Status::IoError()) << "no STE: still no event";
+  EXPECT_EQ(CpuRead32(buf.pa), 1u);
+  EXPECT_EQ(smmu_->sfm_terminations(), 2u);
+  Submit({CmdSync()});
+  EXPECT_FALSE(QueueDrained()) << "no command is consumed";
+  // Acknowledging the error does not leave SFM.
+  smmu_->Write32(reg::kGerrorN, smmu_->Read32(reg::kGerror));
+  EXPECT_FALSE(QueueDrained());
+  EXPECT_EQ(Write(kSid, buf.pa, 2), Status::IoError());
+  EXPECT_TRUE(Events().empty());
+}
+
+// ---- Configurable ID registers, MSI registers, profiles ----
+
+TEST_F(SmmuModelTest, IidrAidrAndMsiRegistersAreConfigurable) {
+  Setup s;
+  s.model.msi = true;
+  s.model.iidr = MakeIidr(kProductMmu700, 1, 2);
+  s.model.arch_minor = 2;
+  Init(s);
+  EXPECT_EQ(smmu_->Read32(reg::kIidr), 0x4871'243Bu);
+  EXPECT_EQ(smmu_->Read32(reg::kAidr), 0x02u);
+  EXPECT_EQ(ly::idr0::Msi::Get(smmu_->Read32(reg::kIdr0)), 1u);
+  // ADDR resets to an UNKNOWN value: the model's is a recognisable non-zero address.
+  EXPECT_EQ(smmu_->Read64(reg::kGerrorIrqCfg0), SmmuModel::kUnknownMsiAddr);
+  EXPECT_EQ(smmu_->eventq_irq_cfg0(), SmmuModel::kUnknownMsiAddr);
+  smmu_->Write64(reg::kGerrorIrqCfg0, 0);
+  smmu_->Write64(reg::kEventqIrqCfg0, 0xFFFF'FFFF'FFFF'FFFF);
+  smmu_->Write32(reg::kEventqIrqCfg1, 0x1234);
+  EXPECT_EQ(smmu_->gerror_irq_cfg0(), 0u);
+  EXPECT_EQ(smmu_->Read64(reg::kEventqIrqCfg0), ly::irq_cfg0::Addr::kMask) << "ADDR[51:2] only";
+  EXPECT_EQ(smmu_->Read32(reg::kEventqIrqCfg1), 0x1234u);
+
+  Init();  // IDR0.MSI = 0: RAZ/WI
+  EXPECT_EQ(ly::idr0::Msi::Get(smmu_->Read32(reg::kIdr0)), 0u);
+  smmu_->Write64(reg::kGerrorIrqCfg0, 0x1000);
+  EXPECT_EQ(smmu_->Read64(reg::kGerrorIrqCfg0), 0u);
+  EXPECT_EQ(smmu_->Read32(reg::kIidr), 0u);
+}
+
+TEST_F(SmmuModelTest, ProfilesAdvertiseTheirIdValues) {
+  size_t n = 0;
+  const ModelProfile* profiles = ModelProfiles(&n);
+  ASSERT_EQ(n, 8u);
+  EXPECT_STREQ(profiles[0].name, "qemu");
+  for (size_t i = 0; i < n; ++i) {
+    const ModelProfile& p = profiles[i];
+    SCOPED_TRACE(p.name);
+    EXPECT_EQ(FindModelProfile(p.name), &p);
+    EXPECT_GT(std::strlen(p.source), 10u);
+    Setup s;
+    s.model = p.options;
+    s.coherent = p.options.coherent_access;
+    Init(s);
+    const uint32_t idr0 = smmu_->Read32(reg::kIdr0);
+    const uint32_t idr1 = smmu_->Read32(reg::kIdr1);
+    const uint32_t idr3 = smmu_->Read32(reg::kIdr3);
+    const uint32_t idr5 = smmu_->Read32(reg::kIdr5);
+    EXPECT_EQ(ly::idr0::Msi::Get(idr0), p.options.msi ? 1u : 0u);
+    EXPECT_EQ(ly::idr0::Cohacc::Get(idr0), p.options.coherent_access ? 1u : 0u);
+    EXPECT_EQ(ly::idr0::StLevel::Get(idr0), p.options.two_level_strtab ? 1u : 0u);
+    EXPECT_EQ(ly::idr1::CmdqS::Get(idr1), p.options.cmdq_log2);
+    EXPECT_EQ(ly::idr1::SidSize::Get(idr1), p.options.sid_bits);
+    EXPECT_EQ(ly::idr3::Ril::Get(idr3), p.options.ril ? 1u : 0u);
+    EXPECT_EQ(ly::idr3::Bbml::Get(idr3), p.options.bbml);
+    EXPECT_EQ(ly::idr5::Gran4K::Get(idr5), p.options.gran4k ? 1u : 0u);
+    EXPECT_EQ(ly::idr5::Gran64K::Get(idr5), p.options.gran64k ? 1u : 0u);
+    EXPECT_EQ(smmu_->Read32(reg::kIidr), p.options.iidr);
+    EXPECT_EQ(ly::aidr::ArchMinorRev::Get(smmu_->Read32(reg::kAidr)), p.options.arch_minor);
+  }
+  const SmmuModel::Options& mmu600 = FindModelProfile("mmu600")->options;
+  EXPECT_TRUE(!mmu600.ril && mmu600.bbml == 0 && mmu600.msi);
+  EXPECT_EQ(ly::iidr::ProductId::Get(mmu600.iidr), kProductMmu600);
+  const SmmuModel::Options& mmu700 = FindModelProfile("mmu700")->options;
+  EXPECT_TRUE(mmu700.ril && mmu700.bbml == 2);
+  EXPECT_EQ(ly::iidr::ProductId::Get(mmu700.iidr), kProductMmu700);
+  EXPECT_EQ(FindModelProfile("small_cmdq")->options.cmdq_log2, 5u);
+  EXPECT_FALSE(FindModelProfile("linear_strtab")->options.two_level_strtab);
+  EXPECT_FALSE(FindModelProfile("gran64k")->options.gran4k);
+  EXPECT_EQ(FindModelProfile("oas40")->options.oas_bits, 40u);
+  EXPECT_FALSE(FindModelProfile("noncoherent")->options.coherent_access);
+  EXPECT_EQ(FindModelProfile("mmu-9000"), nullptr);
+}
 
 }  // namespace
 }  // namespace deviso::smmuv3::testing
