@@ -1057,6 +1057,13 @@ Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
     const Result<pgtable::Mapping> last = d->table_->Lookup(iova + size - 1);
     if ((first.ok() && first->size > page && first->iova != iova) ||
         (last.ok() && last->size > page && last->iova + last->size != iova + size)) {
+      // A range that is not wholly mapped is -ENOENT first, as everywhere else (only this
+      // refusal path walks the range).
+      for (uint64_t pos = iova; pos - iova < size;) {
+        const Result<pgtable::Mapping> m = d->table_->Lookup(pos);
+        if (!m.ok()) return Status::NotFound();
+        pos = m->iova + m->size;
+      }
       return Status::NotSupported();
     }
   }

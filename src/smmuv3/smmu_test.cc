@@ -630,6 +630,7 @@ TEST(SmmuFaultInjection, IllegalCommandFailsTheCallAndTheQueueResumes) {
 // takes two looks at the queue (acknowledge, then see CONS move on): the second comes after
 // the deadline and must not turn into a timeout that breaks the unit for good.
 TEST(SmmuFaultInjection, ACommandErrorHandledAfterTheDeadlineIsNotATimeout) {
+  DEVISO_NEEDS_4K();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
@@ -1263,11 +1264,6 @@ TEST(SmmuCompiledOut, StreamIdsBeyondTheLinearTableAreInvalid) {
 TEST(SmmuCompiledOut, PartialUnmapOfABlockIsNotSupportedAndChangesNothing) {
   if constexpr (config::kBlockSplit) GTEST_SKIP() << "block splits are built";
   DEVISO_NEEDS_4K();
-  // DISABLED under BBML < 2 (mmu600) until the driver is fixed: there the new block-split
-  // window refusal (-ENOTSUP) is returned before -ENOENT for an unmap that cuts a block and
-  // reaches past it (line "-ENOENT comes first" below). The lead re-enables it after the fix.
-  DEVISO_PROFILE_NEEDS(Profile().options.bbml == 2,
-                       "DISABLED: driver defect, -ENOTSUP before -ENOENT under BBML < 2");
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
