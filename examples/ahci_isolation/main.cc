@@ -116,6 +116,8 @@ enum Marker : uint16_t {
   kMarkAttack3End = 4,  // after attack 3 and its read-back
   kMarkAttack4 = 5,     // before attack 4
   kMarkAttack4End = 6,  // after attack 4
+  kMarkAttack5 = 7,     // before attack 5 (after deviso_ctx_free)
+  kMarkAttack5End = 8,  // after attack 5
 };
 constexpr size_t kInterruptLine = 0x3c;  // PCI 3.0 6.2.4 (with Interrupt Pin, read-only, above)
 
@@ -214,6 +216,14 @@ int Run(const qv::PlatformInfo& info) {
   if (!binding.ok()) return 1;
   deviso::dma::StaticContextDmaMapper<8> mapper(*binding);
   deviso::drivers::IsolatedDmaAllocator isolated(g_arena, mapper);
+  // The attacks' canaries and buffers, alive until the end: the test reads them from outside
+  // the guest after the last step (qemu_test.sh memory).
+  Buffer data(64 * 1024, 0);
+  Buffer canary(4096, 0xcc);
+  Buffer ro(4096, 0xcc);
+  Buffer t(8192, 0);
+  Buffer canary2(4096, 0xcc);
+  Buffer canary5(4096, 0xcc);
   {
     ahci::Port port(abar, port_index, isolated, hba.s64a());
     g_faults.Reset();
@@ -228,7 +238,6 @@ int Run(const qv::PlatformInfo& info) {
     }
 
     // 1) deviso_map a buffer, DMA the pattern into it, check every byte.
-    Buffer data(64 * 1024, 0);
     g_faults.Reset();
     const bool mapped = deviso_map(&g_ahci_dev, sid, data.pa(), data.size()) == 0;
     const Status read = ReadInto(port, 100, 128, data.data(), data.pa());
@@ -237,7 +246,6 @@ int Run(const qv::PlatformInfo& info) {
          "deviso_map(64 KiB); READ DMA EXT of 128 sectors; every byte verified");
 
     // Attack 1: DMA to memory that was never mapped.
-    Buffer canary(4096, 0xcc);
     Dump("attack1_canary", canary);
     Mark(pci, ahci_fn->bdf, kMarkAttack1);
     g_faults.Reset();
@@ -274,7 +282,6 @@ int Run(const qv::PlatformInfo& info) {
          "attack 2: DMA after deviso_unmap blocked (no stale IOTLB), buffer intact");
 
     // Attack 3: a device write into a read-only mapping; device reads of it still work.
-    Buffer ro(4096, 0xcc);
     Dump("attack3_read_only", ro);
     Mark(pci, ahci_fn->bdf, kMarkAttack3);
     const bool ro_mapped =
@@ -300,9 +307,7 @@ int Run(const qv::PlatformInfo& info) {
     (void)deviso_unmap(&g_ahci_dev, sid, ro.pa(), ro.size());
     Mark(pci, ahci_fn->bdf, kMarkAttack3End);
 
-    // A translating mapping: device address 0x8_0000_0000 (no RAM there) -> the buffer (kept
-    // until the end: the test reads the granted read's bytes from outside).
-    Buffer t(8192, 0);
+    // A translating mapping: device address 0x8_0000_0000 (no RAM there) -> the buffer t.
     {
       constexpr uint64_t kIova = 0x8'0000'0000;
       const bool ok_map =
@@ -327,7 +332,6 @@ int Run(const qv::PlatformInfo& info) {
       const Result<uint32_t> rogue_sid = pci.StreamId(rogue_fn->bdf, iommu.phandle());
       Log("       rogue controller at %02x:%02x.%x, StreamID 0x%x\n", rogue_fn->bdf.bus,
           rogue_fn->bdf.device, rogue_fn->bdf.function, rogue_sid.ok() ? *rogue_sid : 0u);
-      Buffer canary2(4096, 0xcc);
       Dump("attack4_canary", canary2);
       Mark(pci, ahci_fn->bdf, kMarkAttack4);
       g_unrouted.Reset();
@@ -365,6 +369,31 @@ int Run(const qv::PlatformInfo& info) {
   Step(isolated.leaked() == 0, "every driver structure unmapped (deviso_unmap) on release");
   (void)pci.DisableBusMaster(ahci_fn->bdf);
   Step(deviso_ctx_free(&g_ahci_dev, sid) == 0, "deviso_ctx_free(ahci, sid)");
+
+  // Attack 5: the AHCI itself, its context freed, masters the bus again with structures
+  // nobody mapped. The IOMMU must have dropped the stream's cached configuration (SMMUv3:
+  // CFGI_STE after the STE was cleared), so the stream is blocked as one without a context.
+  {
+    Dump("attack5_canary", canary5);
+    Mark(pci, ahci_fn->bdf, kMarkAttack5);
+    g_unrouted.Reset();
+    (void)pci.EnableBusMaster(ahci_fn->bdf);
+    ahci::PortOptions o;
+    o.command_timeout_ns = 200'000'000;
+    {
+      ahci::Port p(abar, port_index, g_arena, hba.s64a(), o);
+      (void)p.Start();
+      const Status s = ReadInto(p, 700, 8, canary5.data(), canary5.pa());
+      Log("       the freed AHCI's command: %s\n", s.str());
+      (void)p.Stop();
+    }
+    (void)pci.DisableBusMaster(ahci_fn->bdf);
+    Drain(iommu);
+    Mark(pci, ahci_fn->bdf, kMarkAttack5End);
+    Step(canary5.All(0xcc) && FaultIs(g_unrouted, DEVISO_FAULT_BLOCKED, 0, 0, sid),
+         "attack 5: DMA from the AHCI after deviso_ctx_free blocked and reported (no stale "
+         "configuration)");
+  }
   iommu.PrintStats();
   if (!iommu.reports_fault_overflow()) {
     Log("[NOTE] %s drops faults beyond its event queue silently: fault counts are lower "

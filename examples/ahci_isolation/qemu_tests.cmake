@@ -21,7 +21,8 @@ set(ahci_steps
     "attack4_no_context=attack 4: DMA from a controller with no context blocked"
     "port_stopped_before_unmap=AHCI port stopped"
     "unmapped_on_release=every driver structure unmapped"
-    "ctx_free=deviso_ctx_free(ahci, sid)")
+    "ctx_free=deviso_ctx_free(ahci, sid)"
+    "attack5_after_ctx_free=attack 5: DMA from the AHCI after deviso_ctx_free blocked")
 
 # deviso_ahci_isolation_qemu(NAME <config> LABELS <labels> [ARGS <scripts/demo args>...]
 #                            [NOTES <name=text>...])

@@ -4,7 +4,7 @@
   attack_verdicts.py memory DIR
       From the memory qmp_dump.py read out of the parked guest (DIR/dump.ok, DIR/<name>.bin):
       every attack's canary or buffer still holds 0xcc (attack1_canary, attack2_buffer,
-      attack3_read_only, attack4_canary), and the granted read (granted_read: LBA 500, 16
+      attack3_read_only, attack4_canary, attack5_canary), and the granted read (granted_read: LBA 500, 16
       sectors through the translating mapping) holds the disk's pattern.
   attack_verdicts.py faults CONSOLE TRACE SID ROGUE_SID BDF
       From QEMU's trace (SMMUv3), cut into steps by the demo's markers (its writes to the AHCI's
@@ -14,8 +14,10 @@
       F_PERMISSION between 3 and 4 (QEMU's guest_errors log, "<mr> translation failed for
       iova=... (SMMU_EVT_...)", in the same file; the memory region is the AHCI's when its
       successful translations name it), and recorded C_BAD_STE/C_BAD_STREAMID for the rogue
-      (ROGUE_SID) between 5 and 6; no translation of the AHCI into attack 1's canary ever
-      succeeded, none into attack 2's buffer after its unmap (marker 2), and no F_ event of
+      (ROGUE_SID) between 5 and 6, and for the AHCI itself after its deviso_ctx_free between
+      7 and 8 (its configuration dropped: no stale STE walked); no translation of the AHCI into attack 1's canary ever
+      succeeded, none into attack 2's buffer after its unmap (marker 2), none at all after
+      marker 7, and no F_ event of
       the AHCI lies outside the attacks' steps. The regions' addresses are the console's
       "[DUMP] name pa bytes" lines.
 """
@@ -23,7 +25,8 @@
 import re
 import sys
 
-CANARIES = ("attack1_canary", "attack2_buffer", "attack3_read_only", "attack4_canary")
+CANARIES = ("attack1_canary", "attack2_buffer", "attack3_read_only", "attack4_canary",
+            "attack5_canary")
 DUMP = re.compile(r"^\[DUMP\] (\w+) (0x[0-9a-f]+) (0x[0-9a-f]+)\r?$", re.M)
 
 
@@ -68,6 +71,7 @@ def faults(console_path, trace_path, sid, rogue, bdf):
             sys.exit(f"the console names no {name}")
     marker = re.compile(r"pci_cfg_write \S+ " + re.escape(bdf) + r" @0x3c <- (0x[0-9a-f]+)")
     failed = re.compile(r"^(\S+) translation failed for iova=(0x[0-9a-f]+) \(SMMU_EVT_(\w+)\)")
+    after_free = 0  # the AHCI's successful translations after marker 7
     success = re.compile(r"smmuv3_translate_success (\S+) sid=(0x[0-9a-f]+) iova=(0x[0-9a-f]+) ")
     event = re.compile(r"smmuv3_record_event SMMU_EVT_(\w+) sid=(0x[0-9a-f]+)$")
     step = 0  # the last marker seen
@@ -97,6 +101,8 @@ def faults(console_path, trace_path, sid, rogue, bdf):
         m = success.search(line)
         if m and int(m.group(2), 16) == sid:
             mrs.add(m.group(1))
+            if step >= 7:
+                after_free += 1
             r = region_of(int(m.group(3), 16))
             if r is not None:
                 successes.append((step, r))
@@ -105,8 +111,8 @@ def faults(console_path, trace_path, sid, rogue, bdf):
         if m:
             key = (step, int(m.group(2), 16), m.group(1))
             events[key] = events.get(key, 0) + 1
-    if seen_markers != [1, 2, 3, 4, 5, 6]:
-        sys.exit(f"the trace's markers for {bdf} are {seen_markers}, not 1..6")
+    if seen_markers != list(range(1, 9)):
+        sys.exit(f"the trace's markers for {bdf} are {seen_markers}, not 1..8")
     errors = []
     for n, name, kind in ((1, "attack1_canary", "F_TRANSLATION"),
                           (2, "attack2_buffer", "F_TRANSLATION"),
@@ -125,6 +131,12 @@ def faults(console_path, trace_path, sid, rogue, bdf):
     if not any(events.get((5, rogue, k), 0) for k in ("C_BAD_STE", "C_BAD_STREAMID")):
         errors.append(f"attack 4: no C_BAD_STE/C_BAD_STREAMID of sid {rogue:#x} between markers 5 "
                  "and 6")
+    if not any(events.get((7, sid, k), 0) for k in ("C_BAD_STE", "C_BAD_STREAMID")):
+        errors.append(f"attack 5: no C_BAD_STE/C_BAD_STREAMID of sid {sid:#x} between markers 7 "
+                      "and 8 (after deviso_ctx_free)")
+    if after_free:
+        errors.append(f"attack 5: {after_free} translations of sid {sid:#x} succeeded after "
+                      "deviso_ctx_free")
     stray = sorted({(s, k) for (s, e, k) in events if e == sid and k.startswith("F_")
                     and s not in (1, 2, 3)})
     if stray:
