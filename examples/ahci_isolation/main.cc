@@ -13,6 +13,7 @@
 //   2. DMA into a data buffer after it was unmapped (no stale IOTLB entry may let it through);
 //   3. a device write into a read-only mapping;
 //   4. DMA from a second AHCI controller that has no context at all (default-deny);
+//   5. DMA from the AHCI itself after deviso_ctx_free (no stale cached configuration);
 // each must be blocked, with the IOMMU's fault decoded and printed and a canary in memory
 // untouched. QEMU's AHCI never learns of an IOMMU fault (a blocked transfer completes
 // "successfully"), so isolation is judged by memory contents and fault reports only.
