@@ -13,6 +13,7 @@
 //   2. DMA into a data buffer after it was unmapped (no stale IOTLB entry may let it through);
 //   3. a device write into a read-only mapping;
 //   4. DMA from a second AHCI controller that has no context at all (default-deny);
+//   5. DMA from the AHCI itself after deviso_ctx_free (no stale cached configuration);
 // each must be blocked, with the IOMMU's fault decoded and printed and a canary in memory
 // untouched. QEMU's AHCI never learns of an IOMMU fault (a blocked transfer completes
 // "successfully"), so isolation is judged by memory contents and fault reports only.
@@ -23,7 +24,17 @@
 // StreamIDs and device names come from enumeration and the devicetree's iommu-map, never from
 // constants: the demo holds at any PCI slot (scripts/demo --devices).
 //
+// Verdicts from outside (qemu_test.sh, docs/qemu.md "Verdicts QEMU gives"): before and after each
+// attack the demo writes a marker into the AHCI's Interrupt Line register (PCI 3.0 6.2.4: a
+// scratch byte with no effect on the device), which QEMU's `pci_cfg_write` trace shows, so that
+// each fault QEMU traces can be tied to the attack that caused it. It prints each attack's
+// canary or buffer as "[DUMP] name pa bytes"; with `deviso.park` in /chosen/bootargs (QEMU's
+// -append) it then waits, after its last line, for the test to read that memory through QMP
+// (pmemsave) and quit QEMU (at most kParkNs; it then exits as usual).
+//
 // Exit status 0 only when every step passed; the last console line says the same.
+
+#include <libfdt.h>
 
 #include <cerrno>
 #include <cstdint>
@@ -97,6 +108,29 @@ Status ReadInto(ahci::Port& port, uint64_t lba, uint32_t sectors, void* cpu, uin
 
 // The IOMMU's interrupt may not have been taken yet: drain its event queue here too.
 void Drain(qv::PlatformIommu& iommu) { iommu.DrainEvents(); }
+
+// The trace markers (values of the AHCI's Interrupt Line, PCI 3.0 6.2.4); qemu_test.sh knows them.
+enum Marker : uint16_t {
+  kMarkAttack1 = 1,     // before attack 1
+  kMarkUnmapped = 2,    // after attack 2's deviso_unmap returned, before its DMA
+  kMarkAttack3 = 3,     // before attack 3
+  kMarkAttack3End = 4,  // after attack 3 and its read-back
+  kMarkAttack4 = 5,     // before attack 4
+  kMarkAttack4End = 6,  // after attack 4
+  kMarkAttack5 = 7,     // before attack 5 (after deviso_ctx_free)
+  kMarkAttack5End = 8,  // after attack 5
+};
+constexpr size_t kInterruptLine = 0x3c;  // PCI 3.0 6.2.4 (with Interrupt Pin, read-only, above)
+
+void Mark(qv::PciHost& pci, const qv::Bdf& bdf, Marker m) {
+  pci.ConfigWrite16(bdf, kInterruptLine, m);
+}
+
+// "[DUMP] name pa bytes": memory the test reads from outside the guest (qemu_test.sh memory).
+void Dump(const char* name, const deviso::demo::ArenaBuffer& b) {
+  Log("[DUMP] %s 0x%llx 0x%llx\n", name, static_cast<unsigned long long>(b.pa()),
+      static_cast<unsigned long long>(b.size()));
+}
 
 bool FaultIs(const FaultLog& log, uint32_t reason, uint64_t lo, uint64_t hi, uint32_t sid) {
   return FaultCount(log) > 0 && log.first.reason == reason && log.first.sid == sid &&
@@ -183,6 +217,14 @@ int Run(const qv::PlatformInfo& info) {
   if (!binding.ok()) return 1;
   deviso::dma::StaticContextDmaMapper<8> mapper(*binding);
   deviso::drivers::IsolatedDmaAllocator isolated(g_arena, mapper);
+  // The attacks' canaries and buffers, alive until the end: the test reads them from outside
+  // the guest after the last step (qemu_test.sh memory).
+  Buffer data(64 * 1024, 0);
+  Buffer canary(4096, 0xcc);
+  Buffer ro(4096, 0xcc);
+  Buffer t(8192, 0);
+  Buffer canary2(4096, 0xcc);
+  Buffer canary5(4096, 0xcc);
   {
     ahci::Port port(abar, port_index, isolated, hba.s64a());
     g_faults.Reset();
@@ -197,7 +239,6 @@ int Run(const qv::PlatformInfo& info) {
     }
 
     // 1) deviso_map a buffer, DMA the pattern into it, check every byte.
-    Buffer data(64 * 1024, 0);
     g_faults.Reset();
     const bool mapped = deviso_map(&g_ahci_dev, sid, data.pa(), data.size()) == 0;
     const Status read = ReadInto(port, 100, 128, data.data(), data.pa());
@@ -206,7 +247,8 @@ int Run(const qv::PlatformInfo& info) {
          "deviso_map(64 KiB); READ DMA EXT of 128 sectors; every byte verified");
 
     // Attack 1: DMA to memory that was never mapped.
-    Buffer canary(4096, 0xcc);
+    Dump("attack1_canary", canary);
+    Mark(pci, ahci_fn->bdf, kMarkAttack1);
     g_faults.Reset();
     const Status a1 = ReadInto(port, 200, 8, canary.data(), canary.pa());
     Drain(iommu);
@@ -231,6 +273,8 @@ int Run(const qv::PlatformInfo& info) {
     }
     const bool unmapped = deviso_unmap(&g_ahci_dev, sid, data.pa(), data.size()) == 0;
     std::memset(data.data(), 0xcc, data.size());
+    Dump("attack2_buffer", data);
+    Mark(pci, ahci_fn->bdf, kMarkUnmapped);
     g_faults.Reset();
     (void)ReadInto(port, 300, 8, data.data(), data.pa());
     Drain(iommu);
@@ -239,7 +283,8 @@ int Run(const qv::PlatformInfo& info) {
          "attack 2: DMA after deviso_unmap blocked (no stale IOTLB), buffer intact");
 
     // Attack 3: a device write into a read-only mapping; device reads of it still work.
-    Buffer ro(4096, 0xcc);
+    Dump("attack3_read_only", ro);
+    Mark(pci, ahci_fn->bdf, kMarkAttack3);
     const bool ro_mapped =
         deviso_map_iova(&g_ahci_dev, sid, ro.pa(), ro.pa(), ro.size(), DEVISO_PERM_READ) == 0;
     g_faults.Reset();
@@ -261,11 +306,11 @@ int Run(const qv::PlatformInfo& info) {
            "the read-only mapping still serves device reads (WRITE DMA EXT from it, read back)");
     }
     (void)deviso_unmap(&g_ahci_dev, sid, ro.pa(), ro.size());
+    Mark(pci, ahci_fn->bdf, kMarkAttack3End);
 
-    // A translating mapping: device address 0x8_0000_0000 (no RAM there) -> the buffer.
+    // A translating mapping: device address 0x8_0000_0000 (no RAM there) -> the buffer t.
     {
       constexpr uint64_t kIova = 0x8'0000'0000;
-      Buffer t(8192, 0);
       const bool ok_map =
           deviso_map_iova(&g_ahci_dev, sid, kIova, t.pa(), t.size(), DEVISO_PERM_RW) == 0;
       uint64_t pa = 0;
@@ -279,6 +324,7 @@ int Run(const qv::PlatformInfo& info) {
                VerifyPattern(t.data(), 500, 16) && FaultCount(g_faults) == 0,
            "translating mapping (iova != pa): READ DMA EXT lands at the physical buffer");
       (void)deviso_unmap_iova(&g_ahci_dev, sid, kIova, t.size());
+      Dump("granted_read", t);
     }
 
     // Attack 4: a second AHCI controller with no context, enabled as a bus master by the
@@ -287,7 +333,8 @@ int Run(const qv::PlatformInfo& info) {
       const Result<uint32_t> rogue_sid = pci.StreamId(rogue_fn->bdf, iommu.phandle());
       Log("       rogue controller at %02x:%02x.%x, StreamID 0x%x\n", rogue_fn->bdf.bus,
           rogue_fn->bdf.device, rogue_fn->bdf.function, rogue_sid.ok() ? *rogue_sid : 0u);
-      Buffer canary2(4096, 0xcc);
+      Dump("attack4_canary", canary2);
+      Mark(pci, ahci_fn->bdf, kMarkAttack4);
       g_unrouted.Reset();
       (void)pci.EnableBusMaster(rogue_fn->bdf);
       deviso::DirectMmio rogue_abar(static_cast<uintptr_t>(rogue_fn->bars[kAbarIndex].cpu_addr));
@@ -308,6 +355,7 @@ int Run(const qv::PlatformInfo& info) {
       }
       (void)pci.DisableBusMaster(rogue_fn->bdf);
       Drain(iommu);
+      Mark(pci, ahci_fn->bdf, kMarkAttack4End);
       Step(attempted && rogue_sid.ok() && canary2.All(0xcc) &&
                FaultIs(g_unrouted, DEVISO_FAULT_BLOCKED, 0, 0, *rogue_sid),
            "attack 4: DMA from a controller with no context blocked and reported (default-deny)");
@@ -322,6 +370,31 @@ int Run(const qv::PlatformInfo& info) {
   Step(isolated.leaked() == 0, "every driver structure unmapped (deviso_unmap) on release");
   (void)pci.DisableBusMaster(ahci_fn->bdf);
   Step(deviso_ctx_free(&g_ahci_dev, sid) == 0, "deviso_ctx_free(ahci, sid)");
+
+  // Attack 5: the AHCI itself, its context freed, masters the bus again with structures
+  // nobody mapped. The IOMMU must have dropped the stream's cached configuration (SMMUv3:
+  // CFGI_STE after the STE was cleared), so the stream is blocked as one without a context.
+  {
+    Dump("attack5_canary", canary5);
+    Mark(pci, ahci_fn->bdf, kMarkAttack5);
+    g_unrouted.Reset();
+    (void)pci.EnableBusMaster(ahci_fn->bdf);
+    ahci::PortOptions o;
+    o.command_timeout_ns = 200'000'000;
+    {
+      ahci::Port p(abar, port_index, g_arena, hba.s64a(), o);
+      (void)p.Start();
+      const Status s = ReadInto(p, 700, 8, canary5.data(), canary5.pa());
+      Log("       the freed AHCI's command: %s\n", s.str());
+      (void)p.Stop();
+    }
+    (void)pci.DisableBusMaster(ahci_fn->bdf);
+    Drain(iommu);
+    Mark(pci, ahci_fn->bdf, kMarkAttack5End);
+    Step(canary5.All(0xcc) && FaultIs(g_unrouted, DEVISO_FAULT_BLOCKED, 0, 0, sid),
+         "attack 5: DMA from the AHCI after deviso_ctx_free blocked and reported (no stale "
+         "configuration)");
+  }
   iommu.PrintStats();
   if (!iommu.reports_fault_overflow()) {
     Log("[NOTE] %s drops faults beyond its event queue silently: fault counts are lower "
@@ -331,6 +404,19 @@ int Run(const qv::PlatformInfo& info) {
   return g_steps.failed() == 0 ? 0 : 1;
 }
 
+// Whether /chosen/bootargs (QEMU's -append) asks the demo to wait for the test ("deviso.park").
+bool ParkRequested(const void* dtb) {
+  if (dtb == nullptr) return false;
+  const int chosen = fdt_path_offset(dtb, "/chosen");
+  int len = 0;
+  const char* args =
+      chosen >= 0 ? static_cast<const char*>(fdt_getprop(dtb, chosen, "bootargs", &len)) : nullptr;
+  return args != nullptr && len > 0 && std::strstr(args, "deviso.park") != nullptr;
+}
+
+// The most the demo waits for the test to read its memory and quit QEMU (only "no hang").
+constexpr uint64_t kParkNs = 120'000'000'000;
+
 }  // namespace
 }  // namespace ahci_isolation
 
@@ -338,5 +424,17 @@ int deviso::qemu_virt::AppMain(const PlatformInfo& info) {
   const int rc = ahci_isolation::Run(info);
   deviso::port::Log("ahci_isolation: %s (%d of %d steps passed)\n", rc == 0 ? "PASS" : "FAIL",
                     ahci_isolation::g_steps.passed(), ahci_isolation::g_steps.total());
+  if (ahci_isolation::ParkRequested(info.dtb)) {
+    // The buffers above were given back to the arena, which neither clears nor reuses them
+    // from here on: the test reads what the attacks left (qemu_test.sh's QMP dumper).
+    deviso::port::Log("[DUMP] ready: waiting for the test to read memory and quit QEMU\n");
+    const deviso::port::Deadline deadline = deviso::port::Deadline::In(ahci_isolation::kParkNs);
+    while (!deadline.Expired()) {
+      asm volatile("yield");
+    }
+    deviso::port::Log("[DUMP] nobody read memory within %llu s\n",
+                      static_cast<unsigned long long>(ahci_isolation::kParkNs / 1'000'000'000));
+    return 1;
+  }
   return rc;
 }

@@ -8,7 +8,9 @@
 # IOMMU is the one it reported ("IOMMU smmuv3" or "IOMMU virtio-iommu").
 #
 #   qemu_test.sh run DIR [DEMO-ARGS...]  boot the demo once (scripts/demo --check DEMO-ARGS);
-#                                        DIR/console.log, DIR/trace.log
+#                                        DIR/console.log, DIR/trace.log; the demo parks at the
+#                                        end (-append deviso.park) and qmp_dump.py saves its
+#                                        attacks' memory through QMP into DIR/mem, then quits
 #   qemu_test.sh step DIR TEXT           the console has "[PASS] TEXT"
 #   qemu_test.sh note DIR TEXT           the console has "[NOTE] TEXT": where a check proves
 #                                        less on this IOMMU, the demo says so
@@ -20,6 +22,11 @@
 #   qemu_test.sh permission_fault DIR    QEMU recorded a permission fault for it (SMMUv3)
 #   qemu_test.sh rogue_blocked DIR       QEMU recorded the rogue controller's DMA as blocked (and,
 #                                        on SMMUv3, never translated it)
+#   qemu_test.sh memory DIR              the memory read from outside: canaries intact, the
+#                                        granted read's bytes landed (attack_verdicts.py)
+#   qemu_test.sh attack_faults DIR       (SMMUv3) each attack's aborts and events lie between its
+#                                        trace markers; nothing translated into attack 1's
+#                                        canary, nor into attack 2's buffer after its unmap
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -53,12 +60,26 @@ case "${what}" in
   run)
     shift 2
     mkdir -p "${dir}"
-    rm -f "${console}" "${trace}"
+    rm -rf "${console}" "${trace}" "${dir}/mem"
+    mkdir -p "${dir}/mem"
+    # The QMP socket in a short private directory (unix socket paths are short).
+    sock_dir="$(mktemp -d)"
+    "${root}/examples/common/qmp_dump.py" "${sock_dir}/qmp" "${console}" "${dir}/mem" &
+    dumper=$!
+    set +e
     "${root}/scripts/demo" --check "$@" -- \
-      -trace 'smmuv3_translate_*' -trace smmuv3_record_event \
+      -qmp "unix:${sock_dir}/qmp,server=on,wait=off" -append deviso.park -d guest_errors \
+      -trace 'smmuv3_translate_*' -trace smmuv3_record_event -trace pci_cfg_write \
       -trace virtio_iommu_translate_out -trace virtio_iommu_report_fault \
       -trace virtio_iommu_switch_address_space -trace virtio_iommu_set_config \
       -trace virtio_iommu_attach -D "${trace}" | tee "${console}"
+    status=$?
+    set -e
+    # The dumper is done once QEMU has quit; if QEMU never started, it is still waiting.
+    kill "${dumper}" 2>/dev/null || true
+    wait "${dumper}" 2>/dev/null || true
+    rm -rf "${sock_dir}"
+    exit "${status}"
     ;;
   step)
     grep -qF -- "[PASS] $3" "${console}" || fail "no '[PASS] $3' on the console"
@@ -180,6 +201,15 @@ PY
           "${trace}" || fail "QEMU reported no fault for endpoint $((r))"
         ;;
     esac
+    ;;
+  memory)
+    "${root}/examples/common/attack_verdicts.py" memory "${dir}/mem"
+    ;;
+  attack_faults)
+    [[ "$(iommu)" == smmuv3 ]] || fail "attack_faults reads the SMMUv3's trace"
+    bdf="$(console_text | sed -nE 's/^ +device ahci@([0-9a-f:.]+), StreamID .*/\1/p' | head -1)"
+    "${root}/examples/common/attack_verdicts.py" faults "${console}" "${trace}" "$(sid)" \
+      "$(rogue_sid)" "${bdf}"
     ;;
   *)
     fail "unknown check '${what}'"

@@ -21,20 +21,29 @@ set(ahci_steps
     "attack4_no_context=attack 4: DMA from a controller with no context blocked"
     "port_stopped_before_unmap=AHCI port stopped"
     "unmapped_on_release=every driver structure unmapped"
-    "ctx_free=deviso_ctx_free(ahci, sid)")
+    "ctx_free=deviso_ctx_free(ahci, sid)"
+    "attack5_after_ctx_free=attack 5: DMA from the AHCI after deviso_ctx_free blocked")
 
 # deviso_ahci_isolation_qemu(NAME <config> LABELS <labels> [ARGS <scripts/demo args>...]
 #                            [NOTES <name=text>...])
 # NOTES: [NOTE] lines the console must show (what a check proves less on this IOMMU).
+# Every configuration also judges the attacks from outside the guest (docs/qemu.md, "Verdicts
+# that QEMU gives"): verdict_memory reads the canaries, buffers and the granted read's bytes
+# through QMP's pmemsave from the parked guest; on the SMMUv3, verdict_attack_faults ties each
+# of QEMU's failed translations and events to the attack whose trace markers bracket it.
 function(deviso_ahci_isolation_qemu)
   cmake_parse_arguments(PARSE_ARGV 0 arg "" "NAME" "LABELS;ARGS;NOTES")
+  set(verdicts "verdict_memory=memory")
+  if(arg_NAME MATCHES "^smmuv3")
+    list(APPEND verdicts "verdict_attack_faults=attack_faults")
+  endif()
   deviso_qemu_demo_tests(
     PREFIX "qemu_ahci_${arg_NAME}" SCRIPT "${ahci_test}"
     OUT "${CMAKE_BINARY_DIR}/qemu/ahci_isolation_${arg_NAME}" LABELS ${arg_LABELS}
     STEPS ${ahci_steps} NOTES ${arg_NOTES}
     CHECKS "trace_translations=translations" "trace_never_bypassed=never_bypassed"
            "trace_translation_fault=translation_fault" "trace_permission_fault=permission_fault"
-           "trace_rogue_blocked=rogue_blocked"
+           "trace_rogue_blocked=rogue_blocked" ${verdicts}
     ARGS ${arg_ARGS})
 endfunction()
 
