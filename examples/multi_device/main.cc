@@ -40,6 +40,7 @@
 //
 // Exit status 0 only when every step passed; the last console line says the same.
 
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -310,6 +311,16 @@ int Run(const qv::PlatformInfo& info) {
   Step(ahci_ctx.ok() && nvme_ctx.ok() && ahci_sid != nvme_sid,
        "AHCI and NVMe bound with StreamIDs from iommu-map, one deviso context each");
   if (!ahci_ctx.ok() || !nvme_ctx.ok()) return 1;
+  {
+    // The unit's own translation tables are never given to a device: one that could write
+    // them could map anything for itself or a sibling (issue 10).
+    const uint64_t tables = iommu.own_table_page();
+    const int r = deviso_map(&g_ahci_dev, ahci_sid, tables, 4096);
+    Log("       deviso_map(AHCI, 0x%llx: a page of the IOMMU's table pool) = %d\n",
+        static_cast<unsigned long long>(tables), r);
+    Step(tables != 0 && r == -EPERM,
+         "deviso_map of a page of the IOMMU's translation-table pool refused with -EPERM");
+  }
 
   // ---- Pools and hooks ----
   // What each device's DMA addresses must avoid: the PCI memory windows (a DMA there may reach

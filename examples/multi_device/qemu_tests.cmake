@@ -10,6 +10,7 @@ set(multi_steps
     "default_deny=IOMMU enabled with every StreamID blocked"
     "nvme_bar_mapped=NVMe 64-bit BAR0 assigned inside a host-bridge window"
     "contexts=AHCI and NVMe bound with StreamIDs from iommu-map"
+    "own_tables_refused=deviso_map of a page of the IOMMU's translation-table pool refused with -EPERM"
     "pools_bound=DMA pools bound: a strict pool for the AHCI's structures, a pool-wide 2 MiB pool"
     "ahci_started=AHCI port started and IDENTIFY done"
     "nvme_started=NVMe enabled, IDENTIFY, I/O queue pair created"

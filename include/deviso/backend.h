@@ -41,7 +41,7 @@ struct DomainOptions {
   Stage stage = Stage::kDefault;  // kDefault: the backend's preferred (stage 1 on SMMUv3)
   uint64_t page_size = 0;         // 0: the smallest the unit supports
   uint8_t ias = 0;                // 0: the unit's default
-  // On a unit that cannot replace a block by a table without a break (SMMUv3 IDR3.BBML < 2),
+  // On a unit that cannot replace a block by a table without a break (SMMUv3 IDR3.BBML = 0),
   // splitting a block for a partial unmap is break-before-make: for the time of one
   // invalidation the addresses that stay mapped in that block fault, and a DMA to them is
   // lost. Such an unmap is refused (-ENOTSUP, nothing changed) unless this is set. Units

@@ -28,7 +28,7 @@
  *    IOTLB invalidation has completed). If completion cannot be confirmed the call does not
  *    return 0 (-ETIMEDOUT or -EIO) and the mapping may or may not still be reachable.
  *  - Block splits: unmapping part of a block replaces the block by a table. On a unit without
- *    hitless replacement (SMMUv3 IDR3.BBML < 2, e.g. MMU-600) that would be break-before-make:
+ *    hitless replacement (SMMUv3 IDR3.BBML = 0, e.g. MMU-600) that would be break-before-make:
  *    for the time of one invalidation the addresses that stay mapped in that block fault (a
  *    device DMA to them is lost). There such an unmap is refused with -ENOTSUP (nothing
  *    changes) unless the context was created accepting the window (C++:

@@ -7,6 +7,7 @@ extern "C" {
 }
 
 #include "deviso/registry.h"
+#include "mmu.h"
 #include "ports/port.h"
 #include "smmu_platform.h"
 #include "smmuv3/smmu.h"
@@ -66,6 +67,7 @@ class SmmuIommu final : public PlatformIommu {
   bool caches_translations() const override { return true; }  // its IOTLB really caches
   bool reports_fault_overflow() const override { return true; }
   bool reports_translation_fault_direction() const override { return true; }
+  uint64_t own_table_page() const override { return SmmuTablePoolBase(); }
 
  private:
   smmuv3::Smmuv3& smmu_;
@@ -122,6 +124,7 @@ class VirtioIommu final : public PlatformIommu {
   bool caches_translations() const override { return false; }
   bool reports_fault_overflow() const override { return false; }
   bool reports_translation_fault_direction() const override { return false; }
+  uint64_t own_table_page() const override { return MmuTablesBase(); }
 
  private:
   VirtioIommuPlatform p_;

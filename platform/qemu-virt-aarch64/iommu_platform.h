@@ -60,6 +60,10 @@ class PlatformIommu {
   // QEMU 7.2's virtio-iommu: its MAPPING faults for unmapped addresses carry only
   // "address valid"; its permission faults do say READ or WRITE).
   virtual bool reports_translation_fault_direction() const = 0;
+  // A page of translation tables deviso keeps to itself on this unit (SMMUv3: the first
+  // granule of the pool its contexts' tables come from; virtio-iommu, whose tables live in
+  // the device: the CPU map's): deviso_map of it is refused with -EPERM.
+  virtual uint64_t own_table_page() const = 0;
 
  protected:
   ~PlatformIommu() = default;

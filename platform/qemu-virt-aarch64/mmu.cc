@@ -144,5 +144,7 @@ Status MmuMapDevice(uint64_t base, uint64_t size) {
 
 size_t MmuTablesUsed() { return g_pool == nullptr ? 0 : kTableCount - g_pool->free_granules(); }
 size_t MmuTablesCapacity() { return kTableCount; }
+uint64_t MmuTablesBase() { return g_pool == nullptr ? 0 : g_pool->storage_pa(); }
+uint64_t MmuTablesBytes() { return g_pool == nullptr ? 0 : g_pool->storage_bytes(); }
 
 }  // namespace deviso::qemu_virt

@@ -26,6 +26,11 @@ Status MmuMapDevice(uint64_t base, uint64_t size);
 // Number of translation-table granules used and in the pool.
 size_t MmuTablesUsed();
 size_t MmuTablesCapacity();
+// The physical range of the CPU map's table pool (empty before MmuInit): memory no device
+// may be given (a device writing it would rewrite the CPU's own map). The IOMMU
+// platforms list it as the unit's own memory (Smmuv3/VirtioIommu Config::own_memory).
+uint64_t MmuTablesBase();
+uint64_t MmuTablesBytes();
 
 }  // namespace deviso::qemu_virt
 

@@ -7,6 +7,7 @@
 #include "core/mmio.h"
 #include "deviso/registry.h"
 #include "gic.h"
+#include "mmu.h"
 #include "pgtable/table_pool.h"
 #include "ports/port.h"
 
@@ -48,6 +49,8 @@ void OnGerror(void* ctx) { static_cast<smmuv3::Smmuv3*>(ctx)->HandleGlobalErrors
 
 }  // namespace
 
+Paddr SmmuTablePoolBase() { return g_tables.storage_pa(); }
+
 Result<smmuv3::Smmuv3*> SetupSmmu(const PlatformInfo& info, DmaArena& arena) {
   if (!info.smmu.present) return Status::NotFound();
   if (g_smmu.has_value()) return Status::AlreadyExists();
@@ -71,6 +74,12 @@ Result<smmuv3::Smmuv3*> SetupSmmu(const PlatformInfo& info, DmaArena& arena) {
   // QEMU writes ~1025 events for one blocked 4 KiB DMA write (it retries in 4-byte pieces):
   // a 4096-record queue (128 KiB) holds a blocked page without overflowing.
   c.eventq_log2 = 12;
+  // Memory the SMMU walks beyond its queues and stream table (the contexts' translation
+  // tables, from both pools), and the CPU map's tables: Map refuses them with -EPERM, so no
+  // device is ever given a table it could rewrite (issue 10).
+  c.own_memory[0] = {g_tables.storage_pa(), g_tables.storage_bytes()};
+  c.own_memory[1] = {g_tables_64k.storage_pa(), g_tables_64k.storage_bytes()};
+  c.own_memory[2] = {MmuTablesBase(), MmuTablesBytes()};
   g_smmu.emplace(c);
   smmuv3::Smmuv3* smmu = &*g_smmu;
   auto check = [](Status st, const char* what) {

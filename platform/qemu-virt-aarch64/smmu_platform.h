@@ -31,7 +31,13 @@ class ArenaDmaMemory final : public DmaMemory {
 // Probes and initialises the SMMU described by `info` (every StreamID blocked, then SMMUEN),
 // enables its interrupts and registers it with deviso::Registry::Default(). The unit lives in
 // static storage. Errors: -ENOENT (no SMMU in the DTB), and those of Smmuv3::Probe/Init.
+// The contexts' 4 KiB tables come from a static pool (a 64 KiB one beside it), listed with the
+// CPU map's tables as Config::own_memory: deviso_map refuses any of them with -EPERM.
 Result<smmuv3::Smmuv3*> SetupSmmu(const PlatformInfo& info, DmaArena& arena);
+
+// The first granule of the 4 KiB table pool the contexts' tables come from (a test maps it
+// to prove the refusal).
+Paddr SmmuTablePoolBase();
 
 }  // namespace deviso::qemu_virt
 

@@ -5,6 +5,7 @@
 
 #include "arch.h"
 #include "deviso/registry.h"
+#include "mmu.h"
 #include "ports/port.h"
 #include "virtio_iommu/hw.h"
 #include "virtio_iommu/transport.h"
@@ -106,6 +107,9 @@ Result<VirtioIommuPlatform> SetupVirtioIommu(const PlatformInfo& info, DmaArena&
   c.coherent = true;  // QEMU virt PCIe is cache-coherent
   // QEMU writes 1 + len/4 events for one blocked DMA: room for a blocked page or so.
   c.event_queue_size = 256;
+  // The device keeps its translation tables to itself; what deviso must still keep from every
+  // device is the CPU map's tables (-EPERM from Map).
+  c.own_memory[0] = {MmuTablesBase(), MmuTablesBytes()};
   auto check = [](Status st, const char* what) {
     if (!st.ok()) port::Log("deviso: %s: %s: %s\n", g_name, what, st.str());
     return st;

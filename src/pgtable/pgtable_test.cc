@@ -541,6 +541,67 @@ TEST(Split, Bbml2ReplacesTheBlockWithoutABreak) {
   EXPECT_EQ(*f.pt.IovaToPhys(kGiB - 0x2000), 0x4000'0000 + kGiB - 0x2000);
 }
 
+// FEAT_BBM level 1 (SMMU IDR3.BBML = 1, IHI0070 3.21.1.2): the block is rewritten with nT = 1
+// (still valid: the walker keeps translating), invalidated and waited for, then replaced by the
+// equivalent table, and the block's range invalidated again (with the unmap's). Never invalid.
+TEST(Split, Bbml1SplitsThroughTheNtBit) {
+  if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
+  Config c = Config::SmmuStage1(Granule::k4KiB, 48, 48, true);
+  c.bbml1 = true;
+  Fixture f(c);
+  ASSERT_TRUE(f.pt.Init().ok());
+  constexpr Paddr kPa = 0x4000'0000;
+  ASSERT_TRUE(f.pt.Map(0, kPa, 2 * kMiB, kPermReadWrite, MemType::kNormalWriteBack).ok());
+  const uint64_t* l0 = f.memory.PhysToVirt(f.pt.root());
+  const uint64_t* l1 = f.memory.PhysToVirt(l0[0] & ds::AddressMask(12));
+  const uint64_t* l2 = f.memory.PhysToVirt(l1[0] & ds::AddressMask(12));
+  const uint64_t block = l2[0];
+  ASSERT_TRUE(ds::IsLeaf(block, 2));
+  ASSERT_EQ(block & ds::kNt, 0U);
+  std::vector<uint64_t> seen;  // the block's slot at each invalidation
+  f.flush.on_invalidate = [&](const InvalidationRange&) { seen.push_back(l2[0]); };
+  f.flush.calls.clear();
+  ASSERT_TRUE(f.pt.Unmap(0x1000, 0x1000).ok());
+  ASSERT_EQ(f.flush.calls.size(), 2U);
+  ASSERT_EQ(seen.size(), 2U);
+  // 1: the old block, nT = 1, otherwise unchanged; the whole block at level 2.
+  EXPECT_EQ(seen[0], block | ds::kNt);
+  EXPECT_EQ(f.flush.calls[0].iova, 0U);
+  EXPECT_EQ(f.flush.calls[0].size, 2 * kMiB);
+  EXPECT_EQ(f.flush.calls[0].leaf_levels, 1U << 2);
+  // 2: the table; the invalidation covers the block's range at level 2 and the page.
+  EXPECT_TRUE(ds::IsTable(seen[1], 2));
+  EXPECT_LE(f.flush.calls[1].iova, 0U);
+  EXPECT_GE(f.flush.calls[1].iova + f.flush.calls[1].size, 2 * kMiB);
+  EXPECT_NE(f.flush.calls[1].leaf_levels & (1U << 2), 0U);
+  // The split is equivalent (in a page descriptor bit 16 is an output-address bit: nT exists
+  // only in blocks).
+  EXPECT_FALSE(f.pt.IovaToPhys(0x1000).ok());
+  EXPECT_EQ(*f.pt.IovaToPhys(0x2000), kPa + 0x2000);
+  EXPECT_EQ(*f.pt.IovaToPhys(2 * kMiB - 1), kPa + 2 * kMiB - 1);
+  EXPECT_EQ(f.pt.Lookup(0x2000)->level, 3U);
+}
+
+// A failed first invalidation of the level 1 split leaves the block as it was (nT = 0).
+TEST(Split, Bbml1FailedInvalidationKeepsTheBlock) {
+  if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
+  Config c = Config::SmmuStage1(Granule::k4KiB, 48, 48, true);
+  c.bbml1 = true;
+  Fixture f(c);
+  ASSERT_TRUE(f.pt.Init().ok());
+  ASSERT_TRUE(f.pt.Map(0, 0x4000'0000, 2 * kMiB, kPermReadWrite, MemType::kNormalWriteBack).ok());
+  const size_t free_before = f.memory.free_granules();
+  const uint64_t* l0 = f.memory.PhysToVirt(f.pt.root());
+  const uint64_t* l1 = f.memory.PhysToVirt(l0[0] & ds::AddressMask(12));
+  const uint64_t* l2 = f.memory.PhysToVirt(l1[0] & ds::AddressMask(12));
+  const uint64_t block = l2[0];
+  f.flush.fail_next = 1;
+  EXPECT_FALSE(f.pt.Unmap(0x1000, 0x1000).ok());
+  EXPECT_EQ(l2[0], block);
+  EXPECT_EQ(f.memory.free_granules(), free_before);
+  EXPECT_EQ(*f.pt.IovaToPhys(0x1000), 0x4000'1000U);
+}
+
 TEST(Split, BothEdgesInOneBlockAndDeepSplit) {
   if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
   if (!Built(Stage::kStage2, Granule::k4KiB)) GTEST_SKIP() << "stage or granule compiled out";

@@ -45,6 +45,10 @@ class TablePool : public TableMemory {
   size_t capacity() const { return count_; }
   size_t free_granules() const { return free_; }
   size_t granule_bytes() const { return granule_bytes_; }
+  // The physical range of the pool's storage: every table it hands out lies in it (a
+  // platform lists it as memory no device may be given, e.g. Smmuv3::Config::own_memory).
+  Paddr storage_pa() const { return storage_pa_; }
+  uint64_t storage_bytes() const { return uint64_t{count_} * granule_bytes_; }
   // True when `pa` lies in this pool's storage.
   bool Contains(Paddr pa) const {
     return pa >= storage_pa_ && pa - storage_pa_ < count_ * granule_bytes_;

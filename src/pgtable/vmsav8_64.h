@@ -109,6 +109,10 @@ inline constexpr uint64_t kShOuter = 0x2ULL << kShShift;
 inline constexpr uint64_t kShInner = 0x3ULL << kShShift;
 inline constexpr uint64_t kAf = 1ULL << 10;          // Access flag
 inline constexpr uint64_t kContiguous = 1ULL << 52;  // Contiguous hint; never set here
+// nT, block descriptors only (FEAT_BBM, Arm ARM D8.3.2; IHI0070 3.21.1.1): the block translates
+// but is not cached in a way that can conflict with other TLB entries. Set only for the length
+// of a level 1 split (Config::bbml1).
+inline constexpr uint64_t kNt = 1ULL << 16;
 
 constexpr bool IsValid(uint64_t d) { return (d & kValid) != 0; }
 // A table descriptor exists only below the leaf level (D8.3.1).
@@ -157,6 +161,11 @@ struct Config {
   // True when the walker may see a block replaced by an equivalent table without a break
   // (SMMU IDR3.BBML == 2, Arm ARM FEAT_BBM level 2). False: break-before-make.
   bool bbml2 = false;
+  // True when the walker supports FEAT_BBM level 1 (SMMU IDR3.BBML == 1) and bbml2 is false:
+  // a block is split without a break through the nT bit, the procedure of IHI0070 3.21.1.2
+  // (block rewritten with nT = 1, invalidation of the block and wait, the equivalent table,
+  // invalidation of the block's range with the caller's). No address faults meanwhile.
+  bool bbml1 = false;
   // The largest leaf level allowed (numerically smallest). kMaxLevel forces pages only.
   // Default 0 means "the largest block the granule has".
   unsigned min_leaf_level = 0;

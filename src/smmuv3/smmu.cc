@@ -874,7 +874,9 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
   pgtable::Config cfg = stage2 ? pgtable::Config::SmmuStage2(g, ias, oas_bits_, coherent_)
                                : pgtable::Config::SmmuStage1(g, ias, oas_bits_, coherent_);
   cfg.bbml2 = config_.use_bbml2 && idr3_.bbml() == 2;
-  d->split_allowed_ = cfg.bbml2 || options.allow_block_split_window;
+  // BBML=1: hitless through nT (IHI0070 3.21.1.2).
+  cfg.bbml1 = config_.use_bbml2 && idr3_.bbml() == 1;
+  d->split_allowed_ = cfg.bbml2 || cfg.bbml1 || options.allow_block_split_window;
   d->smmu_ = this;
   d->stage2_ = stage2;
   d->asid_ = stage2 ? 0 : id;
@@ -1049,7 +1051,7 @@ Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
   auto* d = static_cast<SmmuDomain*>(domain);
   if (broken()) return Status::IoError();  // nothing changes on a unit that cannot confirm
   if (!d->split_allowed_ && size != 0) {
-    // No hitless split (BBML < 2) and the context did not accept the break-before-make window
+    // No hitless split (BBML = 0) and the context did not accept the break-before-make window
     // (DomainOptions::allow_block_split_window): an unmap that starts or ends inside a block
     // is refused, nothing changed (docs/smmuv3.md "Break-before-make window").
     const uint64_t page = d->page_size();

@@ -165,7 +165,8 @@ class Smmuv3 final : public IsolationUnit {
     // Without range invalidation: per-leaf TLBI up to this many leaves, then whole-ASID.
     unsigned max_tlbi_per_range = 32;
     // Break-before-make is always used for block splits unless this is set and the SMMU
-    // reports IDR3.BBML == 2.
+    // reports IDR3.BBML == 2 (block replaced in place) or 1 (the nT procedure of IHI0070
+    // 3.21.1.2). Both are hitless.
     bool use_bbml2 = true;
     // Default input size of stage 1 domains (stage 2: the OAS, capped at 48).
     uint8_t ias = 48;

@@ -1061,9 +1061,9 @@ TEST(SmmuEvents, DrainIsBoundedAndUnroutedFaultsAreRateLimited) {
   EXPECT_EQ(rig.smmu().stats().unrouted_suppressed + rig.unrouted().count(), 300U);
 }
 
-// Without hitless block replacement (IDR3.BBML < 2) a partial unmap of a block would make the
+// Without hitless block replacement (IDR3.BBML = 0) a partial unmap of a block would make the
 // addresses that stay mapped fault for one invalidation: refused (-ENOTSUP, nothing changed)
-// unless the context was created accepting that window.
+// unless the context was created accepting that window. BBML = 1 and 2 split hitlessly.
 TEST(SmmuBlockSplit, NoHitlessSplitRefusesAPartialUnmapOfABlockUnlessAllowed) {
   DEVISO_NEEDS_4K();
   if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
@@ -1086,7 +1086,7 @@ TEST(SmmuBlockSplit, NoHitlessSplitRefusesAPartialUnmapOfABlockUnlessAllowed) {
       ASSERT_EQ(static_cast<SmmuDomain*>(*d)->table().Lookup(iova)->size, uint64_t{2} << 20);
       uint8_t b = 0;
       ASSERT_TRUE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok());
-      const bool expect_ok = allow || bbml == 2;
+      const bool expect_ok = allow || bbml >= 1;  // BBML=1: the nT procedure (hitless)
       EXPECT_EQ(rig.smmu().Unmap(*d, iova, k4K), expect_ok ? Status::Ok() : Status::NotSupported())
           << "BBML " << bbml << " allow " << allow;
       EXPECT_EQ(rig.smmu().Unmap(*d, iova + (2 << 20) - k4K, k4K),
@@ -1099,6 +1099,62 @@ TEST(SmmuBlockSplit, NoHitlessSplitRefusesAPartialUnmapOfABlockUnlessAllowed) {
           Status::Ok());
       EXPECT_FALSE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok());
     }
+  }
+}
+
+// IDR3.BBML = 1: a partial unmap splits the block by the procedure of IHI0070 3.21.1.2 (block
+// with nT = 1, invalidate + CMD_SYNC, table, invalidate + CMD_SYNC), with no window: a device
+// reading an address that stays mapped before every command the SMMU consumes never faults,
+// and it walked the nT = 1 block (which the model does not cache) at least once. Under BBML = 0
+// with the window allowed the same probe does fault (what the model would catch).
+TEST(SmmuBlockSplit, Bbml1SplitsThroughNtWithoutAFault) {
+  DEVISO_NEEDS_4K();
+  if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
+  for (const unsigned bbml : {1U, 0U}) {
+    RigOptions o;
+    o.model.bbml = bbml;
+    Rig rig(o);
+    ASSERT_TRUE(rig.Start().ok());
+    DomainOptions options;
+    options.allow_block_split_window = bbml == 0;
+    Result<Domain*> d = rig.smmu().CreateDomain(options, nullptr);
+    ASSERT_TRUE(d.ok());
+    ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+    Result<DmaBuffer> block = rig.memory().dma().Allocate(2 << 20, 2 << 20);
+    ASSERT_TRUE(block.ok());
+    const Iova iova = 0x4000'0000;
+    ASSERT_TRUE(
+        rig.smmu().Map(*d, iova, block->pa, 2 << 20, kPermReadWrite, MemType::kNormal).ok());
+    uint8_t b = 0;
+    ASSERT_TRUE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok());  // the block is cached
+    rig.model().ClearCommandLog();
+    rig.model().SetCommandProbe(1, iova + 64 * k4K);
+    const uint64_t nt_before = rig.model().nt_block_walks();
+    ASSERT_EQ(rig.smmu().Unmap(*d, iova, k4K), Status::Ok()) << "BBML " << bbml;
+    const TestingModel::ProbeCounts probe = rig.model().command_probe();
+    rig.model().ClearCommandProbe();
+    const std::vector<testing::CommandRecord> log = rig.model().command_log();
+    if (bbml == 0) {
+      EXPECT_GT(probe.faulted, 0U) << "break-before-make: the probe must see the window";
+      continue;
+    }
+    EXPECT_EQ(probe.faulted, 0U) << "an address that stays mapped faulted during the split";
+    EXPECT_GE(probe.reached, 4U);
+    EXPECT_GE(rig.model().nt_block_walks() - nt_before, 1U)
+        << "no walk saw the block with nT = 1 between its invalidation and the table";
+    // Invalidate + sync of the nT block first, then the invalidation of the range, synced.
+    ASSERT_GE(log.size(), 4U);
+    EXPECT_EQ(log[0].opcode, ds::kOpTlbiNhVa);
+    size_t syncs = 0;
+    for (const testing::CommandRecord& c : log) syncs += c.opcode == ds::kOpSync ? 1 : 0;
+    EXPECT_GE(syncs, 2U);
+    EXPECT_EQ(log.back().opcode, ds::kOpSync);
+    // The split is equivalent: the unmapped page faults, the rest of the block reads.
+    EXPECT_FALSE(rig.model().DeviceRead(1, iova, &b, 1).ok());
+    EXPECT_TRUE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok());
+    EXPECT_TRUE(rig.model().DeviceRead(1, iova + (2 << 20) - k4K, &b, 1).ok());
+    EXPECT_EQ(static_cast<SmmuDomain*>(*d)->table().Lookup(iova + k4K)->size, k4K);
+    EXPECT_EQ(rig.smmu().Unmap(*d, iova + k4K, (2 << 20) - k4K), Status::Ok());
   }
 }
 

@@ -738,6 +738,9 @@ bool VirtioIommu::UsesMemory(Paddr pa, uint64_t size) const {
   for (const DmaBuffer* b : own) {
     if (b->size != 0 && pa < b->pa + b->size && b->pa < pa + size) return true;
   }
+  for (const Config::Range& r : config_.own_memory) {
+    if (r.size != 0 && pa < r.base + r.size && r.base < pa + size) return true;
+  }
   return false;
 }
 

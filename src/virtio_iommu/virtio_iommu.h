@@ -136,6 +136,14 @@ class VirtioIommu final : public IsolationUnit {
     // Accept a device that does not offer BYPASS_CONFIG, trusting it to block unattached
     // endpoints as 5.13.3 asks (QEMU 7.2 does not: keep this false there).
     bool allow_without_bypass_config = false;
+    // Physical ranges no device may be given beyond the unit's own queues and buffers: the
+    // platform lists memory deviso keeps to itself here (e.g. the CPU map's page tables).
+    // Map refuses overlaps with -EPERM (UsesMemory()).
+    struct Range {
+      Paddr base = 0;
+      uint64_t size = 0;
+    };
+    Range own_memory[4] = {};
   };
 
   explicit VirtioIommu(const Config& config);

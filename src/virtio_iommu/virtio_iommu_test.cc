@@ -215,6 +215,33 @@ TEST_F(VirtioIommuTest, MappingTheUnitsOwnQueuesIsRefused) {
   EXPECT_EQ(unit_->Map(d, kIova, buf->pa, kPage, kPermReadWrite, MemType::kNormal), Status::Ok());
 }
 
+// Memory the platform lists as deviso's own (Config::own_memory: e.g. the CPU map's tables)
+// is refused like the queues: -EPERM for any overlap, no request sent; outside it maps.
+TEST_F(VirtioIommuTest, MappingThePlatformsOwnMemoryIsRefused) {
+  constexpr uint64_t kIova = 0x100'0000;
+  constexpr Paddr kTables = 0x4100'0000;  // not DMA memory of the fake: only listed
+  VirtioIommu::Config c = MakeConfig();
+  c.own_memory[1] = {kTables, 4 * kPage};
+  unit_.emplace(c);
+  ASSERT_TRUE(unit_->Probe().ok());
+  ASSERT_TRUE(unit_->Init().ok());
+  Domain* d = NewDomain();
+  ASSERT_NE(d, nullptr);
+  ASSERT_TRUE(unit_->Attach(d, kSid).ok());
+  const size_t requests = fake_.log().size();
+  EXPECT_TRUE(unit_->UsesMemory(kTables + 3 * kPage, kPage));
+  EXPECT_EQ(unit_->Map(d, kIova, kTables, kPage, kPermRead, MemType::kNormal),
+            Status::PermissionDenied());
+  // A range that only ends inside it.
+  EXPECT_EQ(unit_->Map(d, kIova, kTables - kPage, 2 * kPage, kPermRead, MemType::kNormal),
+            Status::PermissionDenied());
+  EXPECT_EQ(fake_.log().size(), requests) << "a MAP of the platform's own memory was sent";
+  EXPECT_EQ(fake_.Translate(kSid, kIova, false), std::nullopt);
+  EXPECT_FALSE(unit_->UsesMemory(kTables + 4 * kPage, kPage));
+  EXPECT_EQ(unit_->Map(d, kIova, kTables + 4 * kPage, kPage, kPermRead, MemType::kNormal),
+            Status::Ok());
+}
+
 TEST_F(VirtioIommuTest, RequestsAreEncodedAsTheSpecLaysThemOut) {
   Bring();
   Domain* d = NewDomain();

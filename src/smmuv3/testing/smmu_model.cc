@@ -524,6 +524,11 @@ void SmmuModel::ProcessCommands() {
         if (sync_polls_left_ != 0) return;
         sync_waiting_ = false;
       }
+      if (probe_) {
+        uint8_t byte = 0;
+        const Status ps = Access(probe_sid_, probe_iova_, &byte, nullptr, 1, AccessAttrs{});
+        ++(ps.ok() ? probe_counts_.reached : probe_counts_.faulted);
+      }
       auto it = illegal_opcodes_.find(op);
       if (it != illegal_opcodes_.end()) {
         if (--it->second == 0) illegal_opcodes_.erase(it);
@@ -1469,6 +1474,14 @@ SmmuModel::WalkResult SmmuModel::Walk(const WalkSetup& w, uint64_t key, uint64_t
     // No hardware AF update (IDR0.HTTU = 0): AF = 0 faults unless AFFD. Such an entry is not
     // cached.
     if (ly::pte::Af::Get(d) == 0 && !w.affd) return WalkResult::kAccess;
+    // nT, bit 16 of a block descriptor (IHI0070 3.21.1.1): at BBML = 1 the block is used but
+    // not cached; BBML = 2 ignores it.
+    constexpr uint64_t kNt = uint64_t{1} << 16;
+    const bool block = level < 3;
+    if (block && (d & kNt) != 0) {
+      ++nt_block_walks_;
+      if (options_.bbml == 1) return WalkResult::kOk;
+    }
     InsertTlb(*leaf);
     return WalkResult::kOk;
   }
@@ -1690,6 +1703,29 @@ uint64_t SmmuModel::eventq_irq_cfg0() const {
 uint64_t SmmuModel::max_commands_between_syncs() const {
   std::lock_guard<std::mutex> lock(mu_);
   return max_commands_between_syncs_;
+}
+
+void SmmuModel::SetCommandProbe(uint32_t sid, uint64_t iova) {
+  std::lock_guard<std::mutex> lock(mu_);
+  probe_ = true;
+  probe_sid_ = sid;
+  probe_iova_ = iova;
+  probe_counts_ = {};
+}
+
+void SmmuModel::ClearCommandProbe() {
+  std::lock_guard<std::mutex> lock(mu_);
+  probe_ = false;
+}
+
+SmmuModel::ProbeCounts SmmuModel::command_probe() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return probe_counts_;
+}
+
+uint64_t SmmuModel::nt_block_walks() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return nt_block_walks_;
 }
 
 uint64_t SmmuModel::sfm_terminations() const {

@@ -304,6 +304,20 @@ class SmmuModel final : public Mmio {
   uint64_t max_commands_between_syncs() const;
   // Transactions terminated because the unit is in Service Failure Mode.
   uint64_t sfm_terminations() const;
+  // A device read of one byte at `iova` by `sid` before every command the model consumes, so a
+  // test sees what a device sees at each step of a table update (e.g. a block split): the
+  // counts of reads that reached memory and of those that faulted. ClearCommandProbe() stops.
+  void SetCommandProbe(uint32_t sid, uint64_t iova);
+  void ClearCommandProbe();
+  struct ProbeCounts {
+    uint64_t reached = 0;
+    uint64_t faulted = 0;
+  };
+  ProbeCounts command_probe() const;
+  // Walks that ended at a block descriptor with nT = 1 (IHI0070 3.21.1.1). With IDR3.BBML = 1
+  // such a block translates but is never cached (3.21.1.2: one interpretation of "not cached
+  // in a way that will cause a TLB conflict"); with BBML = 2 nT is ignored.
+  uint64_t nt_block_walks() const;
   // The last Options::command_log_entries commands consumed, oldest first.
   std::vector<CommandRecord> command_log() const;
   void ClearCommandLog();
@@ -545,6 +559,11 @@ class SmmuModel final : public Mmio {
   uint64_t commands_since_sync_ = 0;
   uint64_t max_commands_between_syncs_ = 0;
   uint64_t sfm_terminations_ = 0;
+  bool probe_ = false;
+  uint32_t probe_sid_ = 0;
+  uint64_t probe_iova_ = 0;
+  ProbeCounts probe_counts_;
+  uint64_t nt_block_walks_ = 0;
   std::deque<CommandRecord> command_log_;
   std::deque<EventRecord> recent_events_;
   uint64_t events_written_ = 0;
