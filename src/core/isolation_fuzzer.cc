@@ -98,7 +98,7 @@ struct Stream {
   bool owing = false;
   // The range an unmap failed by the hardware left owed (the hull of such ranges, as the
   // error-path contract records it on the domain): an unmap whose holes lie in it converges
-  // (0), never -ENOENT. Covered by a successful unmap, or mapped over, it is settled.
+  // (0), never -ENOENT. Covered by a successful unmap, or wholly mapped over, it is settled.
   uint64_t owed_start = 0;
   uint64_t owed_end = 0;
   std::map<uint64_t, Page> pages;  // by iova / kPage
@@ -451,7 +451,7 @@ class Run {
       Record(s, iova, pa, size, perms);
       if (maps_[s].size() < 16) maps_[s].emplace_back(iova, size);
       Stream& st = streams_[s];
-      if (iova < st.owed_end && st.owed_start < iova + size) st.owed_start = st.owed_end = 0;
+      if (iova <= st.owed_start && st.owed_end <= iova + size) st.owed_start = st.owed_end = 0;
       return;
     }
     if (!owned) Check(rc == -EINVAL);

@@ -1038,8 +1038,10 @@ Status Smmuv3::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms per
   if (broken()) return Status::IoError();  // no table is allocated for a broken unit
   if (UsesMemory(pa, size)) return Status::PermissionDenied();
   DEVISO_TRY(d->table_->Map(iova, pa, size, static_cast<pgtable::Perms>(perms), EngineType(type)));
-  // Mapped again: that part of a failed unmap is ordinary mapped memory now.
-  if (iova < d->failed_end_ && d->failed_start_ < iova + size) {
+  // Mapped again over all of it: the failed unmaps' range is ordinary mapped memory now. (A map
+  // over only a part keeps the record: the rest, possibly another failed unmap's range that the
+  // record's hull joined, is still owed.)
+  if (iova <= d->failed_start_ && d->failed_end_ - iova <= size) {
     d->failed_start_ = d->failed_end_ = 0;
   }
   return Status::Ok();
