@@ -1040,8 +1040,10 @@ Status Smmuv3::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms per
   if (broken()) return Status::IoError();  // no table is allocated for a broken unit
   if (UsesMemory(pa, size)) return Status::PermissionDenied();
   DEVISO_TRY(d->table_->Map(iova, pa, size, static_cast<pgtable::Perms>(perms), EngineType(type)));
-  // Mapped again: that part of a failed unmap is ordinary mapped memory now.
-  if (iova < d->failed_end_ && d->failed_start_ < iova + size) {
+  // Mapped again over all of it: the failed unmaps' range is ordinary mapped memory now. (A map
+  // over only a part keeps the record: the rest, possibly another failed unmap's range that the
+  // record's hull joined, is still owed.)
+  if (iova <= d->failed_start_ && d->failed_end_ - iova <= size) {
     d->failed_start_ = d->failed_end_ = 0;
   }
   return Status::Ok();
@@ -1069,9 +1071,9 @@ Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
       return Status::NotSupported();
     }
   }
-  const Status s = d->table_->Unmap(iova, size);
-  if (s == Status::IoError() || s == Status::TimedOut()) {
-    // Remember the failed unmap: its entries may be gone, its retry must converge.
+  // Remembers a failed unmap: its entries may be gone, its retry must converge.
+  auto remember = [d, iova, size](const Status& failed) {
+    if (failed != Status::IoError() && failed != Status::TimedOut()) return failed;
     if (d->failed_end_ <= d->failed_start_) {
       d->failed_start_ = iova;
       d->failed_end_ = iova + size;
@@ -1079,7 +1081,9 @@ Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
       if (iova < d->failed_start_) d->failed_start_ = iova;
       if (iova + size > d->failed_end_) d->failed_end_ = iova + size;
     }
-  }
+    return failed;
+  };
+  const Status s = remember(d->table_->Unmap(iova, size));
   // The error-path contract (docs/smmuv3.md): a strict unmap whose invalidation failed has
   // already cleared its entries, so the engine answers its retry with -ENOENT. A retry inside
   // the range of that failed invalidation converges instead: what is still mapped in it is
@@ -1087,8 +1091,21 @@ Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
   const uint64_t page = d->page_size();
   const uint64_t owed_start = d->failed_start_;
   const uint64_t owed_end = d->failed_end_;
-  if (s != Status::NotFound() || iova < owed_start || iova >= owed_end || size > owed_end - iova) {
+  if (s != Status::NotFound() || owed_end <= owed_start || iova >= owed_end ||
+      (owed_start > iova && owed_start - iova >= size)) {
     return s;
+  }
+  // The range may reach past the owed one: -ENOENT (nothing changed) unless every page of it that
+  // is not mapped lies in the owed range.
+  for (Iova a = iova; a < iova + size;) {
+    const Result<pgtable::Mapping> m = d->table_->Lookup(a);
+    if (m.ok()) {
+      a = m->iova + m->size;
+    } else if (a < owed_start || a >= owed_end) {
+      return s;
+    } else {
+      a += page;
+    }
   }
   for (Iova a = iova; a < iova + size;) {
     const Result<pgtable::Mapping> m = d->table_->Lookup(a);
@@ -1097,15 +1114,17 @@ Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
       continue;
     }
     const Iova run_end = m->iova + m->size < iova + size ? m->iova + m->size : iova + size;
-    DEVISO_TRY(d->table_->Unmap(a, run_end - a));
+    // A failure here leaves this whole range owed as well (it may reach past the owed one).
+    DEVISO_TRY(remember(d->table_->Unmap(a, run_end - a)));
     a = run_end;
   }
   // The engine may have completed the owed invalidation in this very call (folding in the
   // tables a failed sync kept), even though it answered -ENOENT.
   if (d->pending_end_ > d->pending_start_) {
-    DEVISO_TRY(InvalidateDomainRange(*d, pgtable::InvalidationRange{iova, size, 0, true}));
+    DEVISO_TRY(
+        remember(InvalidateDomainRange(*d, pgtable::InvalidationRange{iova, size, 0, true})));
   }
-  if (iova == owed_start && size == owed_end - owed_start) d->failed_start_ = d->failed_end_ = 0;
+  if (iova <= owed_start && owed_end - iova <= size) d->failed_start_ = d->failed_end_ = 0;
   return Status::Ok();
 }
 
