@@ -808,43 +808,22 @@ Status PageTableT<F>::SplitAt(Iova addr, Iova start, Iova end, Gather& gather, R
       gather.AddLeaves(lo, hi - lo, static_cast<uint8_t>(1U << level));
       return Status::Ok();
     }
-    if (config_.bbml1) {
-      // FEAT_BBM level 1 / SMMU IDR3.BBML=1 (IHI0070 3.21.1.2): the block with nT=1, which
-      // translates as before but is not cached in a conflicting way; the old block is
-      // invalidated (and waited for); then the table; the block's range is invalidated with
-      // the caller's range (gathered), so no entry of the old size survives.
-      StoreDescriptor(slot, d.raw() | ds::kNt);
-      Publish(slot, 0, 1);
-      InvalidationRange old_block;
-      old_block.iova = base;
-      old_block.size = size;
-      old_block.leaf_levels = static_cast<uint8_t>(1U << level);
-      const Status s = flush_.Invalidate(old_block);
-      if (!s.ok()) {
-        // The block is unchanged but for nT: put it back, drop the new table.
-        StoreDescriptor(slot, d.raw());
-        Publish(slot, 0, 1);
-        FreeSubtreeNow(split, level + 1);
-        return s;
-      }
-      StoreDescriptor(slot, F::TableEntry(split).raw());
-      Publish(slot, 0, 1);
-      AddCount(Counts(level, table_pa).tables, 1);
-      gather.AddLeaves(base, size, static_cast<uint8_t>(1U << level));
-      return Status::Ok();
-    }
-    // Break-before-make (Arm ARM D8.16.1): invalid entry, invalidate and wait, new entry.
-    // Between break and make the whole block faults; the translations are otherwise
-    // unchanged because the new table is equivalent.
-    StoreDescriptor(slot, 0);
+    // Break-before-make (Arm ARM D8.16.1): invalid entry, invalidate and wait, new entry;
+    // between break and make the whole block faults (the new table is otherwise equivalent).
+    // FEAT_BBM level 1 / SMMU IDR3.BBML=1 (IHI0070 3.21.1.2) instead writes the block with
+    // nT=1, which translates as before but is not cached in a conflicting way, and also
+    // invalidates the block's range with the caller's (gathered), so no entry of the old size
+    // survives.
+    StoreDescriptor(slot, config_.bbml1 ? d.raw() | ds::kNt : 0);
     Publish(slot, 0, 1);
-    InvalidationRange broken;
-    broken.iova = base;
-    broken.size = size;
-    broken.leaf_levels = static_cast<uint8_t>(1U << level);
-    const Status s = flush_.Invalidate(broken);
+    InvalidationRange old_block;
+    old_block.iova = base;
+    old_block.size = size;
+    old_block.leaf_levels = static_cast<uint8_t>(1U << level);
+    const Status s = flush_.Invalidate(old_block);
     if (!s.ok()) {
-      // The break is not known to be complete: keep the old block, drop the new table.
+      // The old block is not known to be gone from every cache: put it back (nT=0), drop the
+      // new table.
       StoreDescriptor(slot, d.raw());
       Publish(slot, 0, 1);
       FreeSubtreeNow(split, level + 1);
@@ -853,6 +832,7 @@ Status PageTableT<F>::SplitAt(Iova addr, Iova start, Iova end, Gather& gather, R
     StoreDescriptor(slot, F::TableEntry(split).raw());
     Publish(slot, 0, 1);
     AddCount(Counts(level, table_pa).tables, 1);
+    if (config_.bbml1) gather.AddLeaves(base, size, static_cast<uint8_t>(1U << level));
     return Status::Ok();
   }
 }
