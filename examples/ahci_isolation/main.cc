@@ -46,6 +46,7 @@
 #include "demo.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "dma/dma_mapper.h"
 #include "dma/iova_allocator.h"
@@ -58,7 +59,6 @@
 #include "iommu_platform.h"
 #include "pci.h"
 #include "platform.h"
-#include "ports/port.h"
 
 namespace ahci_isolation {
 namespace {

@@ -12,9 +12,9 @@
 
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
+#include "deviso/port/os.h"
 #include "dma_arena.h"
 #include "platform.h"
-#include "ports/port.h"
 #include "smmu_platform.h"
 
 namespace {

@@ -62,6 +62,7 @@
 #include "core/mmio.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "dma/dma_mapper.h"
 #include "dma/iova_allocator.h"
@@ -75,7 +76,6 @@
 #include "pci.h"
 #include "pgtable/vmsav8_64.h"
 #include "platform.h"
-#include "ports/port.h"
 #include "smmuv3/hw.h"
 #include "smmuv3/smmu.h"
 

@@ -11,11 +11,11 @@
 
 #include "arch.h"
 #include "deviso/deviso.h"
+#include "deviso/port/os.h"
 #include "deviso/status.h"
 #include "disk_pattern.h"
 #include "dma_arena.h"
 #include "drivers/dma_allocator.h"
-#include "ports/port.h"
 
 namespace deviso::demo {
 

@@ -3,12 +3,12 @@
 #ifndef DEVISO_EXAMPLES_COMMON_IOMMU_DEMO_H_
 #define DEVISO_EXAMPLES_COMMON_IOMMU_DEMO_H_
 
+#include "deviso/port/os.h"
 #include "deviso/status.h"
 #include "dma_arena.h"
 #include "iommu_platform.h"
 #include "pci.h"
 #include "platform_info.h"
-#include "ports/port.h"
 
 namespace deviso::demo {
 

@@ -15,8 +15,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "deviso/port/os.h"
 #include "platform.h"
-#include "ports/port.h"
 
 namespace {
 

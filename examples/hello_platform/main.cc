@@ -12,13 +12,13 @@
 
 #include "arch.h"
 #include "core/mmio.h"
+#include "deviso/port/os.h"
 #include "disk_pattern.h"
 #include "dma_arena.h"
 #include "drivers/ahci/ahci.h"
 #include "gic.h"
 #include "pci.h"
 #include "platform.h"
-#include "ports/port.h"
 
 namespace hello_platform {
 namespace {

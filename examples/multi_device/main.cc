@@ -50,6 +50,7 @@
 #include "demo.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "dma/block_pool.h"
 #include "dma/device_pool.h"
@@ -64,7 +65,6 @@
 #include "iommu_platform.h"
 #include "pci.h"
 #include "platform.h"
-#include "ports/port.h"
 
 namespace multi_device {
 namespace {

@@ -40,6 +40,7 @@
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/port/dma.h"
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "dma/block_pool.h"
 #include "dma/device_binding.h"
@@ -54,7 +55,6 @@
 #include "iommu_platform.h"
 #include "pci.h"
 #include "platform.h"
-#include "ports/port.h"
 
 namespace seed_dma {
 namespace {

@@ -17,6 +17,7 @@
 #include "demo.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "dma/dma_mapper.h"
 #include "dma_arena.h"
@@ -25,7 +26,6 @@
 #include "drivers/isolated_dma.h"
 #include "pci.h"
 #include "platform.h"
-#include "ports/port.h"
 #include "virtio_iommu_platform.h"
 
 namespace virtio_iommu_smoke {

@@ -35,12 +35,12 @@
 #include <cstdint>
 #include <span>
 
-#include "core/token_bucket.h"
 #include "deviso/backend.h"
+#include "deviso/detail/token_bucket.h"
 #include "deviso/deviso.h"
+#include "deviso/port/os.h"
 #include "deviso/status.h"
 #include "deviso/types.h"
-#include "ports/port.h"
 
 namespace deviso {
 

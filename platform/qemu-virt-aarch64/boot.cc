@@ -5,11 +5,11 @@
 #include <cstdint>
 
 #include "console.h"
+#include "deviso/port/os.h"
 #include "exit.h"
 #include "gic.h"
 #include "mmu.h"
 #include "platform.h"
-#include "ports/port.h"
 
 extern "C" {
 extern char __image_start[];

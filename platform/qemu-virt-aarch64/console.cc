@@ -5,8 +5,8 @@
 #include <cstdio>
 #include <new>
 
+#include "deviso/port/os.h"
 #include "pl011.h"
-#include "ports/port.h"
 
 extern "C" uint64_t deviso_console_uart;  // boot/vectors.S: the minimal crash report's PL011
 

@@ -6,9 +6,9 @@
 
 #include <cstring>
 
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "dt/bind.h"
-#include "ports/port.h"
 
 namespace deviso::qemu_virt {
 namespace {

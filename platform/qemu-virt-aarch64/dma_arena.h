@@ -11,8 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "deviso/port/os.h"
 #include "drivers/dma_allocator.h"
-#include "ports/port.h"
 
 namespace deviso::qemu_virt {
 

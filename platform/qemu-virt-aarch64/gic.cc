@@ -4,8 +4,8 @@
 #include "gic.h"
 
 #include "arch.h"
+#include "deviso/port/os.h"
 #include "exceptions.h"
-#include "ports/port.h"
 
 namespace deviso::qemu_virt {
 namespace {

@@ -6,9 +6,9 @@ extern "C" {
 #include <libfdt.h>
 }
 
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "mmu.h"
-#include "ports/port.h"
 #include "smmu_platform.h"
 #include "smmuv3/smmu.h"
 #include "virtio_iommu/virtio_iommu.h"

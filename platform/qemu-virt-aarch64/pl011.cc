@@ -1,6 +1,6 @@
 #include "pl011.h"
 
-#include "ports/port.h"
+#include "deviso/port/os.h"
 
 namespace deviso::qemu_virt {
 

@@ -5,11 +5,11 @@
 
 #include "arch.h"
 #include "core/mmio.h"
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "gic.h"
 #include "mmu.h"
 #include "pgtable/table_pool.h"
-#include "ports/port.h"
 
 namespace deviso::qemu_virt {
 

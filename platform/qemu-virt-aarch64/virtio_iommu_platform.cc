@@ -4,9 +4,9 @@
 #include <optional>
 
 #include "arch.h"
+#include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "mmu.h"
-#include "ports/port.h"
 #include "virtio_iommu/hw.h"
 #include "virtio_iommu/transport.h"
 

@@ -8,11 +8,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "core/token_bucket.h"
 #include "deviso/config.h"
+#include "deviso/detail/token_bucket.h"
 #include "deviso/deviso.h"
+#include "deviso/port/os.h"
 #include "deviso/types.h"
-#include "ports/port.h"
 
 namespace deviso {
 

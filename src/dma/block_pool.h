@@ -28,9 +28,9 @@
 #include <cstdint>
 #include <span>
 
+#include "deviso/port/os.h"
 #include "deviso/status.h"
 #include "deviso/types.h"
-#include "ports/port.h"
 
 namespace deviso::dma {
 

@@ -37,10 +37,10 @@
 #include <cstdint>
 #include <span>
 
+#include "deviso/port/os.h"
 #include "dma/block_pool.h"
 #include "dma/device_binding.h"
 #include "drivers/dma_allocator.h"
-#include "ports/port.h"
 
 namespace deviso::dma {
 

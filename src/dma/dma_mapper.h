@@ -28,9 +28,9 @@
 #include <cstdint>
 #include <span>
 
+#include "deviso/port/os.h"
 #include "dma/device_binding.h"
 #include "drivers/dma_allocator.h"
-#include "ports/port.h"
 
 namespace deviso::dma {
 

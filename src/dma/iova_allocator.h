@@ -19,9 +19,9 @@
 #include <span>
 
 #include "deviso/backend.h"
+#include "deviso/port/os.h"
 #include "deviso/status.h"
 #include "deviso/types.h"
-#include "ports/port.h"
 
 namespace deviso::dma {
 

@@ -6,9 +6,9 @@ extern "C" {
 #include <libfdt.h>
 }
 
+#include "deviso/port/os.h"
 #include "dt/devicetree.h"
 #include "dt/dt_log.h"
-#include "ports/port.h"
 
 namespace deviso::dt {
 namespace {

@@ -10,8 +10,8 @@ extern "C" {
 #include <libfdt.h>
 }
 
+#include "deviso/port/os.h"
 #include "dt/dt_log.h"
-#include "ports/port.h"
 
 namespace deviso::dt {
 

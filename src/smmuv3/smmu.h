@@ -42,8 +42,8 @@
 #include "core/unit_faults.h"
 #include "deviso/backend.h"
 #include "deviso/config.h"
+#include "deviso/port/os.h"
 #include "pgtable/pgtable.h"
-#include "ports/port.h"
 #include "smmuv3/errata.h"
 #include "smmuv3/hw.h"
 

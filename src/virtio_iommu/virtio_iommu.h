@@ -46,7 +46,7 @@
 
 #include "core/dma_memory.h"
 #include "deviso/backend.h"
-#include "ports/port.h"
+#include "deviso/port/os.h"
 #include "virtio_iommu/hw.h"
 #include "virtio_iommu/transport.h"
 #include "virtio_iommu/virtio_pci.h"

@@ -2,7 +2,7 @@
 
 #include "virtio_iommu/virtio_pci.h"
 
-#include "ports/port.h"
+#include "deviso/port/os.h"
 #include "virtio_iommu/hw.h"
 
 namespace deviso::virtio_iommu {

@@ -3,7 +3,7 @@
 #include "drivers/edu/edu.h"
 
 #include "core/barrier.h"
-#include "ports/port.h"
+#include "deviso/port/os.h"
 
 namespace deviso::drivers::edu {
 namespace {

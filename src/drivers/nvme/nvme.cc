@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "core/barrier.h"
-#include "ports/port.h"
+#include "deviso/port/os.h"
 
 namespace deviso::drivers::nvme {
 namespace {

@@ -1,11 +1,11 @@
-// Bare-metal AArch64 backend of src/ports/port.h: a ticket spin lock that masks IRQs, the
+// Bare-metal AArch64 backend of include/deviso/port/os.h: a ticket spin lock that masks IRQs, the
 // generic timer's virtual counter as the monotonic clock, and a console hook for Log().
 
 #include <cstdarg>
 #include <cstdio>
 
 #include "deviso/assert.h"
-#include "ports/port.h"
+#include "deviso/port/os.h"
 
 namespace deviso::port {
 namespace {

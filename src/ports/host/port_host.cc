@@ -1,12 +1,12 @@
-// Host (Linux) backend of src/ports/port.h.
+// Host (Linux) backend of include/deviso/port/os.h.
 
 #include <atomic>
 #include <chrono>
 #include <cstdarg>
 #include <cstdio>
 
+#include "deviso/port/os.h"
 #include "ports/host/test_clock.h"
-#include "ports/port.h"
 
 namespace deviso::port {
 namespace {

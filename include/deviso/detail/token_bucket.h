@@ -1,8 +1,9 @@
-// A token bucket in integer arithmetic, for rate-limiting fault callbacks. Not synchronised: the
+// A token bucket in integer arithmetic, for rate-limiting fault callbacks. An implementation
+// detail of deviso/registry.h (installed with it), not part of the API. Not synchronised: the
 // caller serialises its calls. Time is passed in, so tests can drive it with exact instants.
 
-#ifndef DEVISO_SRC_CORE_TOKEN_BUCKET_H_
-#define DEVISO_SRC_CORE_TOKEN_BUCKET_H_
+#ifndef DEVISO_DETAIL_TOKEN_BUCKET_H_
+#define DEVISO_DETAIL_TOKEN_BUCKET_H_
 
 #include <cstdint>
 
@@ -66,4 +67,4 @@ class TokenBucket {
 
 }  // namespace deviso
 
-#endif  // DEVISO_SRC_CORE_TOKEN_BUCKET_H_
+#endif  // DEVISO_DETAIL_TOKEN_BUCKET_H_

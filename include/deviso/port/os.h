@@ -1,13 +1,14 @@
 // OS facades (Pigweed style): one interface, one backend per OS. The backend is chosen at
-// build time by the include directory of the port (src/ports/<os>/port_backend.h), not by
-// #ifdefs in the core.
+// build time, not by #ifdefs in the core: DEVISO_PORT=<os> generates deviso/port/os_backend.h
+// (cmake/os_backend.h.in, in the build tree and installed), which includes the port's
+// deviso/port/<os>/os_backend.h. Only the configured port's backend is installed.
 
-#ifndef DEVISO_SRC_PORTS_PORT_H_
-#define DEVISO_SRC_PORTS_PORT_H_
+#ifndef DEVISO_PORT_OS_H_
+#define DEVISO_PORT_OS_H_
 
 #include <cstdint>
 
-#include "port_backend.h"
+#include "deviso/port/os_backend.h"
 
 namespace deviso::port {
 
@@ -60,4 +61,4 @@ void Log(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
 }  // namespace deviso::port
 
-#endif  // DEVISO_SRC_PORTS_PORT_H_
+#endif  // DEVISO_PORT_OS_H_

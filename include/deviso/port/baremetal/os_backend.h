@@ -1,7 +1,7 @@
-// Bare-metal AArch64 backend of src/ports/port.h.
+// Bare-metal AArch64 backend of include/deviso/port/os.h.
 
-#ifndef DEVISO_SRC_PORTS_BAREMETAL_PORT_BACKEND_H_
-#define DEVISO_SRC_PORTS_BAREMETAL_PORT_BACKEND_H_
+#ifndef DEVISO_PORT_BAREMETAL_OS_BACKEND_H_
+#define DEVISO_PORT_BAREMETAL_OS_BACKEND_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -36,4 +36,4 @@ void SetExit(ExitFn exit);
 
 }  // namespace deviso::port
 
-#endif  // DEVISO_SRC_PORTS_BAREMETAL_PORT_BACKEND_H_
+#endif  // DEVISO_PORT_BAREMETAL_OS_BACKEND_H_

@@ -1,0 +1,16 @@
+// Host (Linux) backend of include/deviso/port/os.h.
+
+#ifndef DEVISO_PORT_HOST_OS_BACKEND_H_
+#define DEVISO_PORT_HOST_OS_BACKEND_H_
+
+#include <mutex>
+
+namespace deviso::port {
+
+struct MutexStorage {
+  std::mutex mutex;
+};
+
+}  // namespace deviso::port
+
+#endif  // DEVISO_PORT_HOST_OS_BACKEND_H_
