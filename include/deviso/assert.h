@@ -13,6 +13,7 @@
 #ifndef DEVISO_ASSERT_H_
 #define DEVISO_ASSERT_H_
 
+// Marks a function that does not return, in C and C++.
 #ifdef __cplusplus
 #define DEVISO_NORETURN [[noreturn]]
 #else

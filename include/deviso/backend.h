@@ -36,7 +36,9 @@ struct UnitCaps {
   uint32_t max_sid = 0;      // largest valid StreamID / endpoint ID
 };
 
+// How IsolationUnit::CreateDomain() (Registry::AllocContext(), CreateDomain()) builds a domain.
 struct DomainOptions {
+  // The translation stage of the domain's tables.
   enum class Stage : uint8_t { kDefault, kStage1, kStage2 };
   Stage stage = Stage::kDefault;  // kDefault: the backend's preferred (stage 1 on SMMUv3)
   uint64_t page_size = 0;         // 0: the smallest the unit supports
@@ -53,19 +55,21 @@ struct DomainOptions {
 // keep out of it: virtio-iommu's PROBE reserved regions (virtio 1.2, 5.13.6.8.2), e.g. an MSI
 // doorbell window that passes through untranslated.
 struct ReservedRegion {
+  // What happens to an access in the region.
   enum class Kind : uint8_t {
     kReserved,  // accesses are not translated and fault
     kMsi,       // MSI doorbell: accesses pass through untranslated (bypass)
   };
-  Iova start = 0;
-  uint64_t size = 0;
-  Kind kind = Kind::kReserved;
+  Iova start = 0;               // first device address of the region
+  uint64_t size = 0;            // bytes
+  Kind kind = Kind::kReserved;  // how the unit treats accesses there
 };
 
 // Receives the faults of the streams attached to one domain. Implemented by the core.
 class FaultSink {
  public:
   virtual ~FaultSink() = default;
+  // One fault of a stream of the domain; called from event handling (may be an interrupt).
   virtual void OnFault(const Fault& fault) = 0;
 };
 
@@ -75,18 +79,22 @@ class Domain {
  public:
   // The granule of this domain: "page" in the API's sense.
   uint64_t page_size() const { return page_size_; }
+  // Its input (device) address size in bits.
   uint8_t ias() const { return ias_; }
 
  protected:
   Domain() = default;
   ~Domain() = default;
-  uint64_t page_size_ = 0;
-  uint8_t ias_ = 0;
+  uint64_t page_size_ = 0;  // set by the backend when it creates the domain
+  uint8_t ias_ = 0;         // set by the backend when it creates the domain
 };
 
+// One isolation unit (an IOMMU instance) as the core drives it: what a backend implements
+// (see the top of this file for the locking contract).
 class IsolationUnit {
  public:
   virtual ~IsolationUnit() = default;
+  // What the unit offers, and its name for reports; fixed once the unit is registered.
   virtual const UnitCaps& caps() const = 0;
 
   // True once the unit can no longer confirm that its hardware completed what it was asked
@@ -144,7 +152,9 @@ class IsolationUnit {
   // invalidation completed.
   virtual Status Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms perms,
                      MemType type) = 0;
+  // See Map.
   virtual Status Unmap(Domain* domain, Iova iova, uint64_t size) = 0;
+  // As pgtable::PageTable::IovaToPhys: -ENOENT if not mapped, -EINVAL beyond the input size.
   virtual Result<Paddr> IovaToPhys(Domain* domain, Iova iova) = 0;
 
  private:

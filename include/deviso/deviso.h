@@ -136,10 +136,10 @@ int deviso_unmap(const struct device* dev, uint32_t sid, uintptr_t base, size_t 
 /* ---- Extensions ----------------------------------------------------------------------- */
 
 /* Access permissions and memory attributes for deviso_map_iova(). */
-#define DEVISO_PERM_READ 0x1u
-#define DEVISO_PERM_WRITE 0x2u
-#define DEVISO_PERM_EXEC 0x4u /* instruction fetch, where the backend has it */
-#define DEVISO_PERM_RW (DEVISO_PERM_READ | DEVISO_PERM_WRITE)
+#define DEVISO_PERM_READ 0x1u  /* the device may read */
+#define DEVISO_PERM_WRITE 0x2u /* the device may write */
+#define DEVISO_PERM_EXEC 0x4u  /* instruction fetch, where the backend has it */
+#define DEVISO_PERM_RW (DEVISO_PERM_READ | DEVISO_PERM_WRITE) /* read and write */
 
 /* Memory type of the mapping (bits 8..11 of flags). Default: normal cacheable memory. */
 #define DEVISO_ATTR_SHIFT 8
@@ -147,7 +147,7 @@ int deviso_unmap(const struct device* dev, uint32_t sid, uintptr_t base, size_t 
 #define DEVISO_ATTR_NORMAL_NC (1u << DEVISO_ATTR_SHIFT)     /* non-cacheable */
 #define DEVISO_ATTR_DEVICE (2u << DEVISO_ATTR_SHIFT)        /* Device-nGnRE (MMIO) */
 #define DEVISO_ATTR_DEVICE_STRICT (3u << DEVISO_ATTR_SHIFT) /* Device-nGnRnE */
-#define DEVISO_ATTR_MASK (0xfu << DEVISO_ATTR_SHIFT)
+#define DEVISO_ATTR_MASK (0xfu << DEVISO_ATTR_SHIFT)        /* the memory-type bits of flags */
 
 /* Maps device address `iova` to physical `pa` with `flags` (DEVISO_PERM_* | DEVISO_ATTR_*).
  * At least READ or WRITE. A stage 1 context cannot express write-only: -ENOTSUP. Errors

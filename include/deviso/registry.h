@@ -45,15 +45,16 @@
 namespace deviso {
 
 // Capacities of one Registry (TF-A style: all storage is reserved at compile time).
-inline constexpr size_t kMaxUnits = 8;
-inline constexpr size_t kMaxDevices = 64;
-inline constexpr size_t kMaxSidsPerDevice = 8;
-inline constexpr size_t kMaxContexts = 64;
+inline constexpr size_t kMaxUnits = 8;          // isolation units registered at once
+inline constexpr size_t kMaxDevices = 64;       // devices bound at once
+inline constexpr size_t kMaxSidsPerDevice = 8;  // StreamIDs one device may own
+inline constexpr size_t kMaxContexts = 64;      // contexts (domains) at once, all units together
 
 // Fault callbacks per second and per context unless SetFaultHandler() says otherwise; also the
 // burst a context may deliver at once.
 inline constexpr uint32_t kDefaultFaultCallbacksPerSecond = 16;
 
+// A context's fault callback (deviso_fault_handler_t): runs in interrupt context, must not block.
 using FaultHandler = deviso_fault_handler_t;
 
 class Context;
@@ -200,6 +201,9 @@ class Context {
   uint64_t page_size_ = 0;
 };
 
+// The registry of isolation units, the devices bound to them and their contexts (see the top of
+// this file). Registry::Default() is the one behind the C ABI; tests and boards with several
+// independent sets of units may make their own.
 class Registry {
  public:
   Registry() = default;

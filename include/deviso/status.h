@@ -60,21 +60,22 @@ class [[nodiscard]] Status {
   // OK.
   constexpr Status() = default;
 
-  static constexpr Status Ok() { return Status(); }
-  static constexpr Status InvalidArgument() { return Status(-EINVAL); }
-  static constexpr Status NoMemory() { return Status(-ENOMEM); }
-  static constexpr Status AlreadyExists() { return Status(-EEXIST); }
-  static constexpr Status NotFound() { return Status(-ENOENT); }
-  static constexpr Status OutOfRange() { return Status(-ERANGE); }
-  static constexpr Status TimedOut() { return Status(-ETIMEDOUT); }
-  static constexpr Status Busy() { return Status(-EBUSY); }
-  static constexpr Status NotSupported() { return Status(-ENOTSUP); }
-  static constexpr Status IoError() { return Status(-EIO); }
-  static constexpr Status PermissionDenied() { return Status(-EPERM); }
+  static constexpr Status Ok() { return Status(); }                      // 0
+  static constexpr Status InvalidArgument() { return Status(-EINVAL); }  // -EINVAL
+  static constexpr Status NoMemory() { return Status(-ENOMEM); }         // -ENOMEM
+  static constexpr Status AlreadyExists() { return Status(-EEXIST); }    // -EEXIST
+  static constexpr Status NotFound() { return Status(-ENOENT); }         // -ENOENT
+  static constexpr Status OutOfRange() { return Status(-ERANGE); }       // -ERANGE
+  static constexpr Status TimedOut() { return Status(-ETIMEDOUT); }      // -ETIMEDOUT
+  static constexpr Status Busy() { return Status(-EBUSY); }              // -EBUSY
+  static constexpr Status NotSupported() { return Status(-ENOTSUP); }    // -ENOTSUP
+  static constexpr Status IoError() { return Status(-EIO); }             // -EIO
+  static constexpr Status PermissionDenied() { return Status(-EPERM); }  // -EPERM
 
   // Wraps a C status; the value is kept as is.
   static constexpr Status FromC(deviso_status_t status) { return Status(status); }
 
+  // True for OK (0).
   constexpr bool ok() const { return code_ == 0; }
 
   // 0 or a negative errno value, e.g. -EINVAL.
@@ -83,6 +84,7 @@ class [[nodiscard]] Status {
   // See deviso_status_str().
   const char* str() const { return deviso_status_str(code_); }
 
+  // Equal if the codes are.
   constexpr bool operator==(const Status& other) const = default;
 
  private:
@@ -201,11 +203,12 @@ class [[nodiscard]] Result : private internal::ResultStorage<T> {
   using Base = internal::ResultStorage<T>;
 
  public:
-  using value_type = T;
+  using value_type = T;  // the type of the value
 
   // Implicit, so that a function returning Result<T> can `return value;`.
   // NOLINTNEXTLINE(google-explicit-constructor)
   constexpr Result(const T& value) : Base(std::in_place, value) {}
+  // As above, moving the value in.
   // NOLINTNEXTLINE(google-explicit-constructor)
   constexpr Result(T&& value) : Base(std::in_place, std::move(value)) {}
 
@@ -219,30 +222,34 @@ class [[nodiscard]] Result : private internal::ResultStorage<T> {
   constexpr explicit Result(std::in_place_t tag, Args&&... args)
       : Base(tag, std::forward<Args>(args)...) {}
 
+  // True if this Result holds a value.
   constexpr bool ok() const { return this->status_.ok(); }
 
   // OK if this Result holds a value, otherwise the error.
   constexpr Status status() const { return this->status_; }
 
+  // The value; asserts (DEVISO_ASSERT) that there is one: check ok() first.
   constexpr T& value() & {
     DEVISO_ASSERT(ok());
     return this->value_;
   }
+  // As above.
   constexpr const T& value() const& {
     DEVISO_ASSERT(ok());
     return this->value_;
   }
+  // As above, moving the value out.
   constexpr T&& value() && {
     DEVISO_ASSERT(ok());
     return std::move(this->value_);
   }
 
-  constexpr T& operator*() & { return value(); }
-  constexpr const T& operator*() const& { return value(); }
-  constexpr T&& operator*() && { return std::move(*this).value(); }
+  constexpr T& operator*() & { return value(); }                     // value()
+  constexpr const T& operator*() const& { return value(); }          // value()
+  constexpr T&& operator*() && { return std::move(*this).value(); }  // value(), moved out
 
-  constexpr T* operator->() { return &value(); }
-  constexpr const T* operator->() const { return &value(); }
+  constexpr T* operator->() { return &value(); }              // &value()
+  constexpr const T* operator->() const { return &value(); }  // &value()
 
   // The value if OK, otherwise `default_value` converted to T.
   template <typename U>
@@ -252,6 +259,7 @@ class [[nodiscard]] Result : private internal::ResultStorage<T> {
     }
     return static_cast<T>(std::forward<U>(default_value));
   }
+  // As above, moving the value out.
   template <typename U>
   constexpr T value_or(U&& default_value) && {
     if (ok()) {

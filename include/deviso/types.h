@@ -14,10 +14,10 @@ using Iova = uint64_t;   // device (input) address
 
 // Access permissions: DEVISO_PERM_* bits.
 using Perms = uint32_t;
-inline constexpr Perms kPermRead = DEVISO_PERM_READ;
-inline constexpr Perms kPermWrite = DEVISO_PERM_WRITE;
-inline constexpr Perms kPermExec = DEVISO_PERM_EXEC;
-inline constexpr Perms kPermReadWrite = DEVISO_PERM_RW;
+inline constexpr Perms kPermRead = DEVISO_PERM_READ;     // the device may read
+inline constexpr Perms kPermWrite = DEVISO_PERM_WRITE;   // the device may write
+inline constexpr Perms kPermExec = DEVISO_PERM_EXEC;     // instruction fetch, if the backend has it
+inline constexpr Perms kPermReadWrite = DEVISO_PERM_RW;  // read and write
 
 // Memory type of a mapping; the values are DEVISO_ATTR_* >> DEVISO_ATTR_SHIFT.
 enum class MemType : uint8_t {
@@ -27,8 +27,8 @@ enum class MemType : uint8_t {
   kDeviceStrict = 3,        // Device-nGnRnE
 };
 
-using Fault = deviso_fault;
-using FaultReason = deviso_fault_reason;
+using Fault = deviso_fault;               // a decoded fault (struct deviso_fault)
+using FaultReason = deviso_fault_reason;  // why an access was refused (deviso_fault_reason)
 
 }  // namespace deviso
 

@@ -9,9 +9,10 @@
 
 namespace deviso {
 
+// The fault-callback rate limiter of a context (Context::SetFaultHandler()).
 class TokenBucket {
  public:
-  static constexpr uint64_t kNsPerSecond = 1'000'000'000;
+  static constexpr uint64_t kNsPerSecond = 1'000'000'000;  // nanoseconds in a second
 
   // Full bucket of `per_second` tokens, refilled at `per_second` tokens a second from `now_ns`.
   // `per_second` == 0: TryTake() always fails.
@@ -31,6 +32,7 @@ class TokenBucket {
     return true;
   }
 
+  // Tokens left (as of the last TryTake()).
   uint32_t tokens() const { return tokens_; }
 
  private:

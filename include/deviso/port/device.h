@@ -12,12 +12,13 @@
 #ifndef DEVISO_PORT_DEVICE_H_
 #define DEVISO_PORT_DEVICE_H_
 
+/* The OS's device handle: a device deviso isolates is named by a pointer to one. */
 struct device {     /* NOLINT(readability-identifier-naming): the OS's type name */
   const char* name; /* e.g. "ahci@0000:00:02.0"; first, so that {"name"} initialises it */
 #ifdef __cplusplus
-  const void* config = nullptr;
-  const void* api = nullptr;
-  void* data = nullptr;
+  const void* config = nullptr; /* the driver's constant configuration, or null */
+  const void* api = nullptr;    /* the driver's subsystem API table, or null */
+  void* data = nullptr;         /* the driver's mutable state, or null */
 #else
   const void* config;
   const void* api;

@@ -24,15 +24,19 @@ class Mutex {
   ~Mutex();  // NOLINT(performance-trivially-destructible)
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
+  // Takes the lock, waiting (host) or spinning (bare metal) while another holder has it.
   void Lock();
+  // Releases the lock; only its holder calls it.
   void Unlock();
 
  private:
   MutexStorage storage_;
 };
 
+// Holds a Mutex for the scope of the guard.
 class LockGuard {
  public:
+  // Takes `m`; the destructor releases it.
   explicit LockGuard(Mutex& m) : m_(m) { m_.Lock(); }
   ~LockGuard() { m_.Unlock(); }
   LockGuard(const LockGuard&) = delete;
@@ -48,7 +52,9 @@ uint64_t MonotonicNs();
 // A point in time after which a hardware poll gives up. Every poll in deviso has one.
 class Deadline {
  public:
+  // The deadline `ns` nanoseconds from now.
   static Deadline In(uint64_t ns) { return Deadline(MonotonicNs() + ns); }
+  // True once the deadline has passed.
   bool Expired() const { return MonotonicNs() >= end_ns_; }
 
  private:

@@ -12,8 +12,8 @@ namespace deviso::port {
 // ticket handed to the next arrival, `owner` the ticket being served. Exclusives need Normal
 // memory: take a Mutex only once the MMU is on.
 struct MutexStorage {
-  uint32_t next = 0;
-  uint32_t owner = 0;
+  uint32_t next = 0;   // the ticket the next arrival takes
+  uint32_t owner = 0;  // the ticket being served
   // DAIF of the holder before it masked interrupts, restored by Unlock. Written only by the
   // holder.
   uint64_t saved_daif = 0;
@@ -29,7 +29,9 @@ using ConsoleWriteFn = void (*)(const char* s, size_t n);
 // Ends the program with `status` (0 success); must not return.
 using ExitFn = void (*)(int status);
 
+// Installs the console Log() writes to (and deviso_panic() reports through).
 void SetConsole(ConsoleWriteFn write);
+// Installs what deviso_panic() calls at the end (and a program's exit).
 void SetExit(ExitFn exit);
 
 }  // namespace baremetal

@@ -7,8 +7,9 @@
 
 namespace deviso::port {
 
+// The storage of a port::Mutex on the host.
 struct MutexStorage {
-  std::mutex mutex;
+  std::mutex mutex;  // the lock itself
 };
 
 }  // namespace deviso::port
