@@ -145,6 +145,13 @@ void WriteLowHigh(Io& io, size_t low_offset, size_t high_offset, uint64_t value)
   io.Write32(high_offset, static_cast<uint32_t>(value >> 32));
 }
 
+// A 64-bit value read as two 32-bit registers, low half first.
+template <typename Io>
+uint64_t ReadLowHigh(Io& io, size_t low_offset, size_t high_offset) {
+  const uint32_t low = io.Read32(low_offset);
+  return (uint64_t{io.Read32(high_offset)} << 32) | low;
+}
+
 // The low and high 32-bit halves of a 64-bit value (for descriptor words split in two).
 constexpr uint32_t Low32(uint64_t v) { return static_cast<uint32_t>(v & 0xffffffffU); }
 constexpr uint32_t High32(uint64_t v) { return static_cast<uint32_t>(v >> 32); }
