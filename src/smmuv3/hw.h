@@ -2,7 +2,9 @@
 // specification). Registers are in `reg`, in-memory structures (STE, CD, commands, events)
 // in `ds`. Fields are declared in spec bit order with the section that defines them.
 //
-// Only what this driver programs or decodes is named; reserved bits are written as zero.
+// Only what this driver programs or decodes is named; reserved bits are written as zero. Every
+// type is declared on core/hwreg.h (the register and descriptor-word types; the 64-byte STE/CD
+// and the commands/events stay arrays of raw words, each word read through its W<n> type).
 
 #ifndef DEVISO_SRC_SMMUV3_HW_H_
 #define DEVISO_SRC_SMMUV3_HW_H_
@@ -10,23 +12,9 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace deviso::smmuv3 {
+#include "core/hwreg.h"
 
-// A bit field [hi:lo] of a 32- or 64-bit word (the shape of Zircon's hwreg DEF_FIELD).
-// Declares `name()` and `set_name(v)` on a struct with an unsigned `raw` member; values wider
-// than the field are truncated on set.
-#define DEVISO_FIELD(hi, lo, name)                                                                 \
-  static_assert((hi) >= (lo) && (hi) < 8 * sizeof(raw), "field out of range");                     \
-  constexpr uint64_t name() const {                                                                \
-    return (static_cast<uint64_t>(raw) >> (lo)) & ((~0ULL) >> (63 - (hi) + (lo)));                 \
-  }                                                                                                \
-  constexpr auto& set_##name(uint64_t v) {                                                         \
-    constexpr uint64_t kMask = ((~0ULL) >> (63 - (hi) + (lo))) << (lo);                            \
-    raw =                                                                                          \
-        static_cast<decltype(raw)>((static_cast<uint64_t>(raw) & ~kMask) | ((v << (lo)) & kMask)); \
-    return *this;                                                                                  \
-  }
-#define DEVISO_BIT(bit, name) DEVISO_FIELD(bit, bit, name)
+namespace deviso::smmuv3 {
 
 namespace reg {
 
@@ -72,83 +60,77 @@ inline constexpr size_t kEventqCons = 0x100ac;  // page 1 (6.3.31)
 inline constexpr size_t kRegionSize = 0x20000;
 
 // 6.3.1 SMMU_IDR0
-struct Idr0 {
-  uint32_t raw = 0;
-  DEVISO_BIT(0, s2p)
-  DEVISO_BIT(1, s1p)
-  DEVISO_FIELD(3, 2, ttf)  // 0b10: AArch64 tables; 0b11: AArch32 and AArch64
-  DEVISO_BIT(4, cohacc)
-  DEVISO_BIT(5, btm)
-  DEVISO_FIELD(7, 6, httu)
-  DEVISO_BIT(9, hyp)
-  DEVISO_BIT(10, ats)
-  DEVISO_BIT(12, asid16)
-  DEVISO_BIT(13, msi)
-  DEVISO_BIT(14, sev)
-  DEVISO_BIT(16, pri)
-  DEVISO_BIT(18, vmid16)
-  DEVISO_BIT(19, cd2l)
-  DEVISO_FIELD(22, 21, ttendian)  // 0b10: little-endian only
-  DEVISO_FIELD(25, 24, stall_model)
-  DEVISO_BIT(26, term_model)
-  DEVISO_FIELD(28, 27, st_level)  // 0b01: 2-level stream table supported
+struct Idr0 : hwreg::Register<Idr0, uint32_t> {
+  DEVISO_REG_BIT(0, s2p);
+  DEVISO_REG_BIT(1, s1p);
+  DEVISO_REG_FIELD(3, 2, ttf);  // 0b10: AArch64 tables; 0b11: AArch32 and AArch64
+  DEVISO_REG_BIT(4, cohacc);
+  DEVISO_REG_BIT(5, btm);
+  DEVISO_REG_FIELD(7, 6, httu);
+  DEVISO_REG_BIT(9, hyp);
+  DEVISO_REG_BIT(10, ats);
+  DEVISO_REG_BIT(12, asid16);
+  DEVISO_REG_BIT(13, msi);
+  DEVISO_REG_BIT(14, sev);
+  DEVISO_REG_BIT(16, pri);
+  DEVISO_REG_BIT(18, vmid16);
+  DEVISO_REG_BIT(19, cd2l);
+  DEVISO_REG_FIELD(22, 21, ttendian);  // 0b10: little-endian only
+  DEVISO_REG_FIELD(25, 24, stall_model);
+  DEVISO_REG_BIT(26, term_model);
+  DEVISO_REG_FIELD(28, 27, st_level);  // 0b01: 2-level stream table supported
 };
 
 // 6.3.2 SMMU_IDR1
-struct Idr1 {
-  uint32_t raw = 0;
-  DEVISO_FIELD(5, 0, sidsize)
-  DEVISO_FIELD(10, 6, ssidsize)
-  DEVISO_FIELD(15, 11, priqs)
-  DEVISO_FIELD(20, 16, eventqs)
-  DEVISO_FIELD(25, 21, cmdqs)
-  DEVISO_BIT(28, rel)
-  DEVISO_BIT(29, queues_preset)
-  DEVISO_BIT(30, tables_preset)
+struct Idr1 : hwreg::Register<Idr1, uint32_t> {
+  DEVISO_REG_FIELD(5, 0, sidsize);
+  DEVISO_REG_FIELD(10, 6, ssidsize);
+  DEVISO_REG_FIELD(15, 11, priqs);
+  DEVISO_REG_FIELD(20, 16, eventqs);
+  DEVISO_REG_FIELD(25, 21, cmdqs);
+  DEVISO_REG_BIT(28, rel);
+  DEVISO_REG_BIT(29, queues_preset);
+  DEVISO_REG_BIT(30, tables_preset);
 };
 
 // 6.3.4 SMMU_IDR3
-struct Idr3 {
-  uint32_t raw = 0;
-  DEVISO_BIT(2, had)
-  DEVISO_FIELD(12, 11, bbml)
-  DEVISO_BIT(10, ril)  // range invalidation and TTL hints
+struct Idr3 : hwreg::Register<Idr3, uint32_t> {
+  DEVISO_REG_BIT(2, had);
+  DEVISO_REG_FIELD(12, 11, bbml);
+  DEVISO_REG_BIT(10, ril);  // range invalidation and TTL hints
 };
 
 // 6.3.6 SMMU_IDR5
-struct Idr5 {
-  uint32_t raw = 0;
-  DEVISO_FIELD(2, 0, oas)  // 0:32 1:36 2:40 3:42 4:44 5:48 6:52 bits
-  DEVISO_BIT(4, gran4k)
-  DEVISO_BIT(5, gran16k)
-  DEVISO_BIT(6, gran64k)
-  DEVISO_FIELD(11, 10, vax)
-  DEVISO_FIELD(31, 16, stall_max)
+struct Idr5 : hwreg::Register<Idr5, uint32_t> {
+  DEVISO_REG_FIELD(2, 0, oas);  // 0:32 1:36 2:40 3:42 4:44 5:48 6:52 bits
+  DEVISO_REG_BIT(4, gran4k);
+  DEVISO_REG_BIT(5, gran16k);
+  DEVISO_REG_BIT(6, gran64k);
+  DEVISO_REG_FIELD(11, 10, vax);
+  DEVISO_REG_FIELD(31, 16, stall_max);
 };
 
 // The address sizes of the xAS encodings shared by IDR5.OAS, CD.IPS and STE.S2PS.
 inline constexpr uint8_t kAddressSizeBits[] = {32, 36, 40, 42, 44, 48, 52};
 
 // 6.3.9 SMMU_CR0 (and CR0ACK, same layout)
-struct Cr0 {
-  uint32_t raw = 0;
-  DEVISO_BIT(0, smmuen)
-  DEVISO_BIT(1, priqen)
-  DEVISO_BIT(2, eventqen)
-  DEVISO_BIT(3, cmdqen)
-  DEVISO_BIT(4, atschk)
-  DEVISO_FIELD(8, 6, vmw)
+struct Cr0 : hwreg::Register<Cr0, uint32_t> {
+  DEVISO_REG_BIT(0, smmuen);
+  DEVISO_REG_BIT(1, priqen);
+  DEVISO_REG_BIT(2, eventqen);
+  DEVISO_REG_BIT(3, cmdqen);
+  DEVISO_REG_BIT(4, atschk);
+  DEVISO_REG_FIELD(8, 6, vmw);
 };
 
 // 6.3.11 SMMU_CR1: attributes of table and queue accesses.
-struct Cr1 {
-  uint32_t raw = 0;
-  DEVISO_FIELD(1, 0, queue_ic)  // 0b00 NC, 0b01 WB, 0b10 WT
-  DEVISO_FIELD(3, 2, queue_oc)
-  DEVISO_FIELD(5, 4, queue_sh)  // 0b00 NSH, 0b10 OSH, 0b11 ISH
-  DEVISO_FIELD(7, 6, table_ic)
-  DEVISO_FIELD(9, 8, table_oc)
-  DEVISO_FIELD(11, 10, table_sh)
+struct Cr1 : hwreg::Register<Cr1, uint32_t> {
+  DEVISO_REG_FIELD(1, 0, queue_ic);  // 0b00 NC, 0b01 WB, 0b10 WT
+  DEVISO_REG_FIELD(3, 2, queue_oc);
+  DEVISO_REG_FIELD(5, 4, queue_sh);  // 0b00 NSH, 0b10 OSH, 0b11 ISH
+  DEVISO_REG_FIELD(7, 6, table_ic);
+  DEVISO_REG_FIELD(9, 8, table_oc);
+  DEVISO_REG_FIELD(11, 10, table_sh);
 };
 inline constexpr uint64_t kCacheNonCacheable = 0;
 inline constexpr uint64_t kCacheWriteBack = 1;
@@ -156,76 +138,68 @@ inline constexpr uint64_t kShareOuter = 2;
 inline constexpr uint64_t kShareInner = 3;
 
 // 6.3.12 SMMU_CR2
-struct Cr2 {
-  uint32_t raw = 0;
-  DEVISO_BIT(0, e2h)
-  DEVISO_BIT(1, recinvsid)  // record C_BAD_STREAMID for out-of-range StreamIDs
-  DEVISO_BIT(2, ptm)        // private TLB maintenance (ignore broadcast TLBI)
+struct Cr2 : hwreg::Register<Cr2, uint32_t> {
+  DEVISO_REG_BIT(0, e2h);
+  DEVISO_REG_BIT(1, recinvsid);  // record C_BAD_STREAMID for out-of-range StreamIDs
+  DEVISO_REG_BIT(2, ptm);        // private TLB maintenance (ignore broadcast TLBI)
 };
 
 // 6.3.14 SMMU_GBPA: global bypass attributes (when SMMUEN == 0).
-struct Gbpa {
-  uint32_t raw = 0;
-  DEVISO_BIT(20, abort)
-  DEVISO_BIT(31, update)
+struct Gbpa : hwreg::Register<Gbpa, uint32_t> {
+  DEVISO_REG_BIT(20, abort);
+  DEVISO_REG_BIT(31, update);
 };
 
 // 6.3.16 SMMU_IRQ_CTRL (and IRQ_CTRLACK)
-struct IrqCtrl {
-  uint32_t raw = 0;
-  DEVISO_BIT(0, gerror_irqen)
-  DEVISO_BIT(1, priq_irqen)
-  DEVISO_BIT(2, eventq_irqen)
+struct IrqCtrl : hwreg::Register<IrqCtrl, uint32_t> {
+  DEVISO_REG_BIT(0, gerror_irqen);
+  DEVISO_REG_BIT(1, priq_irqen);
+  DEVISO_REG_BIT(2, eventq_irqen);
 };
 
 // 6.3.18 SMMU_GERROR (and GERRORN). An error is active while GERROR[n] != GERRORN[n];
 // software acknowledges by toggling GERRORN[n].
-struct Gerror {
-  uint32_t raw = 0;
-  DEVISO_BIT(0, cmdq_err)
-  DEVISO_BIT(2, eventq_abt_err)
-  DEVISO_BIT(3, priq_abt_err)
-  DEVISO_BIT(4, msi_cmdq_abt_err)
-  DEVISO_BIT(5, msi_eventq_abt_err)
-  DEVISO_BIT(6, msi_priq_abt_err)
-  DEVISO_BIT(7, msi_gerror_abt_err)
-  DEVISO_BIT(8, sfm_err)  // service failure mode: the SMMU stopped
+struct Gerror : hwreg::Register<Gerror, uint32_t> {
+  DEVISO_REG_BIT(0, cmdq_err);
+  DEVISO_REG_BIT(2, eventq_abt_err);
+  DEVISO_REG_BIT(3, priq_abt_err);
+  DEVISO_REG_BIT(4, msi_cmdq_abt_err);
+  DEVISO_REG_BIT(5, msi_eventq_abt_err);
+  DEVISO_REG_BIT(6, msi_priq_abt_err);
+  DEVISO_REG_BIT(7, msi_gerror_abt_err);
+  DEVISO_REG_BIT(8, sfm_err);  // service failure mode: the SMMU stopped
 };
 // The GERROR bits defined above; the rest are RES0 (an SMMU never sets them).
 inline constexpr uint32_t kGerrorDefined = 0x1fd;
 
 // 6.3.24 SMMU_STRTAB_BASE
-struct StrtabBase {
-  uint64_t raw = 0;
-  DEVISO_FIELD(51, 6, addr)  // address bits [51:6]
-  DEVISO_BIT(62, ra)
+struct StrtabBase : hwreg::Register<StrtabBase, uint64_t> {
+  DEVISO_REG_FIELD(51, 6, addr);  // address bits [51:6]
+  DEVISO_REG_BIT(62, ra);
 };
 
 // 6.3.25 SMMU_STRTAB_BASE_CFG
-struct StrtabBaseCfg {
-  uint32_t raw = 0;
-  DEVISO_FIELD(5, 0, log2size)
-  DEVISO_FIELD(10, 6, split)
-  DEVISO_FIELD(17, 16, fmt)  // 0b00 linear, 0b01 2-level
+struct StrtabBaseCfg : hwreg::Register<StrtabBaseCfg, uint32_t> {
+  DEVISO_REG_FIELD(5, 0, log2size);
+  DEVISO_REG_FIELD(10, 6, split);
+  DEVISO_REG_FIELD(17, 16, fmt);  // 0b00 linear, 0b01 2-level
 };
 inline constexpr uint64_t kStrtabFmtLinear = 0;
 inline constexpr uint64_t kStrtabFmt2Level = 1;
 
 // 6.3.26 SMMU_CMDQ_BASE, 6.3.29 SMMU_EVENTQ_BASE
-struct QueueBase {
-  uint64_t raw = 0;
-  DEVISO_FIELD(4, 0, log2size)
-  DEVISO_FIELD(51, 5, addr)  // address bits [51:5]
-  DEVISO_BIT(62, ra_wa)      // read-allocate (CMDQ) / write-allocate (EVENTQ)
+struct QueueBase : hwreg::Register<QueueBase, uint64_t> {
+  DEVISO_REG_FIELD(4, 0, log2size);
+  DEVISO_REG_FIELD(51, 5, addr);  // address bits [51:5]
+  DEVISO_REG_BIT(62, ra_wa);      // read-allocate (CMDQ) / write-allocate (EVENTQ)
 };
 
 // Queue index registers: 6.3.27 CMDQ_PROD, 6.3.28 CMDQ_CONS, 6.3.30 EVENTQ_PROD,
 // 6.3.31 EVENTQ_CONS. The index is `log2size` bits followed by a wrap bit.
-struct QueueIndex {
-  uint32_t raw = 0;
-  DEVISO_FIELD(19, 0, wr_rd)  // index and wrap (as wide as the largest queue)
-  DEVISO_FIELD(30, 24, err)   // CMDQ_CONS.ERR: reason of a command error
-  DEVISO_BIT(31, ovf)         // EVENTQ_PROD.OVFLG / EVENTQ_CONS.OVACKFLG
+struct QueueIndex : hwreg::Register<QueueIndex, uint32_t> {
+  DEVISO_REG_FIELD(19, 0, wr_rd);  // index and wrap (as wide as the largest queue)
+  DEVISO_REG_FIELD(30, 24, err);   // CMDQ_CONS.ERR: reason of a command error
+  DEVISO_REG_BIT(31, ovf);         // EVENTQ_PROD.OVFLG / EVENTQ_CONS.OVACKFLG
 };
 
 // CMDQ_CONS.ERR codes (7.1, "Command queue errors").
@@ -239,10 +213,9 @@ inline constexpr uint64_t kCerrorAtcInvSync = 3;
 namespace ds {
 
 // 5.1 Level 1 Stream Table Descriptor (2-level stream tables).
-struct L1Std {
-  uint64_t raw = 0;
-  DEVISO_FIELD(4, 0, span)    // 0: invalid (C_BAD_STREAMID); n: 2^(n-1) STEs
-  DEVISO_FIELD(51, 6, l2ptr)  // address bits [51:6]
+struct L1Std : hwreg::Register<L1Std, uint64_t> {
+  DEVISO_REG_FIELD(4, 0, span);    // 0: invalid (C_BAD_STREAMID); n: 2^(n-1) STEs
+  DEVISO_REG_FIELD(51, 6, l2ptr);  // address bits [51:6]
 };
 
 // 5.2 STE, Stream Table Entry: 64 bytes. Word 0 holds V, Config and the CD pointer, so a
@@ -253,49 +226,45 @@ struct Ste {
   uint64_t raw[kWords] = {};
 
   // Word 0
-  struct W0 {
-    uint64_t raw = 0;
-    DEVISO_BIT(0, v)
-    DEVISO_FIELD(3, 1, config)
-    DEVISO_FIELD(5, 4, s1fmt)
-    DEVISO_FIELD(51, 6, s1_context_ptr)  // CD address bits [51:6]
-    DEVISO_FIELD(63, 59, s1cdmax)
+  struct W0 : hwreg::Register<W0, uint64_t> {
+    DEVISO_REG_BIT(0, v);
+    DEVISO_REG_FIELD(3, 1, config);
+    DEVISO_REG_FIELD(5, 4, s1fmt);
+    DEVISO_REG_FIELD(51, 6, s1_context_ptr);  // CD address bits [51:6]
+    DEVISO_REG_FIELD(63, 59, s1cdmax);
   };
   // Word 1
-  struct W1 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(1, 0, s1dss)
-    DEVISO_FIELD(3, 2, s1cir)  // CD fetch inner cacheability
-    DEVISO_FIELD(5, 4, s1cor)
-    DEVISO_FIELD(7, 6, s1csh)
-    DEVISO_FIELD(29, 28, eats)
-    DEVISO_FIELD(31, 30, strw)   // 0b00: EL1 (NS-EL1 translation regime)
-    DEVISO_FIELD(45, 44, shcfg)  // 0b01: use incoming shareability
+  struct W1 : hwreg::Register<W1, uint64_t> {
+    DEVISO_REG_FIELD(1, 0, s1dss);
+    DEVISO_REG_FIELD(3, 2, s1cir);  // CD fetch inner cacheability
+    DEVISO_REG_FIELD(5, 4, s1cor);
+    DEVISO_REG_FIELD(7, 6, s1csh);
+    DEVISO_REG_FIELD(29, 28, eats);
+    DEVISO_REG_FIELD(31, 30, strw);   // 0b00: EL1 (NS-EL1 translation regime)
+    DEVISO_REG_FIELD(45, 44, shcfg);  // 0b01: use incoming shareability
   };
   // Word 2 (stage 2)
-  struct W2 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(15, 0, s2vmid)
-    DEVISO_FIELD(37, 32, s2t0sz)
-    DEVISO_FIELD(39, 38, s2sl0)
-    DEVISO_FIELD(41, 40, s2ir0)
-    DEVISO_FIELD(43, 42, s2or0)
-    DEVISO_FIELD(45, 44, s2sh0)
-    DEVISO_FIELD(47, 46, s2tg)  // 0b00 4K, 0b01 64K, 0b10 16K
-    DEVISO_FIELD(50, 48, s2ps)
-    DEVISO_BIT(51, s2aa64)
-    DEVISO_BIT(52, s2endi)
-    DEVISO_BIT(53, s2affd)
-    DEVISO_BIT(54, s2ptw)
-    DEVISO_BIT(55, s2hd)
-    DEVISO_BIT(56, s2ha)
-    DEVISO_BIT(57, s2s)
-    DEVISO_BIT(58, s2r)  // record stage 2 faults
+  struct W2 : hwreg::Register<W2, uint64_t> {
+    DEVISO_REG_FIELD(15, 0, s2vmid);
+    DEVISO_REG_FIELD(37, 32, s2t0sz);
+    DEVISO_REG_FIELD(39, 38, s2sl0);
+    DEVISO_REG_FIELD(41, 40, s2ir0);
+    DEVISO_REG_FIELD(43, 42, s2or0);
+    DEVISO_REG_FIELD(45, 44, s2sh0);
+    DEVISO_REG_FIELD(47, 46, s2tg);  // 0b00 4K, 0b01 64K, 0b10 16K
+    DEVISO_REG_FIELD(50, 48, s2ps);
+    DEVISO_REG_BIT(51, s2aa64);
+    DEVISO_REG_BIT(52, s2endi);
+    DEVISO_REG_BIT(53, s2affd);
+    DEVISO_REG_BIT(54, s2ptw);
+    DEVISO_REG_BIT(55, s2hd);
+    DEVISO_REG_BIT(56, s2ha);
+    DEVISO_REG_BIT(57, s2s);
+    DEVISO_REG_BIT(58, s2r);  // record stage 2 faults
   };
   // Word 3
-  struct W3 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(51, 4, s2ttb)  // stage 2 table address bits [51:4]
+  struct W3 : hwreg::Register<W3, uint64_t> {
+    DEVISO_REG_FIELD(51, 4, s2ttb);  // stage 2 table address bits [51:4]
   };
 };
 static_assert(sizeof(Ste) == 64);
@@ -311,37 +280,35 @@ struct Cd {
   static constexpr size_t kWords = 8;
   uint64_t raw[kWords] = {};
 
-  struct W0 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(5, 0, t0sz)
-    DEVISO_FIELD(7, 6, tg0)  // 0b00 4K, 0b01 64K, 0b10 16K
-    DEVISO_FIELD(9, 8, ir0)
-    DEVISO_FIELD(11, 10, or0)
-    DEVISO_FIELD(13, 12, sh0)
-    DEVISO_BIT(14, epd0)
-    DEVISO_BIT(15, endi)
-    DEVISO_FIELD(21, 16, t1sz)
-    DEVISO_FIELD(23, 22, tg1)
-    DEVISO_BIT(30, epd1)
-    DEVISO_BIT(31, v)
-    DEVISO_FIELD(34, 32, ips)
-    DEVISO_BIT(35, affd)
-    DEVISO_BIT(36, wxn)
-    DEVISO_BIT(37, uwxn)
-    DEVISO_FIELD(39, 38, tbi)
-    DEVISO_BIT(40, pan)
-    DEVISO_BIT(41, aa64)
-    DEVISO_BIT(42, hd)
-    DEVISO_BIT(43, ha)
-    DEVISO_BIT(44, s)  // stall faults
-    DEVISO_BIT(45, r)  // record faults
-    DEVISO_BIT(46, a)  // abort (not stall) on fault
-    DEVISO_BIT(47, aset)
-    DEVISO_FIELD(63, 48, asid)
+  struct W0 : hwreg::Register<W0, uint64_t> {
+    DEVISO_REG_FIELD(5, 0, t0sz);
+    DEVISO_REG_FIELD(7, 6, tg0);  // 0b00 4K, 0b01 64K, 0b10 16K
+    DEVISO_REG_FIELD(9, 8, ir0);
+    DEVISO_REG_FIELD(11, 10, or0);
+    DEVISO_REG_FIELD(13, 12, sh0);
+    DEVISO_REG_BIT(14, epd0);
+    DEVISO_REG_BIT(15, endi);
+    DEVISO_REG_FIELD(21, 16, t1sz);
+    DEVISO_REG_FIELD(23, 22, tg1);
+    DEVISO_REG_BIT(30, epd1);
+    DEVISO_REG_BIT(31, v);
+    DEVISO_REG_FIELD(34, 32, ips);
+    DEVISO_REG_BIT(35, affd);
+    DEVISO_REG_BIT(36, wxn);
+    DEVISO_REG_BIT(37, uwxn);
+    DEVISO_REG_FIELD(39, 38, tbi);
+    DEVISO_REG_BIT(40, pan);
+    DEVISO_REG_BIT(41, aa64);
+    DEVISO_REG_BIT(42, hd);
+    DEVISO_REG_BIT(43, ha);
+    DEVISO_REG_BIT(44, s);  // stall faults
+    DEVISO_REG_BIT(45, r);  // record faults
+    DEVISO_REG_BIT(46, a);  // abort (not stall) on fault
+    DEVISO_REG_BIT(47, aset);
+    DEVISO_REG_FIELD(63, 48, asid);
   };
-  struct W1 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(51, 4, ttb0)  // TTB0 address bits [51:4]
+  struct W1 : hwreg::Register<W1, uint64_t> {
+    DEVISO_REG_FIELD(51, 4, ttb0);  // TTB0 address bits [51:4]
   };
   // Word 3: MAIR (the MAIR_EL1 layout).
 };
@@ -356,25 +323,23 @@ inline constexpr uint64_t kTg16K = 0b10;
 struct Command {
   uint64_t raw[2] = {};
 
-  struct W0 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(7, 0, opcode)
-    DEVISO_BIT(10, ssec)         // CFGI_STE
-    DEVISO_FIELD(13, 12, cs)     // CMD_SYNC completion signal
-    DEVISO_FIELD(16, 12, num)    // TLBI range: NUM
-    DEVISO_FIELD(24, 20, scale)  // TLBI range: SCALE
-    DEVISO_FIELD(31, 12, ssid)   // CFGI_CD
-    DEVISO_FIELD(63, 32, sid)    // CFGI_*
-    DEVISO_FIELD(47, 32, vmid)   // TLBI_*
-    DEVISO_FIELD(63, 48, asid)   // TLBI_NH_*
+  struct W0 : hwreg::Register<W0, uint64_t> {
+    DEVISO_REG_FIELD(7, 0, opcode);
+    DEVISO_REG_BIT(10, ssec);         // CFGI_STE
+    DEVISO_REG_FIELD(13, 12, cs);     // CMD_SYNC completion signal
+    DEVISO_REG_FIELD(16, 12, num);    // TLBI range: NUM
+    DEVISO_REG_FIELD(24, 20, scale);  // TLBI range: SCALE
+    DEVISO_REG_FIELD(31, 12, ssid);   // CFGI_CD
+    DEVISO_REG_FIELD(63, 32, sid);    // CFGI_*
+    DEVISO_REG_FIELD(47, 32, vmid);   // TLBI_*
+    DEVISO_REG_FIELD(63, 48, asid);   // TLBI_NH_*
   };
-  struct W1 {
-    uint64_t raw = 0;
-    DEVISO_BIT(0, leaf)            // CFGI_STE/CD; TLBI: only leaf entries changed
-    DEVISO_FIELD(4, 0, range)      // CFGI_STE_RANGE: 2^(range+1) StreamIDs
-    DEVISO_FIELD(9, 8, ttl)        // TLBI: level of the leaves (0: any)
-    DEVISO_FIELD(11, 10, tg)       // TLBI: granule for TTL/range (0: no hint)
-    DEVISO_FIELD(63, 12, address)  // TLBI: address bits [63:12]
+  struct W1 : hwreg::Register<W1, uint64_t> {
+    DEVISO_REG_BIT(0, leaf);            // CFGI_STE/CD; TLBI: only leaf entries changed
+    DEVISO_REG_FIELD(4, 0, range);      // CFGI_STE_RANGE: 2^(range+1) StreamIDs
+    DEVISO_REG_FIELD(9, 8, ttl);        // TLBI: level of the leaves (0: any)
+    DEVISO_REG_FIELD(11, 10, tg);       // TLBI: granule for TTL/range (0: no hint)
+    DEVISO_REG_FIELD(63, 12, address);  // TLBI: address bits [63:12]
   };
 };
 static_assert(sizeof(Command) == 16);
@@ -404,29 +369,26 @@ inline constexpr uint64_t kTlbiTg64K = 0b11;
 struct Event {
   uint64_t raw[4] = {};
 
-  struct W0 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(7, 0, event_id)
-    DEVISO_BIT(11, ssv)
-    DEVISO_FIELD(31, 12, substream_id)
-    DEVISO_FIELD(63, 32, stream_id)
+  struct W0 : hwreg::Register<W0, uint64_t> {
+    DEVISO_REG_FIELD(7, 0, event_id);
+    DEVISO_REG_BIT(11, ssv);
+    DEVISO_REG_FIELD(31, 12, substream_id);
+    DEVISO_REG_FIELD(63, 32, stream_id);
   };
-  struct W1 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(15, 0, stag)
-    DEVISO_BIT(31, stall)
-    DEVISO_BIT(33, pnu)  // 1: privileged
-    DEVISO_BIT(34, ind)  // 1: instruction
-    DEVISO_BIT(35, rnw)  // 1: read, 0: write
-    DEVISO_BIT(38, nsipa)
-    DEVISO_BIT(39, s2)         // 1: stage 2 fault
-    DEVISO_FIELD(41, 40, cls)  // 0b00 CD, 0b01 TTD, 0b10 IN
+  struct W1 : hwreg::Register<W1, uint64_t> {
+    DEVISO_REG_FIELD(15, 0, stag);
+    DEVISO_REG_BIT(31, stall);
+    DEVISO_REG_BIT(33, pnu);  // 1: privileged
+    DEVISO_REG_BIT(34, ind);  // 1: instruction
+    DEVISO_REG_BIT(35, rnw);  // 1: read, 0: write
+    DEVISO_REG_BIT(38, nsipa);
+    DEVISO_REG_BIT(39, s2);         // 1: stage 2 fault
+    DEVISO_REG_FIELD(41, 40, cls);  // 0b00 CD, 0b01 TTD, 0b10 IN
   };
   // Word 2: InputAddr[63:0]. Word 3: IPA[51:12] (stage 2 faults) or FetchAddr.
-  struct W3 {
-    uint64_t raw = 0;
-    DEVISO_FIELD(51, 12, ipa)
-    DEVISO_FIELD(55, 3, fetch_addr)
+  struct W3 : hwreg::Register<W3, uint64_t> {
+    DEVISO_REG_FIELD(51, 12, ipa);
+    DEVISO_REG_FIELD(55, 3, fetch_addr);
   };
 };
 static_assert(sizeof(Event) == 32);

@@ -45,8 +45,8 @@ void SleepNs(uint64_t ns) {
 void CopyAtaString(const uint16_t* words, size_t word_count, char* out) {
   size_t n = 0;
   for (size_t i = 0; i < word_count; ++i) {
-    out[n++] = static_cast<char>(words[i] >> 8);
-    out[n++] = static_cast<char>(words[i] & 0xff);
+    out[n++] = static_cast<char>(ata::StringWord{words[i]}.first());
+    out[n++] = static_cast<char>(ata::StringWord{words[i]}.second());
   }
   while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0')) {
     --n;
@@ -57,18 +57,12 @@ void CopyAtaString(const uint16_t* words, size_t word_count, char* out) {
 ds::FisRegH2d LbaCommand(uint8_t command, uint64_t lba, uint32_t sectors) {
   ds::FisRegH2d fis{};
   fis.fis_type = ds::FisRegH2d::kType;
-  fis.flags = ds::FisRegH2d::kFlagCommand;
+  fis.flags = ds::FisRegH2d::Flags{}.set_c(1).raw;
   fis.command = command;
-  fis.device = ds::FisRegH2d::kDeviceLba;
-  fis.lba0 = static_cast<uint8_t>(lba);
-  fis.lba1 = static_cast<uint8_t>(lba >> 8);
-  fis.lba2 = static_cast<uint8_t>(lba >> 16);
-  fis.lba3 = static_cast<uint8_t>(lba >> 24);
-  fis.lba4 = static_cast<uint8_t>(lba >> 32);
-  fis.lba5 = static_cast<uint8_t>(lba >> 40);
+  fis.device = ds::FisRegH2d::Device{}.set_lba(1).raw;
+  fis.set_lba(lba);
   const uint32_t count = sectors == ata::kMaxSectorsPerCommand ? 0 : sectors;  // 0 = 65536
-  fis.count_low = static_cast<uint8_t>(count);
-  fis.count_high = static_cast<uint8_t>(count >> 8);
+  fis.set_count(static_cast<uint16_t>(count));
   return fis;
 }
 
@@ -77,40 +71,39 @@ ds::FisRegH2d LbaCommand(uint8_t command, uint64_t lba, uint32_t sectors) {
 // --- Hba -----------------------------------------------------------------------------------------
 
 Status Hba::Init() {
-  const reg::Cap2 cap2{abar_.Read32(reg::Cap2::kOffset)};
+  const reg::Cap2 cap2 = reg::Cap2::ReadFrom(abar_);
   if (cap2.boh() != 0) {
     // 10.6.3: request ownership (OOS), wait for the BIOS to release it (BOS clear), then for
     // any BIOS command to finish (BB clear, up to 2 s).
-    reg::Bohc bohc{abar_.Read32(reg::Bohc::kOffset)};
-    abar_.Write32(reg::Bohc::kOffset, bohc.set_oos(1).raw);
+    reg::Bohc bohc = reg::Bohc::ReadFrom(abar_);
+    bohc.set_oos(1).WriteTo(abar_);
     DEVISO_TRY(PollUntil(25 * kMs + 2000 * kMs, [&] {
-      const reg::Bohc b{abar_.Read32(reg::Bohc::kOffset)};
+      const reg::Bohc b = reg::Bohc::ReadFrom(abar_);
       return b.bos() == 0 && b.bb() == 0;
     }));
   }
 
   // 10.4.3 HBA reset; AE must be set before HR is usable and again afterwards (3.1.2).
-  reg::Ghc ghc{abar_.Read32(reg::Ghc::kOffset)};
-  abar_.Write32(reg::Ghc::kOffset, ghc.set_ae(1).raw);
-  abar_.Write32(reg::Ghc::kOffset, ghc.set_hr(1).raw);
-  DEVISO_TRY(PollUntil(kHbaResetTimeoutNs,
-                       [&] { return reg::Ghc{abar_.Read32(reg::Ghc::kOffset)}.hr() == 0; }));
-  abar_.Write32(reg::Ghc::kOffset, reg::Ghc{}.set_ae(1).set_ie(0).raw);
+  reg::Ghc ghc = reg::Ghc::ReadFrom(abar_);
+  ghc.set_ae(1).WriteTo(abar_);
+  ghc.set_hr(1).WriteTo(abar_);
+  DEVISO_TRY(PollUntil(kHbaResetTimeoutNs, [&] { return reg::Ghc::ReadFrom(abar_).hr() == 0; }));
+  reg::Ghc{}.set_ae(1).set_ie(0).WriteTo(abar_);
 
-  cap_ = reg::Cap{abar_.Read32(reg::Cap::kOffset)};
-  vs_ = reg::Vs{abar_.Read32(reg::Vs::kOffset)};
-  pi_ = abar_.Read32(reg::Pi::kOffset);
-  abar_.Write32(reg::Is::kOffset, 0xffffffff);
+  cap_ = reg::Cap::ReadFrom(abar_);
+  vs_ = reg::Vs::ReadFrom(abar_);
+  pi_ = reg::Pi::ReadFrom(abar_).raw;
+  reg::Is::All().WriteTo(abar_);
   return Status::Ok();
 }
 
 uint32_t Hba::PortsWithLink() const {
   uint32_t mask = 0;
   for (unsigned p = 0; p < ds::kMaxSlots; ++p) {
-    if ((pi_ & (1U << p)) == 0) {
+    if (!reg::Pi{pi_}.implemented(p)) {
       continue;
     }
-    const reg::PxSsts ssts{abar_.Read32(reg::PortOffset(p) + reg::PxSsts::kOffset)};
+    const reg::PxSsts ssts = reg::PxSsts::ReadFrom(abar_, reg::PortOffset(p));
     if (ssts.det() == reg::PxSsts::kDetPresent) {
       mask |= 1U << p;
     }
@@ -160,7 +153,7 @@ Status Port::Allocate() {
   allocated_ = true;
   const uint64_t highest =
       command_list_.device_addr | received_fis_.device_addr | command_table_.device_addr;
-  if (!s64a_ && (highest >> 32) != 0) {
+  if (!s64a_ && highest >= ds::kAddressLimit32) {
     FreeMemory();
     return Status::OutOfRange();
   }
@@ -181,19 +174,19 @@ Status Port::Stop() {
   running_ = false;
   reg::PxCmd cmd = ReadCmd();
   if (cmd.st() != 0) {
-    Write32(reg::PxCmd::kOffset, cmd.set_st(0).raw);
+    cmd.set_st(0).WriteTo(abar_, base_);
   }
   DEVISO_TRY(PollUntil(kStopTimeoutNs, [&] { return ReadCmd().cr() == 0; }));
   cmd = ReadCmd();
   if (cmd.fre() != 0) {
-    Write32(reg::PxCmd::kOffset, cmd.set_fre(0).raw);
+    cmd.set_fre(0).WriteTo(abar_, base_);
   }
   return PollUntil(kStopTimeoutNs, [&] { return ReadCmd().fr() == 0; });
 }
 
 Status Port::WaitDeviceReady(uint64_t timeout_ns) const {
   return PollUntil(timeout_ns, [&] {
-    const reg::PxTfd tfd{Read32(reg::PxTfd::kOffset)};
+    const reg::PxTfd tfd = reg::PxTfd::ReadFrom(abar_, base_);
     return tfd.bsy() == 0 && tfd.drq() == 0;
   });
 }
@@ -202,14 +195,14 @@ Status Port::WaitDeviceReady(uint64_t timeout_ns) const {
 // at least 1 ms; then the link must come back (PxSSTS.DET = 3), and PxSERR is cleared so that
 // the device's first D2H FIS can update PxTFD.
 Status Port::ComReset() {
-  reg::PxSctl sctl{Read32(reg::PxSctl::kOffset)};
-  Write32(reg::PxSctl::kOffset, sctl.set_det(1).raw);
+  reg::PxSctl sctl = reg::PxSctl::ReadFrom(abar_, base_);
+  sctl.set_det(1).WriteTo(abar_, base_);
   SleepNs(2 * kMs);
-  Write32(reg::PxSctl::kOffset, sctl.set_det(0).raw);
+  sctl.set_det(0).WriteTo(abar_, base_);
   const Status link = PollUntil(kLinkTimeoutNs, [&] {
-    return reg::PxSsts{Read32(reg::PxSsts::kOffset)}.det() == reg::PxSsts::kDetPresent;
+    return reg::PxSsts::ReadFrom(abar_, base_).det() == reg::PxSsts::kDetPresent;
   });
-  Write32(reg::kPxSerr, 0xffffffff);
+  reg::PxSerr::All().WriteTo(abar_, base_);
   return link;
 }
 
@@ -221,17 +214,17 @@ Status Port::Start() {
   DEVISO_TRY(Allocate());
 
   // 10.1.2 steps 5-7: point the port at its memory, clear errors, enable FIS reception.
-  Write32(reg::kPxClb, static_cast<uint32_t>(command_list_.device_addr));
-  Write32(reg::kPxClbu, static_cast<uint32_t>(command_list_.device_addr >> 32));
-  Write32(reg::kPxFb, static_cast<uint32_t>(received_fis_.device_addr));
-  Write32(reg::kPxFbu, static_cast<uint32_t>(received_fis_.device_addr >> 32));
-  Write32(reg::kPxSerr, 0xffffffff);
-  Write32(reg::PxIs::kOffset, 0xffffffff);
-  Write32(reg::kPxIe, 0);  // polled
+  reg::PxClb{hwreg::Low32(command_list_.device_addr)}.DebugCheckRsvdZ().WriteTo(abar_, base_);
+  reg::PxClbu{hwreg::High32(command_list_.device_addr)}.WriteTo(abar_, base_);
+  reg::PxFb{hwreg::Low32(received_fis_.device_addr)}.DebugCheckRsvdZ().WriteTo(abar_, base_);
+  reg::PxFbu{hwreg::High32(received_fis_.device_addr)}.WriteTo(abar_, base_);
+  reg::PxSerr::All().WriteTo(abar_, base_);
+  reg::PxIs::All().WriteTo(abar_, base_);
+  reg::PxIe{}.WriteTo(abar_, base_);  // polled
   reg::PxCmd cmd = ReadCmd();
-  Write32(reg::PxCmd::kOffset, cmd.set_fre(1).raw);
+  cmd.set_fre(1).WriteTo(abar_, base_);
 
-  if (reg::PxSsts{Read32(reg::PxSsts::kOffset)}.det() != reg::PxSsts::kDetPresent) {
+  if (reg::PxSsts::ReadFrom(abar_, base_).det() != reg::PxSsts::kDetPresent) {
     return Status::NotFound();
   }
   // 10.3.1: ST may be set only while BSY and DRQ are clear.
@@ -240,12 +233,12 @@ Status Port::Start() {
     DEVISO_TRY(WaitDeviceReady(kDeviceReadyTimeoutNs));
   }
   // 3.3.9: the signature came with the device's first D2H register FIS.
-  if (Read32(reg::PxSig::kOffset) != reg::PxSig::kAta) {
+  if (reg::PxSig::ReadFrom(abar_, base_).sig() != reg::PxSig::kAta) {
     return Status::NotSupported();
   }
-  Write32(reg::PxIs::kOffset, 0xffffffff);
+  reg::PxIs::All().WriteTo(abar_, base_);
   cmd = ReadCmd();
-  Write32(reg::PxCmd::kOffset, cmd.set_st(1).raw);
+  cmd.set_st(1).WriteTo(abar_, base_);
   running_ = true;
   return Status::Ok();
 }
@@ -254,9 +247,9 @@ Status Port::Recover(bool force_comreset) {
   // 10.4.2 non-queued error recovery. Stop() fails if CR stays set: the HBA is stuck on a
   // command (e.g. QEMU with an unreachable command table); a COMRESET unsticks it.
   const Status stopped = Stop();
-  Write32(reg::kPxSerr, 0xffffffff);
-  Write32(reg::PxIs::kOffset, 0xffffffff);
-  const reg::PxTfd tfd{Read32(reg::PxTfd::kOffset)};
+  reg::PxSerr::All().WriteTo(abar_, base_);
+  reg::PxIs::All().WriteTo(abar_, base_);
+  const reg::PxTfd tfd = reg::PxTfd::ReadFrom(abar_, base_);
   if (force_comreset || !stopped.ok() || tfd.bsy() != 0 || tfd.drq() != 0) {
     DEVISO_TRY(ComReset());
     DEVISO_TRY(Stop());
@@ -275,10 +268,10 @@ Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segment
   }
   uint64_t total = 0;
   for (const DmaSegment& s : segments) {
-    if (s.region == nullptr || s.bytes == 0 || s.bytes > ds::Prd::kMaxBytes || (s.bytes & 1) != 0 ||
-        (s.device_addr() & 1) != 0 || s.offset > s.region->size ||
-        s.bytes > s.region->size - s.offset ||
-        (!s64a_ && (s.device_addr() + s.bytes) > (1ULL << 32))) {
+    if (s.region == nullptr || s.bytes == 0 || s.bytes > ds::Prd::kMaxBytes ||
+        !ds::Prd::Aligned(s.device_addr(), static_cast<uint32_t>(s.bytes)) ||
+        s.offset > s.region->size || s.bytes > s.region->size - s.offset ||
+        (!s64a_ && (s.device_addr() + s.bytes) > ds::kAddressLimit32)) {
       return Status::InvalidArgument();
     }
     total += s.bytes;
@@ -307,31 +300,31 @@ Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segment
     }
   }
 
-  Write32(reg::PxIs::kOffset, 0xffffffff);
+  reg::PxIs::All().WriteTo(abar_, base_);
   DmaWriteBarrier();  // descriptors and data before the doorbell
-  Write32(reg::kPxCi, 1U << kSlot);
+  reg::PxCi::Slot(kSlot).WriteTo(abar_, base_);
 
   // 5.6.2 / 6.1: the command is done when its PxCI bit clears; an error sets a PxIS error bit
   // (e.g. TFES) and leaves PxCI set.
   const port::Deadline deadline = port::Deadline::In(options_.command_timeout_ns);
   for (;;) {
-    const reg::PxIs is{Read32(reg::PxIs::kOffset)};
+    const reg::PxIs is = reg::PxIs::ReadFrom(abar_, base_);
     if (is.error()) {
       ++errors_;
-      const reg::PxTfd tfd{Read32(reg::PxTfd::kOffset)};
+      const reg::PxTfd tfd = reg::PxTfd::ReadFrom(abar_, base_);
       port::Log("ahci: port %u: command 0x%02x failed: PxIS 0x%08x PxTFD 0x%04x PxSERR 0x%08x\n",
-                index_, fis.command, is.raw, tfd.raw, Read32(reg::kPxSerr));
+                index_, fis.command, is.raw, tfd.raw, reg::PxSerr::ReadFrom(abar_, base_).raw);
       (void)Recover(false);
       return Status::IoError();
     }
-    if ((Read32(reg::kPxCi) & (1U << kSlot)) == 0) {
+    if (!reg::PxCi::ReadFrom(abar_, base_).issued(kSlot)) {
       break;
     }
     if (deadline.Expired()) {
       ++timeouts_;
       port::Log("ahci: port %u: command 0x%02x timed out: PxCI 0x%08x PxCMD 0x%08x PxTFD 0x%04x\n",
-                index_, fis.command, Read32(reg::kPxCi), ReadCmd().raw,
-                Read32(reg::PxTfd::kOffset));
+                index_, fis.command, reg::PxCi::ReadFrom(abar_, base_).raw, ReadCmd().raw,
+                reg::PxTfd::ReadFrom(abar_, base_).raw);
       (void)Recover(true);
       return Status::TimedOut();
     }
@@ -339,7 +332,7 @@ Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segment
   DmaReadBarrier();  // the completion before the data and PRDBC
 
   dma_.SyncForCpu(command_list_, kSlot * sizeof(ds::CommandHeader), sizeof(ds::CommandHeader));
-  const reg::PxTfd tfd{Read32(reg::PxTfd::kOffset)};
+  const reg::PxTfd tfd = reg::PxTfd::ReadFrom(abar_, base_);
   const uint32_t moved = header->prdbc();
   if (tfd.sts_err() != 0 || tfd.bsy() != 0 || moved != bytes) {
     ++errors_;
@@ -357,8 +350,8 @@ Status Port::Issue(const ds::FisRegH2d& fis, std::span<const DmaSegment> segment
 }
 
 Status Port::CheckLba(uint64_t lba, uint32_t sectors) {
-  if (sectors == 0 || sectors > ata::kMaxSectorsPerCommand || (lba >> 48) != 0 ||
-      ((lba + sectors - 1) >> 48) != 0) {
+  if (sectors == 0 || sectors > ata::kMaxSectorsPerCommand || lba >= ata::kLba48Limit ||
+      (lba + sectors - 1) >= ata::kLba48Limit) {
     return Status::InvalidArgument();
   }
   return Status::Ok();
@@ -440,7 +433,7 @@ Result<IdentifyInfo> Port::Identify() {
   DEVISO_ASSIGN_OR_RETURN(const DmaRegion buffer, dma_.Alloc(ata::kSectorBytes, 2));
   ds::FisRegH2d fis{};
   fis.fis_type = ds::FisRegH2d::kType;
-  fis.flags = ds::FisRegH2d::kFlagCommand;
+  fis.flags = ds::FisRegH2d::Flags{}.set_c(1).raw;
   fis.command = ata::kIdentifyDevice;
   const DmaSegment segment{&buffer, 0, ata::kSectorBytes};
   const Status s = Issue(fis, {&segment, 1}, false, ata::kSectorBytes);
@@ -456,22 +449,17 @@ Result<IdentifyInfo> Port::Identify() {
   CopyAtaString(id + ata::kIdSerial, 10, info.serial);
   CopyAtaString(id + ata::kIdFirmware, 4, info.firmware);
   CopyAtaString(id + ata::kIdModel, 20, info.model);
-  info.lba48 = (id[ata::kIdCommandSets2] & (1U << 10)) != 0;
+  info.lba48 = ata::IdCommandSets2{id[ata::kIdCommandSets2]}.lba48() != 0;
   if (info.lba48) {
-    info.sectors = uint64_t{id[ata::kIdLba48Sectors]} |
-                   (uint64_t{id[ata::kIdLba48Sectors + 1]} << 16) |
-                   (uint64_t{id[ata::kIdLba48Sectors + 2]} << 32) |
-                   (uint64_t{id[ata::kIdLba48Sectors + 3]} << 48);
+    info.sectors = ata::Words64(id + ata::kIdLba48Sectors);
   } else {
-    info.sectors =
-        uint64_t{id[ata::kIdLba28Sectors]} | (uint64_t{id[ata::kIdLba28Sectors + 1]} << 16);
+    info.sectors = ata::Words32(id + ata::kIdLba28Sectors);
   }
   // Word 106: bit 14 set and bit 15 clear mean the word is valid; bit 12: sector size in 117-118.
-  const uint16_t w106 = id[ata::kIdSectorSize];
+  const ata::IdSectorSize w106{id[ata::kIdSectorSize]};
   info.sector_bytes = static_cast<uint32_t>(ata::kSectorBytes);
-  if ((w106 & 0xc000) == 0x4000 && (w106 & (1U << 12)) != 0) {
-    info.sector_bytes = 2 * (uint32_t{id[ata::kIdLogicalSectorWords]} |
-                             (uint32_t{id[ata::kIdLogicalSectorWords + 1]} << 16));
+  if (w106.valid() && w106.long_logical() != 0) {
+    info.sector_bytes = 2 * ata::Words32(id + ata::kIdLogicalSectorWords);
   }
   return info;
 }

@@ -147,9 +147,7 @@ class Port {
   uint64_t timeouts() const { return timeouts_; }
 
  private:
-  uint32_t Read32(size_t off) const { return abar_.Read32(base_ + off); }
-  void Write32(size_t off, uint32_t v) { abar_.Write32(base_ + off, v); }
-  reg::PxCmd ReadCmd() const { return reg::PxCmd{Read32(reg::PxCmd::kOffset)}; }
+  reg::PxCmd ReadCmd() const { return reg::PxCmd::ReadFrom(abar_, base_); }
 
   Status Allocate();
   void FreeMemory();

@@ -60,7 +60,7 @@ class FakeHba final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-d
         return link_up ? 0x113 : 0;
       case reg::PxSctl::kOffset:
         return sctl_;
-      case reg::kPxCi:
+      case reg::PxCi::kOffset:
         return ci_;
       default:
         return regs_[(off - reg::PortOffset(0)) / 4 % 32];
@@ -100,7 +100,7 @@ class FakeHba final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-d
         }
         sctl_ = v;
         return;
-      case reg::kPxCi:
+      case reg::PxCi::kOffset:
         ++issued;
         ci_ |= v;
         if (reg::PxCmd{cmd_}.st() != 0 && !hang) {
@@ -137,7 +137,8 @@ class FakeHba final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-d
   }
 
   void Execute() {
-    const uint64_t clb = regs_[reg::kPxClb / 4] | (uint64_t{regs_[reg::kPxClbu / 4]} << 32);
+    const uint64_t clb =
+        regs_[reg::PxClb::kOffset / 4] | (uint64_t{regs_[reg::PxClbu::kOffset / 4]} << 32);
     auto* header = At<ds::CommandHeader>(clb);
     const uint64_t ctba = header->raw[2] | (uint64_t{header->raw[3]} << 32);
     auto* table = At<uint8_t>(ctba);

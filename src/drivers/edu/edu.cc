@@ -71,12 +71,12 @@ Status EduDma::Probe() {
   if (mask == 0 || (mask & (mask + 1)) != 0) {
     return Status::InvalidArgument();
   }
-  const reg::Identification id{bar_.Read32(reg::Identification::kOffset)};
+  const reg::Identification id = reg::Identification::ReadFrom(bar_);
   if (id.magic() != reg::Identification::kMagic) {
     return Status::NotFound();
   }
-  bar_.Write32(reg::Liveness::kOffset, kLiveProbe);
-  if (bar_.Read32(reg::Liveness::kOffset) != ~kLiveProbe) {
+  reg::Liveness{}.set_value(kLiveProbe).WriteTo(bar_);
+  if (reg::Liveness::ReadFrom(bar_).value() != ~kLiveProbe) {
     return Status::NotFound();
   }
   return Status::Ok();
@@ -95,9 +95,7 @@ EduDma* EduDma::FromDevice(const struct device* dev) {
   return static_cast<EduDma*>(dev->data);
 }
 
-bool EduDma::EngineRunning() {
-  return reg::DmaCommand{bar_.Read64(reg::DmaCommand::kOffset)}.start() != 0;
-}
+bool EduDma::EngineRunning() { return reg::DmaCommand::ReadFrom(bar_).start() != 0; }
 
 Status EduDma::ValidateBlock(uint32_t direction, const struct dma_block_config& b) const {
   if (b.source_gather_en != 0 || b.dest_scatter_en != 0 || b.source_reload_en != 0 ||
@@ -251,12 +249,14 @@ Status EduDma::UnmapBlock(BlockMappings& maps) {
 // One engine operation (edu.rst "DMA controller"): source, destination, count, then the
 // command; the start bit clears when the transfer is done.
 Status EduDma::Transfer(uint64_t src, uint64_t dst, uint64_t count, bool to_ram) {
-  bar_.Write64(reg::DmaSource::kOffset, src);
-  bar_.Write64(reg::DmaDest::kOffset, dst);
-  bar_.Write64(reg::DmaCount::kOffset, count);
+  reg::DmaSource{}.set_addr(src).WriteTo(bar_);
+  reg::DmaDest{}.set_addr(dst).WriteTo(bar_);
+  reg::DmaCount{}.set_bytes(count).WriteTo(bar_);
   DmaWriteBarrier();  // the source data before the command
-  bar_.Write64(reg::DmaCommand::kOffset,
-               reg::DmaCommand{}.set_start(1).set_to_ram(to_ram ? 1 : 0).raw);
+  reg::DmaCommand{}
+      .set_start(1)
+      .set_direction(to_ram ? reg::DmaDirection::kToRam : reg::DmaDirection::kToDevice)
+      .WriteTo(bar_);
   ++transfers_;
   const port::Deadline deadline = port::Deadline::In(options_.transfer_timeout_ns);
   while (EngineRunning()) {

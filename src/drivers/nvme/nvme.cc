@@ -154,18 +154,15 @@ Status Controller::StatusToErrno(ds::Status status) {
 
 // 3.1: 64-bit registers written as two 32-bit halves, low first (as most hosts do; the
 // controller latches the pair when the controller is enabled).
-void Controller::Write64Split(size_t off, uint64_t v) {
-  Write32(off, static_cast<uint32_t>(v));
-  Write32(off + 4, static_cast<uint32_t>(v >> 32));
-}
 
 // --- Memory --------------------------------------------------------------------------------------
 
 Status Controller::AllocateQueue(Queue& q, uint16_t id, uint16_t entries) {
   // 4.1.3 / 5.3-5.4: physically contiguous queues (PC=1), 4 KiB aligned base (the admin
   // queue's ASQ/ACQ bits 11:0 are reserved; I/O queue PRP1 must be page aligned with PC=1).
-  DEVISO_ASSIGN_OR_RETURN(q.sq, dma_.Alloc(size_t{entries} << ds::kSqEntryLog2, kPageBytes));
-  auto cq = dma_.Alloc(size_t{entries} << ds::kCqEntryLog2, kPageBytes);
+  DEVISO_ASSIGN_OR_RETURN(q.sq,
+                          dma_.Alloc(size_t{entries} * sizeof(ds::SubmissionEntry), kPageBytes));
+  auto cq = dma_.Alloc(size_t{entries} * sizeof(ds::CompletionEntry), kPageBytes);
   if (!cq.ok()) {
     dma_.Free(q.sq);
     return cq.status();
@@ -240,7 +237,7 @@ Status Controller::WaitReady(bool ready) {
 Status Controller::Disable() {
   ready_ = false;
   io_created_ = false;
-  reg::Cc cc{Read32(reg::Cc::kOffset)};
+  reg::Cc cc = reg::Cc::ReadFrom(bar_);
   const reg::Csts csts = ReadCsts();
   if (cc.en() == 0 && csts.rdy() == 0) {
     return Status::Ok();
@@ -250,7 +247,7 @@ Status Controller::Disable() {
     // the controller in an undefined state on some devices (Linux waits likewise).
     (void)WaitReady(true);
   }
-  Write32(reg::Cc::kOffset, cc.set_en(0).set_shn(reg::Cc::kShnNone).raw);
+  cc.set_en(0).set_shn(reg::Shn::kNone).WriteTo(bar_);
   return WaitReady(false);
 }
 
@@ -266,27 +263,26 @@ Status Controller::BringUp() {
   dma_.SyncForDevice(io_.cq, 0, io_.cq.size);
 
   const uint32_t entries_minus_one = admin_.entries - 1U;
-  Write32(reg::Aqa::kOffset,
-          reg::Aqa{}.set_asqs(entries_minus_one).set_acqs(entries_minus_one).raw);
-  Write64Split(reg::kAsq, admin_.sq.device_addr);
-  Write64Split(reg::kAcq, admin_.cq.device_addr);
+  reg::Aqa{}.set_asqs(entries_minus_one).set_acqs(entries_minus_one).WriteTo(bar_);
+  reg::Asq{admin_.sq.device_addr}.WriteHalves(bar_);  // page aligned (Allocate)
+  reg::Acq{admin_.cq.device_addr}.WriteHalves(bar_);
   DmaWriteBarrier();
   const reg::Cc cc = reg::Cc{}
                          .set_css(0)  // NVM command set
                          .set_mps(0)  // 4 KiB pages
                          .set_ams(0)  // round robin
-                         .set_shn(reg::Cc::kShnNone)
+                         .set_shn(reg::Shn::kNone)
                          .set_iosqes(ds::kSqEntryLog2)
                          .set_iocqes(ds::kCqEntryLog2)
                          .set_en(1);
-  Write32(reg::Cc::kOffset, cc.raw);
+  cc.WriteTo(bar_);
   if (const Status s = WaitReady(true); !s.ok()) {
     port::Log("nvme: controller not ready after enabling: CSTS 0x%08x (%s)\n", ReadCsts().raw,
               s.str());
     (void)Disable();
     return s;
   }
-  Write32(reg::kIntms, 0xffffffff);  // polled: no pin-based or MSI interrupts
+  reg::Intms::All().WriteTo(bar_);  // polled: no pin-based or MSI interrupts
 
   if (const Status s = SetUpIoQueues(); !s.ok()) {
     (void)Disable();
@@ -312,19 +308,19 @@ Status Controller::SetUpIoQueues() {
   info_.mdts = id[identify::kMdts];
   info_.controller_id = LoadLe<uint16_t>(id + identify::kCntlid);
   info_.namespaces = LoadLe<uint32_t>(id + identify::kNn);
-  const uint8_t sqes = id[identify::kSqes];
-  const uint8_t cqes = id[identify::kCqes];
+  const identify::QueueEntrySizes sqes{id[identify::kSqes]};
+  const identify::QueueEntrySizes cqes{id[identify::kCqes]};
   dma_.Free(buffer);
 
   // SQES/CQES: [3:0] the required (smallest), [7:4] the largest entry size, as log2.
-  if ((sqes & 0xf) > ds::kSqEntryLog2 || (sqes >> 4) < ds::kSqEntryLog2 ||
-      (cqes & 0xf) > ds::kCqEntryLog2 || (cqes >> 4) < ds::kCqEntryLog2) {
+  if (sqes.required() > ds::kSqEntryLog2 || sqes.maximum() < ds::kSqEntryLog2 ||
+      cqes.required() > ds::kCqEntryLog2 || cqes.maximum() < ds::kCqEntryLog2) {
     return Status::NotSupported();
   }
   info_.max_transfer_bytes = options_.max_transfer_bytes;
   if (info_.mdts != 0 && info_.mdts < 20) {
     // MDTS is in units of the minimum memory page size (CAP.MPSMIN).
-    const uint64_t limit = (uint64_t{kPageBytes} << cap_.mpsmin()) << info_.mdts;
+    const uint64_t limit = identify::MdtsBytes(cap_.min_page_bytes(), info_.mdts);
     if (limit < info_.max_transfer_bytes) {
       info_.max_transfer_bytes = static_cast<uint32_t>(limit);
     }
@@ -333,25 +329,26 @@ Status Controller::SetUpIoQueues() {
   // 7.6.1 step 10 / 5.21.1.7: one I/O submission and one completion queue (0-based counts).
   ds::SubmissionEntry nq{};
   nq.set_cdw0(opcode::kSetFeatures, 0);
-  nq.cdw(10) = feature::kNumberOfQueues;
+  nq.cdw(10) = feature::SetFeaturesCdw10{}.set_fid(feature::kNumberOfQueues).raw;
   nq.cdw(11) = 0;
   DEVISO_TRY(AdminCommand(nq));
 
   // 5.4 Create I/O Completion Queue: CDW10 QSIZE [31:16] (0-based) | QID; CDW11 IV [31:16],
   // IEN [1] = 0 (polled), PC [0] = 1.
-  const uint32_t qsize = (uint32_t{io_.entries} - 1) << 16;
+  const ds::CreateQueueCdw10 cdw10 =
+      ds::CreateQueueCdw10{}.set_qid(io_.id).set_qsize(uint32_t{io_.entries} - 1);
   ds::SubmissionEntry cq{};
   cq.set_cdw0(opcode::kCreateIoCq, 0);
   cq.set_prp(io_.cq.device_addr, 0);
-  cq.cdw(10) = qsize | io_.id;
-  cq.cdw(11) = 1;
+  cq.cdw(10) = cdw10.raw;
+  cq.cdw(11) = ds::CreateIoCqCdw11{}.set_pc(1).set_ien(0).raw;
   DEVISO_TRY(AdminCommand(cq));
   // 5.5 Create I/O Submission Queue: CDW11 CQID [31:16], QPRIO [2:1], PC [0] = 1.
   ds::SubmissionEntry sq{};
   sq.set_cdw0(opcode::kCreateIoSq, 0);
   sq.set_prp(io_.sq.device_addr, 0);
-  sq.cdw(10) = qsize | io_.id;
-  sq.cdw(11) = (uint32_t{io_.id} << 16) | 1;
+  sq.cdw(10) = cdw10.raw;
+  sq.cdw(11) = ds::CreateIoSqCdw11{}.set_cqid(io_.id).set_pc(1).raw;
   DEVISO_TRY(AdminCommand(sq));
   io_created_ = true;
   return Status::Ok();
@@ -359,9 +356,9 @@ Status Controller::SetUpIoQueues() {
 
 Status Controller::Init() {
   // CAP is read as two halves, low first (3.1: 64-bit registers).
-  cap_ = reg::Cap{Read32(reg::Cap::kOffset) | (uint64_t{Read32(reg::Cap::kOffset + 4)} << 32)};
+  cap_ = reg::Cap::ReadHalves(bar_);
   info_ = ControllerInfo{};
-  info_.version = Read32(reg::Vs::kOffset);
+  info_.version = reg::Vs::ReadFrom(bar_).raw;
   info_.doorbell_stride_log2 = static_cast<unsigned>(cap_.dstrd());
   info_.ready_timeout_ns = (cap_.to() == 0 ? 1 : cap_.to()) * reg::Cap::kToUnitNs;
   info_.max_queue_entries = static_cast<uint32_t>(cap_.mqes()) + 1;
@@ -376,8 +373,7 @@ Status Controller::Init() {
   const bool had_memory = memory_;
   DEVISO_TRY(Allocate());
   const Status s = BringUp();
-  if (!s.ok() && !had_memory && ReadCsts().rdy() == 0 &&
-      reg::Cc{Read32(reg::Cc::kOffset)}.en() == 0) {
+  if (!s.ok() && !had_memory && ReadCsts().rdy() == 0 && reg::Cc::ReadFrom(bar_).en() == 0) {
     FreeMemory();  // the controller is confirmed disabled: nothing of it stays
   }
   return s;
@@ -410,12 +406,12 @@ Status Controller::Shutdown() {
   }
   bool clean = false;
   if (ready_) {
-    reg::Cc cc{Read32(reg::Cc::kOffset)};
-    Write32(reg::Cc::kOffset, cc.set_shn(reg::Cc::kShnNormal).raw);
+    reg::Cc cc = reg::Cc::ReadFrom(bar_);
+    cc.set_shn(reg::Shn::kNormal).WriteTo(bar_);
     clean = PollUntil(options_.shutdown_timeout_ns,
                       [&] {
                         const reg::Csts csts = ReadCsts();
-                        return csts.shst() == reg::Csts::kShstComplete || csts.cfs() != 0;
+                        return csts.shst() == reg::Shst::kComplete || csts.cfs() != 0;
                       })
                 .ok() &&
             ReadCsts().cfs() == 0;
@@ -443,14 +439,14 @@ Status Controller::Submit(Queue& q, ds::SubmissionEntry& cmd, uint32_t* dw0) {
   const uint16_t cid = next_cid_++;
   cmd.set_cdw0(cmd.opcode(), cid);
   const unsigned dstrd = info_.doorbell_stride_log2;
-  std::memcpy(static_cast<uint8_t*>(q.sq.cpu) + (size_t{q.sq_tail} << ds::kSqEntryLog2), &cmd,
-              sizeof(cmd));
-  dma_.SyncForDevice(q.sq, size_t{q.sq_tail} << ds::kSqEntryLog2, sizeof(cmd));
+  std::memcpy(static_cast<uint8_t*>(q.sq.cpu) + size_t{q.sq_tail} * sizeof(ds::SubmissionEntry),
+              &cmd, sizeof(cmd));
+  dma_.SyncForDevice(q.sq, size_t{q.sq_tail} * sizeof(ds::SubmissionEntry), sizeof(cmd));
   q.sq_tail = static_cast<uint16_t>((q.sq_tail + 1U) % q.entries);
   DmaWriteBarrier();  // the entry (and its PRP list, data) before the doorbell
-  Write32(reg::SqTailDoorbell(q.id, dstrd), q.sq_tail);
+  reg::Doorbell{}.set_value(q.sq_tail).WriteAt(bar_, reg::SqTailDoorbell(q.id, dstrd));
 
-  const size_t cq_offset = size_t{q.cq_head} << ds::kCqEntryLog2;
+  const size_t cq_offset = size_t{q.cq_head} * sizeof(ds::CompletionEntry);
   const auto* entry = reinterpret_cast<const volatile ds::CompletionEntry*>(
       static_cast<uint8_t*>(q.cq.cpu) + cq_offset);
   const port::Deadline deadline = port::Deadline::In(options_.command_timeout_ns);
@@ -484,7 +480,7 @@ Status Controller::Submit(Queue& q, ds::SubmissionEntry& cmd, uint32_t* dw0) {
     q.cq_head = 0;
     q.phase ^= 1;  // 4.6: the phase tag inverts on every pass through the queue
   }
-  Write32(reg::CqHeadDoorbell(q.id, dstrd), q.cq_head);
+  reg::Doorbell{}.set_value(q.cq_head).WriteAt(bar_, reg::CqHeadDoorbell(q.id, dstrd));
 
   if (ds::CompletionEntry::Cid(dw3) != cid) {
     ++errors_;
@@ -543,14 +539,14 @@ Result<NamespaceInfo> Controller::IdentifyNamespace(uint32_t nsid) {
   NamespaceInfo ns;
   ns.nsid = nsid;
   ns.blocks = LoadLe<uint64_t>(id + identify::kNsze);
-  const uint8_t format = id[identify::kFlbas] & 0xf;
+  const uint8_t format = static_cast<uint8_t>(identify::Flbas{id[identify::kFlbas]}.format());
   const uint8_t formats = static_cast<uint8_t>(id[identify::kNlbaf] + 1);
   const uint32_t lbaf = LoadLe<uint32_t>(id + identify::kLbaf0 + 4 * size_t{format});
   dma_.Free(buffer);
   if (ns.blocks == 0) {
     return Status::NotFound();  // an inactive NSID reads as zeroes (5.15.2.2)
   }
-  const uint32_t lbads = (lbaf >> 16) & 0xff;  // log2 of the block size
+  const uint32_t lbads = identify::LbaFormat{lbaf}.lbads();  // log2 of the block size
   if (format >= formats || lbads < 9 || lbads > 16) {
     return Status::NotSupported();
   }
@@ -640,9 +636,8 @@ Status Controller::Transfer(uint8_t op, const NamespaceInfo& ns, uint64_t lba, u
   cmd.set_cdw0(op, 0);
   cmd.set_nsid(ns.nsid);
   cmd.set_prp(prp1, prp2);
-  cmd.cdw(10) = static_cast<uint32_t>(lba);
-  cmd.cdw(11) = static_cast<uint32_t>(lba >> 32);
-  cmd.cdw(12) = blocks - 1;
+  cmd.set_cdw64(10, lba);
+  cmd.cdw(12) = ds::RwCdw12{}.set_nlb(blocks - 1).raw;
   const Status s = Submit(io_, cmd, nullptr);
   if (!ready_) {
     (void)Recover();  // a timeout or fatal status: the reset aborts the command

@@ -183,10 +183,7 @@ class Controller {
     }
   };
 
-  uint32_t Read32(size_t off) { return bar_.Read32(off); }
-  void Write32(size_t off, uint32_t v) { bar_.Write32(off, v); }
-  reg::Csts ReadCsts() { return reg::Csts{Read32(reg::Csts::kOffset)}; }
-  void Write64Split(size_t off, uint64_t v);
+  reg::Csts ReadCsts() { return reg::Csts::ReadFrom(bar_); }
 
   Status AllocateQueue(Queue& q, uint16_t id, uint16_t entries);
   void FreeQueue(Queue& q);

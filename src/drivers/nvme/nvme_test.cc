@@ -133,22 +133,22 @@ class FakeNvme final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-
       return;
     }
     switch (off) {
-      case reg::kIntms:
+      case reg::Intms::kOffset:
         intms |= v;
         return;
       case reg::Aqa::kOffset:
         aqa_ = v;
         return;
-      case reg::kAsq:
+      case reg::Asq::kOffset:
         asq_ = (asq_ & ~0xffffffffULL) | v;
         return;
-      case reg::kAsq + 4:
+      case reg::Asq::kOffset + 4:
         asq_ = (asq_ & 0xffffffffULL) | (uint64_t{v} << 32);
         return;
-      case reg::kAcq:
+      case reg::Acq::kOffset:
         acq_ = (acq_ & ~0xffffffffULL) | v;
         return;
-      case reg::kAcq + 4:
+      case reg::Acq::kOffset + 4:
         acq_ = (acq_ & 0xffffffffULL) | (uint64_t{v} << 32);
         return;
       case reg::Cc::kOffset:
@@ -215,10 +215,10 @@ class FakeNvme final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-
       csts_ = 0;  // CFS and SHST clear with the reset
       SetRdyLater(0);
     }
-    if (now.en() == 1 && now.shn() != 0) {
+    if (now.en() == 1 && now.shn() != reg::Shn::kNone) {
       saw_shutdown = true;
       if (!ignore_shutdown) {
-        csts_ = reg::Csts{csts_}.set_shst(reg::Csts::kShstComplete).raw;
+        csts_ = reg::Csts{csts_}.set_shst(reg::Shst::kComplete).raw;
       }
     }
   }
