@@ -12,13 +12,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <vector>
 
 extern "C" {
 #include <libfdt.h>
 }
 
-#include "deviso/backend.h"
+#include "core/testing/fake_unit.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
 #include "dt/bind.h"
@@ -39,39 +40,7 @@ bool OneOf(Status s, std::initializer_list<Status> allowed) {
   return false;
 }
 
-// A unit that only answers what binding asks: its caps and ValidateStream.
-class BindOnlyUnit final : public IsolationUnit {
- public:
-  BindOnlyUnit(const char* name, uint32_t max_sid) {
-    std::snprintf(name_, sizeof(name_), "%s", name);
-    caps_.backend = "fuzz";
-    caps_.name = name_;
-    caps_.page_sizes = 4096;
-    caps_.ias = 48;
-    caps_.oas = 48;
-    caps_.stages = 1;
-    caps_.max_sid = max_sid;
-  }
-  const UnitCaps& caps() const override { return caps_; }
-  Status ValidateStream(uint32_t sid) const override {
-    return sid <= caps_.max_sid ? Status::Ok() : Status::InvalidArgument();
-  }
-  Result<Domain*> CreateDomain(const DomainOptions&, FaultSink*) override {
-    return Status::NotSupported();
-  }
-  Status DestroyDomain(Domain*) override { return Status::NotSupported(); }
-  Status Attach(Domain*, uint32_t) override { return Status::NotSupported(); }
-  Status Detach(Domain*, uint32_t) override { return Status::NotSupported(); }
-  Status Map(Domain*, Iova, Paddr, uint64_t, Perms, MemType) override {
-    return Status::NotSupported();
-  }
-  Status Unmap(Domain*, Iova, uint64_t) override { return Status::NotSupported(); }
-  Result<Paddr> IovaToPhys(Domain*, Iova) override { return Status::NotSupported(); }
-
- private:
-  char name_[16] = {};
-  UnitCaps caps_;
-};
+using deviso::testing::FakeUnit;
 
 constexpr size_t kMaxNodes = 256;
 constexpr size_t kMaxNodeDevices = 24;
@@ -159,13 +128,14 @@ void Bind(const void* fdt, const std::vector<int>& nodes) {
   }
   const size_t unit_count = iommus.ok() ? *iommus : 0;
   auto registry = std::make_unique<Registry>();
-  std::vector<std::unique_ptr<BindOnlyUnit>> units;
+  std::vector<std::unique_ptr<FakeUnit>> units;
   std::vector<UnitEntry> entries;
   for (size_t i = 0; i < unit_count; ++i) {
-    char name[16];
-    std::snprintf(name, sizeof(name), "fuzz%zu", i);
+    FakeUnit::Options o;
+    o.name = "fuzz" + std::to_string(i);
     // One narrow unit, so that StreamIDs beyond a unit's SIDSIZE are met too.
-    units.push_back(std::make_unique<BindOnlyUnit>(name, i == 1 ? 0xff : 0xffff));
+    o.max_sid = i == 1 ? 0xff : 0xffff;
+    units.push_back(std::make_unique<FakeUnit>(o));
     Check(registry->RegisterUnit(*units.back()).ok());
     entries.push_back(UnitEntry{found[i].phandle, units.back().get()});
   }

@@ -1174,38 +1174,41 @@ Mapping PageTableT<F>::MakeMapping(Pte d, Iova iova, unsigned level) const {
   return m;
 }
 
+// The descent Lookup and IovaToPhys share: the descriptor that ends the walk of `iova` (a leaf,
+// or an entry that is neither table nor leaf) and, in *level, the level it was read at. The
+// caller has checked `iova` against the input range.
+template <class F>
+[[gnu::always_inline]] inline typename PageTableT<F>::Pte PageTableT<F>::LeafOf(
+    Iova iova, unsigned* level) const {
+  unsigned l = fmt_.start_level();
+  const uint64_t* table = Table(root_);
+  for (;;) {
+    const Pte d{LoadDescriptor(&table[fmt_.Index(iova, l)])};
+    if (!F::IsTable(d, l)) {
+      *level = l;
+      return d;
+    }
+    table = Table(fmt_.OutputAddress(d));
+    ++l;
+  }
+}
+
 template <class F>
 Result<Mapping> PageTableT<F>::Lookup(Iova iova) const {
   if (!initialized_ || iova >= (1ULL << fmt_.input_bits())) return Status::InvalidArgument();
-  unsigned level = fmt_.start_level();
-  const uint64_t* table = Table(root_);
-  for (;;) {
-    const Pte d{LoadDescriptor(&table[fmt_.Index(iova, level)])};
-    if (F::IsTable(d, level)) {
-      table = Table(fmt_.OutputAddress(d));
-      ++level;
-      continue;
-    }
-    if (!F::IsLeaf(d, level)) return Status::NotFound();
-    return MakeMapping(d, iova, level);
-  }
+  unsigned level = 0;
+  const Pte d = LeafOf(iova, &level);
+  if (!F::IsLeaf(d, level)) return Status::NotFound();
+  return MakeMapping(d, iova, level);
 }
 
 template <class F>
 Result<Paddr> PageTableT<F>::IovaToPhys(Iova iova) const {
   if (!initialized_ || iova >= (1ULL << fmt_.input_bits())) return Status::InvalidArgument();
-  unsigned level = fmt_.start_level();
-  const uint64_t* table = Table(root_);
-  for (;;) {
-    const Pte d{LoadDescriptor(&table[fmt_.Index(iova, level)])};
-    if (F::IsTable(d, level)) {
-      table = Table(fmt_.OutputAddress(d));
-      ++level;
-      continue;
-    }
-    if (!F::IsLeaf(d, level)) return Status::NotFound();
-    return fmt_.OutputAddress(d) + (iova & (LevelSize(level) - 1));
-  }
+  unsigned level = 0;
+  const Pte d = LeafOf(iova, &level);
+  if (!F::IsLeaf(d, level)) return Status::NotFound();
+  return fmt_.OutputAddress(d) + (iova & (LevelSize(level) - 1));
 }
 
 template <class F>

@@ -281,6 +281,7 @@ class PageTableT {
   Paddr TakeTable(Reserve& reserve);
   Status SyncOwned(Gather& gather);
   Mapping MakeMapping(Pte d, Iova iova, unsigned level) const;
+  Pte LeafOf(Iova iova, unsigned* level) const;
 
   Config config_;
   Format fmt_;

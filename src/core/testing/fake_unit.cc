@@ -1,8 +1,13 @@
 #include "core/testing/fake_unit.h"
 
-#include <gtest/gtest.h>
-
 #include <utility>
+
+#ifdef DEVISO_FAKE_UNIT_GTEST
+#include <gtest/gtest.h>
+#else
+#include <cstdio>
+#include <cstdlib>
+#endif
 
 namespace deviso::testing {
 
@@ -18,6 +23,15 @@ FakeUnit::FakeUnit(const Options& options) : name_(options.name), oas_(options.o
 }
 
 FakeUnit::~FakeUnit() = default;
+
+void FakeUnit::Breach(const char* what) const {
+#ifdef DEVISO_FAKE_UNIT_GTEST
+  ADD_FAILURE() << caps_.name << ": " << what;
+#else
+  std::fprintf(stderr, "%s: %s\n", caps_.name, what);
+  std::abort();
+#endif
+}
 
 Status FakeUnit::ValidateStream(uint32_t sid) const {
   return sid <= caps_.max_sid ? Status::Ok() : Status::InvalidArgument();
@@ -50,7 +64,7 @@ Status FakeUnit::Enter(Op op) {
 FakeUnit::FakeDomain* FakeUnit::Live(const Domain* domain) const {
   const auto it = domains_.find(domain);
   if (it == domains_.end()) {
-    ADD_FAILURE() << caps_.name << ": the core used a domain that does not exist";
+    Breach("the core used a domain that does not exist");
     return nullptr;
   }
   return it->second.get();
@@ -84,12 +98,12 @@ Status FakeUnit::DestroyDomain(Domain* domain) {
     return Status::InvalidArgument();
   }
   if (!d->sids.empty()) {
-    ADD_FAILURE() << caps_.name << ": the core destroyed a domain with streams attached";
+    Breach("the core destroyed a domain with streams attached");
     return Status::Busy();
   }
   DEVISO_TRY(Enter(Op::kDestroyDomain));
   if (d->busy.load() != 0) {
-    ADD_FAILURE() << caps_.name << ": domain destroyed during a Map/Unmap/IovaToPhys";
+    Breach("domain destroyed during a Map/Unmap/IovaToPhys");
   }
   domains_.erase(domain);
   return Status::Ok();
@@ -138,7 +152,7 @@ FakeUnit::FakeDomain* FakeUnit::BeginDomainOp(Op op, Domain* domain, Status& sta
     return nullptr;
   }
   if (d->busy.fetch_add(1) != 0) {
-    ADD_FAILURE() << caps_.name << ": concurrent Map/Unmap/IovaToPhys on one domain";
+    Breach("concurrent Map/Unmap/IovaToPhys on one domain");
   }
   if (!status.ok()) {
     EndDomainOp(d);

@@ -1,8 +1,9 @@
 // A fake isolation unit for tests of the core: domains are page-granular std::maps, every call
 // is counted, the next call of any operation can be made to fail, and faults can be raised on a
 // StreamID. It also checks the core's side of the backend contract (backend.h): it reports a
-// gtest failure if the core calls Map/Unmap/IovaToPhys concurrently on one domain, uses a domain
-// that does not exist, or destroys a domain with streams attached.
+// gtest failure (built without GoogleTest, for a fuzzer: a message and abort) if the core calls
+// Map/Unmap/IovaToPhys concurrently on one domain, uses a domain that does not exist, or destroys a
+// domain with streams attached.
 
 #ifndef DEVISO_SRC_CORE_TESTING_FAKE_UNIT_H_
 #define DEVISO_SRC_CORE_TESTING_FAKE_UNIT_H_
@@ -101,6 +102,8 @@ class FakeUnit final : public IsolationUnit {
     std::atomic<int> busy{0};
   };
 
+  // A breach of the backend contract by the core.
+  void Breach(const char* what) const;
   // mu_ held: counts the call and consumes an injected failure.
   Status Enter(Op op);
   // mu_ held: the domain behind `domain`, or null (and a test failure) if it does not exist.
