@@ -4,13 +4,16 @@
 // Every structure is declared with its fields in spec order; multi-byte fields are little-endian
 // (2.4: "le16/le32/le64"), which is the byte order of every CPU deviso runs on (static_assert
 // below). Sizes and offsets are checked against the spec's C declarations, so a layout that
-// drifts fails the build, and the unit tests compare encoded requests byte by byte.
+// drifts fails the build, and the unit tests compare encoded requests byte by byte. Registers
+// and flag words are core/hwreg.h types; each flag constant below is derived from its type.
 
 #ifndef DEVISO_SRC_VIRTIO_IOMMU_HW_H_
 #define DEVISO_SRC_VIRTIO_IOMMU_HW_H_
 
 #include <cstddef>
 #include <cstdint>
+
+#include "core/hwreg.h"
 
 namespace deviso::virtio_iommu {
 
@@ -25,8 +28,18 @@ inline constexpr uint16_t kDeviceIommu = 0x1040 + 23;
 
 // PCI 3.0 6.2: the standard header fields the transport reads.
 inline constexpr size_t kCfgStatus = 0x06;  // bit 4: capability list present
-inline constexpr uint16_t kStatusCapList = 1U << 4;
 inline constexpr size_t kCfgCapPtr = 0x34;
+// PCI 3.0 6.2.3 Status register.
+struct CfgStatus : hwreg::Register<CfgStatus, uint16_t, kCfgStatus> {
+  DEVISO_REG_BIT(4, cap_list);  // capabilities list present
+};
+inline constexpr uint16_t kStatusCapList = CfgStatus{}.set_cap_list(1).raw;
+// PCI 3.0 6.7 Capabilities Pointer (and each capability's next pointer): the low two bits are
+// reserved.
+struct CapPtr : hwreg::Register<CapPtr, uint8_t, kCfgCapPtr> {
+  DEVISO_REG_RSVDZ({1, 0});
+  DEVISO_REG_ADDR(7, 2, ptr);
+};
 inline constexpr size_t kCfgBar0 = 0x10;
 inline constexpr uint8_t kCapIdVendor = 0x09;  // PCI 3.0 Appendix H: vendor specific
 
@@ -83,6 +96,41 @@ inline constexpr size_t kQueueDevice = 0x30;          // le64
 inline constexpr size_t kQueueNotifData = 0x38;       // le16 (VIRTIO_F_NOTIF_CONFIG_DATA)
 inline constexpr size_t kQueueReset = 0x3a;           // le16 (VIRTIO_F_RING_RESET)
 inline constexpr size_t kSize = 0x3c;
+
+// The fields as registers (offsets from the common structure: pass its offset as `base`).
+struct DeviceFeatureSelect : hwreg::Register<DeviceFeatureSelect, uint32_t, kDeviceFeatureSelect> {
+  DEVISO_REG_FIELD(31, 0, select);  // 0: feature bits 31:0, 1: 63:32
+};
+struct DeviceFeature : hwreg::Register<DeviceFeature, uint32_t, kDeviceFeature> {
+  DEVISO_REG_FIELD(31, 0, bits);
+};
+struct DriverFeatureSelect : hwreg::Register<DriverFeatureSelect, uint32_t, kDriverFeatureSelect> {
+  DEVISO_REG_FIELD(31, 0, select);
+};
+struct DriverFeature : hwreg::Register<DriverFeature, uint32_t, kDriverFeature> {
+  DEVISO_REG_FIELD(31, 0, bits);
+};
+struct NumQueues : hwreg::Register<NumQueues, uint16_t, kNumQueues> {
+  DEVISO_REG_FIELD(15, 0, value);
+};
+struct ConfigGeneration : hwreg::Register<ConfigGeneration, uint8_t, kConfigGeneration> {
+  DEVISO_REG_FIELD(7, 0, value);
+};
+struct QueueSelect : hwreg::Register<QueueSelect, uint16_t, kQueueSelect> {
+  DEVISO_REG_FIELD(15, 0, index);
+};
+struct QueueSize : hwreg::Register<QueueSize, uint16_t, kQueueSize> {
+  DEVISO_REG_FIELD(15, 0, entries);
+};
+struct QueueMsixVector : hwreg::Register<QueueMsixVector, uint16_t, kQueueMsixVector> {
+  DEVISO_REG_FIELD(15, 0, vector);
+};
+struct QueueEnable : hwreg::Register<QueueEnable, uint16_t, kQueueEnable> {
+  DEVISO_REG_BIT(0, enable);
+};
+struct QueueNotifyOff : hwreg::Register<QueueNotifyOff, uint16_t, kQueueNotifyOff> {
+  DEVISO_REG_FIELD(15, 0, offset);
+};
 }  // namespace common
 
 // 4.1.4.3.1: "no vector" for config_msix_vector / queue_msix_vector.
@@ -92,12 +140,22 @@ inline constexpr uint16_t kNoVector = 0xffff;
 
 // ---- Device status (2.1) and feature bits (6, 5.13.3) -------------------------------------------
 namespace status {
-inline constexpr uint8_t kAcknowledge = 1;
-inline constexpr uint8_t kDriver = 2;
-inline constexpr uint8_t kDriverOk = 4;
-inline constexpr uint8_t kFeaturesOk = 8;
-inline constexpr uint8_t kDeviceNeedsReset = 64;
-inline constexpr uint8_t kFailed = 128;
+// 2.1 Device Status Field (common cfg device_status, 4.1.4.3).
+struct DeviceStatus : hwreg::Register<DeviceStatus, uint8_t, pci::common::kDeviceStatus> {
+  DEVISO_REG_RSVDZ({5, 4});
+  DEVISO_REG_BIT(0, acknowledge);
+  DEVISO_REG_BIT(1, driver);
+  DEVISO_REG_BIT(2, driver_ok);
+  DEVISO_REG_BIT(3, features_ok);
+  DEVISO_REG_BIT(6, device_needs_reset);
+  DEVISO_REG_BIT(7, failed);
+};
+inline constexpr uint8_t kAcknowledge = DeviceStatus{}.set_acknowledge(1).raw;
+inline constexpr uint8_t kDriver = DeviceStatus{}.set_driver(1).raw;
+inline constexpr uint8_t kDriverOk = DeviceStatus{}.set_driver_ok(1).raw;
+inline constexpr uint8_t kFeaturesOk = DeviceStatus{}.set_features_ok(1).raw;
+inline constexpr uint8_t kDeviceNeedsReset = DeviceStatus{}.set_device_needs_reset(1).raw;
+inline constexpr uint8_t kFailed = DeviceStatus{}.set_failed(1).raw;
 }  // namespace status
 
 namespace feature {
@@ -112,6 +170,11 @@ inline constexpr unsigned kBypassConfig = 6;
 // 6 Reserved feature bits (device-independent).
 inline constexpr unsigned kVersion1 = 32;
 constexpr uint64_t Bit(unsigned n) { return uint64_t{1} << n; }
+// The 64 feature bits as one word (read and written as two 32-bit halves, 4.1.4.3).
+struct Features : hwreg::Register<Features, uint64_t> {
+  DEVISO_REG_FIELD(31, 0, low);
+  DEVISO_REG_FIELD(63, 32, high);
+};
 }  // namespace feature
 
 // ---- Split virtqueues (2.7) --------------------------------------------------------------------
@@ -125,15 +188,25 @@ struct Desc {
   uint16_t next;
 };
 static_assert(sizeof(Desc) == 16);
-inline constexpr uint16_t kDescFNext = 1;
-inline constexpr uint16_t kDescFWrite = 2;
-inline constexpr uint16_t kDescFIndirect = 4;
+// 2.7.5 virtq_desc.flags.
+struct DescFlags : hwreg::Register<DescFlags, uint16_t> {
+  DEVISO_REG_BIT(0, next);
+  DEVISO_REG_BIT(1, write);  // device-writable
+  DEVISO_REG_BIT(2, indirect);
+};
+inline constexpr uint16_t kDescFNext = DescFlags{}.set_next(1).raw;
+inline constexpr uint16_t kDescFWrite = DescFlags{}.set_write(1).raw;
+inline constexpr uint16_t kDescFIndirect = DescFlags{}.set_indirect(1).raw;
 
 // 2.7.6 struct virtq_avail: flags, idx, ring[queue size], used_event.
 inline constexpr size_t kAvailFlags = 0;
 inline constexpr size_t kAvailIdx = 2;
 inline constexpr size_t kAvailRing = 4;
-inline constexpr uint16_t kAvailFNoInterrupt = 1;
+// 2.7.6 virtq_avail.flags.
+struct AvailFlags : hwreg::Register<AvailFlags, uint16_t> {
+  DEVISO_REG_BIT(0, no_interrupt);
+};
+inline constexpr uint16_t kAvailFNoInterrupt = AvailFlags{}.set_no_interrupt(1).raw;
 constexpr size_t AvailBytes(uint16_t n) { return 6 + 2 * size_t{n}; }
 
 // 2.7.8 struct virtq_used: flags, idx, ring[queue size] of virtq_used_elem, avail_event.
@@ -231,7 +304,11 @@ struct ReqAttach {
   uint8_t reserved[4];
 };
 static_assert(sizeof(ReqAttach) == 20);
-inline constexpr uint32_t kAttachFBypass = 1U << 0;
+struct AttachFlags : hwreg::Register<AttachFlags, uint32_t> {
+  DEVISO_REG_RSVDZ({31, 1});
+  DEVISO_REG_BIT(0, bypass);
+};
+inline constexpr uint32_t kAttachFBypass = AttachFlags{}.set_bypass(1).raw;
 
 // 5.13.6.4 DETACH.
 struct ReqDetach {
@@ -254,9 +331,15 @@ struct ReqMap {
 static_assert(offsetof(ReqMap, virt_start) == 8 && offsetof(ReqMap, phys_start) == 24 &&
               offsetof(ReqMap, flags) == 32);
 inline constexpr size_t kReqMapBytes = 36;  // the spec's struct without the tail (no padding)
-inline constexpr uint32_t kMapFRead = 1U << 0;
-inline constexpr uint32_t kMapFWrite = 1U << 1;
-inline constexpr uint32_t kMapFMmio = 1U << 2;
+struct MapFlags : hwreg::Register<MapFlags, uint32_t> {
+  DEVISO_REG_RSVDZ({31, 3});
+  DEVISO_REG_BIT(0, read);
+  DEVISO_REG_BIT(1, write);
+  DEVISO_REG_BIT(2, mmio);
+};
+inline constexpr uint32_t kMapFRead = MapFlags{}.set_read(1).raw;
+inline constexpr uint32_t kMapFWrite = MapFlags{}.set_write(1).raw;
+inline constexpr uint32_t kMapFMmio = MapFlags{}.set_mmio(1).raw;
 
 // 5.13.6.6 UNMAP: every mapping inside [virt_start, virt_end] (inclusive).
 struct ReqUnmap {
@@ -285,7 +368,10 @@ struct ProbeProperty {
   uint16_t length;
 };
 static_assert(sizeof(ProbeProperty) == 4);
-inline constexpr uint16_t kProbeTypeMask = 0x0fff;
+struct ProbeType : hwreg::Register<ProbeType, uint16_t> {
+  DEVISO_REG_FIELD(11, 0, type);  // bits 15:12 reserved (ignored on read)
+};
+inline constexpr uint16_t kProbeTypeMask = hwreg::Field<uint16_t, 11, 0>::kMask;
 inline constexpr uint16_t kProbeTNone = 0;
 inline constexpr uint16_t kProbeTResvMem = 1;
 
@@ -315,10 +401,16 @@ static_assert(sizeof(FaultEvent) == 24 && offsetof(FaultEvent, address) == 16);
 inline constexpr uint8_t kFaultRUnknown = 0;
 inline constexpr uint8_t kFaultRDomain = 1;
 inline constexpr uint8_t kFaultRMapping = 2;
-inline constexpr uint32_t kFaultFRead = 1U << 0;
-inline constexpr uint32_t kFaultFWrite = 1U << 1;
-inline constexpr uint32_t kFaultFExec = 1U << 2;
-inline constexpr uint32_t kFaultFAddress = 1U << 8;
+struct FaultFlags : hwreg::Register<FaultFlags, uint32_t> {
+  DEVISO_REG_BIT(0, read);
+  DEVISO_REG_BIT(1, write);
+  DEVISO_REG_BIT(2, exec);
+  DEVISO_REG_BIT(8, address);  // `address` is valid
+};
+inline constexpr uint32_t kFaultFRead = FaultFlags{}.set_read(1).raw;
+inline constexpr uint32_t kFaultFWrite = FaultFlags{}.set_write(1).raw;
+inline constexpr uint32_t kFaultFExec = FaultFlags{}.set_exec(1).raw;
+inline constexpr uint32_t kFaultFAddress = FaultFlags{}.set_address(1).raw;
 
 }  // namespace deviso::virtio_iommu
 

@@ -539,7 +539,7 @@ Status VirtioIommu::ProbeLocked(uint32_t sid) {
   while (off + sizeof(ProbeProperty) <= probe_size_) {
     ProbeProperty prop;
     std::memcpy(&prop, props + off, sizeof(prop));
-    const uint16_t type = prop.type & kProbeTypeMask;
+    const uint16_t type = ProbeType{prop.type}.type();
     if (type == kProbeTNone) break;
     const size_t end = off + sizeof(ProbeProperty) + prop.length;
     if (end > probe_size_) return Status::IoError();  // malformed: nothing cached

@@ -23,15 +23,15 @@ Result<VirtioPci::Location> VirtioPci::Locate(size_t cap) {
 
 Status VirtioPci::Probe() {
   if (config_ == nullptr) return Status::InvalidArgument();
-  if ((config_->Read16(pci::kCfgStatus) & pci::kStatusCapList) == 0) {
+  if (pci::CfgStatus::ReadFrom(*config_).cap_list() == 0) {
     return Status::NotSupported();
   }
   // PCI 3.0 6.7: the list starts at Capabilities Pointer; the low two bits are reserved. A
   // malformed (cyclic) list is bounded by the 48 capabilities config space can hold.
-  size_t cap = config_->Read8(pci::kCfgCapPtr) & 0xfcU;
+  size_t cap = pci::CapPtr::ReadFrom(*config_).ptr();
   for (unsigned guard = 0; cap >= 0x40 && guard < 48; ++guard) {
     const uint8_t id = config_->Read8(cap);
-    const size_t next = config_->Read8(cap + 1) & 0xfcU;
+    const size_t next = pci::CapPtr::ReadAt(*config_, cap + 1).ptr();
     if (id == pci::kCapIdVendor) {
       const auto type = static_cast<pci::CfgType>(config_->Read8(cap + pci::kCapCfgType));
       // 4.1.4.1: the driver uses the first capability of each type it can use.
@@ -60,11 +60,11 @@ Status VirtioPci::Probe() {
 }
 
 uint8_t VirtioPci::ReadStatus() {
-  return common_.bar->Read8(common_.offset + pci::common::kDeviceStatus);
+  return status::DeviceStatus::ReadFrom(*common_.bar, common_.offset).raw;
 }
 
 void VirtioPci::WriteStatus(uint8_t status) {
-  common_.bar->Write8(common_.offset + pci::common::kDeviceStatus, status);
+  status::DeviceStatus{status}.WriteTo(*common_.bar, common_.offset);
 }
 
 Status VirtioPci::Reset(uint64_t timeout_ns) {
@@ -81,38 +81,41 @@ Status VirtioPci::Reset(uint64_t timeout_ns) {
 
 uint64_t VirtioPci::ReadDeviceFeatures() {
   BarIo& b = *common_.bar;
-  b.Write32(common_.offset + pci::common::kDeviceFeatureSelect, 0);
-  const uint64_t lo = b.Read32(common_.offset + pci::common::kDeviceFeature);
-  b.Write32(common_.offset + pci::common::kDeviceFeatureSelect, 1);
-  const uint64_t hi = b.Read32(common_.offset + pci::common::kDeviceFeature);
-  return lo | (hi << 32);
+  const size_t o = common_.offset;
+  feature::Features f{};
+  pci::common::DeviceFeatureSelect{}.set_select(0).WriteTo(b, o);
+  f.set_low(pci::common::DeviceFeature::ReadFrom(b, o).bits());
+  pci::common::DeviceFeatureSelect{}.set_select(1).WriteTo(b, o);
+  f.set_high(pci::common::DeviceFeature::ReadFrom(b, o).bits());
+  return f.raw;
 }
 
 void VirtioPci::WriteDriverFeatures(uint64_t features) {
   BarIo& b = *common_.bar;
-  b.Write32(common_.offset + pci::common::kDriverFeatureSelect, 0);
-  b.Write32(common_.offset + pci::common::kDriverFeature, static_cast<uint32_t>(features));
-  b.Write32(common_.offset + pci::common::kDriverFeatureSelect, 1);
-  b.Write32(common_.offset + pci::common::kDriverFeature, static_cast<uint32_t>(features >> 32));
+  const size_t o = common_.offset;
+  const feature::Features f{features};
+  pci::common::DriverFeatureSelect{}.set_select(0).WriteTo(b, o);
+  pci::common::DriverFeature{}.set_bits(f.low()).WriteTo(b, o);
+  pci::common::DriverFeatureSelect{}.set_select(1).WriteTo(b, o);
+  pci::common::DriverFeature{}.set_bits(f.high()).WriteTo(b, o);
 }
 
 void VirtioPci::SelectQueue(uint16_t index) {
-  common_.bar->Write16(common_.offset + pci::common::kQueueSelect, index);
+  pci::common::QueueSelect{}.set_index(index).WriteTo(*common_.bar, common_.offset);
 }
 
 uint16_t VirtioPci::QueueMaxSize() {
-  return common_.bar->Read16(common_.offset + pci::common::kQueueSize);
+  return pci::common::QueueSize::ReadFrom(*common_.bar, common_.offset).entries();
 }
 
 void VirtioPci::SetQueue(uint16_t size, Paddr desc, Paddr driver, Paddr device) {
   BarIo& b = *common_.bar;
   const size_t o = common_.offset;
-  b.Write16(o + pci::common::kQueueSize, size);
+  pci::common::QueueSize{}.set_entries(size).WriteTo(b, o);
   // No MSI-X vectors: the driver polls (5.13.2 does not require interrupts).
-  b.Write16(o + pci::common::kQueueMsixVector, pci::kNoVector);
+  pci::common::QueueMsixVector{}.set_vector(pci::kNoVector).WriteTo(b, o);
   auto write64 = [&](size_t field, uint64_t v) {
-    b.Write32(o + field, static_cast<uint32_t>(v));
-    b.Write32(o + field + 4, static_cast<uint32_t>(v >> 32));
+    hwreg::WriteLowHigh(b, o + field, o + field + 4, v);
   };
   write64(pci::common::kQueueDesc, desc);
   write64(pci::common::kQueueDriver, driver);
@@ -120,12 +123,12 @@ void VirtioPci::SetQueue(uint16_t size, Paddr desc, Paddr driver, Paddr device) 
 }
 
 void VirtioPci::EnableQueue() {
-  common_.bar->Write16(common_.offset + pci::common::kQueueEnable, 1);
+  pci::common::QueueEnable{}.set_enable(1).WriteTo(*common_.bar, common_.offset);
 }
 
 size_t VirtioPci::QueueNotifyOffset() {
   // 4.1.4.4: cap.offset + queue_notify_off * notify_off_multiplier.
-  const uint16_t off = common_.bar->Read16(common_.offset + pci::common::kQueueNotifyOff);
+  const uint16_t off = pci::common::QueueNotifyOff::ReadFrom(*common_.bar, common_.offset).offset();
   return notify_.offset + size_t{off} * notify_multiplier_;
 }
 
@@ -135,13 +138,13 @@ void VirtioPci::Notify(size_t notify_offset, uint16_t index) {
 }
 
 uint16_t VirtioPci::NumQueues() {
-  return common_.bar->Read16(common_.offset + pci::common::kNumQueues);
+  return pci::common::NumQueues::ReadFrom(*common_.bar, common_.offset).value();
 }
 
 uint8_t VirtioPci::ReadIsr() { return isr_.bar != nullptr ? isr_.bar->Read8(isr_.offset) : 0; }
 
 uint8_t VirtioPci::ConfigGeneration() {
-  return common_.bar->Read8(common_.offset + pci::common::kConfigGeneration);
+  return pci::common::ConfigGeneration::ReadFrom(*common_.bar, common_.offset).value();
 }
 
 uint8_t VirtioPci::ConfigRead8(size_t offset) {
@@ -158,9 +161,7 @@ uint64_t VirtioPci::ConfigRead64(size_t offset) {
   uint64_t v = 0;
   for (unsigned tries = 0; tries < 8; ++tries) {
     const uint8_t before = ConfigGeneration();
-    const uint64_t lo = device_.bar->Read32(device_.offset + offset);
-    const uint64_t hi = device_.bar->Read32(device_.offset + offset + 4);
-    v = lo | (hi << 32);
+    v = hwreg::ReadLowHigh(*device_.bar, device_.offset + offset, device_.offset + offset + 4);
     if (ConfigGeneration() == before) break;
   }
   return v;
