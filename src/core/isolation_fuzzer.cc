@@ -31,16 +31,15 @@
 #include <cstring>
 #include <map>
 #include <memory>
-#include <new>
 #include <utility>
 #include <vector>
 
-#include "deviso/config.h"
 #include "deviso/deviso.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
 #include "ports/host/test_clock.h"
 #include "smmuv3/smmu.h"
+#include "smmuv3/testing/registry_rig.h"
 #include "smmuv3/testing/smmu_model.h"
 #include "testing/sim_memory.h"
 
@@ -48,6 +47,7 @@ namespace deviso {
 namespace {
 
 using Model = smmuv3::testing::SmmuModel;
+using Rig = smmuv3::testing::RegistryRig;
 using deviso::testing::SimPhysMemory;
 
 constexpr uint64_t kPage = 4096;
@@ -107,30 +107,11 @@ struct Stream {
 class Run {
  public:
   explicit Run(FuzzedDataProvider& in) : in_(in) {}
-  ~Run() {
-    // The registry first (it calls no backend), then the unit with its model and memory.
-    Registry::Default().~Registry();
-    new (&Registry::Default()) Registry();
-    if constexpr (!config::kTeardown) (void)smmu_.release();
-  }
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
 
   void Go() {
-    smmuv3::Smmuv3::Config c;
-    c.regs = &model_;
-    c.dma = &mem_.dma();
-    c.tables_4k = &mem_.tables_4k();
-    c.tables_64k = &mem_.tables_64k();
-    c.name = kUnitName;
-    c.dma_coherent = true;
-    c.timeout_ns = 200'000;  // 200 readings of the stepping clock
-    c.eventq_log2 = 6;
-    smmu_ = std::make_unique<smmuv3::Smmuv3>(c);
-    model_.SetEventqIrqHandler([this] { (void)smmu_->HandleEvents(); });
-    model_.SetGerrorIrqHandler([this] { smmu_->HandleGlobalErrors(); });
-    Check(smmu_->Probe().ok());
-    Check(smmu_->Init(true).ok());
+    Check(rig_.Start(true).ok());
     // The memory devices are given: one 2 MiB block the unit never allocates from (its own
     // structures come from the rest of the DMA region, and -EPERM is tried there).
     Result<DmaBuffer> b = mem_.dma().Allocate(kBlock, kBlock);
@@ -580,15 +561,22 @@ class Run {
 
   FuzzedDataProvider& in_;
   port::host::TestClock clock_{1'000};  // deadlines are numbers of polls
-  SimPhysMemory mem_{[] {
-    SimPhysMemory::Options o;
-    o.dma_bytes = 4u << 20;
-    o.tables_4k_bytes = 512u << 10;
-    o.tables_64k_bytes = 64u << 10;
+  // The C API's registry over the SMMUv3 and its model (renewed when the run ends).
+  Rig rig_{[] {
+    Rig::Options o;
+    o.memory.dma_bytes = 4u << 20;
+    o.memory.tables_4k_bytes = 512u << 10;
+    o.memory.tables_64k_bytes = 64u << 10;
+    o.smmu.name = kUnitName;
+    o.smmu.dma_coherent = true;
+    o.smmu.timeout_ns = 200'000;  // 200 readings of the stepping clock
+    o.smmu.eventq_log2 = 6;
+    o.default_registry = true;
     return o;
   }()};
-  Model model_{mem_, Model::Options()};
-  std::unique_ptr<smmuv3::Smmuv3> smmu_;
+  SimPhysMemory& mem_ = rig_.memory;
+  Model& model_ = rig_.model;
+  std::unique_ptr<smmuv3::Smmuv3>& smmu_ = rig_.smmu;
   device devs_[2] = {{"dev0"}, {"dev1"}};
   bool bound_[2] = {true, true};
   Stream streams_[kStreams];

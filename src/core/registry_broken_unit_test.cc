@@ -5,50 +5,35 @@
 
 #include <gtest/gtest.h>
 
-#include <memory>
 #include <vector>
 
 #include "core/testing/fake_unit.h"
-#include "deviso/config.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
 #include "smmuv3/hw.h"
 #include "smmuv3/smmu.h"
-#include "smmuv3/testing/smmu_model.h"
-#include "testing/sim_memory.h"
+#include "smmuv3/testing/registry_rig.h"
 
 namespace deviso {
 namespace {
 
-using Model = smmuv3::testing::SmmuModel;
-using testing::SimPhysMemory;
-
 constexpr uint64_t kPage = 4096;
 constexpr Iova kIova = 0x1000'0000;
 
-class Rig {
- public:
-  Rig() : memory(SimPhysMemory::Options{}), model(memory, Model::Options()) {
-    smmuv3::Smmuv3::Config c;
-    c.regs = &model;
-    c.dma = &memory.dma();
-    c.tables_4k = &memory.tables_4k();
-    c.name = "smmuv3@broken";
-    c.dma_coherent = true;
-    c.timeout_ns = 20'000'000;
-    smmu = std::make_unique<smmuv3::Smmuv3>(c);
-  }
-  ~Rig() {
-    registry.reset();
-    if constexpr (!config::kTeardown) (void)smmu.release();
-  }
-  Rig(const Rig&) = delete;
-  Rig& operator=(const Rig&) = delete;
+// The SMMUv3 without 64 KiB tables and without interrupt handlers: the timeout is seen by the
+// call that waits.
+smmuv3::testing::RegistryRig::Options RigOptions() {
+  smmuv3::testing::RegistryRig::Options o;
+  o.smmu.name = "smmuv3@broken";
+  o.smmu.dma_coherent = true;
+  o.smmu.timeout_ns = 20'000'000;
+  o.tables_64k = false;
+  o.irq_handlers = false;
+  return o;
+}
 
-  SimPhysMemory memory;
-  Model model;
-  std::unique_ptr<smmuv3::Smmuv3> smmu;
-  std::unique_ptr<Registry> registry = std::make_unique<Registry>();
+struct Rig : smmuv3::testing::RegistryRig {
+  Rig() : RegistryRig(RigOptions()) {}
 };
 
 TEST(RegistryBrokenUnit, RefusedWithEioAndNoContextSlotIsConsumed) {

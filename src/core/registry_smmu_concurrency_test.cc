@@ -18,14 +18,10 @@
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
 #include "smmuv3/smmu.h"
-#include "smmuv3/testing/smmu_model.h"
-#include "testing/sim_memory.h"
+#include "smmuv3/testing/registry_rig.h"
 
 namespace deviso {
 namespace {
-
-using Model = smmuv3::testing::SmmuModel;
-using testing::SimPhysMemory;
 
 constexpr uint64_t kPage = 4096;
 constexpr int kThreads = 4;
@@ -37,33 +33,21 @@ constexpr int kIterations = 1000;
 // 8-bit StreamIDs: valid with linear stream tables too (host-minimal).
 constexpr uint32_t kSidBase = 0x20;
 
-class Rig {
+smmuv3::testing::RegistryRig::Options RigOptions() {
+  smmuv3::testing::RegistryRig::Options o;
+  o.smmu.name = "smmuv3@threads";
+  o.smmu.dma_coherent = true;
+  o.smmu.timeout_ns = 500'000'000;  // generous: TSan and a shared machine
+  o.smmu.eventq_log2 = 12;
+  return o;
+}
+
+class Rig : public smmuv3::testing::RegistryRig {
  public:
-  Rig() : memory(SimPhysMemory::Options{}), model(memory, Model::Options()) {
-    smmuv3::Smmuv3::Config c;
-    c.regs = &model;
-    c.dma = &memory.dma();
-    c.tables_4k = &memory.tables_4k();
-    c.tables_64k = &memory.tables_64k();
-    c.name = "smmuv3@threads";
-    c.dma_coherent = true;
-    c.timeout_ns = 500'000'000;  // generous: TSan and a shared machine
-    c.eventq_log2 = 12;
-    smmu = std::make_unique<smmuv3::Smmuv3>(c);
-    model.SetEventqIrqHandler([this] { smmu->HandleEvents(); });
-    model.SetGerrorIrqHandler([this] { smmu->HandleGlobalErrors(); });
-    devices.resize(kThreads);
-  }
-  ~Rig() {
-    registry.reset();
-    if constexpr (!config::kTeardown) (void)smmu.release();
-  }
-  Rig(const Rig&) = delete;
-  Rig& operator=(const Rig&) = delete;
+  Rig() : RegistryRig(RigOptions()) { devices.resize(kThreads); }
 
   void Start() {
-    ASSERT_TRUE(smmu->Probe().ok());
-    ASSERT_TRUE(smmu->Init(true).ok());
+    ASSERT_TRUE(RegistryRig::Start(true).ok());
     ASSERT_TRUE(registry->RegisterUnit(*smmu).ok());
     for (int t = 0; t < kThreads; ++t) {
       const uint32_t sid = Sid(t);
@@ -82,10 +66,6 @@ class Rig {
     return v;
   }
 
-  SimPhysMemory memory;
-  Model model;
-  std::unique_ptr<smmuv3::Smmuv3> smmu;
-  std::unique_ptr<Registry> registry = std::make_unique<Registry>();
   std::vector<device> devices;
 };
 

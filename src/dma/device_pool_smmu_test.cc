@@ -20,8 +20,7 @@
 #include "dma/device_pool.h"
 #include "dma/dma_mapper.h"
 #include "smmuv3/smmu.h"
-#include "smmuv3/testing/smmu_model.h"
-#include "testing/sim_memory.h"
+#include "smmuv3/testing/registry_rig.h"
 
 namespace deviso::dma {
 namespace {
@@ -29,8 +28,6 @@ namespace {
 using drivers::DmaDirection;
 using drivers::DmaMapping;
 using drivers::DmaRegion;
-using testing::SimPhysMemory;
-using Model = smmuv3::testing::SmmuModel;
 
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t k2MiB = 2u << 20;
@@ -63,41 +60,26 @@ class Spy final : public IsolationUnit {
   smmuv3::SmmuDomain* last_ = nullptr;
 };
 
-class Rig {
+class Rig : public smmuv3::testing::RegistryRig {
  public:
-  explicit Rig(bool coherent) : memory(MemoryOptions(coherent)), model(memory, Model::Options()) {
-    smmuv3::Smmuv3::Config c;
-    c.regs = &model;
-    c.dma = &memory.dma();
-    c.tables_4k = &memory.tables_4k();
-    c.tables_64k = &memory.tables_64k();
-    c.name = "smmuv3@pool";
-    c.dma_coherent = coherent;
-    c.timeout_ns = 50'000'000;
-    smmu = std::make_unique<smmuv3::Smmuv3>(c);
+  explicit Rig(bool coherent) : RegistryRig(RigOptions(coherent)) {
     spy = std::make_unique<Spy>(*smmu);
-    model.SetEventqIrqHandler([this] { smmu->HandleEvents(); });
-    model.SetGerrorIrqHandler([this] { smmu->HandleGlobalErrors(); });
   }
-  ~Rig() {
-    registry.reset();
-    if constexpr (!config::kTeardown) (void)smmu.release();
-  }
-  Rig(const Rig&) = delete;
-  Rig& operator=(const Rig&) = delete;
 
-  static SimPhysMemory::Options MemoryOptions(bool coherent) {
-    SimPhysMemory::Options m;
-    m.coherent = coherent;
-    m.dma_bytes = 12u << 20;
-    return m;
+  static RegistryRig::Options RigOptions(bool coherent) {
+    RegistryRig::Options o;
+    o.memory.coherent = coherent;
+    o.memory.dma_bytes = 12u << 20;
+    o.smmu.name = "smmuv3@pool";
+    o.smmu.dma_coherent = coherent;
+    o.smmu.timeout_ns = 50'000'000;
+    return o;
   }
 
   // Probes and enables the SMMU, registers it, binds the device and gives it a context; then
   // carves a 4 MiB, 2 MiB-aligned pool of 4 KiB blocks out of simulated RAM.
   void Start() {
-    ASSERT_TRUE(smmu->Probe().ok());
-    ASSERT_TRUE(smmu->Init(true).ok());
+    ASSERT_TRUE(RegistryRig::Start(true).ok());
     ASSERT_TRUE(registry->RegisterUnit(*spy).ok());
     ASSERT_TRUE(registry->BindDevice(&dev, *spy, {&kSid, 1}).ok());
     Result<Context> made = registry->AllocContext(&dev, kSid);
@@ -134,11 +116,7 @@ class Rig {
 
   uint64_t Faults() const { return ctx.fault_count().value_or(0); }
 
-  SimPhysMemory memory;
-  Model model;
-  std::unique_ptr<smmuv3::Smmuv3> smmu;
   std::unique_ptr<Spy> spy;
-  std::unique_ptr<Registry> registry = std::make_unique<Registry>();
   device dev{"dma-dev"};
   Context ctx;
   std::vector<uint64_t> bitmap;
