@@ -203,6 +203,143 @@ TEST_F(RegistryTest, DeviceTableFull) {
   EXPECT_EQ(C(registry_.BindDevice(&other_, unit_, {&sid, 1})), 0);
 }
 
+// StreamIDs come from one pool of kMaxSids shared by every device, not from a per-device array:
+// a bind that needs more than is left is -ENOMEM with no change, and an unbind gives them back.
+TEST_F(RegistryTest, StreamIdPoolShared) {
+  size_t free_sids = kMaxSids - kDmaSids.size() - kNicSids.size();
+  std::vector<device> devices(kMaxSids);
+  std::vector<std::vector<uint32_t>> bound;
+  uint32_t next_sid = 100;
+  size_t d = 0;
+  // Whole devices of kMaxSidsPerDevice while they fit (and a device entry is left for `other_`).
+  while (free_sids >= kMaxSidsPerDevice && d + 3 < kMaxDevices) {
+    std::vector<uint32_t> sids;
+    for (size_t i = 0; i < kMaxSidsPerDevice; ++i) sids.push_back(next_sid++);
+    ASSERT_EQ(C(registry_.BindDevice(&devices[d], unit_, sids)), 0) << d;
+    bound.push_back(sids);
+    free_sids -= kMaxSidsPerDevice;
+    ++d;
+  }
+  if (free_sids >= kMaxSidsPerDevice) {
+    GTEST_SKIP() << "the device table runs out before the StreamID pool in this configuration";
+  }
+  std::vector<uint32_t> too_many;
+  for (size_t i = 0; i <= free_sids; ++i) too_many.push_back(next_sid++);
+  EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, too_many), -ENOMEM);
+  too_many.pop_back();
+  if (!too_many.empty()) {
+    ASSERT_EQ(C(registry_.BindDevice(&other_, unit_, too_many)), 0);
+    ASSERT_EQ(C(registry_.UnbindDevice(&other_)), 0);
+  }
+  ASSERT_FALSE(bound.empty());
+  // Unbinding a device returns its StreamIDs to the pool: another device can take them all.
+  ASSERT_EQ(C(registry_.UnbindDevice(&devices[0])), 0);
+  // kMaxSidsPerDevice are free now.
+  too_many.resize(kMaxSidsPerDevice);
+  for (uint32_t& sid : too_many) sid = next_sid++;
+  ASSERT_EQ(C(registry_.BindDevice(&other_, unit_, too_many)), 0);
+  for (const uint32_t sid : too_many) {
+    EXPECT_EQ(C(registry_.AllocContext(&other_, sid)), 0);
+    EXPECT_EQ(C(registry_.FreeContext(&other_, sid)), 0);
+  }
+  // The other devices' StreamIDs are untouched, and the unbound one's are gone.
+  for (size_t i = 1; i < bound.size(); ++i) {
+    for (const uint32_t sid : bound[i]) {
+      EXPECT_EQ(C(registry_.FindContext(&devices[i], sid)), -ENOENT);  // bound, no context
+    }
+  }
+  EXPECT_EQ(C(registry_.FindContext(&devices[0], bound[0][0])), -EINVAL);
+}
+
+// The (device, StreamID) and device indexes under churn: random binds and unbinds of devices
+// whose StreamIDs collide across units, checked after each step against a reference for every
+// pair ever bound (found, unit, context), so a lost or stale index entry (a wrong deletion)
+// shows.
+TEST_F(RegistryTest, IndexesUnderChurn) {
+  FakeUnit second(FakeUnit::Options{.name = "fake@1"});
+  ASSERT_EQ(C(registry_.RegisterUnit(second)), 0);
+  IsolationUnit* const units[] = {&unit_, &second};
+  constexpr size_t kDevices = 3 * kMaxDevices;
+  std::vector<device> devices(kDevices);
+  struct Ref {
+    bool bound = false;
+    IsolationUnit* unit = nullptr;
+    std::vector<uint32_t> sids;
+    std::vector<bool> has_context;
+  };
+  std::vector<Ref> ref(kDevices);
+  size_t bound_devices = 2;
+  size_t used_sids = kDmaSids.size() + kNicSids.size();
+  size_t live_contexts = 0;
+  uint64_t rng = 12345;
+  auto next = [&rng](uint64_t n) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (rng >> 33) % n;
+  };
+  for (int step = 0; step < 4000; ++step) {
+    const size_t d = next(kDevices);
+    Ref& r = ref[d];
+    if (!r.bound) {
+      const size_t count = 1 + next(kMaxSidsPerDevice);
+      if (bound_devices == kMaxDevices || used_sids + count > kMaxSids) continue;
+      IsolationUnit* const unit = units[next(2)];
+      // StreamIDs unique per unit: device d owns [d * kMaxSidsPerDevice, + count) on either.
+      std::vector<uint32_t> sids;
+      for (size_t i = 0; i < count; ++i) sids.push_back(100 + d * kMaxSidsPerDevice + i);
+      ASSERT_EQ(C(registry_.BindDevice(&devices[d], *unit, sids)), 0) << step;
+      r = Ref{true, unit, sids, std::vector<bool>(count, false)};
+      ++bound_devices;
+      used_sids += count;
+      // Sometimes a context on one of its StreamIDs.
+      const size_t i = next(count);
+      if (live_contexts < kMaxContexts && next(2) == 0) {
+        ASSERT_EQ(C(registry_.AllocContext(&devices[d], sids[i])), 0);
+        r.has_context[i] = true;
+        ++live_contexts;
+      }
+    } else {
+      for (size_t i = 0; i < r.sids.size(); ++i) {
+        if (r.has_context[i]) {
+          EXPECT_EQ(C(registry_.UnbindDevice(&devices[d])), -EBUSY);
+          ASSERT_EQ(C(registry_.FreeContext(&devices[d], r.sids[i])), 0);
+          r.has_context[i] = false;
+          --live_contexts;
+        }
+      }
+      ASSERT_EQ(C(registry_.UnbindDevice(&devices[d])), 0) << step;
+      used_sids -= r.sids.size();
+      --bound_devices;
+      r.bound = false;
+    }
+    for (size_t e = 0; e < kDevices; ++e) {
+      const Result<IsolationUnit*> unit = registry_.UnitOf(&devices[e]);
+      ASSERT_EQ(unit.ok(), ref[e].bound) << "step " << step << " device " << e;
+      if (ref[e].bound) {
+        ASSERT_EQ(*unit, ref[e].unit);
+      }
+      for (size_t i = 0; i < ref[e].sids.size(); ++i) {
+        const int want = !ref[e].bound ? -EINVAL : ref[e].has_context[i] ? 0 : -ENOENT;
+        ASSERT_EQ(C(registry_.FindContext(&devices[e], ref[e].sids[i])), want)
+            << "step " << step << " device " << e << " sid " << ref[e].sids[i];
+      }
+    }
+  }
+  for (size_t d = 0; d < kDevices; ++d) {
+    if (!ref[d].bound) {
+      continue;
+    }
+    for (size_t i = 0; i < ref[d].sids.size(); ++i) {
+      if (ref[d].has_context[i]) {
+        ASSERT_EQ(C(registry_.FreeContext(&devices[d], ref[d].sids[i])), 0);
+      }
+    }
+    ASSERT_EQ(C(registry_.UnbindDevice(&devices[d])), 0);
+  }
+  // The fixture's devices were left alone throughout.
+  EXPECT_EQ(C(registry_.FindContext(&dma_, 1)), -ENOENT);
+  EXPECT_EQ(C(registry_.FindContext(&nic_, 5)), -ENOENT);
+}
+
 TEST_F(RegistryTest, UnbindDevice) {
   EXPECT_REFUSED(registry_.UnbindDevice(&other_), -ENOENT);
   EXPECT_REFUSED(registry_.UnbindDevice(nullptr), -ENOENT);
