@@ -123,7 +123,7 @@ TEST_F(RegistryTest, RegisterUnitErrors) {
     units.push_back(std::make_unique<FakeUnit>(FakeUnit::Options{.name = "u" + std::to_string(i)}));
     ASSERT_EQ(C(registry_.RegisterUnit(*units.back())), 0);
   }
-  FakeUnit one_too_many(FakeUnit::Options{.name = "u9"});
+  FakeUnit one_too_many(FakeUnit::Options{.name = "one too many"});
   EXPECT_REFUSED(registry_.RegisterUnit(one_too_many), -ENOMEM);
   ASSERT_EQ(C(registry_.UnregisterUnit(*units.back())), 0);
   EXPECT_EQ(C(registry_.RegisterUnit(one_too_many)), 0);
@@ -160,16 +160,18 @@ TEST_F(RegistryTest, FindUnit) {
 
 TEST_F(RegistryTest, BindDeviceErrors) {
   const uint32_t one[] = {9};
-  const uint32_t nine[] = {10, 11, 12, 13, 14, 15, 16, 17, 18};
+  std::array<uint32_t, kMaxSidsPerDevice + 1> too_many;  // one more than a device may own
+  for (size_t i = 0; i < too_many.size(); ++i) {
+    too_many[i] = 10 + static_cast<uint32_t>(i);
+  }
   const uint32_t beyond_max_sid[] = {9, 0x10000};
   const uint32_t twice[] = {9, 10, 9};
   const uint32_t dma_sid[] = {9, 2};
   FakeUnit unregistered(FakeUnit::Options{.name = "fake@1"});
-  static_assert(std::size(nine) == kMaxSidsPerDevice + 1);
 
   EXPECT_REFUSED(registry_.BindDevice(nullptr, unit_, one), -EINVAL);
   EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, {}), -EINVAL);
-  EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, nine), -EINVAL);
+  EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, too_many), -EINVAL);
   EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, beyond_max_sid), -EINVAL);
   EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, twice), -EINVAL);
   EXPECT_REFUSED(registry_.BindDevice(&other_, unregistered, one), -ENOENT);
@@ -252,9 +254,9 @@ TEST_F(RegistryTest, StreamIdPoolShared) {
 }
 
 // The (device, StreamID) and device indexes under churn: random binds and unbinds of devices
-// whose StreamIDs collide across units, checked after each step against a reference for every
-// pair ever bound (found, unit, context), so a lost or stale index entry (a wrong deletion)
-// shows.
+// whose StreamIDs collide across units, checked against a reference (the device changed after
+// each step, every pair ever bound every 16 steps: found, unit, context), so a lost or stale
+// index entry (a wrong deletion) shows.
 TEST_F(RegistryTest, IndexesUnderChurn) {
   FakeUnit second(FakeUnit::Options{.name = "fake@1"});
   ASSERT_EQ(C(registry_.RegisterUnit(second)), 0);
@@ -311,7 +313,8 @@ TEST_F(RegistryTest, IndexesUnderChurn) {
       --bound_devices;
       r.bound = false;
     }
-    for (size_t e = 0; e < kDevices; ++e) {
+    // Every device every 16 steps (a lost index entry stays lost), else the one just changed.
+    for (size_t e = step % 16 == 0 ? 0 : d; e < (step % 16 == 0 ? kDevices : d + 1); ++e) {
       const Result<IsolationUnit*> unit = registry_.UnitOf(&devices[e]);
       ASSERT_EQ(unit.ok(), ref[e].bound) << "step " << step << " device " << e;
       if (ref[e].bound) {
@@ -428,21 +431,32 @@ TEST_F(RegistryTest, FailedRollbackRetiresTheSlot) {
 }
 
 TEST_F(RegistryTest, ContextsExhausted) {
-  // 8 devices of 8 StreamIDs: 64 contexts.
-  std::vector<device> devices(kMaxContexts / kMaxSidsPerDevice);
-  for (size_t d = 0; d < devices.size(); ++d) {
-    std::array<uint32_t, kMaxSidsPerDevice> sids;
-    for (size_t i = 0; i < sids.size(); ++i) {
-      sids[i] = static_cast<uint32_t>(100 + d * kMaxSidsPerDevice + i);
+  // kMaxContexts contexts through AllocContext, on devices of up to kMaxSidsPerDevice StreamIDs
+  // (and shared domains for the rest if the configuration has fewer StreamIDs than contexts).
+  std::vector<device> devices(kMaxDevices);
+  std::vector<std::pair<const device*, uint32_t>> allocated;
+  size_t free_sids = kMaxSids - kDmaSids.size() - kNicSids.size();
+  uint32_t next_sid = 100;
+  for (size_t d = 0; d + 2 < kMaxDevices && allocated.size() < kMaxContexts && free_sids > 0; ++d) {
+    std::vector<uint32_t> sids;
+    while (sids.size() < kMaxSidsPerDevice && sids.size() < free_sids &&
+           allocated.size() + sids.size() < kMaxContexts) {
+      sids.push_back(next_sid++);
     }
     ASSERT_EQ(C(registry_.BindDevice(&devices[d], unit_, sids)), 0);
+    free_sids -= sids.size();
     for (const uint32_t sid : sids) {
       ASSERT_EQ(C(registry_.AllocContext(&devices[d], sid)), 0);
+      allocated.emplace_back(&devices[d], sid);
     }
+  }
+  ASSERT_FALSE(allocated.empty());
+  for (size_t n = allocated.size(); n < kMaxContexts; ++n) {
+    ASSERT_EQ(C(registry_.CreateDomain(unit_)), 0);
   }
   EXPECT_REFUSED(registry_.AllocContext(&dma_, 1), -ENOMEM);
   EXPECT_REFUSED(registry_.CreateDomain(unit_), -ENOMEM);
-  ASSERT_EQ(C(registry_.FreeContext(&devices[3], 100 + 3 * kMaxSidsPerDevice)), 0);
+  ASSERT_EQ(C(registry_.FreeContext(allocated.back().first, allocated.back().second)), 0);
   Alloc(&dma_, 1);
   EXPECT_EQ(unit_.live_domains(), kMaxContexts);
 }
