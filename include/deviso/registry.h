@@ -15,7 +15,11 @@
 // Every check the core can make is made before the backend is called, and on any error nothing
 // changes (the exceptions, where hardware did not confirm a teardown, are documented below).
 //
-// Storage: fixed arrays inside the Registry object (no heap), sized by the constants below.
+// Storage: fixed arrays inside the Registry object (no heap), sized by the constants below:
+// the devices, one shared pool of StreamIDs (each device links its own), the context slots, and
+// two open-addressed hash indexes (device -> entry, (device, StreamID) -> pool entry) of twice
+// their capacity rounded up to a power of two, so a lookup's cost does not grow with the
+// number of devices or StreamIDs bound.
 //
 // Locking:
 //   * Control operations (units, devices, contexts) are serialised by the registry's operation
@@ -36,6 +40,7 @@
 #include <span>
 
 #include "deviso/backend.h"
+#include "deviso/config.h"
 #include "deviso/detail/token_bucket.h"
 #include "deviso/deviso.h"
 #include "deviso/port/os.h"
@@ -44,11 +49,16 @@
 
 namespace deviso {
 
-// Capacities of one Registry (TF-A style: all storage is reserved at compile time).
-inline constexpr size_t kMaxUnits = 8;          // isolation units registered at once
-inline constexpr size_t kMaxDevices = 64;       // devices bound at once
-inline constexpr size_t kMaxSidsPerDevice = 8;  // StreamIDs one device may own
-inline constexpr size_t kMaxContexts = 64;      // contexts (domains) at once, all units together
+// Capacities of one Registry (TF-A style: all storage is reserved at compile time), set when
+// configuring (DEVISO_MAX_UNITS, ... in the generated deviso/config.h; docs/limits.md).
+inline constexpr size_t kMaxUnits = config::kMaxUnits;      // isolation units registered at once
+inline constexpr size_t kMaxDevices = config::kMaxDevices;  // devices bound at once
+// StreamIDs one device may own.
+inline constexpr size_t kMaxSidsPerDevice = config::kMaxSidsPerDevice;
+// StreamIDs bound over all devices: one shared pool (a device holds only a link into it).
+inline constexpr size_t kMaxSids = config::kMaxSids;
+// Contexts (domains) at once, all units together.
+inline constexpr size_t kMaxContexts = config::kMaxContexts;
 
 // Fault callbacks per second and per context unless SetFaultHandler() says otherwise; also the
 // burst a context may deliver at once.
@@ -61,6 +71,16 @@ class Context;
 class Registry;
 
 namespace internal {
+
+// The buckets of an open-addressed hash index for `capacity` keys: twice as many, a power of
+// two, so that linear probing stays short (load <= 1/2).
+constexpr size_t HashBuckets(size_t capacity) {
+  size_t buckets = 2;
+  while (buckets < 2 * capacity) {
+    buckets *= 2;
+  }
+  return buckets;
+}
 
 // The storage of one context. Only Registry and Context use it.
 class ContextSlot final : public FaultSink {
@@ -206,7 +226,7 @@ class Context {
 // independent sets of units may make their own.
 class Registry {
  public:
-  Registry() = default;
+  Registry();
   // Forgets everything; calls no backend. Handles from this registry must not be used after.
   ~Registry() = default;
   Registry(const Registry&) = delete;
@@ -238,7 +258,7 @@ class Registry {
   //             sid listed twice
   //   -ENOENT   unit not registered
   //   -EEXIST   dev already bound; a sid already bound to another device of this unit
-  //   -ENOMEM   kMaxDevices devices bound
+  //   -ENOMEM   kMaxDevices devices bound, or fewer than sids.size() of the kMaxSids pool free
   Status BindDevice(const device* dev, IsolationUnit& unit, std::span<const uint32_t> sids);
 
   // Errors, with no change: -ENOENT (dev not bound), -EBUSY (a StreamID of dev has a context).
@@ -297,19 +317,39 @@ class Registry {
   Status DestroyDomain(const Context& context);
 
  private:
-  // A StreamID of a bound device and the context it translates through, if any.
+  // Pool, device and hash-index entries are 16-bit indexes (CMake bounds every capacity to
+  // 65535); kNoIndex is none: a free entry, the end of a list, an empty hash bucket.
+  using Index = uint16_t;
+  static constexpr Index kNoIndex = 0xffff;
+
+  static constexpr size_t kDeviceBuckets = internal::HashBuckets(kMaxDevices);
+  static constexpr size_t kStreamBuckets = internal::HashBuckets(kMaxSids);
+
+  // A StreamID of a bound device (an entry of the shared pool) and the context it translates
+  // through, if any.
   struct StreamBinding {
     uint32_t sid = 0;
-    Context context;        // default: none
-    bool detached = false;  // the backend detached it, but FreeContext could not reclaim
+    Index device = kNoIndex;  // the owner's entry in devices_; kNoIndex: a free pool entry
+    Index next = kNoIndex;    // the owner's next StreamID, or (free) the next free entry
+    bool detached = false;    // the backend detached it, but FreeContext could not reclaim
+    Context context;          // default: none
   };
 
   struct DeviceEntry {
     const device* dev = nullptr;  // null: free entry
     IsolationUnit* unit = nullptr;
-    size_t sid_count = 0;
-    StreamBinding streams[kMaxSidsPerDevice];
+    Index first_stream = kNoIndex;  // its StreamIDs in streams_, linked by StreamBinding::next
+    Index sid_count = 0;
   };
+
+  // Open-addressed hash indexes (linear probing, backward-shift deletion), written under
+  // ops_lock_ and table_lock_, read under either.
+  size_t DeviceBucket(const device* dev) const;
+  size_t StreamBucket(const device* dev, uint32_t sid) const;
+  void IndexDevice(Index device);
+  void UnindexDevice(Index device);
+  void IndexStream(Index stream);
+  void UnindexStream(Index stream);
 
   // Callers hold ops_lock_ or table_lock_.
   bool IsRegistered(const IsolationUnit& unit) const;
@@ -337,6 +377,11 @@ class Registry {
 
   IsolationUnit* units_[kMaxUnits] = {};
   DeviceEntry devices_[kMaxDevices];
+  StreamBinding streams_[kMaxSids];
+  Index free_stream_ = 0;  // head of the free pool entries (linked by next)
+  Index free_streams_ = kMaxSids;
+  Index device_index_[kDeviceBuckets];
+  Index stream_index_[kStreamBuckets];
   internal::ContextSlot slots_[kMaxContexts];
 };
 

@@ -26,6 +26,36 @@ Status CheckRange(uint64_t page, uint64_t addr, uint64_t size) {
 
 bool IsPowerOfTwo(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+// A 64-bit mix (MurmurHash3's finaliser): device pointers differ in few, low-order bits.
+constexpr uint64_t Mix(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdULL;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ULL;
+  x ^= x >> 33;
+  return x;
+}
+
+// Removes the entry at `bucket` of a linear-probing table of `buckets` (a power of two) by
+// shifting later entries of its probe run back, so no tombstone is left and lookups stay as
+// short as the load allows. `home(index)` is the bucket an entry hashes to.
+template <typename Index, typename Home>
+void EraseBucket(Index* table, size_t buckets, size_t bucket, Index none, Home home) {
+  const size_t mask = buckets - 1;
+  size_t hole = bucket;
+  for (size_t next = (hole + 1) & mask; table[next] != none; next = (next + 1) & mask) {
+    const size_t want = home(table[next]);
+    // The entry at `next` may move into the hole unless its home lies cyclically in
+    // (hole, next]: then the hole is not on its probe path.
+    const bool stays = hole <= next ? (hole < want && want <= next) : (hole < want || want <= next);
+    if (!stays) {
+      table[hole] = table[next];
+      hole = next;
+    }
+  }
+  table[hole] = none;
+}
+
 // A pause hint for spin loops.
 inline void CpuRelax() {
 #if defined(__aarch64__)
@@ -194,6 +224,20 @@ Registry& Registry::Default() {
   return *instance;
 }
 
+Registry::Registry() {
+  static_assert(kMaxSids < kNoIndex && kMaxDevices < kNoIndex,
+                "capacities are bounded to 65535 (CMakeLists.txt)");
+  for (size_t i = 0; i < kMaxSids; ++i) {
+    streams_[i].next = i + 1 < kMaxSids ? static_cast<Index>(i + 1) : kNoIndex;
+  }
+  for (Index& bucket : device_index_) {
+    bucket = kNoIndex;
+  }
+  for (Index& bucket : stream_index_) {
+    bucket = kNoIndex;
+  }
+}
+
 bool Registry::IsRegistered(const IsolationUnit& unit) const {
   for (const IsolationUnit* u : units_) {
     if (u == &unit) {
@@ -203,11 +247,61 @@ bool Registry::IsRegistered(const IsolationUnit& unit) const {
   return false;
 }
 
+size_t Registry::DeviceBucket(const device* dev) const {
+  return Mix(reinterpret_cast<uintptr_t>(dev)) & (kDeviceBuckets - 1);
+}
+
+size_t Registry::StreamBucket(const device* dev, uint32_t sid) const {
+  return Mix(reinterpret_cast<uintptr_t>(dev) ^ (uint64_t{sid} * 0x9e3779b97f4a7c15ULL)) &
+         (kStreamBuckets - 1);
+}
+
+void Registry::IndexDevice(Index device) {
+  size_t bucket = DeviceBucket(devices_[device].dev);
+  while (device_index_[bucket] != kNoIndex) {
+    bucket = (bucket + 1) & (kDeviceBuckets - 1);
+  }
+  device_index_[bucket] = device;
+}
+
+void Registry::UnindexDevice(Index device) {
+  size_t bucket = DeviceBucket(devices_[device].dev);
+  while (device_index_[bucket] != device) {
+    DEVISO_ASSERT(device_index_[bucket] != kNoIndex);
+    bucket = (bucket + 1) & (kDeviceBuckets - 1);
+  }
+  EraseBucket(device_index_, kDeviceBuckets, bucket, kNoIndex,
+              [this](Index d) { return DeviceBucket(devices_[d].dev); });
+}
+
+void Registry::IndexStream(Index stream) {
+  const StreamBinding& b = streams_[stream];
+  size_t bucket = StreamBucket(devices_[b.device].dev, b.sid);
+  while (stream_index_[bucket] != kNoIndex) {
+    bucket = (bucket + 1) & (kStreamBuckets - 1);
+  }
+  stream_index_[bucket] = stream;
+}
+
+void Registry::UnindexStream(Index stream) {
+  const StreamBinding& b = streams_[stream];
+  size_t bucket = StreamBucket(devices_[b.device].dev, b.sid);
+  while (stream_index_[bucket] != stream) {
+    DEVISO_ASSERT(stream_index_[bucket] != kNoIndex);
+    bucket = (bucket + 1) & (kStreamBuckets - 1);
+  }
+  EraseBucket(stream_index_, kStreamBuckets, bucket, kNoIndex, [this](Index i) {
+    return StreamBucket(devices_[streams_[i].device].dev, streams_[i].sid);
+  });
+}
+
 Registry::DeviceEntry* Registry::FindDevice(const device* dev) {
   if (dev == nullptr) {
     return nullptr;
   }
-  for (DeviceEntry& entry : devices_) {
+  for (size_t bucket = DeviceBucket(dev); device_index_[bucket] != kNoIndex;
+       bucket = (bucket + 1) & (kDeviceBuckets - 1)) {
+    DeviceEntry& entry = devices_[device_index_[bucket]];
     if (entry.dev == dev) {
       return &entry;
     }
@@ -220,16 +314,19 @@ const Registry::DeviceEntry* Registry::FindDevice(const device* dev) const {
 }
 
 Result<Registry::StreamBinding*> Registry::FindStream(const device* dev, uint32_t sid) {
-  DeviceEntry* entry = FindDevice(dev);
-  if (entry == nullptr) {
+  if (dev == nullptr) {
     return Status::InvalidArgument();
   }
-  for (size_t i = 0; i < entry->sid_count; ++i) {
-    if (entry->streams[i].sid == sid) {
-      return &entry->streams[i];
+  // One probe run of the (device, StreamID) index: a pair is there exactly when dev is bound
+  // and sid is one of its StreamIDs.
+  for (size_t bucket = StreamBucket(dev, sid); stream_index_[bucket] != kNoIndex;
+       bucket = (bucket + 1) & (kStreamBuckets - 1)) {
+    StreamBinding& binding = streams_[stream_index_[bucket]];
+    if (binding.sid == sid && devices_[binding.device].dev == dev) {
+      return &binding;
     }
   }
-  return Status::InvalidArgument();  // not this device's StreamID
+  return Status::InvalidArgument();  // dev not bound, or not its StreamID
 }
 
 Result<const Registry::StreamBinding*> Registry::FindStream(const device* dev, uint32_t sid) const {
@@ -349,37 +446,51 @@ Status Registry::BindDevice(const device* dev, IsolationUnit& unit,
   if (!IsRegistered(unit)) {
     return Status::NotFound();
   }
-  DeviceEntry* free_entry = nullptr;
-  for (DeviceEntry& entry : devices_) {
-    if (entry.dev == nullptr) {
-      free_entry = free_entry == nullptr ? &entry : free_entry;
+  if (FindDevice(dev) != nullptr) {
+    return Status::AlreadyExists();
+  }
+  // A StreamID of a unit belongs to one device: a scan of the pool (binding is a control
+  // operation; lookups go through the index).
+  for (const StreamBinding& binding : streams_) {
+    if (binding.device == kNoIndex || devices_[binding.device].unit != &unit) {
       continue;
     }
-    if (entry.dev == dev) {
-      return Status::AlreadyExists();
-    }
-    if (entry.unit != &unit) {
-      continue;
-    }
-    for (size_t i = 0; i < entry.sid_count; ++i) {
-      for (const uint32_t sid : sids) {
-        if (entry.streams[i].sid == sid) {
-          return Status::AlreadyExists();  // another device's stream
-        }
+    for (const uint32_t sid : sids) {
+      if (binding.sid == sid) {
+        return Status::AlreadyExists();  // another device's stream
       }
     }
   }
-  if (free_entry == nullptr) {
+  Index free_entry = kNoIndex;
+  for (size_t i = 0; i < kMaxDevices; ++i) {
+    if (devices_[i].dev == nullptr) {
+      free_entry = static_cast<Index>(i);
+      break;
+    }
+  }
+  if (free_entry == kNoIndex || sids.size() > free_streams_) {
     return Status::NoMemory();
   }
   const port::LockGuard table(table_lock_);
-  free_entry->unit = &unit;
-  free_entry->sid_count = sids.size();
-  for (size_t i = 0; i < sids.size(); ++i) {
-    free_entry->streams[i] = StreamBinding();
-    free_entry->streams[i].sid = sids[i];
+  DeviceEntry& entry = devices_[free_entry];
+  entry.dev = dev;
+  entry.unit = &unit;
+  entry.sid_count = static_cast<Index>(sids.size());
+  entry.first_stream = kNoIndex;
+  // Taken from the free list in reverse so that the device's list is in the caller's order.
+  for (size_t i = sids.size(); i-- > 0;) {
+    const Index stream = free_stream_;
+    StreamBinding& binding = streams_[stream];
+    free_stream_ = binding.next;
+    --free_streams_;
+    binding = StreamBinding();
+    binding.sid = sids[i];
+    binding.device = free_entry;
+    binding.next = entry.first_stream;
+    entry.first_stream = stream;
+    IndexStream(stream);
   }
-  free_entry->dev = dev;
+  IndexDevice(free_entry);
   return Status::Ok();
 }
 
@@ -389,12 +500,22 @@ Status Registry::UnbindDevice(const device* dev) {
   if (entry == nullptr) {
     return Status::NotFound();
   }
-  for (size_t i = 0; i < entry->sid_count; ++i) {
-    if (entry->streams[i].context.slot_ != nullptr) {
+  for (Index s = entry->first_stream; s != kNoIndex; s = streams_[s].next) {
+    if (streams_[s].context.slot_ != nullptr) {
       return Status::Busy();
     }
   }
   const port::LockGuard table(table_lock_);
+  for (Index s = entry->first_stream; s != kNoIndex;) {
+    UnindexStream(s);
+    const Index next = streams_[s].next;
+    streams_[s] = StreamBinding();
+    streams_[s].next = free_stream_;
+    free_stream_ = s;
+    ++free_streams_;
+    s = next;
+  }
+  UnindexDevice(static_cast<Index>(entry - devices_));
   *entry = DeviceEntry{};
   return Status::Ok();
 }
@@ -444,7 +565,7 @@ Result<Context> Registry::AllocContext(const device* dev, uint32_t sid,
   if (binding->context.slot_ != nullptr) {
     return Status::AlreadyExists();
   }
-  IsolationUnit& unit = *FindDevice(dev)->unit;
+  IsolationUnit& unit = *devices_[binding->device].unit;
   if (unit.broken()) {
     return Status::IoError();  // refused before a slot (shared by every unit) is taken
   }
@@ -516,7 +637,7 @@ Status Registry::Attach(const Context& context, const device* dev, uint32_t sid)
   const port::LockGuard ops(ops_lock_);
   DEVISO_TRY(CheckLive(context));
   DEVISO_ASSIGN_OR_RETURN(StreamBinding* const binding, FindStream(dev, sid));
-  if (FindDevice(dev)->unit != context.slot_->unit_) {
+  if (devices_[binding->device].unit != context.slot_->unit_) {
     return Status::InvalidArgument();
   }
   if (binding->context.slot_ != nullptr) {

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -29,7 +30,10 @@ constexpr int kIterations = 300;
 #else
 constexpr int kIterations = 2000;
 #endif
-constexpr int kThreads = 8;
+// 8, or fewer in a configuration with fewer devices or contexts (a shared domain takes one).
+constexpr int kThreads =
+    static_cast<int>(std::min<size_t>({8, kMaxDevices, kMaxContexts - 1, kMaxSids / 2}));
+static_assert(kThreads >= 2, "the concurrency tests need 3 contexts and 2 devices");
 
 int C(Status status) { return status.ToC(); }
 template <typename T>
@@ -367,6 +371,81 @@ TEST(RegistryConcurrencyTest, ControlOperationsInParallel) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_EQ(C(registry.DestroyDomain(shared)), 0);
   EXPECT_EQ(unit.live_domains(), 0U);
+}
+
+// A map and an unmap through a lookup, as the C API does.
+bool MapUnmapThroughLookup(Registry& registry, const device* dev, uint32_t sid) {
+  const Result<Context> ctx = registry.FindContext(dev, sid);
+  return ctx.ok() && ctx->Map(0x20'0000, 0x9000'0000, kPage, kPermReadWrite).ok() &&
+         ctx->Unmap(0x20'0000, kPage).ok();
+}
+
+// Lookups of (device, StreamID) race the control operations that change the indexes under
+// them: binds and unbinds (device and stream index entries inserted and shifted back on
+// deletion), context allocs and frees. A stable context bound first must be found, as the same
+// context, by every lookup throughout; a churning pair only ever answers 0, -ENOENT or -EINVAL.
+TEST(RegistryConcurrencyTest, LookupsRaceAllocAndFree) {
+  FakeUnit unit;
+  Registry registry;
+  ASSERT_EQ(C(registry.RegisterUnit(unit)), 0);
+  device stable_dev{"stable"};
+  const uint32_t stable_sid = 1000;
+  ASSERT_EQ(C(registry.BindDevice(&stable_dev, unit, {&stable_sid, 1})), 0);
+  const Context stable = *registry.AllocContext(&stable_dev, stable_sid);
+  ASSERT_EQ(C(stable.Map(0x10'0000, 0x8000'0000, kPage, kPermReadWrite)), 0);
+
+  constexpr int kWriters = kThreads / 2;
+  constexpr int kReaders = kThreads - kWriters;
+  std::vector<device> devices(kWriters);
+  std::atomic<bool> done{false};
+  std::atomic<int> failures{0};
+  std::atomic<uint64_t> lookups{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kWriters; ++t) {
+    threads.emplace_back([&, t] {
+      const uint32_t sid = static_cast<uint32_t>(t);
+      for (int i = 0; i < kIterations; ++i) {
+        const bool ok = registry.BindDevice(&devices[t], unit, {&sid, 1}).ok() &&
+                        registry.AllocContext(&devices[t], sid).ok() &&
+                        MapUnmapThroughLookup(registry, &devices[t], sid) &&
+                        registry.FreeContext(&devices[t], sid).ok() &&
+                        registry.UnbindDevice(&devices[t]).ok();
+        failures += ok ? 0 : 1;
+      }
+    });
+  }
+  for (int t = 0; t < kReaders; ++t) {
+    threads.emplace_back([&, t] {
+      uint64_t n = 0;
+      while (!done.load(std::memory_order_relaxed)) {
+        const Result<Context> found = registry.FindContext(&stable_dev, stable_sid);
+        if (!found.ok() || !(*found == stable) || !registry.UnitOf(&stable_dev).ok()) {
+          ++failures;
+        }
+        const int w = (t + static_cast<int>(n)) % kWriters;
+        const int churn =
+            registry.FindContext(&devices[w], static_cast<uint32_t>(w)).status().ToC();
+        if (churn != 0 && churn != -ENOENT && churn != -EINVAL) {
+          ++failures;
+        }
+        ++n;
+      }
+      lookups += n;
+    });
+  }
+  for (int t = 0; t < kWriters; ++t) {
+    threads[t].join();
+  }
+  done = true;
+  for (size_t t = kWriters; t < threads.size(); ++t) {
+    threads[t].join();
+  }
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(lookups.load(), 0U);
+  const Result<Paddr> pa = stable.IovaToPhys(0x10'0000);
+  ASSERT_EQ(C(pa), 0);
+  EXPECT_EQ(*pa, 0x8000'0000U);
+  EXPECT_EQ(unit.live_domains(), 1U);
 }
 
 }  // namespace

@@ -123,7 +123,7 @@ TEST_F(RegistryTest, RegisterUnitErrors) {
     units.push_back(std::make_unique<FakeUnit>(FakeUnit::Options{.name = "u" + std::to_string(i)}));
     ASSERT_EQ(C(registry_.RegisterUnit(*units.back())), 0);
   }
-  FakeUnit one_too_many(FakeUnit::Options{.name = "u9"});
+  FakeUnit one_too_many(FakeUnit::Options{.name = "one too many"});
   EXPECT_REFUSED(registry_.RegisterUnit(one_too_many), -ENOMEM);
   ASSERT_EQ(C(registry_.UnregisterUnit(*units.back())), 0);
   EXPECT_EQ(C(registry_.RegisterUnit(one_too_many)), 0);
@@ -160,16 +160,18 @@ TEST_F(RegistryTest, FindUnit) {
 
 TEST_F(RegistryTest, BindDeviceErrors) {
   const uint32_t one[] = {9};
-  const uint32_t nine[] = {10, 11, 12, 13, 14, 15, 16, 17, 18};
+  std::array<uint32_t, kMaxSidsPerDevice + 1> too_many;  // one more than a device may own
+  for (size_t i = 0; i < too_many.size(); ++i) {
+    too_many[i] = 10 + static_cast<uint32_t>(i);
+  }
   const uint32_t beyond_max_sid[] = {9, 0x10000};
   const uint32_t twice[] = {9, 10, 9};
   const uint32_t dma_sid[] = {9, 2};
   FakeUnit unregistered(FakeUnit::Options{.name = "fake@1"});
-  static_assert(std::size(nine) == kMaxSidsPerDevice + 1);
 
   EXPECT_REFUSED(registry_.BindDevice(nullptr, unit_, one), -EINVAL);
   EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, {}), -EINVAL);
-  EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, nine), -EINVAL);
+  EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, too_many), -EINVAL);
   EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, beyond_max_sid), -EINVAL);
   EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, twice), -EINVAL);
   EXPECT_REFUSED(registry_.BindDevice(&other_, unregistered, one), -ENOENT);
@@ -201,6 +203,144 @@ TEST_F(RegistryTest, DeviceTableFull) {
   EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, {&sid, 1}), -ENOMEM);
   ASSERT_EQ(C(registry_.UnbindDevice(&devices[0])), 0);
   EXPECT_EQ(C(registry_.BindDevice(&other_, unit_, {&sid, 1})), 0);
+}
+
+// StreamIDs come from one pool of kMaxSids shared by every device, not from a per-device array:
+// a bind that needs more than is left is -ENOMEM with no change, and an unbind gives them back.
+TEST_F(RegistryTest, StreamIdPoolShared) {
+  size_t free_sids = kMaxSids - kDmaSids.size() - kNicSids.size();
+  std::vector<device> devices(kMaxSids);
+  std::vector<std::vector<uint32_t>> bound;
+  uint32_t next_sid = 100;
+  size_t d = 0;
+  // Whole devices of kMaxSidsPerDevice while they fit (and a device entry is left for `other_`).
+  while (free_sids >= kMaxSidsPerDevice && d + 3 < kMaxDevices) {
+    std::vector<uint32_t> sids;
+    for (size_t i = 0; i < kMaxSidsPerDevice; ++i) sids.push_back(next_sid++);
+    ASSERT_EQ(C(registry_.BindDevice(&devices[d], unit_, sids)), 0) << d;
+    bound.push_back(sids);
+    free_sids -= kMaxSidsPerDevice;
+    ++d;
+  }
+  if (free_sids >= kMaxSidsPerDevice) {
+    GTEST_SKIP() << "the device table runs out before the StreamID pool in this configuration";
+  }
+  std::vector<uint32_t> too_many;
+  for (size_t i = 0; i <= free_sids; ++i) too_many.push_back(next_sid++);
+  EXPECT_REFUSED(registry_.BindDevice(&other_, unit_, too_many), -ENOMEM);
+  too_many.pop_back();
+  if (!too_many.empty()) {
+    ASSERT_EQ(C(registry_.BindDevice(&other_, unit_, too_many)), 0);
+    ASSERT_EQ(C(registry_.UnbindDevice(&other_)), 0);
+  }
+  ASSERT_FALSE(bound.empty());
+  // Unbinding a device returns its StreamIDs to the pool: another device can take them all.
+  ASSERT_EQ(C(registry_.UnbindDevice(&devices[0])), 0);
+  // kMaxSidsPerDevice are free now.
+  too_many.resize(kMaxSidsPerDevice);
+  for (uint32_t& sid : too_many) sid = next_sid++;
+  ASSERT_EQ(C(registry_.BindDevice(&other_, unit_, too_many)), 0);
+  for (const uint32_t sid : too_many) {
+    EXPECT_EQ(C(registry_.AllocContext(&other_, sid)), 0);
+    EXPECT_EQ(C(registry_.FreeContext(&other_, sid)), 0);
+  }
+  // The other devices' StreamIDs are untouched, and the unbound one's are gone.
+  for (size_t i = 1; i < bound.size(); ++i) {
+    for (const uint32_t sid : bound[i]) {
+      EXPECT_EQ(C(registry_.FindContext(&devices[i], sid)), -ENOENT);  // bound, no context
+    }
+  }
+  EXPECT_EQ(C(registry_.FindContext(&devices[0], bound[0][0])), -EINVAL);
+}
+
+// The (device, StreamID) and device indexes under churn: random binds and unbinds of devices
+// whose StreamIDs collide across units, checked against a reference (the device changed after
+// each step, every pair ever bound every 16 steps: found, unit, context), so a lost or stale
+// index entry (a wrong deletion) shows.
+TEST_F(RegistryTest, IndexesUnderChurn) {
+  FakeUnit second(FakeUnit::Options{.name = "fake@1"});
+  ASSERT_EQ(C(registry_.RegisterUnit(second)), 0);
+  IsolationUnit* const units[] = {&unit_, &second};
+  constexpr size_t kDevices = 3 * kMaxDevices;
+  std::vector<device> devices(kDevices);
+  struct Ref {
+    bool bound = false;
+    IsolationUnit* unit = nullptr;
+    std::vector<uint32_t> sids;
+    std::vector<bool> has_context;
+  };
+  std::vector<Ref> ref(kDevices);
+  size_t bound_devices = 2;
+  size_t used_sids = kDmaSids.size() + kNicSids.size();
+  size_t live_contexts = 0;
+  uint64_t rng = 12345;
+  auto next = [&rng](uint64_t n) {
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (rng >> 33) % n;
+  };
+  for (int step = 0; step < 4000; ++step) {
+    const size_t d = next(kDevices);
+    Ref& r = ref[d];
+    if (!r.bound) {
+      const size_t count = 1 + next(kMaxSidsPerDevice);
+      if (bound_devices == kMaxDevices || used_sids + count > kMaxSids) continue;
+      IsolationUnit* const unit = units[next(2)];
+      // StreamIDs unique per unit: device d owns [d * kMaxSidsPerDevice, + count) on either.
+      std::vector<uint32_t> sids;
+      for (size_t i = 0; i < count; ++i) sids.push_back(100 + d * kMaxSidsPerDevice + i);
+      ASSERT_EQ(C(registry_.BindDevice(&devices[d], *unit, sids)), 0) << step;
+      r = Ref{true, unit, sids, std::vector<bool>(count, false)};
+      ++bound_devices;
+      used_sids += count;
+      // Sometimes a context on one of its StreamIDs.
+      const size_t i = next(count);
+      if (live_contexts < kMaxContexts && next(2) == 0) {
+        ASSERT_EQ(C(registry_.AllocContext(&devices[d], sids[i])), 0);
+        r.has_context[i] = true;
+        ++live_contexts;
+      }
+    } else {
+      for (size_t i = 0; i < r.sids.size(); ++i) {
+        if (r.has_context[i]) {
+          EXPECT_EQ(C(registry_.UnbindDevice(&devices[d])), -EBUSY);
+          ASSERT_EQ(C(registry_.FreeContext(&devices[d], r.sids[i])), 0);
+          r.has_context[i] = false;
+          --live_contexts;
+        }
+      }
+      ASSERT_EQ(C(registry_.UnbindDevice(&devices[d])), 0) << step;
+      used_sids -= r.sids.size();
+      --bound_devices;
+      r.bound = false;
+    }
+    // Every device every 16 steps (a lost index entry stays lost), else the one just changed.
+    for (size_t e = step % 16 == 0 ? 0 : d; e < (step % 16 == 0 ? kDevices : d + 1); ++e) {
+      const Result<IsolationUnit*> unit = registry_.UnitOf(&devices[e]);
+      ASSERT_EQ(unit.ok(), ref[e].bound) << "step " << step << " device " << e;
+      if (ref[e].bound) {
+        ASSERT_EQ(*unit, ref[e].unit);
+      }
+      for (size_t i = 0; i < ref[e].sids.size(); ++i) {
+        const int want = !ref[e].bound ? -EINVAL : ref[e].has_context[i] ? 0 : -ENOENT;
+        ASSERT_EQ(C(registry_.FindContext(&devices[e], ref[e].sids[i])), want)
+            << "step " << step << " device " << e << " sid " << ref[e].sids[i];
+      }
+    }
+  }
+  for (size_t d = 0; d < kDevices; ++d) {
+    if (!ref[d].bound) {
+      continue;
+    }
+    for (size_t i = 0; i < ref[d].sids.size(); ++i) {
+      if (ref[d].has_context[i]) {
+        ASSERT_EQ(C(registry_.FreeContext(&devices[d], ref[d].sids[i])), 0);
+      }
+    }
+    ASSERT_EQ(C(registry_.UnbindDevice(&devices[d])), 0);
+  }
+  // The fixture's devices were left alone throughout.
+  EXPECT_EQ(C(registry_.FindContext(&dma_, 1)), -ENOENT);
+  EXPECT_EQ(C(registry_.FindContext(&nic_, 5)), -ENOENT);
 }
 
 TEST_F(RegistryTest, UnbindDevice) {
@@ -291,21 +431,32 @@ TEST_F(RegistryTest, FailedRollbackRetiresTheSlot) {
 }
 
 TEST_F(RegistryTest, ContextsExhausted) {
-  // 8 devices of 8 StreamIDs: 64 contexts.
-  std::vector<device> devices(kMaxContexts / kMaxSidsPerDevice);
-  for (size_t d = 0; d < devices.size(); ++d) {
-    std::array<uint32_t, kMaxSidsPerDevice> sids;
-    for (size_t i = 0; i < sids.size(); ++i) {
-      sids[i] = static_cast<uint32_t>(100 + d * kMaxSidsPerDevice + i);
+  // kMaxContexts contexts through AllocContext, on devices of up to kMaxSidsPerDevice StreamIDs
+  // (and shared domains for the rest if the configuration has fewer StreamIDs than contexts).
+  std::vector<device> devices(kMaxDevices);
+  std::vector<std::pair<const device*, uint32_t>> allocated;
+  size_t free_sids = kMaxSids - kDmaSids.size() - kNicSids.size();
+  uint32_t next_sid = 100;
+  for (size_t d = 0; d + 2 < kMaxDevices && allocated.size() < kMaxContexts && free_sids > 0; ++d) {
+    std::vector<uint32_t> sids;
+    while (sids.size() < kMaxSidsPerDevice && sids.size() < free_sids &&
+           allocated.size() + sids.size() < kMaxContexts) {
+      sids.push_back(next_sid++);
     }
     ASSERT_EQ(C(registry_.BindDevice(&devices[d], unit_, sids)), 0);
+    free_sids -= sids.size();
     for (const uint32_t sid : sids) {
       ASSERT_EQ(C(registry_.AllocContext(&devices[d], sid)), 0);
+      allocated.emplace_back(&devices[d], sid);
     }
+  }
+  ASSERT_FALSE(allocated.empty());
+  for (size_t n = allocated.size(); n < kMaxContexts; ++n) {
+    ASSERT_EQ(C(registry_.CreateDomain(unit_)), 0);
   }
   EXPECT_REFUSED(registry_.AllocContext(&dma_, 1), -ENOMEM);
   EXPECT_REFUSED(registry_.CreateDomain(unit_), -ENOMEM);
-  ASSERT_EQ(C(registry_.FreeContext(&devices[3], 100 + 3 * kMaxSidsPerDevice)), 0);
+  ASSERT_EQ(C(registry_.FreeContext(allocated.back().first, allocated.back().second)), 0);
   Alloc(&dma_, 1);
   EXPECT_EQ(unit_.live_domains(), kMaxContexts);
 }

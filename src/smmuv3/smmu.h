@@ -137,8 +137,8 @@ class SharedTableMemory final : public pgtable::TableMemory {
 
 class Smmuv3 final : public IsolationUnit {
  public:
-  static constexpr size_t kMaxDomains = 32;
-  static constexpr size_t kMaxStreams = 64;    // attached StreamIDs, for fault routing
+  static constexpr size_t kMaxDomains = config::kMaxDomainsPerUnit;  // DEVISO_MAX_DOMAINS_PER_UNIT
+  static constexpr size_t kMaxStreams = config::kMaxStreamsPerUnit;  // attached, fault routing
   static constexpr unsigned kL2SplitBits = 8;  // 2-level stream table: 256 STEs per L2 table
   // The unrouted handler's default rate (as a context's, kDefaultFaultCallbacksPerSecond).
   static constexpr uint32_t kUnroutedFaultsPerSecond = 16;

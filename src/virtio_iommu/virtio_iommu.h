@@ -46,6 +46,7 @@
 
 #include "core/dma_memory.h"
 #include "deviso/backend.h"
+#include "deviso/config.h"
 #include "deviso/port/os.h"
 #include "virtio_iommu/hw.h"
 #include "virtio_iommu/transport.h"
@@ -103,8 +104,8 @@ class VirtioIommuDomain final : public Domain {
 
 class VirtioIommu final : public IsolationUnit {
  public:
-  static constexpr size_t kMaxDomains = 32;
-  static constexpr size_t kMaxStreams = 64;  // attached endpoints, for fault routing
+  static constexpr size_t kMaxDomains = config::kMaxDomainsPerUnit;  // DEVISO_MAX_DOMAINS_PER_UNIT
+  static constexpr size_t kMaxStreams = config::kMaxStreamsPerUnit;  // attached, fault routing
   static constexpr size_t kMaxProbed = 64;   // endpoints whose PROBE result is cached
   static constexpr size_t kMaxReserved = 4;  // reserved regions kept per endpoint
   static constexpr uint16_t kBatch = 32;     // requests per notification
