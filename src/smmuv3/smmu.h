@@ -332,9 +332,13 @@ class Smmuv3 final : public IsolationUnit {
   Status WaitForSpaceLocked(uint32_t first, bool* lost);
   // A register read back a value no SMMU produces: counted, logged, the unit marked broken.
   void ImpossibleRead(const char* what, uint32_t value);
-  // Reads CMDQ_CONS; handles GERROR.CMDQ_ERR. Returns -EIO if the erroring command lies in
-  // [first, end) of this submission.
-  Status RefreshConsLocked(uint32_t first, uint32_t end, bool* lost);
+  // Reads CMDQ_CONS; handles GERROR.CMDQ_ERR (sets *lost if the erroring command lies in
+  // [first, end) of this submission). Returns whether it acknowledged a command error (the
+  // SMMU then resumes from CONS); -EIO for an impossible register value.
+  Result<bool> RefreshConsLocked(uint32_t first, uint32_t end, bool* lost);
+  // One look at the command queue for a poll: RefreshConsLocked, and once more at once if it
+  // acknowledged a command error, so that a look after the deadline sees CONS move on.
+  Status LookAtConsLocked(uint32_t first, uint32_t end, bool* lost);
   void WriteCommandLocked(const ds::Command& command);
 
   void DeliverFault(const Fault& fault, bool to_all);

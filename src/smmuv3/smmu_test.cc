@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,7 @@ class FaultyMmio final : public Mmio {
  public:
   explicit FaultyMmio(Mmio& inner) : inner_(inner) {}
   uint32_t Read32(size_t offset) override {
+    if (offset == watched_offset_.load()) watched_reads_.fetch_add(1);
     if (offset == all_ones_offset_ && armed_) return ~0U;
     if (offset == reg::kIdr0) return inner_.Read32(offset) | idr0_set;
     if (offset == reg::kIdr1) return inner_.Read32(offset) | idr1_set;
@@ -115,9 +117,17 @@ class FaultyMmio final : public Mmio {
     arm_at_cmdq_prod_ = at_cmdq_prod;
     armed_ = at_cmdq_prod == ~0U;
   }
+  // Counts the driver's reads of `offset` from now on.
+  void Watch(size_t offset) {
+    watched_reads_.store(0);
+    watched_offset_.store(offset);
+  }
+  uint64_t watched_reads() const { return watched_reads_.load(); }
 
  private:
   Mmio& inner_;
+  std::atomic<size_t> watched_offset_{~size_t{0}};
+  std::atomic<uint64_t> watched_reads_{0};
   size_t all_ones_offset_ = ~size_t{0};
   uint32_t arm_at_cmdq_prod_ = ~0U;
   bool armed_ = false;
@@ -1187,6 +1197,104 @@ TEST(SmmuFaultInjection, IrqCtrlAckAndGbpaUpdateStuckTimeOut) {
     ASSERT_TRUE(rig.smmu().Probe().ok());
     EXPECT_EQ(rig.smmu().Init(true), Status::TimedOut()) << which;
   }
+}
+
+// A clock that stands still until the driver's `reads`-th read of the watched register (a
+// look that found the acknowledgement missing); on the next reading it jumps past every
+// deadline (the poller was preempted) and the stuck acknowledgement lands meanwhile: the ack
+// comes exactly when the poll finds its deadline expired. A completed operation must not fail
+// then.
+class AckAtExpiryClock final : public deviso::port::host::ClockSource {
+ public:
+  AckAtExpiryClock(uint64_t timeout_ns, FaultyMmio& mmio, size_t offset, uint64_t reads,
+                   std::function<void()> ack)
+      : step_(2 * timeout_ns), mmio_(mmio), reads_(reads), ack_(std::move(ack)) {
+    mmio_.Watch(offset);
+    previous_ = deviso::port::host::SetClockSource(this);
+  }
+  ~AckAtExpiryClock() override { (void)deviso::port::host::SetClockSource(previous_); }
+  AckAtExpiryClock(const AckAtExpiryClock&) = delete;
+  AckAtExpiryClock& operator=(const AckAtExpiryClock&) = delete;
+
+  uint64_t NowNs() override {
+    if (!landed_ && mmio_.watched_reads() >= reads_) {
+      landed_ = true;
+      ack_();
+      now_ += step_;
+    }
+    return now_;
+  }
+  bool landed() const { return landed_; }
+
+ private:
+  uint64_t now_ = deviso::port::host::TestClock::kStartNs;
+  const uint64_t step_;
+  FaultyMmio& mmio_;
+  const uint64_t reads_;
+  std::function<void()> ack_;
+  bool landed_ = false;
+  deviso::port::host::ClockSource* previous_ = nullptr;
+};
+
+// Every deadline poll of the driver (CR0ACK, IRQ_CTRLACK, GBPA.Update, CMD_SYNC) looks at the
+// register once more after its deadline expired (port::PollUntil).
+TEST(SmmuDeadlines, AnAckLandingAsTheDeadlineIsSeenExpiredIsNotATimeout) {
+  DEVISO_NEEDS_A_BUILT_GRANULE();
+  constexpr uint64_t kTimeout = 20'000'000;
+  // Init: the second read of each register is the first that waits (the first wait of CR0ACK
+  // and IRQ_CTRLACK is for the reset value 0; GBPA.Update is 0 before the write).
+  struct InitCase {
+    const char* what;
+    size_t offset;
+    void (TestingModel::*stick)(bool);
+  };
+  for (const InitCase& c :
+       {InitCase{"CR0ACK", reg::kCr0Ack, &TestingModel::SetCr0AckStuck},
+        InitCase{"IRQ_CTRLACK", reg::kIrqCtrlAck, &TestingModel::SetIrqCtrlAckStuck},
+        InitCase{"GBPA.Update", reg::kGbpa, &TestingModel::SetGbpaUpdateStuck}}) {
+    if (c.offset == reg::kGbpa && !Profile().options.gbpa_implemented) continue;
+    RigOptions o;
+    o.timeout_ns = kTimeout;
+    o.irqs = false;
+    Rig rig(o);
+    ASSERT_TRUE(rig.smmu().Probe().ok());
+    (rig.model().*c.stick)(true);
+    Status init = Status::Ok();
+    {
+      AckAtExpiryClock clock(kTimeout, rig.mmio(), c.offset, 2,
+                             [&] { (rig.model().*c.stick)(false); });
+      init = rig.smmu().Init(true);
+      EXPECT_TRUE(clock.landed()) << c.what;
+    }
+    EXPECT_EQ(init, Status::Ok()) << c.what << " acknowledged as its deadline expired";
+    EXPECT_EQ(rig.model().Read32(reg::kCr0Ack) & 1U, 1U) << c.what << ": SMMUEN";
+  }
+  // CMD_SYNC: an unmap whose sync completes as the deadline is seen expired succeeds, and its
+  // invalidation is real.
+  if (!Profile().options.gran4k) return;
+  RigOptions o;
+  o.timeout_ns = kTimeout;
+  o.irqs = false;
+  Rig rig(o);
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const DmaBuffer buf = rig.Buffer(1, 0);
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  uint8_t b;
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
+  rig.model().SetCmdSyncStall(true);
+  Status unmap = Status::Ok();
+  {
+    AckAtExpiryClock clock(kTimeout, rig.mmio(), reg::kCmdqCons, 1,
+                           [&] { rig.model().SetCmdSyncStall(false); });
+    unmap = rig.smmu().Unmap(*d, kIova, k4K);
+    EXPECT_TRUE(clock.landed());
+  }
+  EXPECT_EQ(unmap, Status::Ok());
+  EXPECT_FALSE(rig.smmu().broken());
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova, &b, 1).ok()) << "stale IOTLB entry";
 }
 
 TEST(SmmuFaultInjection, CmdSyncNeverCompletingFailsAndNothingIsFreed) {
