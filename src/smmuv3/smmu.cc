@@ -1371,6 +1371,17 @@ bool Smmuv3::HandleEvents() {
   return more;
 }
 
+bool Smmuv3::DrainEvents() {
+  // One queue's worth of records (evtq_.log2 is fixed after Probe), and one call more for the
+  // record that tells an empty queue from a full one.
+  const size_t calls =
+      ((size_t{1} << evtq_.log2) + config_.events_per_call - 1) / config_.events_per_call + 1;
+  for (size_t i = 0; i < calls; ++i) {
+    if (!HandleEvents()) return false;
+  }
+  return true;
+}
+
 void Smmuv3::HandleGlobalErrors() {
   const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
   const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};

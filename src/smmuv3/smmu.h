@@ -214,6 +214,11 @@ class Smmuv3 final : public IsolationUnit {
   // Nothing on a broken unit. Built with DEVISO_CONFIG_FAULT_REPORTS=OFF records are only
   // counted (stats().events, stats().event_overflows).
   bool HandleEvents();
+  // HandleEvents() until it reports nothing left, but at most as many calls as one full event
+  // queue needs: an SMMU that keeps producing records (a fault storm, a hostile or broken part)
+  // cannot hold the caller; what it produces meanwhile waits for the next drain. Returns true
+  // if records remain. Use this, never a `while (HandleEvents())` loop.
+  bool DrainEvents();
   // Decodes and acknowledges global errors (GERROR/GERRORN). From the gerror interrupt.
   void HandleGlobalErrors();
 

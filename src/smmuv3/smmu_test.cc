@@ -94,6 +94,7 @@ class FaultyMmio final : public Mmio {
     }
     writes[offset] = value;
     inner_.Write32(offset, value);
+    if (offset == reg::kEventqCons && on_eventq_cons_write) on_eventq_cons_write();
   }
   uint64_t Read64(size_t offset) override { return inner_.Read64(offset); }
   void Write64(size_t offset, uint64_t value) override {
@@ -111,6 +112,8 @@ class FaultyMmio final : public Mmio {
   std::optional<bool> gbpa_abort_when_disabled;
   // The last value written to each register.
   std::map<size_t, uint64_t> writes;
+  // Called after each EVENTQ_CONS write (the driver freed records), e.g. to produce more.
+  std::function<void()> on_eventq_cons_write;
   // Reads of `offset` return all-ones from now on (or from the CMDQ_PROD write of `prod`).
   void AllOnes(size_t offset, uint32_t at_cmdq_prod = ~0U) {
     all_ones_offset_ = offset;
@@ -1069,6 +1072,51 @@ TEST(SmmuEvents, DrainIsBoundedAndUnroutedFaultsAreRateLimited) {
       << "the unrouted handler is not rate-limited";
   EXPECT_GE(rig.unrouted().count(), 1U);
   EXPECT_EQ(rig.smmu().stats().unrouted_suppressed + rig.unrouted().count(), 300U);
+}
+
+// An SMMU that produces more events every time the driver frees some cannot hold a caller
+// that drains until nothing is left: DrainEvents() returns after one queue's worth of calls,
+// and the unit keeps working (issue 10). (A `while (HandleEvents())` loop, as the platform's
+// drain had, would only end when this producer gives up after kRefills.)
+TEST(SmmuEvents, ADrainReturnsWhileTheSmmuKeepsProducingEvents) {
+  DEVISO_NEEDS_4K();
+  RigOptions o;
+  o.irqs = false;
+  o.eventq_log2 = 9;
+  Rig rig(o);
+  ASSERT_TRUE(rig.Start().ok());
+  constexpr unsigned kRefills = 10'000;
+  unsigned refills = 0;
+  rig.mmio().on_eventq_cons_write = [&] {
+    if (refills < kRefills) {
+      ++refills;
+      rig.model().FloodEvents(0x40, 300);
+    }
+  };
+  rig.model().FloodEvents(0x40, 300);
+  const uint64_t events0 = rig.smmu().stats().events;
+  EXPECT_TRUE(rig.smmu().DrainEvents()) << "records remain: the producer never stopped";
+  const uint64_t calls = (512 + kDefaultEventsPerDrain - 1) / kDefaultEventsPerDrain + 1;
+  EXPECT_LE(refills, calls) << "the drain did not return";
+  EXPECT_LE(rig.smmu().stats().events - events0, calls * kDefaultEventsPerDrain);
+  // The producer stops: the next drains empty the queue, and the unit still isolates.
+  rig.mmio().on_eventq_cons_write = nullptr;
+  EXPECT_FALSE(rig.smmu().DrainEvents());
+  EXPECT_FALSE(rig.smmu().broken());
+  RecordingSink sink;
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, &sink);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const DmaBuffer buf = rig.Buffer(1, 0x5a);
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  uint8_t b = 0;
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
+  EXPECT_EQ(b, 0x5a);
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + k4K, &b, 1).ok());
+  EXPECT_FALSE(rig.smmu().DrainEvents());
+  if constexpr (config::kFaultReports) {
+    EXPECT_EQ(sink.count(), 1U) << "the fault is delivered";
+  }
 }
 
 // Without hitless block replacement (IDR3.BBML = 0) a partial unmap of a block would make the
