@@ -1038,6 +1038,16 @@ Status Smmuv3::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms per
   if (perms > 0xff || static_cast<unsigned>(type) > 3) return Status::InvalidArgument();
   if (broken()) return Status::IoError();  // no table is allocated for a broken unit
   if (UsesMemory(pa, size)) return Status::PermissionDenied();
+  // A failed strict unmap left an invalidation owed: the SMMU may still hold its old entries
+  // and walk-cache pointers to the tables it unlinked, through which the new entries would not
+  // be seen (a fault) or an old translation would. The owed invalidation (whole context) comes
+  // first; if it cannot be confirmed nothing is mapped.
+  if (d->pending_end_ > d->pending_start_) {
+    const ds::Command all = ContextTlbi(*d);
+    Count(stats_.tlbi_context);
+    DEVISO_TRY(Submit(&all, 1));
+    d->pending_start_ = d->pending_end_ = 0;
+  }
   DEVISO_TRY(d->table_->Map(iova, pa, size, static_cast<pgtable::Perms>(perms), EngineType(type)));
   // Mapped again over all of it: the failed unmaps' range is ordinary mapped memory now. (A map
   // over only a part keeps the record: the rest, possibly another failed unmap's range that the

@@ -842,6 +842,66 @@ TEST(SmmuErrorContract, ARetriedUnmapConvergesOnceTheInvalidationCompleted) {
   EXPECT_EQ(b, 0x21);
 }
 
+// A failed strict unmap that unlinked a table owes an invalidation; the SMMU may still walk
+// through its cached pointer to the old table (and hold the old entries). A later map in the
+// context must issue the owed invalidation first (found by the isolation fuzzer), and, if that
+// fails, map nothing.
+class SmmuOwedInvalidation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DEVISO_NEEDS_4K();
+    ASSERT_TRUE(rig_.Start().ok());
+    Result<Domain*> d = rig_.smmu().CreateDomain(DomainOptions{}, nullptr);
+    ASSERT_TRUE(d.ok());
+    d_ = *d;
+    ASSERT_TRUE(rig_.smmu().Attach(d_, 1).ok());
+    const DmaBuffer old_buf = rig_.Buffer(2, 0x11);
+    new_buf_ = rig_.Buffer(2, 0x99);
+    // The only mappings of their last-level table: unmapping both unlinks the table.
+    ASSERT_TRUE(
+        rig_.smmu().Map(d_, kIova, old_buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
+    uint8_t b = 0;
+    ASSERT_TRUE(rig_.model().DeviceRead(1, kIova, &b, 1).ok());  // walk cache + IOTLB filled
+    rig_.model().InjectIllegalCommand(ds::kOpTlbiNhVa, 4);
+    rig_.model().InjectIllegalCommand(ds::kOpTlbiNhAsid, 4);
+    ASSERT_EQ(rig_.smmu().Unmap(d_, kIova, 2 * k4K), Status::IoError());
+  }
+  void Heal() {
+    rig_.model().InjectIllegalCommand(ds::kOpTlbiNhVa, 0);
+    rig_.model().InjectIllegalCommand(ds::kOpTlbiNhAsid, 0);
+  }
+  Status MapNew() {
+    return rig_.smmu().Map(d_, kIova, new_buf_.pa, 2 * k4K, kPermReadWrite, MemType::kNormal);
+  }
+  Rig rig_;
+  Domain* d_ = nullptr;
+  DmaBuffer new_buf_{};
+};
+
+TEST_F(SmmuOwedInvalidation, AMapAfterAFailedUnmapSeesTheNewMappingAtOnce) {
+  Heal();
+  const uint64_t asid_tlbis = rig_.model().command_count(ds::kOpTlbiNhAsid);
+  ASSERT_EQ(MapNew(), Status::Ok());
+  EXPECT_EQ(rig_.model().command_count(ds::kOpTlbiNhAsid), asid_tlbis + 1)
+      << "the owed invalidation";
+  for (const uint64_t off : {uint64_t{0}, k4K}) {
+    uint8_t b = 0;
+    EXPECT_TRUE(rig_.model().DeviceRead(1, kIova + off, &b, 1).ok()) << "fault at +" << off;
+    EXPECT_EQ(b, 0x99) << "an old translation at +" << off;
+  }
+}
+
+TEST_F(SmmuOwedInvalidation, AMapWhoseOwedInvalidationFailsChangesNothing) {
+  EXPECT_EQ(MapNew(), Status::IoError());
+  EXPECT_FALSE(static_cast<SmmuDomain*>(d_)->table().Lookup(kIova).ok()) << "mapped anyway";
+  EXPECT_FALSE(rig_.smmu().broken());
+  Heal();
+  ASSERT_EQ(MapNew(), Status::Ok());
+  uint8_t b = 0;
+  EXPECT_TRUE(rig_.model().DeviceRead(1, kIova, &b, 1).ok());
+  EXPECT_EQ(b, 0x99);
+}
+
 // All-ones CMDQ_CONS (the device is gone) equals PROD when PROD is the queue's last index with
 // the wrap bit set: it must not be taken as a completed CMD_SYNC.
 TEST(SmmuImpossibleRegisters, AllOnesCmdqConsIsAFailureNotACompletedSync) {
