@@ -7,6 +7,7 @@
 
 #include "core/barrier.h"
 #include "deviso/assert.h"
+#include "ports/poll.h"
 #include "smmuv3/errata.h"
 #include "smmuv3/tlbi_range.h"
 
@@ -189,11 +190,11 @@ Status Smmuv3::Probe() {
 }
 
 Status Smmuv3::WaitAck(size_t ack_offset, uint32_t want, uint32_t mask) {
-  const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
-  for (;;) {
-    if ((regs_->Read32(ack_offset) & mask) == (want & mask)) return Status::Ok();
-    if (deadline.Expired()) return Status::TimedOut();
-  }
+  // port::PollUntil looks once more after the deadline expired: an acknowledgement that came
+  // while this thread was preempted is not a timeout.
+  return port::PollUntil(config_.timeout_ns, [&]() -> Result<bool> {
+    return (regs_->Read32(ack_offset) & mask) == (want & mask);
+  });
 }
 
 Status Smmuv3::WriteCr0(reg::Cr0 value) {
@@ -428,7 +429,7 @@ void Smmuv3::ImpossibleRead(const char* what, uint32_t value) {
   }
 }
 
-Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
+Result<bool> Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
   const reg::QueueIndex cons{regs_->Read32(reg::kCmdqCons)};
   const uint32_t mask = (2U << cmdq_.log2) - 1;
   // 6.3.27: RD and WRAP for this queue's size, ERR; every other bit is RES0. CONS never moves
@@ -446,7 +447,7 @@ Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
     ImpossibleRead("GERROR", gerror.raw);
     return Status::IoError();
   }
-  if (gerror.cmdq_err() == gerrorn.cmdq_err()) return Status::Ok();
+  if (gerror.cmdq_err() == gerrorn.cmdq_err()) return false;
 
   // 7.1: the SMMU stopped at CONS because that command was illegal (or could not be
   // fetched). Report it, replace it by a harmless CMD_SYNC, and acknowledge through GERRORN;
@@ -467,6 +468,13 @@ Status Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
   CleanForSmmu(bad, sizeof(*bad));
   DmaWriteBarrier();
   regs_->Write32(reg::kGerrorN, gerrorn.raw ^ reg::Gerror{}.set_cmdq_err(1).raw);
+  return true;
+}
+
+Status Smmuv3::LookAtConsLocked(uint32_t first, uint32_t end, bool* lost) {
+  // Twice at most: a hostile SMMU reporting an error on every look cannot hold the poll.
+  DEVISO_ASSIGN_OR_RETURN(const bool acknowledged, RefreshConsLocked(first, end, lost));
+  if (acknowledged) DEVISO_TRY(RefreshConsLocked(first, end, lost).status());
   return Status::Ok();
 }
 
@@ -475,18 +483,11 @@ Status Smmuv3::WaitForSpaceLocked(uint32_t first, bool* lost) {
   // Let the SMMU consume what is queued so far.
   DmaWriteBarrier();
   regs_->Write32(reg::kCmdqProd, cmdq_.prod);
-  const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
-  for (;;) {
-    // Every earlier batch completed before this one started: an error now is this batch's.
-    DEVISO_TRY(RefreshConsLocked(first, cmdq_.prod, lost));
-    if (!QueueFull(cmdq_)) return Status::Ok();
-    if (deadline.Expired()) {
-      // One last look: this thread may have been preempted past the deadline after the SMMU
-      // made room (a command error is acknowledged in one look, CONS seen in the next).
-      DEVISO_TRY(RefreshConsLocked(first, cmdq_.prod, lost));
-      return QueueFull(cmdq_) ? Status::TimedOut() : Status::Ok();
-    }
-  }
+  // Every earlier batch completed before this one started: an error now is this batch's.
+  return port::PollUntil(config_.timeout_ns, [&]() -> Result<bool> {
+    DEVISO_TRY(LookAtConsLocked(first, cmdq_.prod, lost));
+    return !QueueFull(cmdq_);
+  });
 }
 
 Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
@@ -509,25 +510,23 @@ Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
   DmaWriteBarrier();
   regs_->Write32(reg::kCmdqProd, cmdq_.prod);
 
-  const port::Deadline deadline = port::Deadline::In(config_.timeout_ns);
-  for (;;) {
-    DEVISO_TRY(RefreshConsLocked(first, end, &lost));
-    if (cmdq_.cons == cmdq_.prod) break;  // everything up to and including the sync
-    if (deadline.Expired()) {
-      // One last look, as above: a sync completed while this thread was not running is not a
-      // timeout (and would break the unit for good).
-      DEVISO_TRY(RefreshConsLocked(first, end, &lost));
-      if (cmdq_.cons == cmdq_.prod) break;
-      // Completion cannot be confirmed: nothing this unit does can be trusted any more, and
-      // nothing it may still be using is freed.
-      if constexpr (config::kLogging) {
-        port::Log("deviso: %s: CMD_SYNC did not complete within %llu ns\n", name_,
-                  static_cast<unsigned long long>(config_.timeout_ns));
-      }
-      SetBroken(true);
-      return Status::TimedOut();
+  // Done when CONS passed everything up to and including the sync. A sync that completed
+  // while this thread was not running is not a timeout (which would break the unit for good):
+  // PollUntil looks once more after the deadline.
+  const Status s = port::PollUntil(config_.timeout_ns, [&]() -> Result<bool> {
+    DEVISO_TRY(LookAtConsLocked(first, end, &lost));
+    return cmdq_.cons == cmdq_.prod;
+  });
+  if (s == Status::TimedOut()) {
+    // Completion cannot be confirmed: nothing this unit does can be trusted any more, and
+    // nothing it may still be using is freed.
+    if constexpr (config::kLogging) {
+      port::Log("deviso: %s: CMD_SYNC did not complete within %llu ns\n", name_,
+                static_cast<unsigned long long>(config_.timeout_ns));
     }
+    SetBroken(true);
   }
+  DEVISO_TRY(s);
   return lost ? Status::IoError() : Status::Ok();
 }
 
@@ -1039,6 +1038,16 @@ Status Smmuv3::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms per
   if (perms > 0xff || static_cast<unsigned>(type) > 3) return Status::InvalidArgument();
   if (broken()) return Status::IoError();  // no table is allocated for a broken unit
   if (UsesMemory(pa, size)) return Status::PermissionDenied();
+  // A failed strict unmap left an invalidation owed: the SMMU may still hold its old entries
+  // and walk-cache pointers to the tables it unlinked, through which the new entries would not
+  // be seen (a fault) or an old translation would. The owed invalidation (whole context) comes
+  // first; if it cannot be confirmed nothing is mapped.
+  if (d->pending_end_ > d->pending_start_) {
+    const ds::Command all = ContextTlbi(*d);
+    Count(stats_.tlbi_context);
+    DEVISO_TRY(Submit(&all, 1));
+    d->pending_start_ = d->pending_end_ = 0;
+  }
   DEVISO_TRY(d->table_->Map(iova, pa, size, static_cast<pgtable::Perms>(perms), EngineType(type)));
   // Mapped again over all of it: the failed unmaps' range is ordinary mapped memory now. (A map
   // over only a part keeps the record: the rest, possibly another failed unmap's range that the
@@ -1370,6 +1379,17 @@ bool Smmuv3::HandleEvents() {
     regs_->Write32(reg::kEventqCons, evtq_.cons | (evtq_ovf_ack_ << 31));
   }
   return more;
+}
+
+bool Smmuv3::DrainEvents() {
+  // One queue's worth of records (evtq_.log2 is fixed after Probe), and one call more for the
+  // record that tells an empty queue from a full one.
+  const size_t calls =
+      ((size_t{1} << evtq_.log2) + config_.events_per_call - 1) / config_.events_per_call + 1;
+  for (size_t i = 0; i < calls; ++i) {
+    if (!HandleEvents()) return false;
+  }
+  return true;
 }
 
 void Smmuv3::HandleGlobalErrors() {

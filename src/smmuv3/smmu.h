@@ -214,6 +214,11 @@ class Smmuv3 final : public IsolationUnit {
   // Nothing on a broken unit. Built with DEVISO_CONFIG_FAULT_REPORTS=OFF records are only
   // counted (stats().events, stats().event_overflows).
   bool HandleEvents();
+  // HandleEvents() until it reports nothing left, but at most as many calls as one full event
+  // queue needs: an SMMU that keeps producing records (a fault storm, a hostile or broken part)
+  // cannot hold the caller; what it produces meanwhile waits for the next drain. Returns true
+  // if records remain. Use this, never a `while (HandleEvents())` loop.
+  bool DrainEvents();
   // Decodes and acknowledges global errors (GERROR/GERRORN). From the gerror interrupt.
   void HandleGlobalErrors();
 
@@ -332,9 +337,13 @@ class Smmuv3 final : public IsolationUnit {
   Status WaitForSpaceLocked(uint32_t first, bool* lost);
   // A register read back a value no SMMU produces: counted, logged, the unit marked broken.
   void ImpossibleRead(const char* what, uint32_t value);
-  // Reads CMDQ_CONS; handles GERROR.CMDQ_ERR. Returns -EIO if the erroring command lies in
-  // [first, end) of this submission.
-  Status RefreshConsLocked(uint32_t first, uint32_t end, bool* lost);
+  // Reads CMDQ_CONS; handles GERROR.CMDQ_ERR (sets *lost if the erroring command lies in
+  // [first, end) of this submission). Returns whether it acknowledged a command error (the
+  // SMMU then resumes from CONS); -EIO for an impossible register value.
+  Result<bool> RefreshConsLocked(uint32_t first, uint32_t end, bool* lost);
+  // One look at the command queue for a poll: RefreshConsLocked, and once more at once if it
+  // acknowledged a command error, so that a look after the deadline sees CONS move on.
+  Status LookAtConsLocked(uint32_t first, uint32_t end, bool* lost);
   void WriteCommandLocked(const ds::Command& command);
 
   void DeliverFault(const Fault& fault, bool to_all);

@@ -12,6 +12,7 @@
 
 #include <atomic>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,7 @@ class FaultyMmio final : public Mmio {
  public:
   explicit FaultyMmio(Mmio& inner) : inner_(inner) {}
   uint32_t Read32(size_t offset) override {
+    if (offset == watched_offset_.load()) watched_reads_.fetch_add(1);
     if (offset == all_ones_offset_ && armed_) return ~0U;
     if (offset == reg::kIdr0) return inner_.Read32(offset) | idr0_set;
     if (offset == reg::kIdr1) return inner_.Read32(offset) | idr1_set;
@@ -92,6 +94,7 @@ class FaultyMmio final : public Mmio {
     }
     writes[offset] = value;
     inner_.Write32(offset, value);
+    if (offset == reg::kEventqCons && on_eventq_cons_write) on_eventq_cons_write();
   }
   uint64_t Read64(size_t offset) override { return inner_.Read64(offset); }
   void Write64(size_t offset, uint64_t value) override {
@@ -109,15 +112,25 @@ class FaultyMmio final : public Mmio {
   std::optional<bool> gbpa_abort_when_disabled;
   // The last value written to each register.
   std::map<size_t, uint64_t> writes;
+  // Called after each EVENTQ_CONS write (the driver freed records), e.g. to produce more.
+  std::function<void()> on_eventq_cons_write;
   // Reads of `offset` return all-ones from now on (or from the CMDQ_PROD write of `prod`).
   void AllOnes(size_t offset, uint32_t at_cmdq_prod = ~0U) {
     all_ones_offset_ = offset;
     arm_at_cmdq_prod_ = at_cmdq_prod;
     armed_ = at_cmdq_prod == ~0U;
   }
+  // Counts the driver's reads of `offset` from now on.
+  void Watch(size_t offset) {
+    watched_reads_.store(0);
+    watched_offset_.store(offset);
+  }
+  uint64_t watched_reads() const { return watched_reads_.load(); }
 
  private:
   Mmio& inner_;
+  std::atomic<size_t> watched_offset_{~size_t{0}};
+  std::atomic<uint64_t> watched_reads_{0};
   size_t all_ones_offset_ = ~size_t{0};
   uint32_t arm_at_cmdq_prod_ = ~0U;
   bool armed_ = false;
@@ -829,6 +842,66 @@ TEST(SmmuErrorContract, ARetriedUnmapConvergesOnceTheInvalidationCompleted) {
   EXPECT_EQ(b, 0x21);
 }
 
+// A failed strict unmap that unlinked a table owes an invalidation; the SMMU may still walk
+// through its cached pointer to the old table (and hold the old entries). A later map in the
+// context must issue the owed invalidation first (found by the isolation fuzzer), and, if that
+// fails, map nothing.
+class SmmuOwedInvalidation : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DEVISO_NEEDS_4K();
+    ASSERT_TRUE(rig_.Start().ok());
+    Result<Domain*> d = rig_.smmu().CreateDomain(DomainOptions{}, nullptr);
+    ASSERT_TRUE(d.ok());
+    d_ = *d;
+    ASSERT_TRUE(rig_.smmu().Attach(d_, 1).ok());
+    const DmaBuffer old_buf = rig_.Buffer(2, 0x11);
+    new_buf_ = rig_.Buffer(2, 0x99);
+    // The only mappings of their last-level table: unmapping both unlinks the table.
+    ASSERT_TRUE(
+        rig_.smmu().Map(d_, kIova, old_buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
+    uint8_t b = 0;
+    ASSERT_TRUE(rig_.model().DeviceRead(1, kIova, &b, 1).ok());  // walk cache + IOTLB filled
+    rig_.model().InjectIllegalCommand(ds::kOpTlbiNhVa, 4);
+    rig_.model().InjectIllegalCommand(ds::kOpTlbiNhAsid, 4);
+    ASSERT_EQ(rig_.smmu().Unmap(d_, kIova, 2 * k4K), Status::IoError());
+  }
+  void Heal() {
+    rig_.model().InjectIllegalCommand(ds::kOpTlbiNhVa, 0);
+    rig_.model().InjectIllegalCommand(ds::kOpTlbiNhAsid, 0);
+  }
+  Status MapNew() {
+    return rig_.smmu().Map(d_, kIova, new_buf_.pa, 2 * k4K, kPermReadWrite, MemType::kNormal);
+  }
+  Rig rig_;
+  Domain* d_ = nullptr;
+  DmaBuffer new_buf_{};
+};
+
+TEST_F(SmmuOwedInvalidation, AMapAfterAFailedUnmapSeesTheNewMappingAtOnce) {
+  Heal();
+  const uint64_t asid_tlbis = rig_.model().command_count(ds::kOpTlbiNhAsid);
+  ASSERT_EQ(MapNew(), Status::Ok());
+  EXPECT_EQ(rig_.model().command_count(ds::kOpTlbiNhAsid), asid_tlbis + 1)
+      << "the owed invalidation";
+  for (const uint64_t off : {uint64_t{0}, k4K}) {
+    uint8_t b = 0;
+    EXPECT_TRUE(rig_.model().DeviceRead(1, kIova + off, &b, 1).ok()) << "fault at +" << off;
+    EXPECT_EQ(b, 0x99) << "an old translation at +" << off;
+  }
+}
+
+TEST_F(SmmuOwedInvalidation, AMapWhoseOwedInvalidationFailsChangesNothing) {
+  EXPECT_EQ(MapNew(), Status::IoError());
+  EXPECT_FALSE(static_cast<SmmuDomain*>(d_)->table().Lookup(kIova).ok()) << "mapped anyway";
+  EXPECT_FALSE(rig_.smmu().broken());
+  Heal();
+  ASSERT_EQ(MapNew(), Status::Ok());
+  uint8_t b = 0;
+  EXPECT_TRUE(rig_.model().DeviceRead(1, kIova, &b, 1).ok());
+  EXPECT_EQ(b, 0x99);
+}
+
 // All-ones CMDQ_CONS (the device is gone) equals PROD when PROD is the queue's last index with
 // the wrap bit set: it must not be taken as a completed CMD_SYNC.
 TEST(SmmuImpossibleRegisters, AllOnesCmdqConsIsAFailureNotACompletedSync) {
@@ -1061,6 +1134,51 @@ TEST(SmmuEvents, DrainIsBoundedAndUnroutedFaultsAreRateLimited) {
   EXPECT_EQ(rig.smmu().stats().unrouted_suppressed + rig.unrouted().count(), 300U);
 }
 
+// An SMMU that produces more events every time the driver frees some cannot hold a caller
+// that drains until nothing is left: DrainEvents() returns after one queue's worth of calls,
+// and the unit keeps working (issue 10). (A `while (HandleEvents())` loop, as the platform's
+// drain had, would only end when this producer gives up after kRefills.)
+TEST(SmmuEvents, ADrainReturnsWhileTheSmmuKeepsProducingEvents) {
+  DEVISO_NEEDS_4K();
+  RigOptions o;
+  o.irqs = false;
+  o.eventq_log2 = 9;
+  Rig rig(o);
+  ASSERT_TRUE(rig.Start().ok());
+  constexpr unsigned kRefills = 10'000;
+  unsigned refills = 0;
+  rig.mmio().on_eventq_cons_write = [&] {
+    if (refills < kRefills) {
+      ++refills;
+      rig.model().FloodEvents(0x40, 300);
+    }
+  };
+  rig.model().FloodEvents(0x40, 300);
+  const uint64_t events0 = rig.smmu().stats().events;
+  EXPECT_TRUE(rig.smmu().DrainEvents()) << "records remain: the producer never stopped";
+  const uint64_t calls = (512 + kDefaultEventsPerDrain - 1) / kDefaultEventsPerDrain + 1;
+  EXPECT_LE(refills, calls) << "the drain did not return";
+  EXPECT_LE(rig.smmu().stats().events - events0, calls * kDefaultEventsPerDrain);
+  // The producer stops: the next drains empty the queue, and the unit still isolates.
+  rig.mmio().on_eventq_cons_write = nullptr;
+  EXPECT_FALSE(rig.smmu().DrainEvents());
+  EXPECT_FALSE(rig.smmu().broken());
+  RecordingSink sink;
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, &sink);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const DmaBuffer buf = rig.Buffer(1, 0x5a);
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  uint8_t b = 0;
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
+  EXPECT_EQ(b, 0x5a);
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + k4K, &b, 1).ok());
+  EXPECT_FALSE(rig.smmu().DrainEvents());
+  if constexpr (config::kFaultReports) {
+    EXPECT_EQ(sink.count(), 1U) << "the fault is delivered";
+  }
+}
+
 // Without hitless block replacement (IDR3.BBML = 0) a partial unmap of a block would make the
 // addresses that stay mapped fault for one invalidation: refused (-ENOTSUP, nothing changed)
 // unless the context was created accepting that window. BBML = 1 and 2 split hitlessly.
@@ -1187,6 +1305,104 @@ TEST(SmmuFaultInjection, IrqCtrlAckAndGbpaUpdateStuckTimeOut) {
     ASSERT_TRUE(rig.smmu().Probe().ok());
     EXPECT_EQ(rig.smmu().Init(true), Status::TimedOut()) << which;
   }
+}
+
+// A clock that stands still until the driver's `reads`-th read of the watched register (a
+// look that found the acknowledgement missing); on the next reading it jumps past every
+// deadline (the poller was preempted) and the stuck acknowledgement lands meanwhile: the ack
+// comes exactly when the poll finds its deadline expired. A completed operation must not fail
+// then.
+class AckAtExpiryClock final : public deviso::port::host::ClockSource {
+ public:
+  AckAtExpiryClock(uint64_t timeout_ns, FaultyMmio& mmio, size_t offset, uint64_t reads,
+                   std::function<void()> ack)
+      : step_(2 * timeout_ns), mmio_(mmio), reads_(reads), ack_(std::move(ack)) {
+    mmio_.Watch(offset);
+    previous_ = deviso::port::host::SetClockSource(this);
+  }
+  ~AckAtExpiryClock() override { (void)deviso::port::host::SetClockSource(previous_); }
+  AckAtExpiryClock(const AckAtExpiryClock&) = delete;
+  AckAtExpiryClock& operator=(const AckAtExpiryClock&) = delete;
+
+  uint64_t NowNs() override {
+    if (!landed_ && mmio_.watched_reads() >= reads_) {
+      landed_ = true;
+      ack_();
+      now_ += step_;
+    }
+    return now_;
+  }
+  bool landed() const { return landed_; }
+
+ private:
+  uint64_t now_ = deviso::port::host::TestClock::kStartNs;
+  const uint64_t step_;
+  FaultyMmio& mmio_;
+  const uint64_t reads_;
+  std::function<void()> ack_;
+  bool landed_ = false;
+  deviso::port::host::ClockSource* previous_ = nullptr;
+};
+
+// Every deadline poll of the driver (CR0ACK, IRQ_CTRLACK, GBPA.Update, CMD_SYNC) looks at the
+// register once more after its deadline expired (port::PollUntil).
+TEST(SmmuDeadlines, AnAckLandingAsTheDeadlineIsSeenExpiredIsNotATimeout) {
+  DEVISO_NEEDS_A_BUILT_GRANULE();
+  constexpr uint64_t kTimeout = 20'000'000;
+  // Init: the second read of each register is the first that waits (the first wait of CR0ACK
+  // and IRQ_CTRLACK is for the reset value 0; GBPA.Update is 0 before the write).
+  struct InitCase {
+    const char* what;
+    size_t offset;
+    void (TestingModel::*stick)(bool);
+  };
+  for (const InitCase& c :
+       {InitCase{"CR0ACK", reg::kCr0Ack, &TestingModel::SetCr0AckStuck},
+        InitCase{"IRQ_CTRLACK", reg::kIrqCtrlAck, &TestingModel::SetIrqCtrlAckStuck},
+        InitCase{"GBPA.Update", reg::kGbpa, &TestingModel::SetGbpaUpdateStuck}}) {
+    if (c.offset == reg::kGbpa && !Profile().options.gbpa_implemented) continue;
+    RigOptions o;
+    o.timeout_ns = kTimeout;
+    o.irqs = false;
+    Rig rig(o);
+    ASSERT_TRUE(rig.smmu().Probe().ok());
+    (rig.model().*c.stick)(true);
+    Status init = Status::Ok();
+    {
+      AckAtExpiryClock clock(kTimeout, rig.mmio(), c.offset, 2,
+                             [&] { (rig.model().*c.stick)(false); });
+      init = rig.smmu().Init(true);
+      EXPECT_TRUE(clock.landed()) << c.what;
+    }
+    EXPECT_EQ(init, Status::Ok()) << c.what << " acknowledged as its deadline expired";
+    EXPECT_EQ(rig.model().Read32(reg::kCr0Ack) & 1U, 1U) << c.what << ": SMMUEN";
+  }
+  // CMD_SYNC: an unmap whose sync completes as the deadline is seen expired succeeds, and its
+  // invalidation is real.
+  if (!Profile().options.gran4k) return;
+  RigOptions o;
+  o.timeout_ns = kTimeout;
+  o.irqs = false;
+  Rig rig(o);
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
+  const DmaBuffer buf = rig.Buffer(1, 0);
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  uint8_t b;
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
+  rig.model().SetCmdSyncStall(true);
+  Status unmap = Status::Ok();
+  {
+    AckAtExpiryClock clock(kTimeout, rig.mmio(), reg::kCmdqCons, 1,
+                           [&] { rig.model().SetCmdSyncStall(false); });
+    unmap = rig.smmu().Unmap(*d, kIova, k4K);
+    EXPECT_TRUE(clock.landed());
+  }
+  EXPECT_EQ(unmap, Status::Ok());
+  EXPECT_FALSE(rig.smmu().broken());
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova, &b, 1).ok()) << "stale IOTLB entry";
 }
 
 TEST(SmmuFaultInjection, CmdSyncNeverCompletingFailsAndNothingIsFreed) {
