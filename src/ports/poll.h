@@ -10,8 +10,8 @@
 
 #include <cstdint>
 
+#include "deviso/port/os.h"
 #include "deviso/status.h"
-#include "ports/port.h"
 
 namespace deviso::port {
 
