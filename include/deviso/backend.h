@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <span>
 
+#include "deviso/deviso.h"
 #include "deviso/status.h"
 #include "deviso/types.h"
 
@@ -34,7 +35,35 @@ struct UnitCaps {
   uint8_t stages = 0;        // bit 0: stage 1, bit 1: stage 2
   bool coherent = false;     // table walks and queues are cache-coherent
   uint32_t max_sid = 0;      // largest valid StreamID / endpoint ID
+  // What a check can prove on this unit (documented capabilities, not options):
+  // The unit caches translations, so that a missing invalidation after an unmap would let a
+  // DMA through a stale entry (SMMUv3's TLBs). False where the driver sends no invalidation of
+  // its own (virtio-iommu: an UNMAP's completion covers whatever the device caches).
+  bool caches_translations = false;
+  // A lost fault (its queue overflowed) is reported as DEVISO_FAULT_OVERFLOW on the unit.
+  // False on virtio-iommu: the device drops events it has no buffer for without a word.
+  bool reports_fault_overflow = false;
+  // A translation fault (nothing mapped) always says which way the access went. False on
+  // virtio-iommu: READ/WRITE are optional in a MAPPING fault (QEMU 7.2 leaves them out).
+  bool reports_translation_fault_direction = false;
 };
+
+// The unit's work so far in backend-neutral terms (IsolationUnit::unit_stats()); each backend
+// keeps finer counters of its own (Smmuv3::stats(), VirtioIommu::stats()).
+struct UnitStats {
+  uint64_t commands = 0;             // SMMUv3: commands queued; virtio-iommu: requests completed
+  uint64_t syncs = 0;                // SMMUv3: CMD_SYNCs; virtio-iommu: request notifications
+  uint64_t invalidations = 0;        // TLB invalidation commands (0 where none is sent)
+  uint64_t events = 0;               // event records consumed
+  uint64_t unrouted_faults = 0;      // faults of streams with no domain (default-deny hits)
+  uint64_t unrouted_suppressed = 0;  // of the unit's reports, those its rate limit held back
+  uint64_t event_overflows = 0;      // fault-queue overflows reported (faults lost)
+  uint64_t timeouts = 0;             // hardware waits that ran out (a request, a CMD_SYNC)
+  uint64_t recoveries = 0;           // successful Recover()
+};
+
+// The unrouted handler's default rate, as a context's (kDefaultFaultCallbacksPerSecond).
+inline constexpr uint32_t kDefaultUnroutedFaultsPerSecond = 16;
 
 // How IsolationUnit::CreateDomain() (Registry::AllocContext(), CreateDomain()) builds a domain.
 struct DomainOptions {
@@ -96,6 +125,40 @@ class IsolationUnit {
   virtual ~IsolationUnit() = default;
   // What the unit offers, and its name for reports; fixed once the unit is registered.
   virtual const UnitCaps& caps() const = 0;
+
+  // Lifecycle and reports, the same on every backend, so that a platform drives any unit
+  // through one path. Probe and Init take what is the backend's own (its Config) and stay on
+  // the backend; once Init succeeded these apply. The defaults are a unit with no event queue
+  // and no teardown or recovery (test doubles).
+  //
+  // Consumes a bounded number of event records, delivering each fault to its domain's sink or
+  // the unrouted handler; true if records remain (call again until false: a drain). Safe from
+  // the unit's interrupt handler. Nothing on a broken unit.
+  virtual bool HandleEvents() { return false; }
+  // Stops the unit translating (bus masters must be stopped first) and releases its queues.
+  // Errors: -EINVAL (not running), -ETIMEDOUT, -ENOTSUP (no teardown in this build or backend).
+  virtual Status Shutdown() { return Status::NotSupported(); }
+  // Re-initialises a broken() unit, keeping its domains, attachments and mappings (the
+  // backend documents what it resets). Errors: -EINVAL (not broken or not initialised),
+  // -ETIMEDOUT/-EIO (still broken), -ENOTSUP.
+  virtual Status Recover() { return Status::NotSupported(); }
+  // Receives faults of StreamIDs with no domain (default-deny hits) and unit-level faults
+  // (DEVISO_FAULT_OVERFLOW, sid ~0), in event-handling context, at most `per_second` times a
+  // second (bursts of `per_second`; the rest is counted in unit_stats().unrouted_suppressed).
+  // Errors: -EINVAL (per_second 0), -ENOTSUP (built with DEVISO_CONFIG_FAULT_REPORTS=OFF).
+  virtual Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,
+                                         uint32_t per_second = kDefaultUnroutedFaultsPerSecond) {
+    (void)handler;
+    (void)user;
+    (void)per_second;
+    return Status::NotSupported();
+  }
+  // A snapshot of the unit's counters (callable from any thread).
+  virtual UnitStats unit_stats() const { return {}; }
+  // Writes one line (no newline) describing the unit and what it offers to `out`, as
+  // snprintf does (truncated to out_size, always terminated if out_size > 0); returns the
+  // length of the whole line.
+  virtual size_t Describe(char* out, size_t out_size) const;
 
   // True once the unit can no longer confirm that its hardware completed what it was asked
   // (an SMMU CMD_SYNC that timed out, service failure mode, a virtio-iommu request never

@@ -49,7 +49,14 @@ class UnitFaultReporter {
     user_ = user;
     limiter_.Reset(per_second, port::MonotonicNs());
   }
-  // Counts `fault` and calls the handler if one is set and the rate limit allows.
+  // A fault of a StreamID with no domain (StreamSlots::Route() found none): counted in
+  // unrouted(), then reported.
+  void ReportUnrouted(const Fault& fault) {
+    __atomic_fetch_add(&unrouted_, 1, __ATOMIC_RELAXED);
+    Report(fault);
+  }
+  // Counts `fault` and calls the handler if one is set and the rate limit allows (unit-level
+  // faults that are not a stream's, e.g. DEVISO_FAULT_OVERFLOW).
   void Report(const Fault& fault) {
     __atomic_fetch_add(&reported_, 1, __ATOMIC_RELAXED);
     if (handler_ == nullptr) return;
@@ -60,6 +67,8 @@ class UnitFaultReporter {
     }
   }
   uint64_t reported() const { return __atomic_load_n(&reported_, __ATOMIC_RELAXED); }
+  // Of those, the faults of StreamIDs with no domain (default-deny hits).
+  uint64_t unrouted() const { return __atomic_load_n(&unrouted_, __ATOMIC_RELAXED); }
   // Of those, the ones the rate limit kept from the handler.
   uint64_t suppressed() const { return __atomic_load_n(&suppressed_, __ATOMIC_RELAXED); }
 
@@ -68,6 +77,7 @@ class UnitFaultReporter {
   void* user_ = nullptr;
   TokenBucket limiter_;
   uint64_t reported_ = 0;
+  uint64_t unrouted_ = 0;
   uint64_t suppressed_ = 0;
 };
 

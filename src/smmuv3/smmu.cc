@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/barrier.h"
+#include "core/counters.h"
 #include "deviso/assert.h"
 #include "ports/poll.h"
 #include "smmuv3/errata.h"
@@ -62,9 +63,6 @@ ds::Command CfgiAll() {
   return c;
 }
 
-// Statistics are bumped from paths under different locks (or none): relaxed atomics.
-void Count(uint64_t& counter, uint64_t n = 1) { __atomic_fetch_add(&counter, n, __ATOMIC_RELAXED); }
-
 unsigned Log2Floor(uint64_t v) { return 63U - static_cast<unsigned>(__builtin_clzll(v)); }
 
 }  // namespace
@@ -93,7 +91,7 @@ Smmuv3::~Smmuv3() {
       return;
     }
     for (SmmuDomain& d : domains_) {
-      if (!d.in_use_) continue;
+      if (!d.in_use()) continue;
       d.table_.reset();
       if (d.cd_.cpu != nullptr) config_.dma->Free(d.cd_);
     }
@@ -184,6 +182,9 @@ Status Smmuv3::Probe() {
   caps_.oas = oas_bits_;
   caps_.stages = static_cast<uint8_t>((idr0_.s1p() != 0 ? 1 : 0) | (stage2 ? 2 : 0));
   caps_.coherent = coherent_;
+  caps_.caches_translations = true;     // TLBs and configuration caches: every unmap invalidates
+  caps_.reports_fault_overflow = true;  // EVENTQ OVFLG / EVENTQ_ABT_ERR
+  caps_.reports_translation_fault_direction = true;  // F_TRANSLATION carries RnW
   caps_.max_sid = (sid_bits_ >= 32) ? ~0U : (1U << sid_bits_) - 1;
   probed_ = true;
   return Status::Ok();
@@ -853,13 +854,7 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
 
   port::LockGuard guard(lock_);
   if (broken()) return Status::IoError();  // nothing allocated for a unit that cannot confirm
-  SmmuDomain* d = nullptr;
-  for (SmmuDomain& slot : domains_) {
-    if (!slot.in_use_) {
-      d = &slot;
-      break;
-    }
-  }
+  SmmuDomain* d = domains_.FreeSlot();
   if (d == nullptr) return Status::NoMemory();
   uint16_t id = 0;
   DEVISO_TRY(AllocId(stage2 ? vmid_map_ : asid_map_,
@@ -906,21 +901,17 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
     Store64(&words[0], image.raw[0]);
     CleanForSmmu(words, sizeof(ds::Cd));
   }
-  d->sink_ = sink;
-  d->streams_ = 0;
   d->pending_start_ = d->pending_end_ = 0;
   d->failed_start_ = d->failed_end_ = 0;
-  d->in_use_ = true;
+  domains_.Activate(d, sink);
   return static_cast<Domain*>(d);
 }
 
 Status Smmuv3::DestroyDomain(Domain* domain) {
-  auto* d = static_cast<SmmuDomain*>(domain);
   port::LockGuard guard(lock_);
-  if (d == nullptr || d < domains_ || d >= domains_ + kMaxDomains || !d->in_use_) {
-    return Status::InvalidArgument();
-  }
-  if (d->streams_ != 0) return Status::Busy();
+  SmmuDomain* d = domains_.Find(domain);
+  if (d == nullptr) return Status::InvalidArgument();
+  if (d->streams() != 0) return Status::Busy();
   if (broken()) return Status::IoError();
   // No stream reaches the domain any more; drop its ASID/VMID's TLB and walk-cache entries
   // before its tables and CD can be reused. If an STE invalidation failed earlier the SMMU may
@@ -938,8 +929,7 @@ Status Smmuv3::DestroyDomain(Domain* domain) {
   uint64_t* map = d->stage2() ? vmid_map_ : asid_map_;
   const uint16_t id = d->stage2() ? d->vmid_ : d->asid_;
   map[id / 64] &= ~(1ULL << (id % 64));
-  d->sink_ = nullptr;
-  d->in_use_ = false;
+  domains_.Release(d);
   return Status::Ok();
 }
 
@@ -950,56 +940,65 @@ Status Smmuv3::ValidateStream(uint32_t sid) const {
 
 Status Smmuv3::Attach(Domain* domain, uint32_t sid) {
   DEVISO_TRY(ValidateStream(sid));
-  auto* d = static_cast<SmmuDomain*>(domain);
   port::LockGuard guard(lock_);
-  if (d == nullptr || d < domains_ || d >= domains_ + kMaxDomains || !d->in_use_) {
-    return Status::InvalidArgument();
-  }
-  StreamSlot* free_slot = nullptr;
-  for (StreamSlot& s : streams_) {
-    if (s.used && s.sid == sid) return Status::AlreadyExists();
-    if (!s.used && free_slot == nullptr) free_slot = &s;
-  }
-  if (free_slot == nullptr) return Status::NoMemory();
+  SmmuDomain* d = domains_.Find(domain);
+  if (d == nullptr) return Status::InvalidArgument();
+  DEVISO_TRY(streams_.CanAttach(sid));  // -EEXIST (attached anywhere), -ENOMEM
   if (broken()) return Status::IoError();
   DEVISO_TRY(WriteSte(sid, BuildSte(*d)));
-  *free_slot = StreamSlot{true, sid, d};
-  ++d->streams_;
+  streams_.Add(sid, d);
   return Status::Ok();
 }
 
 Status Smmuv3::Detach(Domain* domain, uint32_t sid) {
-  auto* d = static_cast<SmmuDomain*>(domain);
   port::LockGuard guard(lock_);
-  for (StreamSlot& s : streams_) {
-    if (!s.used || s.sid != sid || s.domain != d) continue;
-    if (broken()) return Status::IoError();
-    // Always invalidates, even if a failed Detach already cleared V in memory.
-    DEVISO_TRY(WriteSte(sid, ds::Ste{}, /*invalidate_blocked=*/true));
-    s = StreamSlot{};
-    --d->streams_;
-    return Status::Ok();
-  }
-  return Status::NotFound();
+  const SmmuDomain* d = domains_.Find(domain);
+  if (d == nullptr || !streams_.IsAttached(d, sid)) return Status::NotFound();
+  if (broken()) return Status::IoError();
+  // Always invalidates, even if a failed Detach already cleared V in memory.
+  DEVISO_TRY(WriteSte(sid, ds::Ste{}, /*invalidate_blocked=*/true));
+  streams_.Remove(sid);
+  return Status::Ok();
 }
 
-SmmuStats Smmuv3::stats() const {
-  SmmuStats out;
-  const uint64_t* from = &stats_.commands;
-  uint64_t* to = &out.commands;
-  for (size_t i = 0; i < sizeof(SmmuStats) / sizeof(uint64_t); ++i) {
-    to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
-  }
+Stats Smmuv3::stats() const {
+  Stats out = SnapshotCounters(stats_);
+  out.unrouted_faults = unrouted_.unrouted();
   out.unrouted_suppressed = unrouted_.suppressed();
   return out;
+}
+
+UnitStats Smmuv3::unit_stats() const {
+  const Stats st = stats();
+  UnitStats u;
+  u.commands = st.commands;
+  u.syncs = st.syncs;
+  u.invalidations = st.tlbi_va + st.tlbi_context;
+  u.events = st.events;
+  u.unrouted_faults = st.unrouted_faults;
+  u.unrouted_suppressed = st.unrouted_suppressed;
+  u.event_overflows = st.event_overflows;
+  u.recoveries = st.recoveries;
+  return u;
+}
+
+size_t Smmuv3::Describe(char* out, size_t out_size) const {
+  const int n = std::snprintf(
+      out, out_size,
+      "SMMUv3 at %s: stage1 %s, stage2 %s, %s, %s stream table, OAS %u bits, granules%s%s%s, "
+      "range invalidation %s, BBML %u, GBPA %s",
+      name_, idr0_.s1p() ? "yes" : "no", idr0_.s2p() ? "yes" : "no",
+      coherent_ ? "coherent" : "non-coherent", two_level() ? "2-level" : "linear", caps_.oas,
+      idr5_.gran4k() ? " 4K" : "", idr5_.gran16k() ? " 16K" : "", idr5_.gran64k() ? " 64K" : "",
+      idr3_.ril() ? "yes" : "no", static_cast<unsigned>(idr3_.bbml()),
+      gbpa_implemented_ ? "implemented" : "not implemented (SMMUEN=0 would bypass)");
+  return n < 0 ? 0 : static_cast<size_t>(n);
 }
 
 Status Smmuv3::BypassStream(uint32_t sid) {
   DEVISO_TRY(ValidateStream(sid));
   port::LockGuard guard(lock_);
-  for (const StreamSlot& s : streams_) {
-    if (s.used && s.sid == sid) return Status::AlreadyExists();
-  }
+  if (streams_.attached(sid)) return Status::AlreadyExists();
   ds::Ste ste;
   ste.raw[0] = ds::Ste::W0{}.set_v(1).set_config(ds::kConfigBypass).raw;
   ste.raw[1] = ds::Ste::W1{}.set_shcfg(1).raw;
@@ -1009,9 +1008,7 @@ Status Smmuv3::BypassStream(uint32_t sid) {
 Status Smmuv3::BlockStream(uint32_t sid) {
   DEVISO_TRY(ValidateStream(sid));
   port::LockGuard guard(lock_);
-  for (const StreamSlot& s : streams_) {
-    if (s.used && s.sid == sid) return Status::AlreadyExists();
-  }
+  if (streams_.attached(sid)) return Status::AlreadyExists();
   return WriteSte(sid, ds::Ste{}, /*invalidate_blocked=*/true);
 }
 
@@ -1157,7 +1154,7 @@ bool Smmuv3::UsesMemory(Paddr pa, uint64_t size) const {
     if (Overlaps(pa, size, b.pa, b.size)) return true;
   }
   for (const SmmuDomain& d : domains_) {
-    if (d.in_use_ && Overlaps(pa, size, d.cd_.pa, d.cd_.size)) return true;
+    if (d.in_use() && Overlaps(pa, size, d.cd_.pa, d.cd_.size)) return true;
   }
   return false;
 }
@@ -1215,7 +1212,7 @@ const char* Smmuv3::EventName(uint8_t id) {
   }
 }
 
-Fault Smmuv3::DecodeEvent(const ds::Event& e, const char* unit_name, bool stream_attached) {
+Fault Smmuv3::DecodeFault(const ds::Event& e, const char* unit_name, bool stream_attached) {
   const ds::Event::W0 w0{e.raw[0]};
   const ds::Event::W1 w1{e.raw[1]};
   Fault f{};
@@ -1296,16 +1293,10 @@ Fault Smmuv3::DecodeEvent(const ds::Event& e, const char* unit_name, bool stream
 void Smmuv3::DeliverFault(const Fault& fault, bool to_all) {
   // Called with evtq_lock_ held. lock_ guards the stream slots against Attach/Detach.
   port::LockGuard guard(lock_);
-  bool delivered = false;
-  for (StreamSlot& s : streams_) {
-    if (!s.used || (!to_all && s.sid != fault.sid)) continue;
-    if (s.domain->sink_ != nullptr) s.domain->sink_->OnFault(fault);
-    delivered = true;
-    if (!to_all) break;
-  }
-  if (!delivered && !to_all) {
-    Count(stats_.unrouted_faults);
-    unrouted_.Report(fault);  // rate-limited like a context's handler (core/unit_faults.h)
+  if (to_all) {
+    (void)streams_.RouteToAll(fault);
+  } else if (!streams_.Route(fault)) {
+    unrouted_.ReportUnrouted(fault);  // rate-limited like a context's handler (core/unit_faults.h)
   }
 }
 
@@ -1368,9 +1359,9 @@ bool Smmuv3::HandleEvents() {
         bool attached = false;
         {
           port::LockGuard streams_guard(lock_);
-          for (const StreamSlot& s : streams_) attached = attached || (s.used && s.sid == sid);
+          attached = streams_.attached(sid);
         }
-        DeliverFault(DecodeEvent(e, name_, attached), false);
+        DeliverFault(DecodeFault(e, name_, attached), false);
       }
       // Built without fault reports the record is not read at all: only counted and freed.
       evtq_.cons = QueueInc(evtq_, evtq_.cons);

@@ -38,7 +38,9 @@
 #include <optional>
 
 #include "core/dma_memory.h"
+#include "core/domain_slots.h"
 #include "core/mmio.h"
+#include "core/stream_slots.h"
 #include "core/unit_faults.h"
 #include "deviso/backend.h"
 #include "deviso/config.h"
@@ -51,8 +53,9 @@ namespace deviso::smmuv3 {
 
 class Smmuv3;
 
-// Counters for tests, benchmarks and diagnostics (all uint64_t, updated atomically).
-struct SmmuStats {
+// Counters for tests, benchmarks and diagnostics (all uint64_t, updated atomically; the
+// backend-neutral subset: IsolationUnit::unit_stats()).
+struct Stats {
   uint64_t commands = 0;             // commands written to the queue, CMD_SYNC included
   uint64_t syncs = 0;                // CMD_SYNCs
   uint64_t tlbi_va = 0;              // per-address/range TLBI commands (NH_VA, S2_IPA)
@@ -66,8 +69,11 @@ struct SmmuStats {
   uint64_t recoveries = 0;           // successful Recover()
   uint64_t unrouted_suppressed = 0;  // unrouted faults the rate limit kept from the handler
 };
+using SmmuStats = Stats;  // the name before issue 13 aligned it with virtio_iommu::Stats
 
-class SmmuDomain final : public Domain {
+// A domain: the core's slot state (SlotDomain: in use, sink, attached streams) and what is the
+// SMMU's own.
+class SmmuDomain final : public SlotDomain {
  public:
   bool stage2() const { return config::kStage2 && stage2_; }
   uint16_t asid() const { return asid_; }
@@ -84,14 +90,11 @@ class SmmuDomain final : public Domain {
   };
 
   Smmuv3* smmu_ = nullptr;
-  bool in_use_ = false;
   bool stage2_ = false;
   // Blocks split hitlessly (BBML2), or the context accepted the break-before-make window.
   bool split_allowed_ = false;
   uint16_t asid_ = 0;
   uint16_t vmid_ = 0;
-  unsigned streams_ = 0;  // attached StreamIDs
-  FaultSink* sink_ = nullptr;
   DmaBuffer cd_;  // stage 1: this domain's context descriptor
   // Under the context lock: [start, end) of an invalidation that did not complete (empty when
   // start == end). The next invalidation of the domain is whole-context and clears it.
@@ -141,7 +144,7 @@ class Smmuv3 final : public IsolationUnit {
   static constexpr size_t kMaxStreams = config::kMaxStreamsPerUnit;  // attached, fault routing
   static constexpr unsigned kL2SplitBits = 8;  // 2-level stream table: 256 STEs per L2 table
   // The unrouted handler's default rate (as a context's, kDefaultFaultCallbacksPerSecond).
-  static constexpr uint32_t kUnroutedFaultsPerSecond = 16;
+  static constexpr uint32_t kUnroutedFaultsPerSecond = kDefaultUnroutedFaultsPerSecond;
 
   struct Config {
     Mmio* regs = nullptr;
@@ -204,7 +207,7 @@ class Smmuv3 final : public IsolationUnit {
   // Clears SMMUEN (bus masters must be stopped first: with SMMUEN=0 the SMMU bypasses or
   // aborts per GBPA), then the queues and interrupts.
   // Errors: -EINVAL (not enabled), -ETIMEDOUT, -ENOTSUP (DEVISO_CONFIG_TEARDOWN=OFF).
-  Status Shutdown();
+  Status Shutdown() override;
 
   // Drains the event queue, decoding each record and delivering it to the domain's sink (or
   // the unit's rate-limited unrouted handler); handles overflow. Safe from the eventq
@@ -213,7 +216,7 @@ class Smmuv3 final : public IsolationUnit {
   // edge-triggered: call again, e.g. from a poll loop or a deferred handler, until false).
   // Nothing on a broken unit. Built with DEVISO_CONFIG_FAULT_REPORTS=OFF records are only
   // counted (stats().events, stats().event_overflows).
-  bool HandleEvents();
+  bool HandleEvents() override;
   // HandleEvents() until it reports nothing left, but at most as many calls as one full event
   // queue needs: an SMMU that keeps producing records (a fault storm, a hostile or broken part)
   // cannot hold the caller; what it produces meanwhile waits for the next drain. Returns true
@@ -251,7 +254,7 @@ class Smmuv3 final : public IsolationUnit {
   // counted (stats().unrouted_suppressed).
   // Errors: -EINVAL (per_second 0), -ENOTSUP (built with DEVISO_CONFIG_FAULT_REPORTS=OFF).
   Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,
-                                 uint32_t per_second = kUnroutedFaultsPerSecond);
+                                 uint32_t per_second = kUnroutedFaultsPerSecond) override;
   // broken() (IsolationUnit): set once a CMD_SYNC timed out, or the SMMU entered service
   // failure mode, or a register read back an impossible value (all-ones: the device is gone).
   // Every later operation (CreateDomain, DestroyDomain, Attach, Detach, Map, Unmap,
@@ -272,11 +275,14 @@ class Smmuv3 final : public IsolationUnit {
   // Errors: -EINVAL (not initialised, or not broken), -ETIMEDOUT (GBPA.Update or CR0ACK never
   // came: memory in doubt, nothing freed, still broken), -EIO (the re-initialisation's own
   // CMD_SYNC failed: still broken).
-  Status Recover();
+  Status Recover() override;
 
   // Read-only views for tests and diagnostics.
   // A snapshot of the counters.
-  SmmuStats stats() const;
+  Stats stats() const;
+  UnitStats unit_stats() const override;
+  // "SMMUv3 at <name>: stage1 yes, stage2 yes, coherent, ..." (the IDRs this driver uses).
+  size_t Describe(char* out, size_t out_size) const override;
   reg::Idr0 idr0() const { return idr0_; }
   reg::Idr1 idr1() const { return idr1_; }
   reg::Idr3 idr3() const { return idr3_; }
@@ -292,7 +298,11 @@ class Smmuv3 final : public IsolationUnit {
   const ds::Ste* SteForTest(uint32_t sid) const;
 
   // Decodes one event record into deviso's fault record (pure; table-tested).
-  static Fault DecodeEvent(const ds::Event& event, const char* unit_name, bool stream_attached);
+  static Fault DecodeFault(const ds::Event& event, const char* unit_name, bool stream_attached);
+  // The name before issue 13 aligned it with VirtioIommu::DecodeFault.
+  static Fault DecodeEvent(const ds::Event& event, const char* unit_name, bool stream_attached) {
+    return DecodeFault(event, unit_name, stream_attached);
+  }
   // The event's name from IHI0070 7.3, e.g. "F_TRANSLATION"; "UNKNOWN" if not architected.
   static const char* EventName(uint8_t event_id);
 
@@ -303,11 +313,6 @@ class Smmuv3 final : public IsolationUnit {
     unsigned log2 = 0;
     uint32_t prod = 0;  // index + wrap bit (bit log2)
     uint32_t cons = 0;
-  };
-  struct StreamSlot {
-    bool used = false;
-    uint32_t sid = 0;
-    SmmuDomain* domain = nullptr;
   };
 
   // Queue arithmetic (3.5.x: index with a wrap bit above it).
@@ -370,7 +375,7 @@ class Smmuv3 final : public IsolationUnit {
   Config config_;
   Mmio* regs_ = nullptr;
   UnitCaps caps_;
-  SmmuStats stats_;
+  Stats stats_;
   char name_[32] = {};
   reg::Idr0 idr0_;
   reg::Idr1 idr1_;
@@ -406,8 +411,8 @@ class Smmuv3 final : public IsolationUnit {
   DmaBuffer strtab_;  // linear table, or the L1 table
   // 2-level: L2 tables by L1 index (SIDSIZE <= 16). One unused entry without 2-level tables.
   DmaBuffer l2_[config::kTwoLevelStreamTable ? 1U << 8 : 1] = {};
-  SmmuDomain domains_[kMaxDomains];
-  StreamSlot streams_[kMaxStreams];
+  DomainSlots<SmmuDomain, kMaxDomains> domains_;
+  StreamSlots<SmmuDomain, kMaxStreams> streams_;  // attached StreamIDs, for fault routing
   uint64_t asid_map_[kMaxDomains / 64 + 1] = {};
   uint64_t vmid_map_[kMaxDomains / 64 + 1] = {};
 };

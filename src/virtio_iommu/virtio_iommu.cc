@@ -6,14 +6,11 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/counters.h"
 #include "deviso/config.h"
 
 namespace deviso::virtio_iommu {
 namespace {
-
-// Statistics are bumped under different locks: relaxed atomics.
-void Count(uint64_t& counter, uint64_t n = 1) { __atomic_fetch_add(&counter, n, __ATOMIC_RELAXED); }
-uint64_t Read(const uint64_t& counter) { return __atomic_load_n(&counter, __ATOMIC_RELAXED); }
 
 // A status value no device writes: a tail still holding it was never written.
 constexpr uint8_t kStatusUnwritten = 0xff;
@@ -103,6 +100,11 @@ Status VirtioIommu::Probe() {
   caps_.oas = config_.oas;
   caps_.stages = 1;
   caps_.coherent = config_.coherent;
+  // No invalidation of its own (an UNMAP's completion covers the device's caches), no overflow
+  // signal (5.13.6.9: events without a buffer are dropped), READ/WRITE optional in a fault.
+  caps_.caches_translations = false;
+  caps_.reports_fault_overflow = false;
+  caps_.reports_translation_fault_direction = false;
   caps_.max_sid = config_.max_endpoint < 0xffff ? config_.max_endpoint : 0xffff;
   probed_ = true;
   return Status::Ok();
@@ -250,25 +252,24 @@ Status VirtioIommu::Recover() {
   SetBroken(false);
   // Replay: each domain with endpoints gets them attached again and its record mapped.
   for (VirtioIommuDomain& d : domains_) {
-    if (!d.in_use_ || d.streams_ == 0) continue;
+    if (!d.in_use() || d.streams() == 0) continue;
     bool first = true;
-    for (const StreamSlot& s : streams_) {
-      if (!s.used || s.domain != &d) continue;
+    Status st = Status::Ok();
+    streams_.ForEachOf(&d, [&](uint32_t sid) {
+      if (!st.ok()) return;
       ReqAttach req = Zeroed<ReqAttach>();
       req.head.type = static_cast<uint8_t>(ReqType::kAttach);
       req.domain = d.id_;
-      req.endpoint = s.sid;
-      if (const Status st = SendOne(&req, sizeof(req)); !st.ok()) {
-        SetBroken(true);
-        return st;
-      }
-      if (first) {
+      req.endpoint = sid;
+      st = SendOne(&req, sizeof(req));
+      if (st.ok() && first) {
         first = false;
-        if (const Status st = ReplayDomain(d); !st.ok()) {
-          SetBroken(true);
-          return st;
-        }
+        st = ReplayDomain(d);
       }
+    });
+    if (!st.ok()) {
+      SetBroken(true);
+      return st;
     }
   }
   Count(stats_.recoveries);
@@ -282,16 +283,37 @@ Status VirtioIommu::CheckUsable() const {
 }
 
 Stats VirtioIommu::stats() const {
-  Stats s;
-  s.requests = Read(stats_.requests);
-  s.notifies = Read(stats_.notifies);
-  s.request_errors = Read(stats_.request_errors);
-  s.events = Read(stats_.events);
-  s.unrouted_faults = Read(stats_.unrouted_faults);
-  s.timeouts = Read(stats_.timeouts);
-  s.recoveries = Read(stats_.recoveries);
-  s.protocol_errors = Read(stats_.protocol_errors);
+  Stats s = SnapshotCounters(stats_);
+  s.unrouted_faults = unrouted_.unrouted();
+  s.unrouted_suppressed = unrouted_.suppressed();
   return s;
+}
+
+UnitStats VirtioIommu::unit_stats() const {
+  const Stats st = stats();
+  UnitStats u;
+  u.commands = st.requests;
+  u.syncs = st.notifies;
+  u.events = st.events;
+  u.unrouted_faults = st.unrouted_faults;
+  u.unrouted_suppressed = st.unrouted_suppressed;
+  u.timeouts = st.timeouts;
+  u.recoveries = st.recoveries;
+  return u;
+}
+
+size_t VirtioIommu::Describe(char* out, size_t out_size) const {
+  const int n = std::snprintf(
+      out, out_size,
+      "virtio-iommu at %s: features offered 0x%llx, accepted 0x%llx; page sizes 0x%llx, input "
+      "range [0x%llx, 0x%llx], domains [%u, %u], probe size %u; bypass cleared (default-deny)",
+      name_, static_cast<unsigned long long>(device_features_),
+      static_cast<unsigned long long>(driver_features_),
+      static_cast<unsigned long long>(page_size_mask_),
+      static_cast<unsigned long long>(input_range_.start),
+      static_cast<unsigned long long>(input_range_.end), static_cast<unsigned>(domain_range_.start),
+      static_cast<unsigned>(domain_range_.end), static_cast<unsigned>(probe_size_));
+  return n < 0 ? 0 : static_cast<size_t>(n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -592,20 +614,15 @@ bool VirtioIommu::OverlapsReserved(const VirtioIommuDomain& d, uint32_t extra_si
     return false;
   };
   if (extra_sid != ~0U && hits(extra_sid)) return true;
-  for (const StreamSlot& s : streams_) {
-    if (s.used && s.domain == &d && hits(s.sid)) return true;
-  }
-  return false;
+  bool any = false;
+  streams_.ForEachOf(&d, [&](uint32_t sid) { any = any || hits(sid); });
+  return any;
 }
 
 // ---------------------------------------------------------------------------------------------
 // Domains and endpoints
 
-VirtioIommuDomain* VirtioIommu::CheckDomain(Domain* domain) {
-  auto* d = static_cast<VirtioIommuDomain*>(domain);
-  if (d == nullptr || d < domains_ || d >= domains_ + kMaxDomains || !d->in_use_) return nullptr;
-  return d;
-}
+VirtioIommuDomain* VirtioIommu::CheckDomain(Domain* domain) { return domains_.Find(domain); }
 
 Status VirtioIommu::ValidateStream(uint32_t sid) const {
   if (!probed_ || sid > caps_.max_sid) return Status::InvalidArgument();
@@ -622,34 +639,28 @@ Result<Domain*> VirtioIommu::CreateDomain(const DomainOptions& options, FaultSin
   if (options.page_size != 0 && options.page_size != granule_) return Status::NotSupported();
   if (options.ias > caps_.ias) return Status::InvalidArgument();
   port::LockGuard guard(lock_);
-  for (size_t i = 0; i < kMaxDomains; ++i) {
-    VirtioIommuDomain& d = domains_[i];
-    if (d.in_use_) continue;
-    // One ID per slot, from the device's domain range (5.13.4 domain_range).
-    if (i > uint64_t{domain_range_.end} - domain_range_.start) break;
-    d.id_ = domain_range_.start + static_cast<uint32_t>(i);
-    d.page_size_ = granule_;
-    d.ias_ = options.ias != 0 ? options.ias : caps_.ias;
-    d.streams_ = 0;
-    d.sink_ = sink;
-    d.count_ = 0;
-    d.in_use_ = true;
-    // d.device_may_hold_ stays: a device may still hold this ID from an earlier domain.
-    return static_cast<Domain*>(&d);
-  }
-  return Status::NoMemory();
+  // One ID per slot, from the device's domain range (5.13.4 domain_range): only as many slots
+  // as the range has IDs.
+  VirtioIommuDomain* d = domains_.FreeSlot(uint64_t{domain_range_.end} - domain_range_.start + 1);
+  if (d == nullptr) return Status::NoMemory();
+  d->id_ = domain_range_.start + static_cast<uint32_t>(domains_.IndexOf(*d));
+  d->page_size_ = granule_;
+  d->ias_ = options.ias != 0 ? options.ias : caps_.ias;
+  d->count_ = 0;
+  // d->device_may_hold_ stays: a device may still hold this ID from an earlier domain.
+  domains_.Activate(d, sink);
+  return static_cast<Domain*>(d);
 }
 
 Status VirtioIommu::DestroyDomain(Domain* domain) {
   port::LockGuard guard(lock_);
   VirtioIommuDomain* d = CheckDomain(domain);
   if (d == nullptr) return Status::InvalidArgument();
-  if (d->streams_ != 0) return Status::Busy();
+  if (d->streams() != 0) return Status::Busy();
   // 5.13.6.4 / QEMU: the device dropped the domain with its last endpoint. A device that keeps
   // it is handled by device_may_hold_ when the ID is attached again.
-  d->sink_ = nullptr;
   d->count_ = 0;
-  d->in_use_ = false;
+  domains_.Release(d);
   return Status::Ok();
 }
 
@@ -662,7 +673,7 @@ Status VirtioIommu::AttachLocked(VirtioIommuDomain& d, uint32_t sid) {
       }
     }
   }
-  const bool first = d.streams_ == 0;
+  const bool first = d.streams() == 0;
   if (first && d.device_may_hold_) {
     // Empty whatever the device may have kept under this ID before mapping the record: OK if
     // it kept a domain, NOENT if it dropped it (QEMU).
@@ -698,36 +709,26 @@ Status VirtioIommu::Attach(Domain* domain, uint32_t sid) {
   port::LockGuard guard(lock_);
   VirtioIommuDomain* d = CheckDomain(domain);
   if (d == nullptr) return Status::InvalidArgument();
-  StreamSlot* free_slot = nullptr;
-  for (StreamSlot& s : streams_) {
-    // The device would silently move the endpoint (5.13.6.3); deviso's contract refuses.
-    if (s.used && s.sid == sid) return Status::AlreadyExists();
-    if (!s.used && free_slot == nullptr) free_slot = &s;
-  }
-  if (free_slot == nullptr) return Status::NoMemory();
+  // -EEXIST: the device would silently move the endpoint (5.13.6.3); deviso's contract refuses.
+  DEVISO_TRY(streams_.CanAttach(sid));
   DEVISO_TRY(AttachLocked(*d, sid));
-  *free_slot = StreamSlot{true, sid, d};
-  ++d->streams_;
+  streams_.Add(sid, d);
   return Status::Ok();
 }
 
 Status VirtioIommu::Detach(Domain* domain, uint32_t sid) {
   DEVISO_TRY(CheckUsable());
   port::LockGuard guard(lock_);
-  auto* d = static_cast<VirtioIommuDomain*>(domain);
-  for (StreamSlot& s : streams_) {
-    if (!s.used || s.sid != sid || s.domain != d) continue;
-    ReqDetach req = Zeroed<ReqDetach>();
-    req.head.type = static_cast<uint8_t>(ReqType::kDetach);
-    req.domain = d->id_;
-    req.endpoint = sid;
-    // With bypass = 0 a detached endpoint is blocked (5.13.4), its DMA reported.
-    DEVISO_TRY(SendOne(&req, sizeof(req)));
-    s = StreamSlot{};
-    --d->streams_;
-    return Status::Ok();
-  }
-  return Status::NotFound();
+  const VirtioIommuDomain* d = CheckDomain(domain);
+  if (d == nullptr || !streams_.IsAttached(d, sid)) return Status::NotFound();
+  ReqDetach req = Zeroed<ReqDetach>();
+  req.head.type = static_cast<uint8_t>(ReqType::kDetach);
+  req.domain = d->id_;
+  req.endpoint = sid;
+  // With bypass = 0 a detached endpoint is blocked (5.13.4), its DMA reported.
+  DEVISO_TRY(SendOne(&req, sizeof(req)));
+  streams_.Remove(sid);
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -805,7 +806,7 @@ Status VirtioIommu::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perm
   if (!join_prev && !join_next && d->count_ == VirtioIommuDomain::kMaxExtents) {
     return Status::NoMemory();
   }
-  if (d->streams_ != 0) {
+  if (d->streams() != 0) {
     // A domain with no endpoint does not exist on the device yet (QEMU creates it at the first
     // ATTACH): its record is mapped then.
     if (const Status s = MapPages(*d, iova, pa, size, flags); !s.ok()) {
@@ -873,7 +874,7 @@ Status VirtioIommu::Unmap(Domain* domain, Iova iova, uint64_t size) {
   const bool keep_tail = tail.iova + (tail.size - 1) > last;
   const size_t pieces = (keep_head ? 1 : 0) + (keep_tail ? 1 : 0);
   if (d->count_ - count + pieces > VirtioIommuDomain::kMaxExtents) return Status::NoMemory();
-  if (d->streams_ != 0) {
+  if (d->streams() != 0) {
     // One UNMAP removes every per-page mapping inside the range, none partly (5.13.6.6): the
     // pages left mapped are never touched. Strict: it returns once the device acknowledged.
     DEVISO_TRY(UnmapRange(d->id_, iova, last));
@@ -953,18 +954,12 @@ Fault VirtioIommu::DecodeFault(const FaultEvent& e, const char* unit_name, bool 
 void VirtioIommu::DeliverFault(const Fault& fault) {
   // lock_ held: the streams cannot change under us, so a sink is never called after the
   // Detach() of its stream returned.
-  for (const StreamSlot& s : streams_) {
-    if (!s.used || s.sid != fault.sid) continue;
-    if (s.domain->sink_ != nullptr) s.domain->sink_->OnFault(fault);
-    return;
-  }
-  Count(stats_.unrouted_faults);
-  if (unrouted_handler_ != nullptr) unrouted_handler_(&fault, unrouted_user_);
+  if (!streams_.Route(fault)) unrouted_.ReportUnrouted(fault);
 }
 
-void VirtioIommu::HandleEvents() {
+bool VirtioIommu::HandleEvents() {
   port::LockGuard evt(evt_lock_);
-  if (!initialised_ || !evtq_.allocated()) return;
+  if (!initialised_ || !evtq_.allocated()) return false;
   (void)pci_.ReadIsr();  // 4.1.4.5: acknowledges a legacy interrupt, if one was raised
   // Buffers go back only after the pass, so that one returned twice in it is caught.
   uint16_t repost[kMaxEventBuffers];
@@ -991,10 +986,7 @@ void VirtioIommu::HandleEvents() {
         FaultEvent e;
         std::memcpy(&e, rec, sizeof(e));
         port::LockGuard guard(lock_);
-        const VirtioIommuDomain* d = nullptr;
-        for (const StreamSlot& s : streams_) {
-          if (s.used && s.sid == e.endpoint) d = s.domain;
-        }
+        const VirtioIommuDomain* d = streams_.DomainOf(e.endpoint);
         bool mapped = false;
         if (d != nullptr && (e.flags & kFaultFAddress) != 0) {
           for (size_t i = 0; i < d->count_; ++i) {
@@ -1026,14 +1018,16 @@ void VirtioIommu::HandleEvents() {
     port::LockGuard guard(lock_);
     (void)Garbled(garbled);
   }
+  return false;
 }
 
-Status VirtioIommu::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) {
+Status VirtioIommu::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,
+                                            uint32_t per_second) {
   if constexpr (!config::kFaultReports) return Status::NotSupported();
   port::LockGuard evt(evt_lock_);
   port::LockGuard guard(lock_);
-  unrouted_handler_ = handler;
-  unrouted_user_ = user;
+  if (per_second == 0) return Status::InvalidArgument();
+  unrouted_.Set(handler, user, per_second);
   return Status::Ok();
 }
 

@@ -45,6 +45,9 @@
 #include <cstdint>
 
 #include "core/dma_memory.h"
+#include "core/domain_slots.h"
+#include "core/stream_slots.h"
+#include "core/unit_faults.h"
 #include "deviso/backend.h"
 #include "deviso/config.h"
 #include "deviso/port/os.h"
@@ -57,7 +60,8 @@ namespace deviso::virtio_iommu {
 
 class VirtioIommu;
 
-// Counters for tests and diagnostics (updated with relaxed atomics).
+// Counters for tests and diagnostics (updated with relaxed atomics; the backend-neutral subset:
+// IsolationUnit::unit_stats()).
 struct Stats {
   uint64_t requests = 0;         // requests completed by the device
   uint64_t notifies = 0;         // request-queue notifications (batches)
@@ -70,9 +74,12 @@ struct Stats {
   // in flight or answered already, used.idx moved backwards, a used length outside the
   // writable buffer, a status no spec defines, a write past a buffer's end (into its guard).
   uint64_t protocol_errors = 0;
+  uint64_t unrouted_suppressed = 0;  // unrouted faults the rate limit kept from the handler
 };
 
-class VirtioIommuDomain final : public Domain {
+// A domain: the core's slot state (SlotDomain: in use, sink, attached endpoints) and what is
+// the virtio-iommu's own.
+class VirtioIommuDomain final : public SlotDomain {
  public:
   static constexpr size_t kMaxExtents = 64;
 
@@ -85,19 +92,15 @@ class VirtioIommuDomain final : public Domain {
   };
 
   uint32_t id() const { return id_; }
-  unsigned streams() const { return streams_; }
   size_t extent_count() const { return count_; }
   const Extent& extent(size_t i) const { return extents_[i]; }
 
  private:
   friend class VirtioIommu;
-  bool in_use_ = false;
   uint32_t id_ = 0;
-  unsigned streams_ = 0;
   // The device may still hold a domain with this ID and mappings in it (it was attached once
   // and a device is free to keep it after the last DETACH): cleared by the next first ATTACH.
   bool device_may_hold_ = false;
-  FaultSink* sink_ = nullptr;
   Extent extents_[kMaxExtents];
   size_t count_ = 0;
 };
@@ -120,6 +123,8 @@ class VirtioIommu final : public IsolationUnit {
   static constexpr uint8_t kGuardPattern = 0x5a;
   static constexpr uint16_t kMaxEventBuffers = 256;  // event-queue entries (buffers posted)
   static constexpr size_t kMaxProbeSize = 4096;      // larger probe_size: PROBE not negotiated
+  // The unrouted handler's default rate (as a context's, kDefaultFaultCallbacksPerSecond).
+  static constexpr uint32_t kUnroutedFaultsPerSecond = kDefaultUnroutedFaultsPerSecond;
 
   struct Config {
     PciConfig* pci = nullptr;
@@ -172,15 +177,19 @@ class VirtioIommu final : public IsolationUnit {
   // the device keeps bypass = 0 across the reset (QEMU does, 5.13.4 leaves it to the device);
   // during recovery attached endpoints fault instead of reaching memory.
   // Errors: as Init(), and those of the replayed requests (the unit then stays broken).
-  Status Recover();
+  Status Recover() override;
 
   // Consumes the event queue: decodes each fault and delivers it to the domain's sink (or the
   // unrouted handler), then re-posts the buffer. Safe from an interrupt handler; the platform
-  // calls it from its poll loop or the device's interrupt.
-  void HandleEvents();
-  // Receives faults of endpoints with no domain (default-deny hits).
-  // Errors: -ENOTSUP (built with DEVISO_CONFIG_FAULT_REPORTS=OFF).
-  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user);
+  // calls it from its poll loop or the device's interrupt. One call consumes at most the
+  // queue's buffers (the device cannot return more before they are re-posted): returns false.
+  bool HandleEvents() override;
+  // Receives faults of endpoints with no domain (default-deny hits), rate-limited to
+  // `per_second` (the core's UnitFaultReporter; the rest is counted in
+  // stats().unrouted_suppressed). Errors: -EINVAL (per_second 0), -ENOTSUP (built with
+  // DEVISO_CONFIG_FAULT_REPORTS=OFF).
+  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,
+                                 uint32_t per_second = kUnroutedFaultsPerSecond) override;
 
   // Sends PROBE for `sid` (if negotiated) and caches its reserved regions; Attach does this
   // for each new endpoint. Errors: -EINVAL (sid), -ENOMEM (cache full), -ETIMEDOUT/-EIO, and
@@ -188,6 +197,10 @@ class VirtioIommu final : public IsolationUnit {
   Status ProbeEndpoint(uint32_t sid);
 
   Stats stats() const;
+  UnitStats unit_stats() const override;
+  // "virtio-iommu at <name>: features offered ..., domains [a, b], ...; bypass cleared".
+  size_t Describe(char* out, size_t out_size) const override;
+  bool coherent() const { return config_.coherent; }
   uint64_t device_features() const { return device_features_; }
   uint64_t driver_features() const { return driver_features_; }
   uint64_t page_size_mask() const { return page_size_mask_; }
@@ -241,11 +254,6 @@ class VirtioIommu final : public IsolationUnit {
                            bool mapped);
 
  private:
-  struct StreamSlot {
-    bool used = false;
-    uint32_t sid = 0;
-    VirtioIommuDomain* domain = nullptr;
-  };
   struct ProbeEntry {
     bool used = false;
     uint32_t sid = 0;
@@ -303,8 +311,7 @@ class VirtioIommu final : public IsolationUnit {
   uint32_t probe_size_ = 0;
   size_t req_notify_ = 0;
   size_t evt_notify_ = 0;
-  deviso_fault_handler_t unrouted_handler_ = nullptr;
-  void* unrouted_user_ = nullptr;
+  UnitFaultReporter unrouted_;  // under evt_lock_ and lock_
 
   mutable port::Mutex lock_;  // ReservedRegions() is const
   port::Mutex evt_lock_;
@@ -314,8 +321,8 @@ class VirtioIommu final : public IsolationUnit {
   DmaBuffer probe_;   // PROBE's device-writable part: probe_size + tail
   DmaBuffer events_;  // one FaultEvent per event-queue entry
   uint64_t evt_posted_[kMaxEventBuffers / 64] = {};  // event buffers the device holds
-  VirtioIommuDomain domains_[kMaxDomains];
-  StreamSlot streams_[kMaxStreams];
+  DomainSlots<VirtioIommuDomain, kMaxDomains> domains_;
+  StreamSlots<VirtioIommuDomain, kMaxStreams> streams_;  // attached endpoints, fault routing
   ProbeEntry probed_eps_[kMaxProbed];
 };
 
