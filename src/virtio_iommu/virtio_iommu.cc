@@ -21,11 +21,6 @@ uint16_t FloorPow2(uint16_t v) {
   return v == 0 ? 0 : p;
 }
 
-bool Overlaps(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size) {
-  // Half-open ranges that do not wrap (checked by the callers).
-  return a < b + b_size && b < a + a_size;
-}
-
 template <typename T>
 T Zeroed() {
   T v;
@@ -507,8 +502,7 @@ Status VirtioIommu::UnmapRange(uint32_t domain_id, Iova iova, Iova last, bool no
 }
 
 Status VirtioIommu::ReplayDomain(VirtioIommuDomain& d) {
-  for (size_t i = 0; i < d.count_; ++i) {
-    const VirtioIommuDomain::Extent& e = d.extents_[i];
+  for (const ExtentMap::Extent& e : d.extents_) {
     DEVISO_TRY(MapPages(d, e.iova, e.pa, e.size, e.flags));
   }
   return Status::Ok();
@@ -646,7 +640,7 @@ Result<Domain*> VirtioIommu::CreateDomain(const DomainOptions& options, FaultSin
   d->id_ = domain_range_.start + static_cast<uint32_t>(domains_.IndexOf(*d));
   d->page_size_ = granule_;
   d->ias_ = options.ias != 0 ? options.ias : caps_.ias;
-  d->count_ = 0;
+  d->extents_.Clear();
   // d->device_may_hold_ stays: a device may still hold this ID from an earlier domain.
   domains_.Activate(d, sink);
   return static_cast<Domain*>(d);
@@ -659,7 +653,7 @@ Status VirtioIommu::DestroyDomain(Domain* domain) {
   if (d->streams() != 0) return Status::Busy();
   // 5.13.6.4 / QEMU: the device dropped the domain with its last endpoint. A device that keeps
   // it is handled by device_may_hold_ when the ID is attached again.
-  d->count_ = 0;
+  d->extents_.Clear();
   domains_.Release(d);
   return Status::Ok();
 }
@@ -667,8 +661,8 @@ Status VirtioIommu::DestroyDomain(Domain* domain) {
 Status VirtioIommu::AttachLocked(VirtioIommuDomain& d, uint32_t sid) {
   DEVISO_TRY(ProbeLocked(sid));
   if (const ProbeEntry* p = FindProbe(sid); p != nullptr) {
-    for (size_t i = 0; i < d.count_; ++i) {
-      if (OverlapsReserved(d, sid, d.extents_[i].iova, d.extents_[i].size)) {
+    for (const ExtentMap::Extent& e : d.extents_) {
+      if (OverlapsReserved(d, sid, e.iova, e.size)) {
         return Status::InvalidArgument();
       }
     }
@@ -784,28 +778,9 @@ Status VirtioIommu::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perm
 
   port::LockGuard guard(lock_);
   // The record answers what the device would not: it says INVAL for an overlap.
-  size_t pos = d->count_;  // insertion point, keeping the record sorted by IOVA
-  for (size_t i = 0; i < d->count_; ++i) {
-    const VirtioIommuDomain::Extent& e = d->extents_[i];
-    if (Overlaps(iova, size, e.iova, e.size)) return Status::AlreadyExists();
-    if (pos == d->count_ && e.iova > iova) pos = i;
-  }
+  DEVISO_ASSIGN_OR_RETURN(const ExtentMap::InsertPlan plan,
+                          d->extents_.PlanInsert(iova, pa, size, flags));
   if (OverlapsReserved(*d, ~0U, iova, size)) return Status::InvalidArgument();
-  // A neighbour that this mapping continues (IOVA and PA contiguous, same flags) absorbs it:
-  // the device holds one mapping per page either way, so the record stays exact, and a buffer
-  // mapped page by page takes one extent instead of one per call.
-  const auto continues = [](const VirtioIommuDomain::Extent& e, Iova next_iova, Paddr next_pa,
-                            uint32_t next_flags) {
-    return e.iova + e.size == next_iova && e.pa + e.size == next_pa && e.flags == next_flags;
-  };
-  const bool join_prev = pos > 0 && continues(d->extents_[pos - 1], iova, pa, flags);
-  const bool join_next =
-      pos < d->count_ &&
-      continues(VirtioIommuDomain::Extent{iova, pa, size, flags}, d->extents_[pos].iova,
-                d->extents_[pos].pa, d->extents_[pos].flags);
-  if (!join_prev && !join_next && d->count_ == VirtioIommuDomain::kMaxExtents) {
-    return Status::NoMemory();
-  }
   if (d->streams() != 0) {
     // A domain with no endpoint does not exist on the device yet (QEMU creates it at the first
     // ATTACH): its record is mapped then.
@@ -816,22 +791,7 @@ Status VirtioIommu::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perm
       return s;
     }
   }
-  if (join_prev && join_next) {  // the new range fills the gap between two extents
-    d->extents_[pos - 1].size += size + d->extents_[pos].size;
-    for (size_t i = pos; i + 1 < d->count_; ++i) d->extents_[i] = d->extents_[i + 1];
-    --d->count_;
-  } else if (join_prev) {
-    d->extents_[pos - 1].size += size;
-  } else if (join_next) {
-    VirtioIommuDomain::Extent& next = d->extents_[pos];
-    next.iova = iova;
-    next.pa = pa;
-    next.size += size;
-  } else {
-    for (size_t i = d->count_; i > pos; --i) d->extents_[i] = d->extents_[i - 1];
-    d->extents_[pos] = VirtioIommuDomain::Extent{iova, pa, size, flags};
-    ++d->count_;
-  }
+  d->extents_.CommitInsert(plan, iova, pa, size, flags);
   return Status::Ok();
 }
 
@@ -848,57 +808,13 @@ Status VirtioIommu::Unmap(Domain* domain, Iova iova, uint64_t size) {
   port::LockGuard guard(lock_);
   // The whole range must be mapped (as the page-table engine's Unmap): the device would
   // answer OK for nothing mapped, deviso says -ENOENT.
-  size_t first = d->count_;
-  size_t count = 0;
-  Iova cursor = iova;  // next byte that must be covered
-  bool covered = false;
-  for (size_t i = 0; i < d->count_; ++i) {
-    const VirtioIommuDomain::Extent& e = d->extents_[i];
-    const Iova e_last = e.iova + (e.size - 1);
-    if (e_last < iova || e.iova > last) continue;
-    if (first == d->count_) first = i;
-    ++count;
-    if (covered) continue;
-    if (e.iova > cursor) break;  // a hole
-    if (e_last >= last) {
-      covered = true;
-    } else {
-      cursor = e_last + 1;
-    }
-  }
-  if (!covered) return Status::NotFound();
-  // What is left of the first and last extents touched.
-  const VirtioIommuDomain::Extent head = d->extents_[first];
-  const VirtioIommuDomain::Extent tail = d->extents_[first + count - 1];
-  const bool keep_head = head.iova < iova;
-  const bool keep_tail = tail.iova + (tail.size - 1) > last;
-  const size_t pieces = (keep_head ? 1 : 0) + (keep_tail ? 1 : 0);
-  if (d->count_ - count + pieces > VirtioIommuDomain::kMaxExtents) return Status::NoMemory();
+  DEVISO_ASSIGN_OR_RETURN(const ExtentMap::RemovePlan plan, d->extents_.PlanRemove(iova, size));
   if (d->streams() != 0) {
     // One UNMAP removes every per-page mapping inside the range, none partly (5.13.6.6): the
     // pages left mapped are never touched. Strict: it returns once the device acknowledged.
     DEVISO_TRY(UnmapRange(d->id_, iova, last));
   }
-  VirtioIommuDomain::Extent left = head;
-  left.size = iova - head.iova;
-  VirtioIommuDomain::Extent right = tail;
-  right.iova = last + 1;
-  right.pa = tail.pa + (right.iova - tail.iova);
-  right.size = tail.iova + tail.size - right.iova;
-  // Replace extents [first, first + count) by the pieces, keeping the order.
-  VirtioIommuDomain::Extent repl[2];
-  size_t r = 0;
-  if (keep_head) repl[r++] = left;
-  if (keep_tail) repl[r++] = right;
-  const size_t after = first + count;
-  const size_t moved = d->count_ - after;
-  if (r < count) {
-    for (size_t i = 0; i < moved; ++i) d->extents_[first + r + i] = d->extents_[after + i];
-  } else if (r > count) {
-    for (size_t i = moved; i > 0; --i) d->extents_[first + r + i - 1] = d->extents_[after + i - 1];
-  }
-  for (size_t i = 0; i < r; ++i) d->extents_[first + i] = repl[i];
-  d->count_ = d->count_ - count + r;
+  d->extents_.CommitRemove(plan, iova, size);
   return Status::Ok();
 }
 
@@ -906,11 +822,9 @@ Result<Paddr> VirtioIommu::IovaToPhys(Domain* domain, Iova iova) {
   VirtioIommuDomain* d = CheckDomain(domain);
   if (d == nullptr) return Status::InvalidArgument();
   port::LockGuard guard(lock_);
-  for (size_t i = 0; i < d->count_; ++i) {
-    const VirtioIommuDomain::Extent& e = d->extents_[i];
-    if (iova >= e.iova && iova - e.iova < e.size) return e.pa + (iova - e.iova);
-  }
-  return Status::NotFound();
+  const ExtentMap::Extent* e = d->extents_.Find(iova);
+  if (e == nullptr) return Status::NotFound();
+  return e->pa + (iova - e->iova);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -987,13 +901,8 @@ bool VirtioIommu::HandleEvents() {
         std::memcpy(&e, rec, sizeof(e));
         port::LockGuard guard(lock_);
         const VirtioIommuDomain* d = streams_.DomainOf(e.endpoint);
-        bool mapped = false;
-        if (d != nullptr && (e.flags & kFaultFAddress) != 0) {
-          for (size_t i = 0; i < d->count_; ++i) {
-            const VirtioIommuDomain::Extent& x = d->extents_[i];
-            mapped = mapped || (e.address >= x.iova && e.address - x.iova < x.size);
-          }
-        }
+        const bool mapped = d != nullptr && (e.flags & kFaultFAddress) != 0 &&
+                            d->extents_.Find(e.address) != nullptr;
         DeliverFault(DecodeFault(e, name_, d != nullptr, mapped));
       }
     }

@@ -19,11 +19,10 @@
 // covers whole mappings and the pages left mapped are never touched. One UNMAP request removes
 // any number of them.
 //
-// The record: each domain keeps its mapped extents (one per Map call, merged with a neighbour
-// it continues in IOVA and PA with the same flags, split by partial Unmaps; kMaxExtents per
-// domain). It answers IovaToPhys, turns the device's INVAL-on-overlap into -EEXIST and its
-// OK-on-nothing into -ENOENT before any request is sent, and lets Recover() and a re-attach
-// replay the mappings.
+// The record: each domain keeps its mapped extents (extent_map.h; kMaxExtents per domain). It
+// answers IovaToPhys, turns the device's INVAL-on-overlap into -EEXIST and its OK-on-nothing
+// into -ENOENT before any request is sent, and lets Recover() and a re-attach replay the
+// mappings. Map and Unmap validate (arguments, then the record's plan), send, then record.
 //
 // Strict: Unmap returns only after the device acknowledged the UNMAP in the used ring.
 // Completion is polled under a deadline (Config::timeout_ns); a request that never completes
@@ -51,6 +50,7 @@
 #include "deviso/backend.h"
 #include "deviso/config.h"
 #include "deviso/port/os.h"
+#include "virtio_iommu/extent_map.h"
 #include "virtio_iommu/hw.h"
 #include "virtio_iommu/transport.h"
 #include "virtio_iommu/virtio_pci.h"
@@ -81,18 +81,11 @@ struct Stats {
 // the virtio-iommu's own.
 class VirtioIommuDomain final : public SlotDomain {
  public:
-  static constexpr size_t kMaxExtents = 64;
-
-  // One Map() call's range, or what a partial Unmap() left of it.
-  struct Extent {
-    Iova iova = 0;
-    Paddr pa = 0;
-    uint64_t size = 0;
-    uint32_t flags = 0;  // kMapF*
-  };
+  static constexpr size_t kMaxExtents = ExtentMap::kCapacity;
+  using Extent = ExtentMap::Extent;  // one Map() call's range, or what a partial Unmap() left
 
   uint32_t id() const { return id_; }
-  size_t extent_count() const { return count_; }
+  size_t extent_count() const { return extents_.size(); }
   const Extent& extent(size_t i) const { return extents_[i]; }
 
  private:
@@ -101,8 +94,7 @@ class VirtioIommuDomain final : public SlotDomain {
   // The device may still hold a domain with this ID and mappings in it (it was attached once
   // and a device is free to keep it after the last DETACH): cleared by the next first ATTACH.
   bool device_may_hold_ = false;
-  Extent extents_[kMaxExtents];
-  size_t count_ = 0;
+  ExtentMap extents_;  // what the domain maps (extent_map.h)
 };
 
 class VirtioIommu final : public IsolationUnit {
