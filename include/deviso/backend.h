@@ -135,6 +135,13 @@ class IsolationUnit {
   // the unrouted handler; true if records remain (call again until false: a drain). Safe from
   // the unit's interrupt handler. Nothing on a broken unit.
   virtual bool HandleEvents() { return false; }
+  // HandleEvents() until it reports nothing left, but bounded: a unit that keeps producing
+  // records (a fault storm, a hostile or broken part) cannot hold the caller; what it produces
+  // meanwhile waits for the next drain. Returns true if records remain. Use this, never a
+  // `while (HandleEvents())` loop. The default is one HandleEvents() call, for a backend whose
+  // every call takes all that is there (virtio-iommu); SMMUv3 calls it up to one full event
+  // queue's worth of times.
+  virtual bool DrainEvents() { return HandleEvents(); }
   // Stops the unit translating (bus masters must be stopped first) and releases its queues.
   // Errors: -EINVAL (not running), -ETIMEDOUT, -ENOTSUP (no teardown in this build or backend).
   virtual Status Shutdown() { return Status::NotSupported(); }

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dma_memory.h"
 #include "deviso/port/os.h"
 #include "drivers/dma_allocator.h"
 
@@ -48,6 +49,21 @@ class DmaArena final : public drivers::DmaAllocator {
   size_t used_ = 0;
   uint64_t bitmap_[kGranules / 64] = {};
   alignas(kMaxAlign) uint8_t storage_[kBytes];
+};
+
+// DmaMemory (an IOMMU's own structures: queues, stream tables, virtqueues) over the arena. Clean
+// and Invalidate are DC CVAC / DC CIVAC loops when the SMMU is not coherent, nothing when it is.
+class ArenaDmaMemory final : public DmaMemory {
+ public:
+  ArenaDmaMemory(DmaArena& arena, bool coherent) : arena_(arena), coherent_(coherent) {}
+  Result<DmaBuffer> Allocate(size_t size, size_t align) override;
+  void Free(const DmaBuffer& buffer) override;
+  void Clean(const void* p, size_t n) override;
+  void Invalidate(const void* p, size_t n) override;
+
+ private:
+  DmaArena& arena_;
+  bool coherent_;
 };
 
 }  // namespace deviso::qemu_virt

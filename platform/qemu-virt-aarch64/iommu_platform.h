@@ -21,52 +21,54 @@
 
 namespace deviso::qemu_virt {
 
-class PlatformIommu {
+// The board's IOMMU: the unit, whichever backend it is, and what the board knows about it.
+// Every service goes through IsolationUnit's lifecycle interface (include/deviso/backend.h),
+// so there is one path for every backend and no per-backend wrapper.
+class PlatformIommu final {
  public:
-  // "smmuv3" or "virtio-iommu" (the unit's caps().backend).
-  const char* kind() const { return unit().caps().backend; }
-  virtual IsolationUnit& unit() const = 0;
-  // The devicetree phandle of the IOMMU node: the one the PCI host's iommu-map names.
-  virtual uint32_t phandle() const = 0;
+  // `own_table_page`: see own_table_page().
+  PlatformIommu(IsolationUnit& unit, uint32_t phandle, uint64_t own_table_page)
+      : unit_(unit), phandle_(phandle), own_table_page_(own_table_page) {}
 
-  // Prints one line describing the unit and what it offers.
-  virtual void Describe() const = 0;
+  // "smmuv3" or "virtio-iommu" (the unit's caps().backend).
+  const char* kind() const { return unit_.caps().backend; }
+  IsolationUnit& unit() const { return unit_; }
+  // The devicetree phandle of the IOMMU node: the one the PCI host's iommu-map names.
+  uint32_t phandle() const { return phandle_; }
+
+  // Prints one line describing the unit and what it offers (IsolationUnit::Describe).
+  void Describe() const;
   // Handles events the unit's interrupt has not delivered yet (or, without an interrupt, all
-  // of them): faults reach their contexts' handlers before this returns.
-  virtual void DrainEvents() = 0;
+  // of them), bounded (IsolationUnit::DrainEvents): faults reach their contexts' handlers
+  // before this returns.
+  void DrainEvents() { (void)unit_.DrainEvents(); }
   // Receives faults of streams that have no context. Errors: -ENOTSUP (built without fault
   // reports).
-  virtual Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) = 0;
-  // Prints the unit's counters (commands or requests, events, overflows).
-  virtual void PrintStats() const = 0;
+  Status SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user) {
+    return unit_.SetUnroutedFaultHandler(handler, user);
+  }
+  // Prints the unit's counters (IsolationUnit::unit_stats).
+  void PrintStats() const;
 
   // The unit's work so far, for benchmarks, in backend-neutral terms.
-  struct Counters {
-    uint64_t commands = 0;       // SMMUv3: commands queued; virtio-iommu: requests completed
-    uint64_t syncs = 0;          // SMMUv3: CMD_SYNCs; virtio-iommu: request notifications
-    uint64_t invalidations = 0;  // TLB invalidation commands (0 without a translation cache)
-    uint64_t events = 0;         // fault records taken from the event queue
-  };
-  virtual Counters counters() const = 0;
+  using Counters = UnitStats;
+  Counters counters() const { return unit_.unit_stats(); }
 
-  // What a check can prove on this unit. Whether it caches translations, so that a missing
-  // invalidation after an unmap would let a DMA through a stale entry (false on QEMU's
-  // virtio-iommu: it translates every access afresh).
-  virtual bool caches_translations() const = 0;
-  // Whether an overflow of its fault queue is reported (false on QEMU 7.2's virtio-iommu:
-  // events beyond the queue are dropped silently).
-  virtual bool reports_fault_overflow() const = 0;
-  // Whether a translation fault (nothing mapped) says which way the access went (false on
-  // QEMU 7.2's virtio-iommu: its MAPPING faults for unmapped addresses carry only
-  // "address valid"; its permission faults do say READ or WRITE).
-  virtual bool reports_translation_fault_direction() const = 0;
+  // What a check can prove on this unit (UnitCaps, include/deviso/backend.h).
+  bool caches_translations() const { return unit_.caps().caches_translations; }
+  bool reports_fault_overflow() const { return unit_.caps().reports_fault_overflow; }
+  bool reports_translation_fault_direction() const {
+    return unit_.caps().reports_translation_fault_direction;
+  }
   // A page of translation tables deviso keeps to itself on this unit (SMMUv3: the first
   // granule of the pool its contexts' tables come from; virtio-iommu, whose tables live in
   // the device: the CPU map's): deviso_map of it is refused with -EPERM.
-  virtual uint64_t own_table_page() const = 0;
+  uint64_t own_table_page() const { return own_table_page_; }
 
- protected:
-  ~PlatformIommu() = default;
+ private:
+  IsolationUnit& unit_;
+  uint32_t phandle_;
+  uint64_t own_table_page_;
 };
 
 // Brings up the IOMMU the PCI host's iommu-map points at (every stream blocked before this

@@ -13,24 +13,6 @@
 
 namespace deviso::qemu_virt {
 
-Result<DmaBuffer> ArenaDmaMemory::Allocate(size_t size, size_t align) {
-  DEVISO_ASSIGN_OR_RETURN(drivers::DmaRegion r, arena_.Alloc(size, align));
-  Clean(r.cpu, size);  // the arena zeroed it
-  return DmaBuffer{r.cpu, r.device_addr, size};
-}
-
-void ArenaDmaMemory::Free(const DmaBuffer& buffer) {
-  arena_.Free(drivers::DmaRegion{buffer.cpu, buffer.pa, buffer.size});
-}
-
-void ArenaDmaMemory::Clean(const void* p, size_t n) {
-  if (!coherent_) arch::CleanDcacheRange(p, n);
-}
-
-void ArenaDmaMemory::Invalidate(const void* p, size_t n) {
-  if (!coherent_) arch::InvalidateDcacheRange(p, n);
-}
-
 namespace {
 
 // Translation tables for every context of this SMMU: 2 MiB of 4 KiB tables, and 512 KiB of

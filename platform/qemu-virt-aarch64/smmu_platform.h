@@ -6,27 +6,11 @@
 #ifndef DEVISO_PLATFORM_QEMU_VIRT_AARCH64_SMMU_PLATFORM_H_
 #define DEVISO_PLATFORM_QEMU_VIRT_AARCH64_SMMU_PLATFORM_H_
 
-#include "core/dma_memory.h"
 #include "dma_arena.h"
 #include "platform_info.h"
 #include "smmuv3/smmu.h"
 
 namespace deviso::qemu_virt {
-
-// DmaMemory (the SMMU's own structures) over the platform's DMA arena. Clean and Invalidate
-// are DC CVAC / DC CIVAC loops when the SMMU is not coherent, nothing when it is.
-class ArenaDmaMemory final : public DmaMemory {
- public:
-  ArenaDmaMemory(DmaArena& arena, bool coherent) : arena_(arena), coherent_(coherent) {}
-  Result<DmaBuffer> Allocate(size_t size, size_t align) override;
-  void Free(const DmaBuffer& buffer) override;
-  void Clean(const void* p, size_t n) override;
-  void Invalidate(const void* p, size_t n) override;
-
- private:
-  DmaArena& arena_;
-  bool coherent_;
-};
 
 // Probes and initialises the SMMU described by `info` (every StreamID blocked, then SMMUEN),
 // enables its interrupts and registers it with deviso::Registry::Default(). The unit lives in

@@ -39,26 +39,10 @@ class EcamConfig final : public virtio_iommu::PciConfig {
   Bdf bdf_;
 };
 
-// The device's queues and request buffers in the DMA arena (QEMU `virt` PCIe is coherent).
-class ArenaDma final : public DmaMemory {
- public:
-  explicit ArenaDma(DmaArena& arena) : arena_(arena) {}
-  Result<DmaBuffer> Allocate(size_t size, size_t align) override {
-    DEVISO_ASSIGN_OR_RETURN(drivers::DmaRegion r, arena_.Alloc(size, align));
-    return DmaBuffer{r.cpu, r.device_addr, size};
-  }
-  void Free(const DmaBuffer& b) override { arena_.Free(drivers::DmaRegion{b.cpu, b.pa, b.size}); }
-  void Clean(const void* p, size_t n) override { arch::CleanDcacheRange(p, n); }
-  void Invalidate(const void* p, size_t n) override { arch::InvalidateDcacheRange(p, n); }
-
- private:
-  DmaArena& arena_;
-};
-
 std::optional<PciHost> g_pci;
 std::optional<EcamConfig> g_config;
 std::optional<virtio_iommu::DirectBarIo> g_bar;
-std::optional<ArenaDma> g_dma;
+std::optional<ArenaDmaMemory> g_dma;
 std::optional<virtio_iommu::VirtioIommu> g_unit;
 char g_name[32];
 
@@ -101,7 +85,7 @@ Result<VirtioIommuPlatform> SetupVirtioIommu(const PlatformInfo& info, DmaArena&
     c.bars[i] = &*g_bar;
   }
   if (!g_bar.has_value()) return Status::NotSupported();
-  g_dma.emplace(arena);
+  g_dma.emplace(arena, /*coherent=*/true);  // QEMU virt PCIe is cache-coherent
   c.dma = &*g_dma;
   c.name = g_name;
   c.coherent = true;  // QEMU virt PCIe is cache-coherent

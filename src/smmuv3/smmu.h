@@ -221,7 +221,7 @@ class Smmuv3 final : public IsolationUnit {
   // queue needs: an SMMU that keeps producing records (a fault storm, a hostile or broken part)
   // cannot hold the caller; what it produces meanwhile waits for the next drain. Returns true
   // if records remain. Use this, never a `while (HandleEvents())` loop.
-  bool DrainEvents();
+  bool DrainEvents() override;
   // Decodes and acknowledges global errors (GERROR/GERRORN). From the gerror interrupt.
   void HandleGlobalErrors();
 
