@@ -17,7 +17,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -33,9 +32,6 @@ namespace {
 using deviso::testing::SimPhysMemory;
 using TestingModel = deviso::smmuv3::testing::SmmuModel;
 
-// The 4 KiB page of these tests' mappings (64-bit, so sizes never overflow int).
-constexpr uint64_t k4K = 4096;
-
 // The profile matrix: every case runs once per model profile (CTest sets DEVISO_SMMU_PROFILE;
 // see smmu_model_profiles.h). A case that needs what the profile lacks is skipped, saying why.
 const testing::ModelProfile& Profile() { return testing::ModelProfileFromEnvironment(); }
@@ -43,7 +39,18 @@ const testing::ModelProfile& Profile() { return testing::ModelProfileFromEnviron
   do {                                                                           \
     if (!(cond)) GTEST_SKIP() << "profile " << Profile().name << ": " << (what); \
   } while (0)
-#define DEVISO_NEEDS_4K() DEVISO_PROFILE_NEEDS(Profile().options.gran4k, "no 4 KiB granule")
+
+// The page of these tests' mappings: the smallest granule the profile's unit offers (IHI0070
+// 6.3 SMMU_IDR5.GRAN4K/16K/64K), which is the page of a domain created without
+// DomainOptions::page_size. Buffer sizes, IOVAs, PAs and offsets are counted in it, so a case
+// runs unchanged on a 64 KiB-only unit. (64-bit, so sizes never overflow int.)
+uint64_t Page() {
+  const TestingModel::Options& o = Profile().options;
+  return o.gran4k ? uint64_t{1} << 12 : o.gran16k ? uint64_t{1} << 14 : uint64_t{1} << 16;
+}
+// The smallest block of that granule: a level-2 leaf, one last-level table's worth of pages
+// (8-byte descriptors): 2 MiB at 4 KiB, 32 MiB at 16 KiB, 512 MiB at 64 KiB.
+uint64_t Block() { return Page() * (Page() / 8); }
 // A unit whose only granules are compiled out fails Probe (SmmuCompiledOut checks that).
 #define DEVISO_NEEDS_A_BUILT_GRANULE()                                     \
   DEVISO_PROFILE_NEEDS(Profile().options.gran4k || config::kGranule16K64K, \
@@ -138,6 +145,9 @@ class FaultyMmio final : public Mmio {
 
 struct RigOptions {
   bool coherent = Profile().options.coherent_access;
+  // The simulated DMA region (queues, stream tables, CDs and the tests' buffers): room for the
+  // larger buffers of a 64 KiB page (a case's 34 pages are 2.2 MiB there).
+  size_t dma_bytes = Page() > 4096 ? size_t{16} << 20 : size_t{4} << 20;
   TestingModel::Options model = Profile().options;
   uint64_t timeout_ns = 50'000'000;
   unsigned eventq_log2 = 9;
@@ -186,18 +196,20 @@ class Rig {
   static SimPhysMemory::Options MemoryOptions(const RigOptions& o) {
     SimPhysMemory::Options m;
     m.coherent = o.coherent;
+    m.dma_bytes = o.dma_bytes;
     return m;
   }
   Status Start() {
     DEVISO_TRY(smmu_->Probe());
     return smmu_->Init(true);
   }
-  // A zeroed DMA buffer of `pages` 4 KiB pages filled with `fill`.
+  // A DMA buffer of `pages` pages (Page(), aligned to it) filled with `fill`.
   DmaBuffer Buffer(size_t pages, uint8_t fill) {
-    Result<DmaBuffer> b = memory_.dma().Allocate(pages * 4096, 4096);
+    const size_t bytes = pages * Page();
+    Result<DmaBuffer> b = memory_.dma().Allocate(bytes, Page());
     EXPECT_TRUE(b.ok());
-    std::memset(b->cpu, fill, pages * 4096);
-    memory_.Clean(b->cpu, pages * 4096);
+    std::memset(b->cpu, fill, bytes);
+    memory_.Clean(b->cpu, bytes);
     return *b;
   }
   // What the device would find in memory at `pa` (the PoC copy when non-coherent).
@@ -225,6 +237,51 @@ class Rig {
 
 constexpr Iova kIova = 0x1000'0000;
 
+// The set-up of the block cases: a started rig with a domain, a stream attached and one block
+// of the unit's granule (Block()) mapped read-write. The block's memory is taken before the unit
+// allocates its own structures, so it lies at the base of the DMA region (aligned to every
+// block size) and the region grows by the block alone: 512 MiB at 64 KiB.
+class BlockRig {
+ public:
+  static constexpr uint32_t kSid = 1;
+  static constexpr Iova kBlockIova = 0x4000'0000;  // aligned to every granule's block
+
+  explicit BlockRig(const RigOptions& o = RigOptions()) : rig_(WithRoomForTheBlock(o)) {}
+  // A fatal failure (ASSERT_NO_FATAL_FAILURE) where a step fails.
+  void Start(const DomainOptions& options) {
+    Result<DmaBuffer> block = rig_.memory().dma().Allocate(Block(), Block());
+    ASSERT_TRUE(block.ok());
+    block_ = *block;
+    ASSERT_TRUE(rig_.Start().ok());
+    Result<Domain*> d = rig_.smmu().CreateDomain(options, nullptr);
+    ASSERT_TRUE(d.ok());
+    domain_ = *d;
+    ASSERT_EQ(domain_->page_size(), Page());
+    ASSERT_TRUE(rig_.smmu().Attach(domain_, kSid).ok());
+    ASSERT_TRUE(rig_.smmu()
+                    .Map(domain_, kBlockIova, block_.pa, Block(), kPermReadWrite, MemType::kNormal)
+                    .ok());
+    const Result<pgtable::Mapping> leaf = table().Lookup(kBlockIova);
+    ASSERT_TRUE(leaf.ok());
+    ASSERT_EQ(leaf->size, Block()) << "not mapped as one block";
+  }
+  Rig& rig() { return rig_; }
+  Smmuv3& smmu() { return rig_.smmu(); }
+  TestingModel& model() { return rig_.model(); }
+  Domain* domain() const { return domain_; }
+  const pgtable::PageTable& table() const { return static_cast<SmmuDomain*>(domain_)->table(); }
+  Paddr block_pa() const { return block_.pa; }
+
+ private:
+  static RigOptions WithRoomForTheBlock(RigOptions o) {
+    o.dma_bytes += Block();
+    return o;
+  }
+  Rig rig_;
+  Domain* domain_ = nullptr;
+  DmaBuffer block_{};
+};
+
 class SmmuTest : public ::testing::TestWithParam<bool> {
  protected:
   SmmuTest() : rig_(Options()) {}
@@ -234,20 +291,13 @@ class SmmuTest : public ::testing::TestWithParam<bool> {
     return o;
   }
   void SetUp() override {
-    // Without a 4 KiB granule only the cases that make their own 64 KiB domain apply.
-    const std::string_view test = ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    if (!Profile().options.gran4k && test.find("SixtyFourKiB") == std::string_view::npos) {
-      DEVISO_NEEDS_4K();
-    }
     DEVISO_NEEDS_A_BUILT_GRANULE();
     ASSERT_TRUE(rig_.Start().ok());
     EXPECT_EQ(rig_.smmu().coherent(), GetParam() && Profile().options.coherent_access);
-    if (!Profile().options.gran4k) return;
-    DomainOptions options;
-    options.allow_block_split_window = true;  // PartialUnmapOfACachedBlock... under BBML < 2
-    Result<Domain*> d = rig_.smmu().CreateDomain(options, &sink_);
+    Result<Domain*> d = rig_.smmu().CreateDomain(DomainOptions{}, &sink_);
     ASSERT_TRUE(d.ok());
     domain_ = *d;
+    ASSERT_EQ(domain_->page_size(), Page()) << "the default page is the smallest granule";
     ASSERT_TRUE(rig_.smmu().Attach(domain_, kSid).ok());
   }
   static constexpr uint32_t kSid = 0x10;
@@ -273,8 +323,8 @@ TEST_P(SmmuTest, InitSequenceProgramsTheUnit) {
 TEST_P(SmmuTest, MappedDmaLandsWithTheRightData) {
   const DmaBuffer buf = rig_.Buffer(4, 0);
   ASSERT_TRUE(
-      rig_.smmu().Map(domain_, kIova, buf.pa, 4 * k4K, kPermReadWrite, MemType::kNormal).ok());
-  std::vector<uint8_t> pattern(3 * 4096 + 100);
+      rig_.smmu().Map(domain_, kIova, buf.pa, 4 * Page(), kPermReadWrite, MemType::kNormal).ok());
+  std::vector<uint8_t> pattern(3 * Page() + 100);
   for (size_t i = 0; i < pattern.size(); ++i) pattern[i] = static_cast<uint8_t>(i * 7 + 3);
   ASSERT_TRUE(rig_.model().DeviceWrite(kSid, kIova + 50, pattern.data(), pattern.size()).ok());
   EXPECT_EQ(rig_.MemoryAt(buf.pa + 50, pattern.size()), pattern);
@@ -289,7 +339,7 @@ TEST_P(SmmuTest, UnmappedAccessIsADecodedTranslationFault) {
   const uint32_t data = 0xdeadbeef;
   // The device aims at the canary's physical address, which was never mapped.
   EXPECT_FALSE(rig_.model().DeviceWrite(kSid, canary.pa, &data, sizeof(data)).ok());
-  EXPECT_EQ(rig_.MemoryAt(canary.pa, 4096), std::vector<uint8_t>(4096, 0xcc));
+  EXPECT_EQ(rig_.MemoryAt(canary.pa, Page()), std::vector<uint8_t>(Page(), 0xcc));
   if constexpr (!config::kFaultReports) {
     EXPECT_EQ(sink_.count(), 0U) << "fault reports are compiled out: counted only";
     EXPECT_EQ(rig_.smmu().stats().events, 1U);
@@ -308,14 +358,14 @@ TEST_P(SmmuTest, UnmappedAccessIsADecodedTranslationFault) {
 TEST_P(SmmuTest, AfterUnmapTheDeviceFaults_NoStaleIotlb) {
   const DmaBuffer buf = rig_.Buffer(2, 0x11);
   ASSERT_TRUE(
-      rig_.smmu().Map(domain_, kIova, buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
+      rig_.smmu().Map(domain_, kIova, buf.pa, 2 * Page(), kPermReadWrite, MemType::kNormal).ok());
   uint8_t byte = 0;
-  ASSERT_TRUE(rig_.model().DeviceRead(kSid, kIova + 4096, &byte, 1).ok());  // now in the IOTLB
+  ASSERT_TRUE(rig_.model().DeviceRead(kSid, kIova + Page(), &byte, 1).ok());  // now in the IOTLB
   ASSERT_GT(rig_.model().iotlb_occupancy(), 0U);
-  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova + 4096, 4096).ok());
+  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova + Page(), Page()).ok());
   const uint8_t evil = 0x66;
-  EXPECT_FALSE(rig_.model().DeviceWrite(kSid, kIova + 4096, &evil, 1).ok());
-  EXPECT_EQ(rig_.MemoryAt(buf.pa + 4096, 4096), std::vector<uint8_t>(4096, 0x11));
+  EXPECT_FALSE(rig_.model().DeviceWrite(kSid, kIova + Page(), &evil, 1).ok());
+  EXPECT_EQ(rig_.MemoryAt(buf.pa + Page(), Page()), std::vector<uint8_t>(Page(), 0x11));
   // The page still mapped still works.
   ASSERT_TRUE(rig_.model().DeviceWrite(kSid, kIova, &evil, 1).ok());
   EXPECT_EQ(rig_.MemoryAt(buf.pa, 1)[0], 0x66);
@@ -323,13 +373,13 @@ TEST_P(SmmuTest, AfterUnmapTheDeviceFaults_NoStaleIotlb) {
 
 TEST_P(SmmuTest, WriteToReadOnlyMappingIsAPermissionFault) {
   const DmaBuffer buf = rig_.Buffer(1, 0x22);
-  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, buf.pa, 4096, kPermRead, MemType::kNormal).ok());
+  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, buf.pa, Page(), kPermRead, MemType::kNormal).ok());
   uint8_t byte = 0;
   ASSERT_TRUE(rig_.model().DeviceRead(kSid, kIova, &byte, 1).ok());
   EXPECT_EQ(byte, 0x22);
   const uint8_t evil = 0x66;
   EXPECT_FALSE(rig_.model().DeviceWrite(kSid, kIova + 8, &evil, 1).ok());
-  EXPECT_EQ(rig_.MemoryAt(buf.pa, 4096), std::vector<uint8_t>(4096, 0x22));
+  EXPECT_EQ(rig_.MemoryAt(buf.pa, Page()), std::vector<uint8_t>(Page(), 0x22));
   if constexpr (!config::kFaultReports) {
     EXPECT_EQ(sink_.count(), 0U);
     EXPECT_EQ(rig_.smmu().stats().events, 1U);
@@ -348,7 +398,7 @@ TEST_P(SmmuTest, StreamWithoutContextIsBlockedAndReported) {
   for (uint32_t sid : {0x20U, 0x4321U}) {
     EXPECT_FALSE(rig_.model().DeviceWrite(sid, canary.pa, &data, sizeof(data)).ok());
   }
-  EXPECT_EQ(rig_.MemoryAt(canary.pa, 4096), std::vector<uint8_t>(4096, 0xcc));
+  EXPECT_EQ(rig_.MemoryAt(canary.pa, Page()), std::vector<uint8_t>(Page(), 0xcc));
   if constexpr (config::kFaultReports) {
     const std::vector<Fault> faults = rig_.unrouted().faults();
     ASSERT_EQ(faults.size(), 2U);
@@ -382,26 +432,28 @@ TEST_P(SmmuTest, BypassStreamReachesMemoryUntranslatedUntilBlocked) {
 }
 
 TEST_P(SmmuTest, PartialUnmapOfACachedBlockLeavesNoStaleEntry) {
-  // A 2 MiB block, cached by the IOTLB as a level-2 leaf, then cut by an unmap in its middle:
-  // the split (BBML2 on this model) and the TTL-hinted invalidation must drop the block entry.
+  // A block (level-2 leaf: 2 MiB at 4 KiB, 512 MiB at 64 KiB), cached by the IOTLB, then cut by
+  // an unmap in its middle: the split (hitless under BBML >= 1, the accepted window under
+  // BBML = 0) and the TTL-hinted invalidation must drop the block entry.
   if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
-  Result<DmaBuffer> block = rig_.memory().dma().Allocate(2 << 20, 2 << 20);
-  ASSERT_TRUE(block.ok());
-  ASSERT_TRUE(rig_.smmu()
-                  .Map(domain_, 0x4000'0000, block->pa, 2 << 20, kPermReadWrite, MemType::kNormal)
-                  .ok());
+  BlockRig r(Options());
+  DomainOptions options;
+  options.allow_block_split_window = true;  // under BBML = 0
+  ASSERT_NO_FATAL_FAILURE(r.Start(options));
+  const Iova iova = BlockRig::kBlockIova;
+  const uint32_t sid = BlockRig::kSid;
   uint8_t b;
-  ASSERT_TRUE(rig_.model().DeviceRead(kSid, 0x4000'0000 + 0x5000, &b, 1).ok());
-  ASSERT_TRUE(rig_.smmu().Unmap(domain_, 0x4000'0000 + 0x5000, 0x1000).ok());
+  ASSERT_TRUE(r.model().DeviceRead(sid, iova + 5 * Page(), &b, 1).ok());
+  ASSERT_TRUE(r.smmu().Unmap(r.domain(), iova + 5 * Page(), Page()).ok());
   const uint8_t v = 0x99;
-  EXPECT_FALSE(rig_.model().DeviceWrite(kSid, 0x4000'0000 + 0x5000, &v, 1).ok());
-  EXPECT_EQ(rig_.MemoryAt(block->pa + 0x5000, 1)[0], 0);
-  ASSERT_TRUE(rig_.model().DeviceWrite(kSid, 0x4000'0000 + 0x6000, &v, 1).ok());
-  EXPECT_EQ(rig_.MemoryAt(block->pa + 0x6000, 1)[0], 0x99);
+  EXPECT_FALSE(r.model().DeviceWrite(sid, iova + 5 * Page(), &v, 1).ok());
+  EXPECT_EQ(r.rig().MemoryAt(r.block_pa() + 5 * Page(), 1)[0], 0);
+  ASSERT_TRUE(r.model().DeviceWrite(sid, iova + 6 * Page(), &v, 1).ok());
+  EXPECT_EQ(r.rig().MemoryAt(r.block_pa() + 6 * Page(), 1)[0], 0x99);
 }
 
 TEST(SmmuCommandQueue, AFullQueueWaitsForSpaceAndWraps) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.model.ril = false;  // per-page invalidations: many commands per unmap
   o.cmdq_log2 = 3;      // an 8-entry queue: every unmap below overfills it
@@ -410,10 +462,10 @@ TEST(SmmuCommandQueue, AFullQueueWaitsForSpaceAndWraps) {
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
-  const uint64_t pa = 0x1'0000'0000 + 4096;
+  const uint64_t pa = 0x1'0000'0000 + Page();
   for (int round = 0; round < 40; ++round) {
-    ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 30 * k4K, kPermRead, MemType::kNormal).ok());
-    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 30 * k4K).ok());  // 30 TLBIs + CMD_SYNC
+    ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 30 * Page(), kPermRead, MemType::kNormal).ok());
+    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 30 * Page()).ok());  // 30 TLBIs + CMD_SYNC
   }
   EXPECT_EQ(rig.model().command_count(ds::kOpTlbiNhVa), 40U * 30U);
   EXPECT_GT(rig.smmu().stats().commands, 8U * 100) << "the queue wrapped many times";
@@ -424,7 +476,8 @@ TEST_P(SmmuTest, SparseStreamIdWorksThroughTheTwoLevelTable) {
   DEVISO_PROFILE_NEEDS(Profile().options.two_level_strtab, "no 2-level stream table");
   ASSERT_TRUE(rig_.smmu().Attach(domain_, 0xfff0).ok());
   const DmaBuffer buf = rig_.Buffer(1, 0);
-  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(
+      rig_.smmu().Map(domain_, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok());
   const uint32_t v = 0x12345678;
   ASSERT_TRUE(rig_.model().DeviceWrite(0xfff0, kIova, &v, sizeof(v)).ok());
   uint32_t got;
@@ -461,13 +514,13 @@ TEST_P(SmmuTest, StageTwoDomain) {
   ASSERT_TRUE(rig_.smmu().Attach(*d, 0x40).ok());
   const DmaBuffer buf = rig_.Buffer(2, 0x33);
   // Stage 2 can express write-only.
-  ASSERT_TRUE(rig_.smmu().Map(*d, kIova, buf.pa, 4096, kPermWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig_.smmu().Map(*d, kIova, buf.pa, Page(), kPermWrite, MemType::kNormal).ok());
   const uint8_t v = 0x77;
   ASSERT_TRUE(rig_.model().DeviceWrite(0x40, kIova + 3, &v, 1).ok());
   EXPECT_EQ(rig_.MemoryAt(buf.pa + 3, 1)[0], 0x77);
   uint8_t r;
   EXPECT_FALSE(rig_.model().DeviceRead(0x40, kIova, &r, 1).ok()) << "write-only";
-  EXPECT_FALSE(rig_.model().DeviceWrite(0x40, kIova + 4096, &v, 1).ok()) << "not mapped";
+  EXPECT_FALSE(rig_.model().DeviceWrite(0x40, kIova + Page(), &v, 1).ok()) << "not mapped";
   if constexpr (config::kFaultReports) {
     const std::vector<Fault> faults = sink_.faults();
     ASSERT_EQ(faults.size(), 2U);
@@ -477,7 +530,7 @@ TEST_P(SmmuTest, StageTwoDomain) {
   } else {
     EXPECT_EQ(rig_.smmu().stats().events, 2U);
   }
-  ASSERT_TRUE(rig_.smmu().Unmap(*d, kIova, 4096).ok());
+  ASSERT_TRUE(rig_.smmu().Unmap(*d, kIova, Page()).ok());
   EXPECT_FALSE(rig_.model().DeviceWrite(0x40, kIova + 3, &v, 1).ok());
   EXPECT_EQ(rig_.model().command_count(ds::kOpTlbiS2Ipa), 1U);
 }
@@ -487,16 +540,16 @@ TEST_P(SmmuTest, InvalidationIsRangedAndNeverWholeContextForSmallUnmaps) {
   DEVISO_PROFILE_NEEDS(Profile().options.ril, "no range invalidation (IDR3.RIL = 0)");
   const DmaBuffer buf = rig_.Buffer(1, 0);
   TestingModel& m = rig_.model();
-  // 600 pages mapped as pages (output 4 KiB off any block boundary).
-  const uint64_t pa = 0x1'0000'0000 + 4096;
-  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, pa, 600 * k4K, kPermRead, MemType::kNormal).ok());
+  // 600 pages mapped as pages (output one page off any block boundary).
+  const uint64_t pa = 0x1'0000'0000 + Page();
+  ASSERT_TRUE(rig_.smmu().Map(domain_, kIova, pa, 600 * Page(), kPermRead, MemType::kNormal).ok());
   (void)buf;
   const uint64_t va0 = m.command_count(ds::kOpTlbiNhVa);
   const uint64_t sync0 = m.sync_count();
-  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova, 4096).ok());
+  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova, Page()).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa) - va0, 1U);
   EXPECT_EQ(m.sync_count() - sync0, 1U);
-  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova + 4096, 555 * k4K).ok());
+  ASSERT_TRUE(rig_.smmu().Unmap(domain_, kIova + Page(), 555 * Page()).ok());
   EXPECT_LE(m.command_count(ds::kOpTlbiNhVa) - va0, 3U) << "at most 2 commands for any N";
   EXPECT_EQ(m.sync_count() - sync0, 2U);
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 0U) << "small unmaps never invalidate the ASID";
@@ -529,7 +582,7 @@ void ExpectOnlyLegalTlbis(TestingModel& m, bool ril) {
 // An unmap that frees a table (Leaf=0, no TTL) of one page, and the one-granule remainder of a
 // split range, must not use the Reserved TG!=0 / NUM=SCALE=TTL=0 encoding (issue 10).
 TEST(SmmuTlbiLegality, EveryInvalidationIsLegalForTheProbedIdrs) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   for (const bool ril : {true, false}) {
     RigOptions o;
     o.model.ril = ril;
@@ -556,7 +609,7 @@ TEST(SmmuTlbiLegality, EveryInvalidationIsLegalForTheProbedIdrs) {
       ASSERT_TRUE(d.ok());
       ASSERT_TRUE(rig.smmu().Attach(*d, c.sid).ok());
       const uint64_t page = (*d)->page_size();
-      const DmaBuffer buf = rig.Buffer(34 * page / k4K, 0x5a);
+      const DmaBuffer buf = rig.Buffer(34 * page / Page(), 0x5a);
       m.ClearCommandLog();
       uint8_t b = 0;
       // One page alone in its last-level table: the unmap frees the table.
@@ -578,7 +631,7 @@ TEST(SmmuTlbiLegality, EveryInvalidationIsLegalForTheProbedIdrs) {
 }
 
 TEST(SmmuNoRangeInvalidation, PerPageUpToTheThresholdThenWholeAsid) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.model.ril = false;
   Rig rig(o);
@@ -586,25 +639,30 @@ TEST(SmmuNoRangeInvalidation, PerPageUpToTheThresholdThenWholeAsid) {
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
-  const uint64_t pa = 0x1'0000'0000 + 4096;
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 100 * k4K, kPermRead, MemType::kNormal).ok());
+  const uint64_t pa = 0x1'0000'0000 + Page();
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 100 * Page(), kPermRead, MemType::kNormal).ok());
   TestingModel& m = rig.model();
-  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 4 * k4K).ok());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 4 * Page()).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa), 4U);
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 0U);
-  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4 * k4K, 96 * k4K).ok());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4 * Page(), 96 * Page()).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 1U) << "96 pages > 32: whole ASID";
   // Unmapping a lone page frees its tables: still one command (Leaf=0), not the whole ASID.
-  ASSERT_TRUE(rig.smmu().Map(*d, 0x7000'0000, 0x9000'0000, 4096, kPermRead, MemType::kNormal).ok());
-  ASSERT_TRUE(rig.smmu().Unmap(*d, 0x7000'0000, 4096).ok());
+  ASSERT_TRUE(
+      rig.smmu().Map(*d, 0x7000'0000, 0x9000'0000, Page(), kPermRead, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, 0x7000'0000, Page()).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa), 5U);
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhAsid), 1U);
-  // A 2 MiB block is one leaf: one command (a neighbour keeps its table in place).
-  ASSERT_TRUE(
-      rig.smmu().Map(*d, 0x4020'0000, 0x1'8020'0000, 4096, kPermRead, MemType::kNormal).ok());
-  ASSERT_TRUE(
-      rig.smmu().Map(*d, 0x4000'0000, 0x1'8000'0000, 2 << 20, kPermRead, MemType::kNormal).ok());
-  ASSERT_TRUE(rig.smmu().Unmap(*d, 0x4000'0000, 2 << 20).ok());
+  // A block (2 MiB at 4 KiB, 512 MiB at 64 KiB) is one leaf: one command (a neighbour keeps
+  // its table in place).
+  const Iova block = 0x4000'0000;
+  const Paddr block_pa = 0x1'8000'0000;  // aligned to every granule's block
+  ASSERT_TRUE(rig.smmu()
+                  .Map(*d, block + Block(), block_pa + Block(), Page(), kPermRead, MemType::kNormal)
+                  .ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, block, block_pa, Block(), kPermRead, MemType::kNormal).ok());
+  ASSERT_EQ(static_cast<SmmuDomain*>(*d)->table().Lookup(block)->size, Block());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, block, Block()).ok());
   EXPECT_EQ(m.command_count(ds::kOpTlbiNhVa), 6U);
 }
 
@@ -617,25 +675,25 @@ INSTANTIATE_TEST_SUITE_P(CoherentAndNot, SmmuTest, ::testing::Bool(),
 // Fault injection: a clear error, never a hang.
 
 TEST(SmmuFaultInjection, IllegalCommandFailsTheCallAndTheQueueResumes) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(2, 0);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * Page(), kPermReadWrite, MemType::kNormal).ok());
   uint8_t b;
   ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
   rig.model().InjectIllegalCommand(ds::kOpTlbiNhVa);
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 4096), Status::IoError())
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, Page()), Status::IoError())
       << "the invalidation was lost: the unmap must not report success";
   EXPECT_EQ(rig.smmu().stats().command_errors, 1U);
   EXPECT_FALSE(rig.smmu().broken());
   // The queue resumed: the next unmap works and its invalidation is real.
-  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + 4096, &b, 1).ok());
-  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + 4096, 4096).ok());
-  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + 4096, &b, 1).ok());
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + Page(), &b, 1).ok());
+  ASSERT_TRUE(rig.smmu().Unmap(*d, kIova + Page(), Page()).ok());
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + Page(), &b, 1).ok());
 }
 
 // The thread is preempted past every deadline before its first check (a clock that moves 1 s
@@ -643,32 +701,32 @@ TEST(SmmuFaultInjection, IllegalCommandFailsTheCallAndTheQueueResumes) {
 // takes two looks at the queue (acknowledge, then see CONS move on): the second comes after
 // the deadline and must not turn into a timeout that breaks the unit for good.
 TEST(SmmuFaultInjection, ACommandErrorHandledAfterTheDeadlineIsNotATimeout) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(2, 0);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * Page(), kPermReadWrite, MemType::kNormal).ok());
   const deviso::port::host::TestClock late(1'000'000'000);
   rig.model().InjectIllegalCommand(ds::kOpTlbiNhVa);
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 4096), Status::IoError());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, Page()), Status::IoError());
   EXPECT_FALSE(rig.smmu().broken());
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova + 4096, 4096), Status::Ok());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova + Page(), Page()), Status::Ok());
 }
 
 // A Detach whose CFGI+SYNC failed left V=0 in memory; its retry must invalidate again, or the
 // SMMU keeps translating through the cached STE (issue 10).
 TEST(SmmuRetry, RetriedDetachRedoesTheInvalidation) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(1, 0x77);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok());
   uint8_t b = 0;
   ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());  // the STE is now cached
   rig.model().InjectIllegalCommand(ds::kOpCfgiSte);
@@ -688,7 +746,7 @@ TEST(SmmuRetry, RetriedDetachRedoesTheInvalidation) {
 // STE. Destroying the domain must drop that cached STE before its CD and tables are reused by
 // the next domain, or the stream reads the next domain's memory (issue 10).
 TEST(SmmuRetry, FailedAttachNeverLetsTheNextDomainsMemoryLeak) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   struct Observer {
     TestingModel* model = nullptr;
     bool armed = true;
@@ -719,7 +777,7 @@ TEST(SmmuRetry, FailedAttachNeverLetsTheNextDomainsMemoryLeak) {
   ASSERT_TRUE(next.ok());
   ASSERT_TRUE(rig.smmu().Attach(*next, 2).ok());
   const DmaBuffer secret = rig.Buffer(1, 0x5e);
-  ASSERT_TRUE(rig.smmu().Map(*next, kIova, secret.pa, k4K, kPermRead, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*next, kIova, secret.pa, Page(), kPermRead, MemType::kNormal).ok());
   uint8_t b = 0;
   ASSERT_TRUE(rig.model().DeviceRead(2, kIova, &b, 1).ok());
   b = 0;
@@ -743,7 +801,7 @@ Footprint FootprintOf(Rig& rig) {
 }
 
 TEST(SmmuBroken, AfterASyncTimeoutEveryOperationIsRefusedAndAllocatesNothing) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.timeout_ns = 20'000'000;
   Rig rig(o);
@@ -752,13 +810,13 @@ TEST(SmmuBroken, AfterASyncTimeoutEveryOperationIsRefusedAndAllocatesNothing) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(2, 0x33);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok());
   rig.model().SetCmdSyncStall(true);
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, k4K), Status::TimedOut());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, Page()), Status::TimedOut());
   ASSERT_TRUE(rig.smmu().broken());
   const Footprint before = FootprintOf(rig);
   // A mapping that needs new tables, a new domain, a new stream: all refused.
-  EXPECT_EQ(rig.smmu().Map(*d, 0x7000'0000, buf.pa + k4K, k4K, kPermRead, MemType::kNormal),
+  EXPECT_EQ(rig.smmu().Map(*d, 0x7000'0000, buf.pa + Page(), Page(), kPermRead, MemType::kNormal),
             Status::IoError());
   EXPECT_EQ(rig.smmu().CreateDomain(DomainOptions{}, nullptr).status(), Status::IoError());
   DomainOptions s2;
@@ -771,7 +829,7 @@ TEST(SmmuBroken, AfterASyncTimeoutEveryOperationIsRefusedAndAllocatesNothing) {
       rig.smmu().Attach(
           *d, config::kTwoLevelStreamTable && Profile().options.two_level_strtab ? 0x300 : 0x30),
       Status::IoError());
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, k4K), Status::IoError());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, Page()), Status::IoError());
   EXPECT_EQ(rig.smmu().Detach(*d, 1), Status::IoError());
   EXPECT_EQ(FootprintOf(rig), before) << "a broken unit allocated memory";
   EXPECT_TRUE(rig.smmu().broken());
@@ -781,7 +839,7 @@ TEST(SmmuBroken, AfterASyncTimeoutEveryOperationIsRefusedAndAllocatesNothing) {
 // then a full re-initialisation after which the failed unmap's retry converges (returns 0, and
 // the device no longer reaches the page) and the unit works as before.
 TEST(SmmuBroken, RecoverIsRefusedWhileMemoryIsInDoubtThenTheRetryConverges) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.timeout_ns = 20'000'000;
   Rig rig(o);
@@ -790,12 +848,12 @@ TEST(SmmuBroken, RecoverIsRefusedWhileMemoryIsInDoubtThenTheRetryConverges) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(2, 0x44);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 2 * Page(), kPermReadWrite, MemType::kNormal).ok());
   uint8_t b = 0;
   ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());  // cached in the IOTLB
   EXPECT_EQ(rig.smmu().Recover(), Status::InvalidArgument()) << "not broken";
   rig.model().SetCmdSyncStall(true);
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, k4K), Status::TimedOut());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, Page()), Status::TimedOut());
   ASSERT_TRUE(rig.smmu().broken());
   const Footprint before = FootprintOf(rig);
   rig.model().SetCr0AckStuck(true);
@@ -806,39 +864,39 @@ TEST(SmmuBroken, RecoverIsRefusedWhileMemoryIsInDoubtThenTheRetryConverges) {
   rig.model().SetCmdSyncStall(false);
   ASSERT_EQ(rig.smmu().Recover(), Status::Ok());
   EXPECT_FALSE(rig.smmu().broken());
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, k4K), Status::Ok()) << "the retry converges";
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, Page()), Status::Ok()) << "the retry converges";
   EXPECT_FALSE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
   // The rest of the context kept working across the re-initialisation.
-  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + k4K, &b, 1).ok());
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + Page(), &b, 1).ok());
   EXPECT_EQ(b, 0x44);
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova + k4K, k4K), Status::Ok());
-  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + k4K, &b, 1).ok());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova + Page(), Page()), Status::Ok());
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + Page(), &b, 1).ok());
   EXPECT_EQ(rig.smmu().stats().recoveries, 1U);
 }
 
 // A strict unmap whose invalidation was refused by the SMMU (-EIO, unit not broken) has
 // cleared its entries; its retry must redo the invalidation and return 0, not -ENOENT.
 TEST(SmmuErrorContract, ARetriedUnmapConvergesOnceTheInvalidationCompleted) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(4, 0x21);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 4 * k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 4 * Page(), kPermReadWrite, MemType::kNormal).ok());
   uint8_t b = 0;
-  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + k4K, &b, 1).ok());
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + Page(), &b, 1).ok());
   rig.model().InjectIllegalCommand(ds::kOpTlbiNhVa);
-  ASSERT_EQ(rig.smmu().Unmap(*d, kIova, 2 * k4K), Status::IoError());
+  ASSERT_EQ(rig.smmu().Unmap(*d, kIova, 2 * Page()), Status::IoError());
   // The retry, and a retry of a part of it.
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova + k4K, k4K), Status::Ok());
-  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + k4K, &b, 1).ok()) << "stale IOTLB entry";
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 2 * k4K), Status::Ok());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova + Page(), Page()), Status::Ok());
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + Page(), &b, 1).ok()) << "stale IOTLB entry";
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 2 * Page()), Status::Ok());
   EXPECT_FALSE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
   // What never was part of a failed unmap is still -ENOENT; the rest is untouched.
-  EXPECT_EQ(rig.smmu().Unmap(*d, 0x7000'0000, k4K), Status::NotFound());
-  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + 2 * k4K, &b, 1).ok());
+  EXPECT_EQ(rig.smmu().Unmap(*d, 0x7000'0000, Page()), Status::NotFound());
+  ASSERT_TRUE(rig.model().DeviceRead(1, kIova + 2 * Page(), &b, 1).ok());
   EXPECT_EQ(b, 0x21);
 }
 
@@ -849,7 +907,7 @@ TEST(SmmuErrorContract, ARetriedUnmapConvergesOnceTheInvalidationCompleted) {
 class SmmuOwedInvalidation : public ::testing::Test {
  protected:
   void SetUp() override {
-    DEVISO_NEEDS_4K();
+    DEVISO_NEEDS_A_BUILT_GRANULE();
     ASSERT_TRUE(rig_.Start().ok());
     Result<Domain*> d = rig_.smmu().CreateDomain(DomainOptions{}, nullptr);
     ASSERT_TRUE(d.ok());
@@ -859,19 +917,19 @@ class SmmuOwedInvalidation : public ::testing::Test {
     new_buf_ = rig_.Buffer(2, 0x99);
     // The only mappings of their last-level table: unmapping both unlinks the table.
     ASSERT_TRUE(
-        rig_.smmu().Map(d_, kIova, old_buf.pa, 2 * k4K, kPermReadWrite, MemType::kNormal).ok());
+        rig_.smmu().Map(d_, kIova, old_buf.pa, 2 * Page(), kPermReadWrite, MemType::kNormal).ok());
     uint8_t b = 0;
     ASSERT_TRUE(rig_.model().DeviceRead(1, kIova, &b, 1).ok());  // walk cache + IOTLB filled
     rig_.model().InjectIllegalCommand(ds::kOpTlbiNhVa, 4);
     rig_.model().InjectIllegalCommand(ds::kOpTlbiNhAsid, 4);
-    ASSERT_EQ(rig_.smmu().Unmap(d_, kIova, 2 * k4K), Status::IoError());
+    ASSERT_EQ(rig_.smmu().Unmap(d_, kIova, 2 * Page()), Status::IoError());
   }
   void Heal() {
     rig_.model().InjectIllegalCommand(ds::kOpTlbiNhVa, 0);
     rig_.model().InjectIllegalCommand(ds::kOpTlbiNhAsid, 0);
   }
   Status MapNew() {
-    return rig_.smmu().Map(d_, kIova, new_buf_.pa, 2 * k4K, kPermReadWrite, MemType::kNormal);
+    return rig_.smmu().Map(d_, kIova, new_buf_.pa, 2 * Page(), kPermReadWrite, MemType::kNormal);
   }
   Rig rig_;
   Domain* d_ = nullptr;
@@ -884,7 +942,7 @@ TEST_F(SmmuOwedInvalidation, AMapAfterAFailedUnmapSeesTheNewMappingAtOnce) {
   ASSERT_EQ(MapNew(), Status::Ok());
   EXPECT_EQ(rig_.model().command_count(ds::kOpTlbiNhAsid), asid_tlbis + 1)
       << "the owed invalidation";
-  for (const uint64_t off : {uint64_t{0}, k4K}) {
+  for (const uint64_t off : {uint64_t{0}, Page()}) {
     uint8_t b = 0;
     EXPECT_TRUE(rig_.model().DeviceRead(1, kIova + off, &b, 1).ok()) << "fault at +" << off;
     EXPECT_EQ(b, 0x99) << "an old translation at +" << off;
@@ -905,7 +963,7 @@ TEST_F(SmmuOwedInvalidation, AMapWhoseOwedInvalidationFailsChangesNothing) {
 // All-ones CMDQ_CONS (the device is gone) equals PROD when PROD is the queue's last index with
 // the wrap bit set: it must not be taken as a completed CMD_SYNC.
 TEST(SmmuImpossibleRegisters, AllOnesCmdqConsIsAFailureNotACompletedSync) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.cmdq_log2 = 2;  // PROD runs through 0..7 (index and wrap bit)
   o.timeout_ns = 20'000'000;
@@ -915,10 +973,11 @@ TEST(SmmuImpossibleRegisters, AllOnesCmdqConsIsAFailureNotACompletedSync) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(8, 0);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 8 * k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 8 * Page(), kPermReadWrite, MemType::kNormal).ok());
   rig.mmio().AllOnes(reg::kCmdqCons, /*at_cmdq_prod=*/7);
   Status last = Status::Ok();
-  for (uint64_t i = 0; i < 8 && last.ok(); ++i) last = rig.smmu().Unmap(*d, kIova + i * k4K, k4K);
+  for (uint64_t i = 0; i < 8 && last.ok(); ++i)
+    last = rig.smmu().Unmap(*d, kIova + i * Page(), Page());
   EXPECT_EQ(last, Status::IoError()) << "an all-ones CMDQ_CONS completed an unmap";
   EXPECT_TRUE(rig.smmu().broken());
   EXPECT_GE(rig.smmu().stats().impossible_reads, 1U);
@@ -942,7 +1001,7 @@ TEST(SmmuImpossibleRegisters, AllOnesEventqProdDeliversNoFaultAndNoOverflow) {
 }
 
 TEST(SmmuShutdown, Cr0AckStuckKeepsTheUnitEnabledAndItsMemory) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   if constexpr (!config::kTeardown) GTEST_SKIP() << "DEVISO_CONFIG_TEARDOWN=OFF";
   RigOptions o;
   o.timeout_ns = 20'000'000;
@@ -952,7 +1011,7 @@ TEST(SmmuShutdown, Cr0AckStuckKeepsTheUnitEnabledAndItsMemory) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(1, 0);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok());
   rig.model().SetCr0AckStuck(true);
   EXPECT_EQ(rig.smmu().Shutdown(), Status::TimedOut());
   EXPECT_EQ(rig.smmu().Shutdown(), Status::TimedOut()) << "a retry must try again";
@@ -982,14 +1041,14 @@ TEST(SmmuShutdown, ARetryAfterTheAckCameWorksAndThenFreesEverything) {
 }
 
 TEST(SmmuOwnMemory, MappingTheUnitsOwnStructuresIsRefused) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   TestingModel& m = rig.model();
-  const auto page_of = [](uint64_t pa) { return pa & ~(k4K - 1); };
+  const auto page_of = [](uint64_t pa) { return pa & ~(Page() - 1); };
   const ds::Ste* ste = rig.smmu().SteForTest(1);
   ASSERT_NE(ste, nullptr);
   const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr() << 6;
@@ -1003,11 +1062,11 @@ TEST(SmmuOwnMemory, MappingTheUnitsOwnStructuresIsRefused) {
   };
   const Footprint before = FootprintOf(rig);
   for (const uint64_t pa : own) {
-    EXPECT_EQ(rig.smmu().Map(*d, kIova, pa, k4K, kPermReadWrite, MemType::kNormal),
+    EXPECT_EQ(rig.smmu().Map(*d, kIova, pa, Page(), kPermReadWrite, MemType::kNormal),
               Status::PermissionDenied())
         << std::hex << pa;
     // A larger range that merely includes it too.
-    EXPECT_EQ(rig.smmu().Map(*d, kIova, pa - k4K, 2 * k4K, kPermRead, MemType::kNormal),
+    EXPECT_EQ(rig.smmu().Map(*d, kIova, pa - Page(), 2 * Page(), kPermRead, MemType::kNormal),
               Status::PermissionDenied())
         << std::hex << pa;
   }
@@ -1016,7 +1075,8 @@ TEST(SmmuOwnMemory, MappingTheUnitsOwnStructuresIsRefused) {
   EXPECT_FALSE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
   // Ordinary memory still maps.
   const DmaBuffer buf = rig.Buffer(1, 0);
-  EXPECT_EQ(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal), Status::Ok());
+  EXPECT_EQ(rig.smmu().Map(*d, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal),
+            Status::Ok());
 }
 
 // MSI doorbells reset to UNKNOWN addresses (IHI0070 6.3): with IDR0.MSI=1 they are programmed
@@ -1063,7 +1123,7 @@ TEST(SmmuProbe, PresetTablesOrQueuesAreRefused) {
 // bypass and a GBPA update still in progress: the new driver waits for Update == 0 before it
 // writes GBPA, and GBPA.ABORT is set before SMMUEN is cleared.
 TEST(SmmuInit, FoundEnabledAbortsIncomingDmaBeforeDisablingAndWaitsForGbpaUpdate) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig first;
   ASSERT_TRUE(first.Start().ok());
   // "Firmware" sets GBPA back to bypass (ABORT = 0) while the SMMU stays enabled.
@@ -1075,6 +1135,7 @@ TEST(SmmuInit, FoundEnabledAbortsIncomingDmaBeforeDisablingAndWaitsForGbpaUpdate
   c.regs = &mmio;
   c.dma = &first.memory().dma();
   c.tables_4k = &first.memory().tables_4k();
+  c.tables_64k = &first.memory().tables_64k();
   c.name = "smmuv3@handover";
   c.dma_coherent = true;
   c.timeout_ns = 50'000'000;
@@ -1090,7 +1151,7 @@ TEST(SmmuInit, FoundEnabledAbortsIncomingDmaBeforeDisablingAndWaitsForGbpaUpdate
 // A command error seen while waiting for queue space belongs to the batch being queued: that
 // batch (an unmap's invalidations) must fail, not return 0 with an invalidation lost.
 TEST(SmmuCommandQueue, ACommandErrorWhileWaitingForSpaceFailsTheBatch) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.model.ril = false;  // one TLBI per page
   o.cmdq_log2 = 2;      // 4 entries: a 20-command batch waits for space several times
@@ -1100,15 +1161,16 @@ TEST(SmmuCommandQueue, ACommandErrorWhileWaitingForSpaceFailsTheBatch) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(20, 0x61);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 20 * k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(
+      rig.smmu().Map(*d, kIova, buf.pa, 20 * Page(), kPermReadWrite, MemType::kNormal).ok());
   uint8_t b = 0;
   ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());  // page 0 in the IOTLB
   rig.model().InjectIllegalCommand(ds::kOpTlbiNhVa);          // the first TLBI: page 0's
-  const Status s = rig.smmu().Unmap(*d, kIova, 20 * k4K);
+  const Status s = rig.smmu().Unmap(*d, kIova, 20 * Page());
   EXPECT_EQ(s, Status::IoError()) << "an unmap whose invalidation was lost returned 0";
   EXPECT_EQ(rig.smmu().stats().command_errors, 1U);
   // And its retry converges (the contract): the stale page 0 is gone after it.
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 20 * k4K), Status::Ok());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 20 * Page()), Status::Ok());
   EXPECT_FALSE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
 }
 
@@ -1139,7 +1201,7 @@ TEST(SmmuEvents, DrainIsBoundedAndUnroutedFaultsAreRateLimited) {
 // and the unit keeps working (issue 10). (A `while (HandleEvents())` loop, as the platform's
 // drain had, would only end when this producer gives up after kRefills.)
 TEST(SmmuEvents, ADrainReturnsWhileTheSmmuKeepsProducingEvents) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.irqs = false;
   o.eventq_log2 = 9;
@@ -1168,11 +1230,11 @@ TEST(SmmuEvents, ADrainReturnsWhileTheSmmuKeepsProducingEvents) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(1, 0x5a);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok());
   uint8_t b = 0;
   ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
   EXPECT_EQ(b, 0x5a);
-  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + k4K, &b, 1).ok());
+  EXPECT_FALSE(rig.model().DeviceRead(1, kIova + Page(), &b, 1).ok());
   EXPECT_FALSE(rig.smmu().DrainEvents());
   if constexpr (config::kFaultReports) {
     EXPECT_EQ(sink.count(), 1U) << "the fault is delivered";
@@ -1183,39 +1245,33 @@ TEST(SmmuEvents, ADrainReturnsWhileTheSmmuKeepsProducingEvents) {
 // addresses that stay mapped fault for one invalidation: refused (-ENOTSUP, nothing changed)
 // unless the context was created accepting that window. BBML = 1 and 2 split hitlessly.
 TEST(SmmuBlockSplit, NoHitlessSplitRefusesAPartialUnmapOfABlockUnlessAllowed) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
   for (const unsigned bbml : {0U, 1U, 2U}) {
     for (const bool allow : {false, true}) {
       RigOptions o;
       o.model.bbml = bbml;
-      Rig rig(o);
-      ASSERT_TRUE(rig.Start().ok());
+      BlockRig r(o);
       DomainOptions options;
       options.allow_block_split_window = allow;
-      Result<Domain*> d = rig.smmu().CreateDomain(options, nullptr);
-      ASSERT_TRUE(d.ok());
-      ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
-      Result<DmaBuffer> block = rig.memory().dma().Allocate(2 << 20, 2 << 20);
-      ASSERT_TRUE(block.ok());
-      const Iova iova = 0x4000'0000;
-      ASSERT_TRUE(
-          rig.smmu().Map(*d, iova, block->pa, 2 << 20, kPermReadWrite, MemType::kNormal).ok());
-      ASSERT_EQ(static_cast<SmmuDomain*>(*d)->table().Lookup(iova)->size, uint64_t{2} << 20);
+      ASSERT_NO_FATAL_FAILURE(r.Start(options));
+      Domain* d = r.domain();
+      const Iova iova = BlockRig::kBlockIova;
+      const uint32_t sid = BlockRig::kSid;
       uint8_t b = 0;
-      ASSERT_TRUE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok());
+      ASSERT_TRUE(r.model().DeviceRead(sid, iova + Page(), &b, 1).ok());
       const bool expect_ok = allow || bbml >= 1;  // BBML=1: the nT procedure (hitless)
-      EXPECT_EQ(rig.smmu().Unmap(*d, iova, k4K), expect_ok ? Status::Ok() : Status::NotSupported())
+      EXPECT_EQ(r.smmu().Unmap(d, iova, Page()), expect_ok ? Status::Ok() : Status::NotSupported())
           << "BBML " << bbml << " allow " << allow;
-      EXPECT_EQ(rig.smmu().Unmap(*d, iova + (2 << 20) - k4K, k4K),
+      EXPECT_EQ(r.smmu().Unmap(d, iova + Block() - Page(), Page()),
                 expect_ok ? Status::Ok() : Status::NotSupported());
-      EXPECT_EQ(rig.model().DeviceRead(1, iova, &b, 1).ok(), !expect_ok);
-      EXPECT_TRUE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok()) << "the rest stays mapped";
+      EXPECT_EQ(r.model().DeviceRead(sid, iova, &b, 1).ok(), !expect_ok);
+      EXPECT_TRUE(r.model().DeviceRead(sid, iova + Page(), &b, 1).ok()) << "the rest stays mapped";
       // The whole block (or what is left of it) always unmaps.
-      EXPECT_EQ(
-          rig.smmu().Unmap(*d, iova + (expect_ok ? k4K : 0), (2 << 20) - (expect_ok ? 2 * k4K : 0)),
-          Status::Ok());
-      EXPECT_FALSE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok());
+      EXPECT_EQ(r.smmu().Unmap(d, iova + (expect_ok ? Page() : 0),
+                               Block() - (expect_ok ? 2 * Page() : 0)),
+                Status::Ok());
+      EXPECT_FALSE(r.model().DeviceRead(sid, iova + Page(), &b, 1).ok());
     }
   }
 }
@@ -1226,7 +1282,7 @@ TEST(SmmuBlockSplit, NoHitlessSplitRefusesAPartialUnmapOfABlockUnlessAllowed) {
 // and it walked the nT = 1 block (which the model does not cache) at least once. Under BBML = 0
 // with the window allowed the same probe does fault (what the model would catch).
 TEST(SmmuBlockSplit, Bbml1SplitsThroughNtWithoutAFault) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   if constexpr (!config::kBlockSplit) GTEST_SKIP() << "DEVISO_CONFIG_BLOCK_SPLIT=OFF";
   for (const unsigned bbml : {1U, 0U}) {
     RigOptions o;
@@ -1235,34 +1291,29 @@ TEST(SmmuBlockSplit, Bbml1SplitsThroughNtWithoutAFault) {
     // fault it raises must not run the event handler from there (on hardware the interrupt is
     // masked while that lock is held).
     o.irqs = false;
-    Rig rig(o);
-    ASSERT_TRUE(rig.Start().ok());
+    BlockRig r(o);
     DomainOptions options;
     options.allow_block_split_window = bbml == 0;
-    Result<Domain*> d = rig.smmu().CreateDomain(options, nullptr);
-    ASSERT_TRUE(d.ok());
-    ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
-    Result<DmaBuffer> block = rig.memory().dma().Allocate(2 << 20, 2 << 20);
-    ASSERT_TRUE(block.ok());
-    const Iova iova = 0x4000'0000;
-    ASSERT_TRUE(
-        rig.smmu().Map(*d, iova, block->pa, 2 << 20, kPermReadWrite, MemType::kNormal).ok());
+    ASSERT_NO_FATAL_FAILURE(r.Start(options));
+    Domain* d = r.domain();
+    const Iova iova = BlockRig::kBlockIova;
+    const uint32_t sid = BlockRig::kSid;
     uint8_t b = 0;
-    ASSERT_TRUE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok());  // the block is cached
-    rig.model().ClearCommandLog();
-    rig.model().SetCommandProbe(1, iova + 64 * k4K);
-    const uint64_t nt_before = rig.model().nt_block_walks();
-    ASSERT_EQ(rig.smmu().Unmap(*d, iova, k4K), Status::Ok()) << "BBML " << bbml;
-    const TestingModel::ProbeCounts probe = rig.model().command_probe();
-    rig.model().ClearCommandProbe();
-    const std::vector<testing::CommandRecord> log = rig.model().command_log();
+    ASSERT_TRUE(r.model().DeviceRead(sid, iova + Page(), &b, 1).ok());  // the block is cached
+    r.model().ClearCommandLog();
+    r.model().SetCommandProbe(sid, iova + 64 * Page());
+    const uint64_t nt_before = r.model().nt_block_walks();
+    ASSERT_EQ(r.smmu().Unmap(d, iova, Page()), Status::Ok()) << "BBML " << bbml;
+    const TestingModel::ProbeCounts probe = r.model().command_probe();
+    r.model().ClearCommandProbe();
+    const std::vector<testing::CommandRecord> log = r.model().command_log();
     if (bbml == 0) {
       EXPECT_GT(probe.faulted, 0U) << "break-before-make: the probe must see the window";
       continue;
     }
     EXPECT_EQ(probe.faulted, 0U) << "an address that stays mapped faulted during the split";
     EXPECT_GE(probe.reached, 4U);
-    EXPECT_GE(rig.model().nt_block_walks() - nt_before, 1U)
+    EXPECT_GE(r.model().nt_block_walks() - nt_before, 1U)
         << "no walk saw the block with nT = 1 between its invalidation and the table";
     // Invalidate + sync of the nT block first, then the invalidation of the range, synced.
     ASSERT_GE(log.size(), 4U);
@@ -1272,11 +1323,11 @@ TEST(SmmuBlockSplit, Bbml1SplitsThroughNtWithoutAFault) {
     EXPECT_GE(syncs, 2U);
     EXPECT_EQ(log.back().opcode, ds::kOpSync);
     // The split is equivalent: the unmapped page faults, the rest of the block reads.
-    EXPECT_FALSE(rig.model().DeviceRead(1, iova, &b, 1).ok());
-    EXPECT_TRUE(rig.model().DeviceRead(1, iova + k4K, &b, 1).ok());
-    EXPECT_TRUE(rig.model().DeviceRead(1, iova + (2 << 20) - k4K, &b, 1).ok());
-    EXPECT_EQ(static_cast<SmmuDomain*>(*d)->table().Lookup(iova + k4K)->size, k4K);
-    EXPECT_EQ(rig.smmu().Unmap(*d, iova + k4K, (2 << 20) - k4K), Status::Ok());
+    EXPECT_FALSE(r.model().DeviceRead(sid, iova, &b, 1).ok());
+    EXPECT_TRUE(r.model().DeviceRead(sid, iova + Page(), &b, 1).ok());
+    EXPECT_TRUE(r.model().DeviceRead(sid, iova + Block() - Page(), &b, 1).ok());
+    EXPECT_EQ(r.table().Lookup(iova + Page())->size, Page());
+    EXPECT_EQ(r.smmu().Unmap(d, iova + Page(), Block() - Page()), Status::Ok());
   }
 }
 
@@ -1379,7 +1430,6 @@ TEST(SmmuDeadlines, AnAckLandingAsTheDeadlineIsSeenExpiredIsNotATimeout) {
   }
   // CMD_SYNC: an unmap whose sync completes as the deadline is seen expired succeeds, and its
   // invalidation is real.
-  if (!Profile().options.gran4k) return;
   RigOptions o;
   o.timeout_ns = kTimeout;
   o.irqs = false;
@@ -1389,7 +1439,7 @@ TEST(SmmuDeadlines, AnAckLandingAsTheDeadlineIsSeenExpiredIsNotATimeout) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(1, 0);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, k4K, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok());
   uint8_t b;
   ASSERT_TRUE(rig.model().DeviceRead(1, kIova, &b, 1).ok());
   rig.model().SetCmdSyncStall(true);
@@ -1397,7 +1447,7 @@ TEST(SmmuDeadlines, AnAckLandingAsTheDeadlineIsSeenExpiredIsNotATimeout) {
   {
     AckAtExpiryClock clock(kTimeout, rig.mmio(), reg::kCmdqCons, 1,
                            [&] { rig.model().SetCmdSyncStall(false); });
-    unmap = rig.smmu().Unmap(*d, kIova, k4K);
+    unmap = rig.smmu().Unmap(*d, kIova, Page());
     EXPECT_TRUE(clock.landed());
   }
   EXPECT_EQ(unmap, Status::Ok());
@@ -1406,7 +1456,7 @@ TEST(SmmuDeadlines, AnAckLandingAsTheDeadlineIsSeenExpiredIsNotATimeout) {
 }
 
 TEST(SmmuFaultInjection, CmdSyncNeverCompletingFailsAndNothingIsFreed) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.timeout_ns = 20'000'000;
   Rig rig(o);
@@ -1415,19 +1465,18 @@ TEST(SmmuFaultInjection, CmdSyncNeverCompletingFailsAndNothingIsFreed) {
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
   const DmaBuffer buf = rig.Buffer(1, 0);
-  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok());
-  const size_t free_tables = rig.memory().tables_4k().free_granules();
+  ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok());
+  const size_t free_tables = FootprintOf(rig).tables;
   rig.model().SetCmdSyncStall(true);
-  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, 4096), Status::TimedOut());
+  EXPECT_EQ(rig.smmu().Unmap(*d, kIova, Page()), Status::TimedOut());
   EXPECT_TRUE(rig.smmu().broken());
-  EXPECT_EQ(rig.memory().tables_4k().free_granules(), free_tables)
-      << "tables the SMMU may still walk were freed";
+  EXPECT_EQ(FootprintOf(rig).tables, free_tables) << "tables the SMMU may still walk were freed";
   EXPECT_EQ(rig.smmu().Detach(*d, 1), Status::IoError());
   EXPECT_EQ(rig.smmu().DestroyDomain(*d), Status::Busy());
 }
 
 TEST(SmmuFaultInjection, EventFloodOverflowIsDetectedAndReported) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   RigOptions o;
   o.eventq_log2 = 4;  // 16 records
   Rig rig(o);
@@ -1462,7 +1511,7 @@ TEST(SmmuFaultInjection, EventFloodOverflowIsDetectedAndReported) {
 // Several SMMUs.
 
 TEST(SmmuSeveralUnits, IndependentUnitsRouteTheirOwnFaults) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig a;
   Rig b;
   ASSERT_TRUE(a.Start().ok());
@@ -1474,7 +1523,7 @@ TEST(SmmuSeveralUnits, IndependentUnitsRouteTheirOwnFaults) {
   ASSERT_TRUE(a.smmu().Attach(*da, 7).ok());
   ASSERT_TRUE(b.smmu().Attach(*db, 7).ok());  // the same StreamID on another SMMU
   const DmaBuffer buf = a.Buffer(1, 0);
-  ASSERT_TRUE(a.smmu().Map(*da, kIova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(a.smmu().Map(*da, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok());
   const uint8_t v = 1;
   EXPECT_TRUE(a.model().DeviceWrite(7, kIova, &v, 1).ok());
   EXPECT_FALSE(b.model().DeviceWrite(7, kIova, &v, 1).ok());
@@ -1490,7 +1539,7 @@ TEST(SmmuSeveralUnits, IndependentUnitsRouteTheirOwnFaults) {
 
 TEST(SmmuCompiledOut, StageTwoDomainIsNotSupported) {
   if constexpr (config::kStage2) GTEST_SKIP() << "stage 2 is built";
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   EXPECT_EQ(rig.smmu().caps().stages, 1U) << "the model has stage 2; this build does not";
@@ -1519,7 +1568,7 @@ TEST(SmmuCompiledOut, SixteenAndSixtyFourKiBGranulesAreNotSupported) {
 
 TEST(SmmuCompiledOut, StreamIdsBeyondTheLinearTableAreInvalid) {
   if constexpr (config::kTwoLevelStreamTable) GTEST_SKIP() << "2-level stream tables are built";
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   DEVISO_PROFILE_NEEDS(Profile().options.sid_bits == 16, "written for SIDSIZE 16");
   Rig rig;  // SIDSIZE 16, ST_LEVEL 2-level
   ASSERT_TRUE(rig.Start().ok());
@@ -1534,44 +1583,40 @@ TEST(SmmuCompiledOut, StreamIdsBeyondTheLinearTableAreInvalid) {
   const DmaBuffer canary = rig.Buffer(1, 0xcc);
   const uint32_t data = 0xbad;
   EXPECT_FALSE(rig.model().DeviceWrite(0xfff0, canary.pa, &data, sizeof(data)).ok());
-  EXPECT_EQ(rig.MemoryAt(canary.pa, 4096), std::vector<uint8_t>(4096, 0xcc));
+  EXPECT_EQ(rig.MemoryAt(canary.pa, Page()), std::vector<uint8_t>(Page(), 0xcc));
 }
 
 TEST(SmmuCompiledOut, PartialUnmapOfABlockIsNotSupportedAndChangesNothing) {
   if constexpr (config::kBlockSplit) GTEST_SKIP() << "block splits are built";
-  DEVISO_NEEDS_4K();
-  Rig rig;
-  ASSERT_TRUE(rig.Start().ok());
-  Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
-  ASSERT_TRUE(d.ok());
-  ASSERT_TRUE(rig.smmu().Attach(*d, 3).ok());
-  Result<DmaBuffer> block = rig.memory().dma().Allocate(2 << 20, 2 << 20);
-  ASSERT_TRUE(block.ok());
-  const Iova iova = 0x4000'0000;
-  ASSERT_TRUE(rig.smmu().Map(*d, iova, block->pa, 2 << 20, kPermReadWrite, MemType::kNormal).ok());
-  ASSERT_EQ(static_cast<SmmuDomain*>(*d)->table().Lookup(iova)->level, 2U);
-  const uint64_t syncs = rig.model().sync_count();
-  EXPECT_EQ(rig.smmu().Unmap(*d, iova + 0x5000, 0x1000), Status::NotSupported());
+  DEVISO_NEEDS_A_BUILT_GRANULE();
+  BlockRig r;
+  ASSERT_NO_FATAL_FAILURE(r.Start(DomainOptions{}));
+  Domain* d = r.domain();
+  const Iova iova = BlockRig::kBlockIova;
+  const uint32_t sid = BlockRig::kSid;
+  ASSERT_EQ(r.table().Lookup(iova)->level, 2U);
+  const uint64_t syncs = r.model().sync_count();
+  EXPECT_EQ(r.smmu().Unmap(d, iova + 5 * Page(), Page()), Status::NotSupported());
   // Cuts the block and reaches past it into nothing: -ENOENT comes first.
-  EXPECT_EQ(rig.smmu().Unmap(*d, iova + 0x5000, (2 << 20) - 0x4000), Status::NotFound());
-  EXPECT_EQ(rig.model().sync_count(), syncs) << "a refused unmap invalidates nothing";
+  EXPECT_EQ(r.smmu().Unmap(d, iova + 5 * Page(), Block() - 4 * Page()), Status::NotFound());
+  EXPECT_EQ(r.model().sync_count(), syncs) << "a refused unmap invalidates nothing";
   // Nothing changed: the whole block still translates; unmapping it whole works.
   const uint8_t v = 0x5a;
-  ASSERT_TRUE(rig.model().DeviceWrite(3, iova + 0x5000, &v, 1).ok());
-  EXPECT_EQ(rig.MemoryAt(block->pa + 0x5000, 1)[0], 0x5a);
-  ASSERT_TRUE(rig.smmu().Unmap(*d, iova, 2 << 20).ok());
-  EXPECT_FALSE(rig.model().DeviceWrite(3, iova + 0x5000, &v, 1).ok());
+  ASSERT_TRUE(r.model().DeviceWrite(sid, iova + 5 * Page(), &v, 1).ok());
+  EXPECT_EQ(r.rig().MemoryAt(r.block_pa() + 5 * Page(), 1)[0], 0x5a);
+  ASSERT_TRUE(r.smmu().Unmap(d, iova, Block()).ok());
+  EXPECT_FALSE(r.model().DeviceWrite(sid, iova + 5 * Page(), &v, 1).ok());
 }
 
 TEST(SmmuCompiledOut, NoRangeInvalidationEvenWhenTheUnitHasIt) {
   if constexpr (config::kRangeTlbi) GTEST_SKIP() << "range invalidation is built";
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;  // the model has IDR3.RIL
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
   ASSERT_TRUE(d.ok());
   ASSERT_TRUE(rig.smmu().Attach(*d, 1).ok());
-  constexpr uint64_t kPage = 4096;
+  const uint64_t kPage = Page();
   const uint64_t pa = 0x1'0000'0000 + kPage;
   ASSERT_TRUE(rig.smmu().Map(*d, kIova, pa, 100 * kPage, kPermRead, MemType::kNormal).ok());
   TestingModel& m = rig.model();
@@ -1583,7 +1628,7 @@ TEST(SmmuCompiledOut, NoRangeInvalidationEvenWhenTheUnitHasIt) {
 
 TEST(SmmuCompiledOut, EventsAreCountedNotReported) {
   if constexpr (config::kFaultReports) GTEST_SKIP() << "fault reports are built";
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   EXPECT_EQ(rig.smmu().SetUnroutedFaultHandler(nullptr, nullptr), Status::NotSupported());
   ASSERT_TRUE(rig.Start().ok());
@@ -1614,7 +1659,7 @@ TEST(SmmuCompiledOut, UnitsAreNeverTornDown) {
   const DmaBuffer canary = rig.Buffer(1, 0xcc);
   const uint32_t data = 0xbad;
   EXPECT_FALSE(rig.model().DeviceWrite(0x20, canary.pa, &data, sizeof(data)).ok());
-  EXPECT_EQ(rig.MemoryAt(canary.pa, 4096), std::vector<uint8_t>(4096, 0xcc));
+  EXPECT_EQ(rig.MemoryAt(canary.pa, Page()), std::vector<uint8_t>(Page(), 0xcc));
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(rig.DestroyUnit(), "assertion failed: !enabled_");
 }
@@ -1623,7 +1668,7 @@ TEST(SmmuCompiledOut, UnitsAreNeverTornDown) {
 // Concurrency.
 
 TEST(SmmuConcurrency, ContextsInParallel) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   constexpr int kThreads = 4;
@@ -1644,12 +1689,12 @@ TEST(SmmuConcurrency, ContextsInParallel) {
       }
       const DmaBuffer buf = rig.Buffer(1, 0);
       for (int i = 0; i < 200; ++i) {
-        const Iova iova = kIova + static_cast<Iova>(i % 8) * 4096;
-        if (!rig.smmu().Map(*d, iova, buf.pa, 4096, kPermReadWrite, MemType::kNormal).ok())
+        const Iova iova = kIova + static_cast<Iova>(i % 8) * Page();
+        if (!rig.smmu().Map(*d, iova, buf.pa, Page(), kPermReadWrite, MemType::kNormal).ok())
           ++failures;
         const uint32_t v = static_cast<uint32_t>(t * 1000 + i);
         if (!rig.model().DeviceWrite(sid, iova + 4 * static_cast<Iova>(t), &v, 4).ok()) ++failures;
-        if (!rig.smmu().Unmap(*d, iova, 4096).ok()) ++failures;
+        if (!rig.smmu().Unmap(*d, iova, Page()).ok()) ++failures;
         if (rig.model().DeviceWrite(sid, iova, &v, 4).ok()) ++failures;  // must fault
       }
       if (!rig.smmu().Detach(*d, sid).ok() || !rig.smmu().DestroyDomain(*d).ok()) ++failures;
@@ -1660,7 +1705,7 @@ TEST(SmmuConcurrency, ContextsInParallel) {
 }
 
 TEST(SmmuConcurrency, NoAccessSucceedsAfterUnmapReturns) {
-  DEVISO_NEEDS_4K();
+  DEVISO_NEEDS_A_BUILT_GRANULE();
   Rig rig;
   ASSERT_TRUE(rig.Start().ok());
   Result<Domain*> d = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
@@ -1668,7 +1713,8 @@ TEST(SmmuConcurrency, NoAccessSucceedsAfterUnmapReturns) {
   ASSERT_TRUE(rig.smmu().Attach(*d, 9).ok());
   const DmaBuffer buf = rig.Buffer(16, 0);
   for (int round = 0; round < 20; ++round) {
-    ASSERT_TRUE(rig.smmu().Map(*d, kIova, buf.pa, 16 * k4K, kPermReadWrite, MemType::kNormal).ok());
+    ASSERT_TRUE(
+        rig.smmu().Map(*d, kIova, buf.pa, 16 * Page(), kPermReadWrite, MemType::kNormal).ok());
     std::atomic<bool> unmapped{false};
     std::atomic<bool> stop{false};
     std::atomic<int> late_successes{0};
@@ -1678,14 +1724,14 @@ TEST(SmmuConcurrency, NoAccessSucceedsAfterUnmapReturns) {
       while (!stop.load(std::memory_order_acquire)) {
         const bool after = unmapped.load(std::memory_order_acquire);
         const uint32_t v = i;
-        const Status s = rig.model().DeviceWrite(9, kIova + (i % 16) * k4K, &v, 4);
+        const Status s = rig.model().DeviceWrite(9, kIova + (i % 16) * Page(), &v, 4);
         if (after && s.ok()) ++late_successes;
         ++accesses;
         ++i;
       }
     });
     while (accesses.load() < 50) std::this_thread::yield();
-    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 16 * k4K).ok());
+    ASSERT_TRUE(rig.smmu().Unmap(*d, kIova, 16 * Page()).ok());
     unmapped.store(true, std::memory_order_release);
     const int at = accesses.load();
     while (accesses.load() < at + 50) std::this_thread::yield();
