@@ -426,27 +426,7 @@ Status ItsInit(const PlatformInfo& info) {
 }
 
 Result<uint32_t> ItsDeviceId(const PlatformInfo& info, uint16_t rid) {
-  const PciHostInfo& pci = info.pci;
-  if (pci.msi_map_count == 0) {
-    if (pci.msi_parent == 0) {
-      return Status::NotFound();
-    }
-    if (pci.msi_parent != info.gic.its_phandle) {
-      return Status::InvalidArgument();
-    }
-    return uint32_t{rid};
-  }
-  const uint32_t masked = rid & pci.msi_map_mask;
-  for (size_t i = 0; i < pci.msi_map_count; ++i) {
-    const MsiMapEntry& e = pci.msi_map[i];
-    if (masked >= e.rid_base && masked - e.rid_base < e.length) {
-      if (e.controller != info.gic.its_phandle) {
-        return Status::InvalidArgument();
-      }
-      return e.msi_base + (masked - e.rid_base);
-    }
-  }
-  return Status::NotFound();
+  return MsiDeviceId(info, rid);
 }
 
 Result<uint32_t> ItsMapEvent(uint32_t device_id, uint32_t event_id, IrqHandler handler, void* ctx) {

@@ -64,10 +64,8 @@ uint64_t ItsDoorbell();
 // so valid before ItsInit() too. No device may be given any of it.
 Region ItsMemory();
 
-// The DeviceID the ITS sees for PCI requester ID `rid` (after any DMA alias): the host
-// bridge's msi-map (pci-msi.txt: msi_base + ((rid & msi-map-mask) - rid_base), first match),
-// or the RID itself with msi-parent alone. Errors: -ENOENT (no range holds it, or the host
-// names no MSI controller), -EINVAL (the map's controller is not this ITS).
+// The DeviceID the ITS sees for PCI requester ID `rid` (after any DMA alias): MsiDeviceId()
+// (platform_info.h: the host bridge's msi-map). Errors: as MsiDeviceId().
 Result<uint32_t> ItsDeviceId(const PlatformInfo& info, uint16_t rid);
 
 // Maps (device_id, event_id) to a new LPI whose handler is `handler(ctx)`, enabled: MAPD (the

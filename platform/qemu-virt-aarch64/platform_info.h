@@ -158,6 +158,13 @@ struct PlatformInfo {
 // partly filled.
 Status ParseDeviceTree(const void* dtb, PlatformInfo* out);
 
+// The DeviceID the GICv3 ITS (info.gic.its) sees for PCI requester ID `rid` (after any DMA
+// alias): the host bridge's msi-map (pci-msi.txt: msi_base + ((rid & msi-map-mask) - rid_base),
+// first matching range), or the RID itself with msi-parent alone. Errors: -ENOENT (no range
+// holds it, or the host bridge names no MSI controller), -EINVAL (the controller it names is
+// not the ITS: e.g. a GICv2m frame, or no ITS at all).
+Result<uint32_t> MsiDeviceId(const PlatformInfo& info, uint16_t rid);
+
 }  // namespace deviso::qemu_virt
 
 #endif  // DEVISO_PLATFORM_QEMU_VIRT_AARCH64_PLATFORM_INFO_H_

@@ -207,5 +207,29 @@ TEST(MsiCApiTest, MapAndUnmapThroughTheCAbi) {
   EXPECT_EQ(Registry::Default().UnregisterUnit(unit).ToC(), 0);
 }
 
+// The C call on a unit whose MSI region covers the doorbell: 0, *bypass = 1, nothing mapped.
+TEST(MsiCApiTest, BypassIsReportedThroughTheCAbi) {
+  FakeUnit unit(FakeUnit::Options{
+      .name = "fake@msi2",
+      .max_sid = 0xff,
+      .reserved = {ReservedRegion{0x0809'0000, 0x1'0000, ReservedRegion::Kind::kMsi}}});
+  ASSERT_EQ(Registry::Default().RegisterUnit(unit).ToC(), 0);
+  device dev{"nvme0"};
+  const uint32_t sids[] = {kSid};
+  ASSERT_EQ(deviso_device_bind(&dev, "fake@msi2", sids, 1), 0);
+  ASSERT_EQ(deviso_ctx_alloc(&dev, kSid), 0);
+  uint64_t iova = 0;
+  int bypass = 0;
+  EXPECT_EQ(deviso_map_msi_doorbell(&dev, kSid, kDoorbell, &iova, &bypass), 0);
+  EXPECT_EQ(iova, kDoorbell);
+  EXPECT_EQ(bypass, 1);
+  EXPECT_EQ(unit.calls(Op::kMap), 0U);
+  EXPECT_EQ(deviso_unmap_msi_doorbell(&dev, kSid, kDoorbell), 0);
+  EXPECT_EQ(unit.calls(Op::kUnmap), 0U);
+  EXPECT_EQ(deviso_ctx_free(&dev, kSid), 0);
+  EXPECT_EQ(deviso_device_unbind(&dev), 0);
+  EXPECT_EQ(Registry::Default().UnregisterUnit(unit).ToC(), 0);
+}
+
 }  // namespace
 }  // namespace deviso
