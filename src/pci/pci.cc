@@ -87,6 +87,45 @@ uint64_t Topology::BusAddress(uint64_t cpu_addr) const {
   return cpu_addr - w.cpu_addr + w.pci_addr;
 }
 
+uint64_t Topology::CpuAddress(uint64_t bus_addr) const {
+  // The inverse of BusAddress(): through the window holding it on the bus side; an address in
+  // no window is taken as identity-mapped (x86: CPU and PCI memory addresses are the same).
+  for (const Window* w : {&host_.mem32, &host_.mem64}) {
+    if (w->present && bus_addr >= w->pci_addr && bus_addr - w->pci_addr < w->size) {
+      return bus_addr - w->pci_addr + w->cpu_addr;
+    }
+  }
+  return bus_addr;
+}
+
+void Topology::ReadWindows(Function& b) const {
+  const Bdf& bdf = b.bdf;
+  // Bridge 3.2.5.8: Memory Base/Limit [15:4] = A[31:20]; the limit's low 20 bits are all ones.
+  const uint32_t mem = ConfigRead32(bdf, kMemoryBaseLimit);
+  const uint64_t mem_base = uint64_t{mem & 0xfff0} << 16;
+  const uint64_t mem_limit = uint64_t{mem & 0xfff00000} | 0xfffff;
+  b.bridge.mem = {mem_base <= mem_limit, 0, 0};
+  if (b.bridge.mem.enabled) {
+    b.bridge.mem.base = CpuAddress(mem_base);
+    b.bridge.mem.limit = CpuAddress(mem_limit);
+  }
+  // 3.2.5.9-10: the prefetchable window, upper halves when [3:0] = 1.
+  const uint32_t pref = ConfigRead32(bdf, kPrefBaseLimit);
+  b.bridge.pref_implemented = pref != 0;
+  b.bridge.pref_64bit = (pref & 0xf) == 1;
+  uint64_t pref_base = uint64_t{pref & 0xfff0} << 16;
+  uint64_t pref_limit = uint64_t{pref & 0xfff00000} | 0xfffff;
+  if (b.bridge.pref_64bit) {
+    pref_base |= uint64_t{ConfigRead32(bdf, kPrefBaseUpper)} << 32;
+    pref_limit |= uint64_t{ConfigRead32(bdf, kPrefLimitUpper)} << 32;
+  }
+  b.bridge.pref = {b.bridge.pref_implemented && pref_base <= pref_limit, 0, 0};
+  if (b.bridge.pref.enabled) {
+    b.bridge.pref.base = CpuAddress(pref_base);
+    b.bridge.pref.limit = CpuAddress(pref_limit);
+  }
+}
+
 Result<uint64_t> Topology::AllocateBar(uint64_t size, bool is64, bool prefetchable, Path path) {
   // BARs are naturally aligned to their size (6.2.5.1). The 32-bit window first: every
   // bridge's non-prefetchable window can forward it.
@@ -126,7 +165,8 @@ Status Topology::AssignBars(Function& f, Path path) {
       bar.size = mask != 0 ? (~mask + 1) & 0xffff : 0;
       continue;
     }
-    const bool is64 = (original & kBarTypeMask) == kBarType64;
+    const bool is64 = (original & kBarTypeMask) == kBarType64 && i + 1 < bar_count;
+    const uint32_t original_high = is64 ? ConfigRead32(f.bdf, off + 4) : 0;
     // Sizing (6.2.5.1): write all ones, read back the writable bits. Memory decoding is off.
     ConfigWrite32(f.bdf, off, 0xffffffff);
     uint64_t mask = ConfigRead32(f.bdf, off) & kBarMemAddrMask;
@@ -139,6 +179,7 @@ Status Topology::AssignBars(Function& f, Path path) {
     if (mask == 0) {
       ConfigWrite32(f.bdf, off, original);
       if (is64) {
+        ConfigWrite32(f.bdf, off + 4, original_high);
         ++i;
       }
       continue;  // not implemented
@@ -146,6 +187,18 @@ Status Topology::AssignBars(Function& f, Path path) {
     bar.size = ~mask + 1;
     bar.is_64bit = is64;
     bar.prefetchable = (original & kBarPrefetchable) != 0;
+    if (host_.keep_firmware_resources) {
+      // Firmware's address back in place; 0 means firmware left it unassigned.
+      ConfigWrite32(f.bdf, off, original);
+      uint64_t bus_addr = original & kBarMemAddrMask;
+      if (is64) {
+        ConfigWrite32(f.bdf, off + 4, original_high);
+        bus_addr |= uint64_t{original_high} << 32;
+        ++i;
+      }
+      bar.cpu_addr = bus_addr != 0 ? CpuAddress(bus_addr) : 0;
+      continue;
+    }
     DEVISO_ASSIGN_OR_RETURN(const uint64_t cpu_addr,
                             AllocateBar(bar.size, is64, bar.prefetchable, path));
     const uint64_t bus_addr = BusAddress(cpu_addr);
@@ -302,13 +355,20 @@ Status Topology::ConfigureBridge(size_t index, uint8_t limit, Path path) {
   next_bus_ = sec + 1U;
   if (sec > last_bus_) last_bus_ = sec;
 
-  // I/O window closed (base 0xf000 > limit 0x0fff); I/O decoding stays off anyway.
-  ConfigWrite16(bdf, kIoBaseLimit, 0x00f0);
-  // The prefetchable window is optional (reads 0 if absent); [3:0] = 1: 64-bit capable.
-  ConfigWrite32(bdf, kPrefBaseLimit, 0xfff0fff0);
-  const uint32_t pref = ConfigRead32(bdf, kPrefBaseLimit);
-  b.bridge.pref_implemented = pref != 0;
-  b.bridge.pref_64bit = (pref & 0xf) == 1;
+  const bool firmware = host_.keep_firmware_resources;
+  if (firmware) {
+    // Firmware's windows stay as they are (Bridge 3.2.5.8-10); a prefetchable window register
+    // that reads 0 is taken as absent (not probed: probing would change it).
+    ReadWindows(b);
+  } else {
+    // I/O window closed (base 0xf000 > limit 0x0fff); I/O decoding stays off anyway.
+    ConfigWrite16(bdf, kIoBaseLimit, 0x00f0);
+    // The prefetchable window is optional (reads 0 if absent); [3:0] = 1: 64-bit capable.
+    ConfigWrite32(bdf, kPrefBaseLimit, 0xfff0fff0);
+    const uint32_t pref = ConfigRead32(bdf, kPrefBaseLimit);
+    b.bridge.pref_implemented = pref != 0;
+    b.bridge.pref_64bit = (pref & 0xf) == 1;
+  }
 
   // Everything its subtree gets from here on lies in its windows: start them on a granule.
   next_mem32_ = AlignUp(next_mem32_, kBridgeWindowGranule);
@@ -332,7 +392,7 @@ Status Topology::ConfigureBridge(size_t index, uint8_t limit, Path path) {
   }
   b.bridge.subordinate = sub;
   if (sub > last_bus_) last_bus_ = sub;
-  ProgramWindows(b, mem_start, pref_start);
+  if (!firmware) ProgramWindows(b, mem_start, pref_start);
   // Forward memory transactions downstream (Command.Memory Space, Bridge 3.2.5.5); bus
   // mastering (upstream DMA) waits for EnableBusMaster() of a function below.
   ConfigWrite16(bdf, kCommand, kCommandMemory | kCommandIntxDisable);

@@ -159,6 +159,11 @@ struct HostBridge {
   uint8_t bus_end = 255;
   Window mem32;  // below 4 GiB on the bus: non-prefetchable windows can forward it
   Window mem64;  // above 4 GiB: only through 64-bit prefetchable windows behind bridges
+  // Firmware assigned the resources (SeaBIOS on q35, whose windows only ACPI AML describes):
+  // every BAR keeps its address (sized, then restored) and every bridge window stays as found
+  // and is only read; mem32/mem64, if given, translate bus to CPU addresses (otherwise they
+  // are the same). Bus numbers follow the rule of Enumerate() either way.
+  bool keep_firmware_resources = false;
 };
 
 class Topology {
@@ -266,6 +271,8 @@ class Topology {
   Result<uint64_t> AllocateBar(uint64_t size, bool is64, bool prefetchable, Path path);
   Bdf DmaAlias(const Function& f) const;
   uint64_t BusAddress(uint64_t cpu_addr) const;
+  uint64_t CpuAddress(uint64_t bus_addr) const;
+  void ReadWindows(Function& b) const;
 
   HostBridge host_;
   ConfigSpace* config_;

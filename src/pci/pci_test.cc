@@ -333,6 +333,73 @@ TEST(PciEnumeration, IntxSwizzlesPerBridgeLevel) {
   EXPECT_EQ(pci.SwizzleIntx(Bdf{4, 1, 0}, 5).status().ToC(), -EINVAL);
 }
 
+// SeaBIOS on q35 assigns BARs and windows itself, and the windows it used are only described
+// by AML: with keep_firmware_resources the topology records them and changes nothing.
+TEST(PciEnumeration, KeepsFirmwareBarsAndWindows) {
+  FakeEcam ecam;
+  FakeBus bus1;
+  FakeFunction& rp = ecam.Bridge(ecam.root, 2, 0, PortType::kRootPort, bus1);
+  rp.Set32(0x18, 0x00010100);
+  rp.Set32(0x20, 0xfe9f'fe80);  // memory window [0xfe80_0000, 0xfe9f_ffff]
+  rp.Set32(0x24, 0x0001'fff1);  // 64-bit prefetchable window, closed
+  rp.Set32(0x1c, 0x0000'2020);  // I/O window firmware opened
+  FakeFunction& ahci = ecam.Endpoint(bus1, 0, 0, 0x2922);
+  FakeEcam::Bar(ahci, 5, 0x1000, false, false);
+  ahci.Set32(0x24, 0xfe80'1000);
+  FakeEcam::Bar(ahci, 0, 0x4000, true, true);  // 64-bit prefetchable at 0x8_0000_0000
+  ahci.Set32(0x10, 0x0000'000c);
+  ahci.Set32(0x14, 0x8);
+  FakeFunction& unassigned = ecam.Endpoint(ecam.root, 4, 0, 0x1234);
+  FakeEcam::Bar(unassigned, 1, 0x100, false, false);
+  HostBridge host;  // no windows: bus addresses are CPU addresses
+  host.keep_firmware_resources = true;
+  Topology pci(host, ecam);
+  ASSERT_TRUE(pci.Enumerate().ok());
+  const Function* a = pci.FindFunction(Bdf{1, 0, 0});
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->bars[5].cpu_addr, 0xfe80'1000U);
+  EXPECT_EQ(a->bars[5].size, 0x1000U);
+  EXPECT_EQ(a->bars[0].cpu_addr, 0x8'0000'0000U);
+  EXPECT_EQ(a->bars[0].size, 0x4000U);
+  EXPECT_TRUE(a->bars[0].is_64bit);
+  // Sized, then restored exactly.
+  EXPECT_EQ(ahci.Get32(0x24), 0xfe80'1000U);
+  EXPECT_EQ(ahci.Get32(0x10), 0x0000'000cU);
+  EXPECT_EQ(ahci.Get32(0x14), 0x8U);
+  const Function* port = pci.FindFunction(Bdf{0, 2, 0});
+  EXPECT_TRUE(port->bridge.mem.enabled);
+  EXPECT_EQ(port->bridge.mem.base, 0xfe80'0000U);
+  EXPECT_EQ(port->bridge.mem.limit, 0xfe9f'ffffU);
+  EXPECT_TRUE(port->bridge.pref_implemented);
+  EXPECT_FALSE(port->bridge.pref.enabled);
+  EXPECT_EQ(rp.Get32(0x20), 0xfe9f'fe80U);
+  EXPECT_EQ(rp.Get32(0x24), 0x0001'fff1U);
+  EXPECT_EQ(rp.Get32(0x1c) & 0xffff, 0x2020U);  // firmware's I/O window left alone
+  EXPECT_TRUE(port->bridge.firmware_numbered);
+  // A BAR firmware left at 0 is reported unassigned, and not given an address.
+  const Function* u = pci.FindFunction(Bdf{0, 4, 0});
+  EXPECT_EQ(u->bars[1].cpu_addr, 0U);
+  EXPECT_EQ(u->bars[1].size, 0x100U);
+  EXPECT_EQ(unassigned.Get32(0x14), 0U);
+  // Decoding on, DMA still off.
+  EXPECT_EQ(ahci.command(), 0x0402);
+  EXPECT_EQ(rp.command() & 0x7, 0x2);
+}
+
+// A 64-bit BAR type in the last BAR slot has no upper half to size: taken as 32-bit (a type 1
+// header's BAR1 would otherwise "size" the bus-number register).
+TEST(PciEnumeration, SixtyFourBitTypeInTheLastBarSlotIsNotFollowedPastIt) {
+  FakeEcam ecam;
+  FakeBus bus1;
+  FakeFunction& br = ecam.Bridge(ecam.root, 1, 0, PortType::kRootPort, bus1);
+  FakeEcam::Bar(br, 1, 0x1000, false, false);
+  br.Set32(0x14, 0x4);  // BAR1 claims 64-bit
+  Topology pci(VirtHostBridge(), ecam);
+  ASSERT_TRUE(pci.Enumerate().ok());
+  EXPECT_EQ(br.Get32(0x18) & 0xffffff, 0x010100U);  // bus numbers intact
+  EXPECT_FALSE(pci.FindFunction(Bdf{0, 1, 0})->bars[1].is_64bit);
+}
+
 TEST(PciEnumeration, CapabilityWalkFindsEachAndStopsOnLoops) {
   FakeEcam ecam;
   FakeFunction& ahci = ecam.Endpoint(ecam.root, 2, 0, 0x2922);
