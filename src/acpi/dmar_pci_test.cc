@@ -11,6 +11,9 @@
 #include <vector>
 
 #include "acpi/dmar.h"
+#include "acpi/mcfg.h"
+#include "acpi/mcfg_pci.h"
+#include "acpi/tables.h"
 #include "acpi/testing/test_tables.h"
 #include "pci/testing/fake_ecam.h"
 
@@ -126,6 +129,52 @@ TEST_F(DmarPci, RealRootPortDmarBindsEveryFunctionWithItsSourceId) {
   EXPECT_EQ(unbound, 0U);
   EXPECT_EQ(out[6].bdf, (Bdf{3, 1, 0}));  // depth-first: 00:00.0 00:01.0 00:02.0 01:00.0 ...
   EXPECT_EQ(BindPciFunctions(dmar, topo, 0, std::span<PciBinding>(out, 8)).status().ToC(), -ERANGE);
+}
+
+// The whole discovery the q35 platform does, on the dumped memory: RSDP -> RSDT -> MCFG (the
+// ECAM's bus range) -> enumeration with firmware's resources kept -> DMAR -> bindings.
+TEST_F(DmarPci, FromTheRsdpToTheBindingsOnTheDumpedMemory) {
+  testing::DumpedTables dump;
+  testing::LoadDump(kDir + "/q35_vtd_rootports", &dump);
+  ASSERT_TRUE(dump.ok);
+  ParseError e;
+  const Result<RootTable> root = RootTable::FromRsdp(dump.memory, dump.address["rsdp"], &e);
+  ASSERT_TRUE(root.ok()) << e.reason;
+  const Result<Table> mcfg_table = root->Find("MCFG", 0, &e);
+  ASSERT_TRUE(mcfg_table.ok()) << e.reason;
+  const Result<Mcfg> mcfg = Mcfg::Parse(*mcfg_table, &e);
+  ASSERT_TRUE(mcfg.ok()) << e.reason;
+  const Result<EcamAllocation> ecam = mcfg->Find(0, 0);
+  ASSERT_TRUE(ecam.ok());
+  EXPECT_EQ(ecam->region_base(), 0xb000'0000U);
+  const pci::Ecam accessor = EcamAccessor(*ecam, ecam->region_base());
+  EXPECT_EQ(accessor.Address(Bdf{0, 0x1f, 2}, 0), 0xb00f'a000U);  // 0x1f << 15 | 2 << 12
+  EXPECT_TRUE(accessor.Contains(Bdf{255, 0, 0}));
+
+  // The simulated machine stands in for the ECAM window; SeaBIOS's ABAR of the AHCI is kept.
+  RootPortMachine m;
+  FakeFunction& ahci = *m.bus1.slots[0][0];
+  FakeEcam::Bar(ahci, 5, 0x1000, false, false);
+  ahci.Set32(0x24, 0xfe80'1000);
+  pci::Topology topo(EcamHostBridge(*ecam), m.ecam);
+  ASSERT_TRUE(topo.Enumerate().ok());
+  EXPECT_EQ(topo.FindFunction(Bdf{1, 0, 0})->bars[5].cpu_addr, 0xfe80'1000U);
+  EXPECT_EQ(ahci.Get32(0x24), 0xfe80'1000U);
+
+  const Result<Table> dmar_table = root->Find("DMAR", 0, &e);
+  ASSERT_TRUE(dmar_table.ok()) << e.reason;
+  const Result<Dmar> dmar = Dmar::Parse(*dmar_table, &e);
+  ASSERT_TRUE(dmar.ok()) << e.reason;
+  PciBinding out[pci::Topology::kMaxFunctions];
+  size_t unbound = 0;
+  const Result<size_t> n = BindPciFunctions(*dmar, topo, ecam->segment, out, &unbound);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, topo.function_count());
+  EXPECT_EQ(unbound, 0U);
+  for (size_t i = 0; i < *n; ++i) EXPECT_EQ(out[i].register_base, 0xfed9'0000U);
+  EXPECT_EQ(out[3].bdf, (Bdf{1, 0, 0}));
+  EXPECT_EQ(out[3].source_id.rid(), 0x0100);
+  EXPECT_EQ(out[6].source_id.rid(), 0x0300);  // edu, behind the PCIe-to-PCI bridge
 }
 
 TEST_F(DmarPci, PlainQ35DmarListsOnlyTheRootBusFunctionsItKnew) {
