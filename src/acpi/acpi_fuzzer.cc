@@ -190,6 +190,9 @@ void FuzzMcfg(Bytes input) {
 class ImageMemory final : public PhysicalMemory {
  public:
   explicit ImageMemory(Bytes image) : image_(image) {}
+  virtual ~ImageMemory() = default;
+  ImageMemory(const ImageMemory&) = delete;
+  ImageMemory& operator=(const ImageMemory&) = delete;
   Bytes Map(uint64_t paddr, size_t length) const override {
     if (paddr > image_.size() || length > image_.size() - paddr) return {};
     return image_.subspan(static_cast<size_t>(paddr), length);

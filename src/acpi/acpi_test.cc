@@ -19,7 +19,6 @@ namespace deviso::acpi {
 namespace {
 
 using testing::DumpedTables;
-using testing::FakeMemory;
 using testing::LoadDump;
 using testing::Seal;
 
@@ -485,7 +484,7 @@ class DmarBuilder {
   std::vector<uint8_t> t_;
 };
 
-std::vector<uint8_t> Scope(uint8_t type, uint8_t bus, std::vector<PathEntry> path,
+std::vector<uint8_t> Scope(uint8_t type, uint8_t bus, const std::vector<PathEntry>& path,
                            uint8_t enum_id = 0) {
   std::vector<uint8_t> s = {type, static_cast<uint8_t>(6 + 2 * path.size()), 0, 0, enum_id, bus};
   for (const PathEntry& p : path) {

@@ -21,15 +21,14 @@ size_t MinSize(uint16_t type) {
       return Drhd::kMinSize;
     case DmarType::kRmrr:
       return Rmrr::kMinSize;
-    case DmarType::kAtsr:  // 8.5: Type, Length, Flags, Reserved, Segment
-      return 8;
     case DmarType::kRhsa:  // 8.6: Type, Length, Reserved, Register Base (u64), Proximity Domain
       return 20;
-    case DmarType::kAndd:  // 8.7: Type, Length, Reserved (3), ACPI Device Number, Object Name
-      return 8;
-    case DmarType::kSatc:  // 8.8: Type, Length, Flags, Reserved, Segment
-      return 8;
-    case DmarType::kSidp:  // 8.9: Type, Length, Reserved, Segment
+    // 8.5 ATSR and 8.8 SATC: Type, Length, Flags, Reserved, Segment; 8.7 ANDD: Type, Length,
+    // Reserved (3), ACPI Device Number, Object Name; 8.9 SIDP: Type, Length, Reserved, Segment.
+    case DmarType::kAtsr:
+    case DmarType::kAndd:
+    case DmarType::kSatc:
+    case DmarType::kSidp:
       return 8;
   }
   return 4;  // reserved: Type and Length, skipped (8.2)
