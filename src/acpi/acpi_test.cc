@@ -644,7 +644,10 @@ TEST_F(RealTables, DmarRmrrAndMultiHopPaths) {
   EXPECT_EQ(
       ParseDmar(DmarBuilder(real).Rmrr(0, 0xfff, {Scope(3, 0xff, {{0, 0}})}).Build(), &e).ToC(),
       -EINVAL);
-  EXPECT_STREQ(e.reason, "RMRR scope neither PCI endpoint nor sub-hierarchy");
+  EXPECT_STREQ(e.reason, "RMRR scope is an I/O APIC or HPET");
+  // An ACPI namespace device (declared by an ANDD) may own an RMRR.
+  EXPECT_TRUE(
+      ParseDmar(DmarBuilder(real).Rmrr(0, 0xfff, {Scope(5, 0, {{0x15, 0}}, 1)}).Build(), &e).ok());
 }
 
 TEST_F(RealTables, DmarOtherStructuresAreSkippedButChecked) {

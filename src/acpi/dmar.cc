@@ -86,8 +86,12 @@ struct Checker {
       if (include_pci_all && pci) {
         return Fail(at, "PCI scope in an INCLUDE_PCI_ALL DRHD");
       }
-      if (type == static_cast<uint16_t>(DmarType::kRmrr) && !pci) {
-        return Fail(at, "RMRR scope neither PCI endpoint nor sub-hierarchy");
+      // 8.4: an RMRR reserves memory for devices that DMA (PCI functions, or ACPI namespace
+      // devices as ANDD declares them); an I/O APIC or HPET there is a broken table.
+      if (type == static_cast<uint16_t>(DmarType::kRmrr) &&
+          (scope_type == static_cast<uint8_t>(ScopeType::kIoApic) ||
+           scope_type == static_cast<uint8_t>(ScopeType::kHpet))) {
+        return Fail(at, "RMRR scope is an I/O APIC or HPET");
       }
       for (size_t p = DeviceScope::kHeaderSize; p < length; p += 2) {
         if (b[off + p] > 31) return Fail(at + p, "device scope path device above 31");
