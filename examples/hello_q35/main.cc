@@ -4,8 +4,11 @@
 //   - the Multiboot memory map has RAM at 1 MiB, and the write-back map ends where it does
 //     (rounded up to 2 MiB);
 //   - the image lies in that RAM, below its end;
-//   - an RSDP was found and the RSDT lists FACP, APIC and MCFG, each with a good checksum;
-//   - a DMAR table (the VT-d unit, `-device intel-iommu`) exactly when the command line says
+//   - an RSDP was found and the RSDT lists FACP, APIC and MCFG, each with a good checksum, and
+//     src/acpi's parser found the ECAM of segment 0 in the MCFG;
+//   - PCI: ECAM (from the MCFG) and the 0xCF8 ports list the same functions, and the ICH9 AHCI
+//     is at 00:1f.2;
+//   - a DMAR table with one VT-d unit (`-device intel-iommu`) exactly when the command line says
 //     `iommu=vtd` (scripts/demo passes it), and none with `iommu=none`.
 // `-append exit=N` makes it exit with status N instead (0..126), to check that scripts/demo
 // reports the program's own status.
@@ -14,6 +17,7 @@
 
 #include "arch.h"
 #include "console.h"
+#include "pci_config.h"
 #include "platform.h"
 
 namespace {
@@ -50,6 +54,58 @@ uint64_t RamEndAbove1MiB(const deviso::q35::PlatformInfo& info) {
   return 0;
 }
 
+constexpr size_t kMaxListed = 64;
+deviso::q35::PciFunctionInfo g_by_ports[kMaxListed];
+deviso::q35::PciFunctionInfo g_by_ecam[kMaxListed];
+
+bool SameListing(const deviso::q35::PciFunctionInfo* a, const deviso::q35::PciFunctionInfo* b,
+                 size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    if (!(a[i].address == b[i].address) || a[i].vendor != b[i].vendor ||
+        a[i].device_id != b[i].device_id || a[i].class_code != b[i].class_code ||
+        a[i].subclass != b[i].subclass || a[i].secondary_bus != b[i].secondary_bus) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Lists the PCI functions through ECAM (from the MCFG) and through the 0xCF8 ports, prints the
+// ECAM listing and checks that both see the same functions and that the built-in AHCI is at
+// 00:1f.2.
+void CheckPci(const deviso::q35::PlatformInfo& info) {
+  using deviso::q35::PciFunctionInfo;
+  const deviso::q35::PortPciConfig ports;
+  const size_t n_ports = deviso::q35::ListPci(ports, g_by_ports, kMaxListed);
+  if (!info.has_ecam) {
+    Check(false, "PCI: ECAM from the MCFG");
+    return;
+  }
+  const deviso::q35::EcamPciConfig ecam(info.ecam.base, info.ecam.bus_start, info.ecam.bus_end);
+  const size_t n_ecam = deviso::q35::ListPci(ecam, g_by_ecam, kMaxListed);
+  for (size_t i = 0; i < n_ecam && i < kMaxListed; ++i) {
+    const PciFunctionInfo& f = g_by_ecam[i];
+    const char* name = deviso::q35::PciClassName(f.class_code, f.subclass, f.prog_if);
+    ConsolePrintf("pci:    %02x:%02x.%x %04x:%04x class %02x.%02x.%02x%s%s%s", f.address.bus,
+                  f.address.device, f.address.function, f.vendor, f.device_id, f.class_code,
+                  f.subclass, f.prog_if, name[0] != '\0' ? " " : "", name,
+                  f.bus_master() ? " (bus master on)" : "");
+    if (f.is_bridge()) {
+      ConsolePrintf(", buses %02x-%02x", f.secondary_bus, f.subordinate_bus);
+    }
+    ConsolePrintf("\n");
+  }
+  Check(n_ecam == n_ports && n_ecam <= kMaxListed && SameListing(g_by_ecam, g_by_ports, n_ecam),
+        "PCI: ECAM (MCFG) and the 0xCF8 ports list the same functions");
+  bool ahci = false;
+  for (size_t i = 0; i < n_ecam && i < kMaxListed; ++i) {
+    const PciFunctionInfo& f = g_by_ecam[i];
+    ahci |= f.address == deviso::q35::PciAddress{0, 0x1f, 2} && f.vendor == 0x8086 &&
+            f.device_id == 0x2922 && f.class_code == 0x01 && f.subclass == 0x06;
+  }
+  Check(ahci, "PCI: the ICH9 AHCI (8086:2922) at 00:1f.2");
+}
+
 bool TableOk(const deviso::q35::PlatformInfo& info, const char* signature) {
   const deviso::q35::AcpiTableInfo* t = deviso::q35::FindAcpiTable(info.acpi, signature);
   return t != nullptr && t->readable && t->checksum_ok;
@@ -81,12 +137,18 @@ int deviso::q35::AppMain(const PlatformInfo& info) {
   Check(info.acpi_status.ok(), "ACPI: RSDP found, RSDT readable");
   Check(TableOk(info, "FACP") && TableOk(info, "APIC") && TableOk(info, "MCFG"),
         "ACPI: FACP, APIC and MCFG present with good checksums");
+  Check(info.has_ecam && info.ecam.segment == 0 && info.ecam.bus_start == 0,
+        "MCFG (src/acpi): an ECAM range for segment 0 from bus 0");
   const bool dmar = TableOk(info, "DMAR");
   if (CmdlineHas(info, "iommu=vtd")) {
     Check(dmar, "ACPI: DMAR present (intel-iommu)");
+    Check(info.vtd_unit_count == 1, "DMAR (src/acpi): one VT-d unit (DRHD)");
   } else if (CmdlineHas(info, "iommu=none")) {
-    Check(FindAcpiTable(info.acpi, "DMAR") == nullptr, "ACPI: no DMAR (no intel-iommu)");
+    Check(FindAcpiTable(info.acpi, "DMAR") == nullptr && info.vtd_unit_count == 0,
+          "ACPI: no DMAR (no intel-iommu)");
   }
+
+  CheckPci(info);
 
   if (g_failures != 0) {
     ConsolePrintf("hello_q35: FAIL (%d checks)\n", g_failures);

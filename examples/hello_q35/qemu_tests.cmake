@@ -2,18 +2,33 @@
 # scripts/demo --board q35, judged by the exit status as scripts/demo maps it back from
 # isa-debug-exit and by the console.
 set(q35_demo "${PROJECT_SOURCE_DIR}/scripts/demo")
-# With the VT-d unit: every check passes, and the DMAR is among the ACPI tables.
+# With the VT-d unit: every check passes, the DMAR is among the ACPI tables, the MCFG and the
+# DMAR parse (src/acpi), and the built-in functions are listed.
 add_test(NAME q35_hello
     COMMAND "${q35_demo}" --board q35 --image hello_q35 --check
-            --expect "[PASS] ACPI: DMAR present (intel-iommu)" --expect "acpi:   DMAR 0x")
+            --expect "pci:    00:1f.2 8086:2922 class 01.06.01 SATA AHCI"
+            --expect "[PASS] ACPI: DMAR present (intel-iommu)" --expect "acpi:   DMAR 0x"
+            --expect "mcfg:   ECAM 0xb0000000 segment 0 buses 0-255"
+            --expect "dmar:   DRHD 0xfed90000 (4 KiB) segment 0")
 # Without it: no DMAR.
 add_test(NAME q35_hello_no_iommu
     COMMAND "${q35_demo}" --board q35 --image hello_q35 --iommu none --check
             --expect "[PASS] ACPI: no DMAR (no intel-iommu)")
+# Functions behind PCIe root ports and a PCIe-to-PCI bridge (qemu-devices-root-ports): SeaBIOS
+# numbered the buses; ECAM and the ports list the same functions, the DMAR has the root ports as
+# bridge scopes.
+add_test(NAME q35_hello_root_ports
+    COMMAND "${q35_demo}" --board q35 --image hello_q35 --check
+            --devices "${PROJECT_SOURCE_DIR}/examples/hello_q35/qemu-devices-root-ports"
+            --expect "pci:    00:02.0 1b36:000c class 06.04.00 PCI-PCI bridge, buses 01-01"
+            --expect "pci:    01:00.0 8086:2922 class 01.06.01 SATA AHCI"
+            --expect "pci:    03:01.0 1234:11e8 class 00.ff.00"
+            --expect "dmar:     bridge bus 00 path 02.0"
+            --expect "[PASS] PCI: ECAM (MCFG) and the 0xCF8 ports list the same functions")
 # The program's own status comes back from QEMU's (value << 1) | 1: 5 is written as 6, QEMU
 # exits 13, scripts/demo says 5.
 add_test(NAME q35_exit_status
     COMMAND "${q35_demo}" --board q35 --image hello_q35 --append exit=5 --expect-status 5
             --expect "deviso-exit: 5")
-set_tests_properties(q35_hello q35_hello_no_iommu q35_exit_status PROPERTIES
+set_tests_properties(q35_hello q35_hello_no_iommu q35_hello_root_ports q35_exit_status PROPERTIES
     LABELS qemu-q35 TIMEOUT 600 RUN_SERIAL TRUE)

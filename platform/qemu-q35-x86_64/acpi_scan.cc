@@ -5,30 +5,18 @@
 namespace deviso::q35 {
 namespace {
 
-// ACPI 6.5 5.2.5.3, Table 5.3: the RSDP.
-constexpr size_t kRsdpV1Length = 20;      // Signature .. RsdtAddress (revision 0)
-constexpr size_t kRsdpLengthOffset = 20;  // Length, revision 2 and later
-constexpr size_t kRsdpV2MinLength = 36;
-constexpr size_t kRsdpOemIdOffset = 9;
-constexpr size_t kRsdpRevisionOffset = 15;
-constexpr size_t kRsdpRsdtOffset = 16;
-constexpr size_t kRsdpXsdtOffset = 24;
-// ACPI 6.5 5.2.6, Table 5.4: the system description table header.
-constexpr size_t kHeaderLength = 36;
-constexpr size_t kHeaderLengthOffset = 4;
-constexpr size_t kHeaderRevisionOffset = 8;
-
 constexpr uint64_t kBiosAreaStart = 0xe0000;
 constexpr uint64_t kBiosAreaEnd = 0x100000;
 constexpr size_t kEbdaSearchLength = 1024;
+constexpr size_t kHeaderLengthOffset = 4;  // ACPI 6.5 Table 5.4: Length
+constexpr size_t kHeaderRevisionOffset = 8;
 
-uint32_t Le32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
-}
-
-uint64_t Le64(const uint8_t* p) {
-  return static_cast<uint64_t>(Le32(p)) | (static_cast<uint64_t>(Le32(p + 4)) << 32);
+Result<uint64_t> ScanArea(const acpi::PhysicalMemory& mem, uint64_t start, uint64_t end) {
+  const acpi::Bytes area = mem.Map(start, end - start);
+  if (area.empty()) {
+    return Status::NotFound();
+  }
+  return acpi::FindRsdp(area, start);
 }
 
 // Non-printable bytes of a signature become '?', so a listing of garbage stays readable.
@@ -38,46 +26,9 @@ void CopySignature(char* out, const uint8_t* in) {
   }
 }
 
-bool SumsToZero(const uint8_t* p, size_t len) {
-  uint8_t sum = 0;
-  for (size_t i = 0; i < len; ++i) {
-    sum = static_cast<uint8_t>(sum + p[i]);
-  }
-  return sum == 0;
-}
-
-// A valid RSDP at `p` (the whole 20 bytes readable): signature and checksums.
-bool IsRsdp(const PhysReader& mem, uint64_t pa) {
-  const uint8_t* p = mem.Map(pa, kRsdpV1Length);
-  if (p == nullptr || std::memcmp(p, "RSD PTR ", 8) != 0 || !SumsToZero(p, kRsdpV1Length)) {
-    return false;
-  }
-  if (p[kRsdpRevisionOffset] < 2) {
-    return true;
-  }
-  const uint8_t* v2 = mem.Map(pa, kRsdpV2MinLength);
-  if (v2 == nullptr) {
-    return false;
-  }
-  const uint32_t len = Le32(v2 + kRsdpLengthOffset);
-  const uint8_t* whole = len >= kRsdpV2MinLength ? mem.Map(pa, len) : nullptr;
-  return whole != nullptr && SumsToZero(whole, len);
-}
-
-Result<uint64_t> ScanArea(const PhysReader& mem, uint64_t start, uint64_t end) {
-  for (uint64_t pa = start; pa + kRsdpV1Length <= end; pa += 16) {
-    if (IsRsdp(mem, pa)) {
-      return pa;
-    }
-  }
-  return Status::NotFound();
-}
-
 }  // namespace
 
-Result<uint64_t> FindRsdp(const PhysReader& mem, uint32_t ebda_segment) {
-  // Only a segment that puts the EBDA below the BIOS area is believed (a zero or garbage word
-  // at 0x40E must not send the scan elsewhere).
+Result<uint64_t> LocateRsdp(const acpi::PhysicalMemory& mem, uint32_t ebda_segment) {
   const uint64_t ebda = static_cast<uint64_t>(ebda_segment & 0xffff) << 4;
   if (ebda >= 0x400 && ebda + kEbdaSearchLength <= kBiosAreaStart) {
     Result<uint64_t> found = ScanArea(mem, ebda, ebda + kEbdaSearchLength);
@@ -88,71 +39,56 @@ Result<uint64_t> FindRsdp(const PhysReader& mem, uint32_t ebda_segment) {
   return ScanArea(mem, kBiosAreaStart, kBiosAreaEnd);
 }
 
-Status ReadAcpiTables(const PhysReader& mem, uint64_t rsdp_address, AcpiTables* out) {
+Status ListAcpiTables(const acpi::PhysicalMemory& mem, uint64_t rsdp_address, AcpiTables* out,
+                      acpi::ParseError* error) {
   if (out == nullptr) {
     return Status::InvalidArgument();
   }
-  const uint8_t* rsdp = mem.Map(rsdp_address, kRsdpV1Length);
-  if (rsdp == nullptr) {
-    return Status::NotFound();
+  // The 36 bytes of a revision 2 RSDP where they are readable, else the 20 of revision 0.
+  acpi::Bytes rsdp_bytes = mem.Map(rsdp_address, acpi::Rsdp::kV2Length);
+  if (rsdp_bytes.empty()) {
+    rsdp_bytes = mem.Map(rsdp_address, acpi::Rsdp::kV1Length);
   }
-  if (!IsRsdp(mem, rsdp_address)) {
-    return Status::InvalidArgument();
+  if (rsdp_bytes.empty()) {
+    return Status::OutOfRange();
   }
+  Result<acpi::Rsdp> rsdp = acpi::ParseRsdp(rsdp_bytes, error);
+  if (!rsdp.ok()) {
+    return rsdp.status();
+  }
+  Result<acpi::RootTable> root = acpi::RootTable::FromRsdp(mem, rsdp_address, error);
+  if (!root.ok()) {
+    return root.status();
+  }
+
   AcpiTables result;
   result.rsdp_address = rsdp_address;
-  result.rsdp_revision = rsdp[kRsdpRevisionOffset];
-  std::memcpy(result.oem_id, rsdp + kRsdpOemIdOffset, 6);
-  result.root_address = Le32(rsdp + kRsdpRsdtOffset);
-  if (result.rsdp_revision >= 2) {
-    const uint64_t xsdt = Le64(mem.Map(rsdp_address, kRsdpV2MinLength) + kRsdpXsdtOffset);
-    if (xsdt != 0) {
-      result.root_address = xsdt;
-      result.xsdt = true;
-    }
-  }
-
-  const uint8_t* header = mem.Map(result.root_address, kHeaderLength);
-  if (header == nullptr) {
-    return Status::NotFound();
-  }
-  if (std::memcmp(header, result.xsdt ? "XSDT" : "RSDT", 4) != 0) {
-    return Status::InvalidArgument();
-  }
-  const uint32_t root_length = Le32(header + kHeaderLengthOffset);
-  const size_t entry_size = result.xsdt ? 8 : 4;
-  if (root_length < kHeaderLength || (root_length - kHeaderLength) % entry_size != 0) {
-    return Status::InvalidArgument();
-  }
-  const uint8_t* root = mem.Map(result.root_address, root_length);
-  if (root == nullptr) {
-    return Status::NotFound();
-  }
-  if (!SumsToZero(root, root_length)) {
-    return Status::InvalidArgument();
-  }
-
-  const size_t entries = (root_length - kHeaderLength) / entry_size;
-  for (size_t i = 0; i < entries; ++i) {
-    const uint8_t* e = root + kHeaderLength + i * entry_size;
-    const uint64_t address = result.xsdt ? Le64(e) : Le32(e);
+  result.rsdp_revision = rsdp->revision;
+  std::memcpy(result.oem_id, rsdp->oem_id, sizeof(result.oem_id));
+  result.xsdt = root->is_xsdt();
+  result.root_address = result.xsdt ? rsdp->xsdt_address : rsdp->rsdt_address;
+  for (size_t i = 0; i < root->entry_count(); ++i) {
     if (result.count == kMaxAcpiTables) {
       ++result.not_listed;
       continue;
     }
     AcpiTableInfo& t = result.tables[result.count++];
-    t.address = address;
-    const uint8_t* h = mem.Map(address, kHeaderLength);
-    if (h == nullptr) {
+    t.address = root->entry(i);
+    const acpi::Bytes header = mem.Map(t.address, acpi::TableHeader::kSize);
+    if (header.empty()) {
       std::memcpy(t.signature, "????", 4);
       continue;
     }
-    CopySignature(t.signature, h);
-    t.length = Le32(h + kHeaderLengthOffset);
-    t.revision = h[kHeaderRevisionOffset];
-    const uint8_t* whole = t.length >= kHeaderLength ? mem.Map(address, t.length) : nullptr;
-    t.readable = whole != nullptr;
-    t.checksum_ok = whole != nullptr && SumsToZero(whole, t.length);
+    CopySignature(t.signature, header.data());
+    t.length = static_cast<uint32_t>(header[kHeaderLengthOffset]) |
+               (static_cast<uint32_t>(header[kHeaderLengthOffset + 1]) << 8) |
+               (static_cast<uint32_t>(header[kHeaderLengthOffset + 2]) << 16) |
+               (static_cast<uint32_t>(header[kHeaderLengthOffset + 3]) << 24);
+    t.revision = header[kHeaderRevisionOffset];
+    const acpi::Bytes whole =
+        t.length >= acpi::TableHeader::kSize ? mem.Map(t.address, t.length) : acpi::Bytes();
+    t.readable = !whole.empty();
+    t.checksum_ok = t.readable && acpi::Table::Check(whole).ok();
   }
   *out = result;
   return Status::Ok();

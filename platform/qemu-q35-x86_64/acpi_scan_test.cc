@@ -1,179 +1,104 @@
-// Host test of the q35 platform's ACPI scan (acpi_scan.cc) on the tables SeaBIOS left in QEMU
-// 7.2's q35 memory (src/acpi/testdata/, each placed at the address it was dumped from), and on
-// corrupted copies of them.
+// Host test of the q35 platform's ACPI scan (acpi_scan.cc, over src/acpi's parser) on the tables
+// SeaBIOS left in QEMU 7.2's q35 memory (src/acpi/testdata/, each placed at the address it was
+// dumped from, the RSDP inside a BIOS area 0xE0000-0xFFFFF), and on corrupted copies of them.
 
 #include "acpi_scan.h"
 
 #include <gtest/gtest.h>
 
 #include <cstring>
-#include <fstream>
-#include <iterator>
-#include <map>
-#include <sstream>
 #include <string>
 #include <vector>
+
+#include "acpi/testing/test_tables.h"
 
 namespace deviso::q35 {
 namespace {
 
-// Sparse physical memory: byte ranges at physical addresses; a read must lie inside one.
-class FakeMemory final : public PhysReader {
- public:
-  void Place(uint64_t pa, std::vector<uint8_t> bytes) { ranges_[pa] = std::move(bytes); }
+using acpi::testing::DumpedTables;
 
-  const uint8_t* Map(uint64_t pa, size_t len) const override {
-    auto it = ranges_.upper_bound(pa);
-    if (it == ranges_.begin()) {
-      return nullptr;
-    }
-    --it;
-    const uint64_t offset = pa - it->first;
-    if (offset + len > it->second.size() || len == 0) {
-      return nullptr;
-    }
-    return it->second.data() + offset;
-  }
+constexpr uint64_t kBiosArea = 0xe0000;
 
-  std::vector<uint8_t>& At(uint64_t pa) { return ranges_.at(pa); }
-
- private:
-  std::map<uint64_t, std::vector<uint8_t>> ranges_;
-};
-
-std::vector<uint8_t> ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-struct Dumped {
-  std::string file;
-  uint64_t address;
-  size_t size;
-};
-
-// layout.txt: "<file> <address>" per line, # comments.
-std::vector<Dumped> ReadLayout(const std::string& dir) {
-  std::ifstream in(dir + "/layout.txt");
-  std::vector<Dumped> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') {
-      continue;
-    }
-    std::istringstream words(line);
-    std::string file;
-    std::string address;
-    words >> file >> address;
-    out.push_back({file, std::stoull(address, nullptr, 16), ReadFile(dir + "/" + file).size()});
-  }
-  return out;
-}
-
-// The BIOS area 0xE0000-0xFFFFF (zeros but the RSDP) and each dumped table at its address.
-FakeMemory LoadDump(const std::string& name, std::vector<Dumped>* layout) {
-  const std::string dir = std::string(DEVISO_ACPI_TESTDATA) + "/" + name;
-  *layout = ReadLayout(dir);
-  FakeMemory mem;
+// The dump, with a zeroed BIOS area holding the RSDP (as 0xE0000-0xFFFFF is on the board).
+void Load(const char* name, DumpedTables* d) {
+  acpi::testing::LoadDump(std::string(DEVISO_ACPI_TESTDATA) + "/" + name, d);
+  ASSERT_TRUE(d->ok);
   std::vector<uint8_t> bios(0x20000, 0);
-  for (const Dumped& d : *layout) {
-    std::vector<uint8_t> bytes = ReadFile(dir + "/" + d.file);
-    if (d.file == "rsdp.bin") {
-      std::memcpy(bios.data() + (d.address - 0xe0000), bytes.data(), bytes.size());
-    } else {
-      mem.Place(d.address, std::move(bytes));
-    }
-  }
-  mem.Place(0xe0000, std::move(bios));
-  return mem;
+  const std::vector<uint8_t>& rsdp = d->bytes.at("rsdp");
+  std::memcpy(bios.data() + (d->address.at("rsdp") - kBiosArea), rsdp.data(), rsdp.size());
+  d->memory.Put(kBiosArea, std::move(bios));
 }
 
-uint64_t AddressOf(const std::vector<Dumped>& layout, const std::string& file) {
-  for (const Dumped& d : layout) {
-    if (d.file == file) {
-      return d.address;
-    }
-  }
-  ADD_FAILURE() << "no " << file << " in layout.txt";
-  return 0;
-}
+std::vector<uint8_t>& BiosArea(DumpedTables& d) { return d.memory.At(kBiosArea); }
 
 TEST(Q35AcpiScan, FindsTheRsdpAndListsEveryTableOfTheDump) {
   for (const char* name : {"q35_vtd", "q35_vtd_rootports"}) {
     SCOPED_TRACE(name);
-    std::vector<Dumped> layout;
-    const FakeMemory mem = LoadDump(name, &layout);
-    Result<uint64_t> rsdp = FindRsdp(mem, 0);
+    DumpedTables d;
+    Load(name, &d);
+    Result<uint64_t> rsdp = LocateRsdp(d.memory, 0);
     ASSERT_TRUE(rsdp.ok());
-    EXPECT_EQ(*rsdp, AddressOf(layout, "rsdp.bin"));
+    EXPECT_EQ(*rsdp, d.address.at("rsdp"));
 
     AcpiTables tables;
-    ASSERT_TRUE(ReadAcpiTables(mem, *rsdp, &tables).ok());
+    ASSERT_TRUE(ListAcpiTables(d.memory, *rsdp, &tables).ok());
     EXPECT_EQ(tables.rsdp_revision, 0);  // SeaBIOS: ACPI 1.0 RSDP, RSDT only
     EXPECT_FALSE(tables.xsdt);
     EXPECT_STREQ(tables.oem_id, "BOCHS ");
-    EXPECT_EQ(tables.root_address, AddressOf(layout, "rsdt.bin"));
-    // RSDT entries in order: FACP APIC HPET MCFG DMAR WAET (each file is one table, cut at its
-    // Length: the listing's length must be the file's size).
+    EXPECT_EQ(tables.root_address, d.address.at("rsdt"));
+    // RSDT entries in order; each file is one table cut at its Length, so the listed length
+    // must be the file's size.
     const char* const kOrder[] = {"FACP", "APIC", "HPET", "MCFG", "DMAR", "WAET"};
+    const char* const kFiles[] = {"facp", "apic", "hpet", "mcfg", "dmar", "waet"};
     ASSERT_EQ(tables.count, 6u);
     EXPECT_EQ(tables.not_listed, 0u);
     for (size_t i = 0; i < 6; ++i) {
       const AcpiTableInfo& t = tables.tables[i];
       EXPECT_STREQ(t.signature, kOrder[i]);
-      std::string file = kOrder[i];
-      for (char& c : file) {
-        c = static_cast<char>(c - 'A' + 'a');
-      }
-      EXPECT_EQ(t.address, AddressOf(layout, file + ".bin")) << file;
-      for (const Dumped& d : layout) {
-        if (d.file == file + ".bin") {
-          EXPECT_EQ(t.length, d.size) << file;
-        }
-      }
+      EXPECT_EQ(t.address, d.address.at(kFiles[i])) << kFiles[i];
+      EXPECT_EQ(t.length, d.bytes.at(kFiles[i]).size()) << kFiles[i];
       EXPECT_TRUE(t.readable);
-      EXPECT_TRUE(t.checksum_ok) << file;
+      EXPECT_TRUE(t.checksum_ok) << kFiles[i];
     }
     EXPECT_NE(FindAcpiTable(tables, "DMAR"), nullptr);
     EXPECT_EQ(FindAcpiTable(tables, "XSDT"), nullptr);
   }
 }
 
-TEST(Q35AcpiScan, TheEbdaIsSearchedFirst) {
-  std::vector<Dumped> layout;
-  FakeMemory mem = LoadDump("q35_vtd", &layout);
-  // A copy of the RSDP at 0x9fc10 in an EBDA at segment 0x9fc0 (0x9fc00): found there first.
+TEST(Q35AcpiScan, TheEbdaIsSearchedFirstWhenItsSegmentIsPlausible) {
+  DumpedTables d;
+  Load("q35_vtd", &d);
+  // A copy of the RSDP at 0x9fc10 in an EBDA at segment 0x9fc0: found there first.
   std::vector<uint8_t> ebda(1024, 0);
-  const uint64_t rsdp = AddressOf(layout, "rsdp.bin");
-  std::memcpy(ebda.data() + 0x10, mem.Map(rsdp, 20), 20);
-  mem.Place(0x9fc00, ebda);
-  Result<uint64_t> found = FindRsdp(mem, 0x9fc0);
+  std::memcpy(ebda.data() + 0x10, d.bytes.at("rsdp").data(), 20);
+  d.memory.Put(0x9fc00, ebda);
+  Result<uint64_t> found = LocateRsdp(d.memory, 0x9fc0);
   ASSERT_TRUE(found.ok());
   EXPECT_EQ(*found, 0x9fc10u);
-  // A segment pointing into the BIOS area itself or at 0 is not believed: the BIOS area is.
-  EXPECT_EQ(*FindRsdp(mem, 0xf000), rsdp);
-  EXPECT_EQ(*FindRsdp(mem, 0), rsdp);
+  // A segment pointing into the BIOS area, or 0, is not believed: the BIOS area's RSDP.
+  EXPECT_EQ(*LocateRsdp(d.memory, 0xf000), d.address.at("rsdp"));
+  EXPECT_EQ(*LocateRsdp(d.memory, 0), d.address.at("rsdp"));
+  // An EBDA without an RSDP: the BIOS area's.
+  d.memory.Put(0x9fc00, std::vector<uint8_t>(1024, 0));
+  EXPECT_EQ(*LocateRsdp(d.memory, 0x9fc0), d.address.at("rsdp"));
 }
 
-TEST(Q35AcpiScan, ABadRsdpChecksumIsNotAnRsdp) {
-  std::vector<Dumped> layout;
-  FakeMemory mem = LoadDump("q35_vtd", &layout);
-  const uint64_t rsdp = AddressOf(layout, "rsdp.bin");
-  mem.At(0xe0000)[rsdp - 0xe0000 + 8] ^= 1;  // the checksum byte
-  EXPECT_EQ(FindRsdp(mem, 0).status(), Status::NotFound());
+TEST(Q35AcpiScan, ABadRsdpChecksumIsNoRsdp) {
+  DumpedTables d;
+  Load("q35_vtd", &d);
+  const uint64_t rsdp = d.address.at("rsdp");
+  BiosArea(d)[rsdp - kBiosArea + 8] ^= 1;  // the checksum byte
+  d.memory.At(rsdp)[8] ^= 1;
+  EXPECT_EQ(LocateRsdp(d.memory, 0).status(), Status::NotFound());
   AcpiTables tables;
   tables.count = 99;
-  EXPECT_EQ(ReadAcpiTables(mem, rsdp, &tables), Status::InvalidArgument());
+  acpi::ParseError error;
+  EXPECT_EQ(ListAcpiTables(d.memory, rsdp, &tables, &error), Status::InvalidArgument());
   EXPECT_EQ(tables.count, 99u);  // untouched on error
+  EXPECT_STRNE(error.reason, "");
 }
 
 TEST(Q35AcpiScan, RefusesABrokenRootTableAndChangesNothing) {
-  std::vector<Dumped> layout;
-  const uint64_t rsdt_pa = [&] {
-    FakeMemory m = LoadDump("q35_vtd", &layout);
-    return AddressOf(layout, "rsdt.bin");
-  }();
   struct Case {
     const char* what;
     void (*corrupt)(std::vector<uint8_t>&);
@@ -182,10 +107,12 @@ TEST(Q35AcpiScan, RefusesABrokenRootTableAndChangesNothing) {
   const Case cases[] = {
       {"signature", [](std::vector<uint8_t>& t) { t[0] = 'X'; }, Status::InvalidArgument()},
       {"checksum", [](std::vector<uint8_t>& t) { t[9] ^= 0xff; }, Status::InvalidArgument()},
-      // Length 37: not a whole number of 4-byte entries after the 36-byte header.
-      {"length not whole entries", [](std::vector<uint8_t>& t) { t[4] = 37; },
-       Status::InvalidArgument()},
-      {"length below the header", [](std::vector<uint8_t>& t) { t[4] = 20; },
+      // Length 37 (resealed): not a whole number of 4-byte entries after the 36-byte header.
+      {"length not whole entries",
+       [](std::vector<uint8_t>& t) {
+         t.push_back(0);
+         acpi::testing::Seal(t);
+       },
        Status::InvalidArgument()},
       // Length 0x1000: beyond the 60 bytes that exist.
       {"length beyond memory",
@@ -193,66 +120,59 @@ TEST(Q35AcpiScan, RefusesABrokenRootTableAndChangesNothing) {
          t[4] = 0;
          t[5] = 0x10;
        },
-       Status::NotFound()},
+       Status::OutOfRange()},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.what);
-    FakeMemory mem = LoadDump("q35_vtd", &layout);
-    c.corrupt(mem.At(rsdt_pa));
+    DumpedTables d;
+    Load("q35_vtd", &d);
+    c.corrupt(d.memory.At(d.address.at("rsdt")));
     AcpiTables tables;
     tables.count = 99;
-    EXPECT_EQ(ReadAcpiTables(mem, AddressOf(layout, "rsdp.bin"), &tables), c.want);
+    EXPECT_EQ(ListAcpiTables(d.memory, d.address.at("rsdp"), &tables), c.want);
     EXPECT_EQ(tables.count, 99u);
   }
-  FakeMemory mem = LoadDump("q35_vtd", &layout);
-  EXPECT_EQ(ReadAcpiTables(mem, AddressOf(layout, "rsdp.bin"), nullptr), Status::InvalidArgument());
-  EXPECT_EQ(ReadAcpiTables(mem, 0x1234, nullptr), Status::InvalidArgument());
+  DumpedTables d;
+  Load("q35_vtd", &d);
+  EXPECT_EQ(ListAcpiTables(d.memory, d.address.at("rsdp"), nullptr), Status::InvalidArgument());
   AcpiTables tables;
-  EXPECT_EQ(ReadAcpiTables(mem, 0x10, &tables), Status::NotFound());  // nothing there
+  EXPECT_EQ(ListAcpiTables(d.memory, 0x10, &tables), Status::OutOfRange());  // nothing there
 }
 
 TEST(Q35AcpiScan, ATableWithABadChecksumOrNoMemoryIsListedAsSuch) {
-  std::vector<Dumped> layout;
-  FakeMemory mem = LoadDump("q35_vtd", &layout);
-  mem.At(AddressOf(layout, "dmar.bin"))[40] ^= 0x55;
-  // The HPET's memory is gone: the RSDT still points at it.
-  const uint64_t hpet = AddressOf(layout, "hpet.bin");
-  mem.At(hpet).resize(10);
+  DumpedTables d;
+  Load("q35_vtd", &d);
+  d.memory.At(d.address.at("dmar"))[40] ^= 0x55;
+  // The HPET's memory is gone but 10 bytes: the RSDT still points at it.
+  d.memory.At(d.address.at("hpet")).resize(10);
   AcpiTables tables;
-  ASSERT_TRUE(ReadAcpiTables(mem, AddressOf(layout, "rsdp.bin"), &tables).ok());
+  ASSERT_TRUE(ListAcpiTables(d.memory, d.address.at("rsdp"), &tables).ok());
   const AcpiTableInfo* dmar = FindAcpiTable(tables, "DMAR");
   ASSERT_NE(dmar, nullptr);
   EXPECT_TRUE(dmar->readable);
   EXPECT_FALSE(dmar->checksum_ok);
   ASSERT_EQ(tables.count, 6u);
   EXPECT_STREQ(tables.tables[2].signature, "????");
-  EXPECT_EQ(tables.tables[2].address, hpet);
+  EXPECT_EQ(tables.tables[2].address, d.address.at("hpet"));
   EXPECT_FALSE(tables.tables[2].readable);
   EXPECT_TRUE(FindAcpiTable(tables, "APIC")->checksum_ok);
 }
 
 // An XSDT (RSDP revision 2) with more entries than kMaxAcpiTables: the rest are counted.
 TEST(Q35AcpiScan, ReadsAnXsdtAndCountsWhatItCannotList) {
-  std::vector<Dumped> layout;
-  FakeMemory mem = LoadDump("q35_vtd", &layout);
-  const uint64_t facp = AddressOf(layout, "facp.bin");
+  DumpedTables d;
+  Load("q35_vtd", &d);
+  const uint64_t facp = d.address.at("facp");
   constexpr uint64_t kXsdt = 0x7000000;
+  constexpr uint64_t kRsdp = 0x6000000;
   constexpr size_t kEntries = kMaxAcpiTables + 3;
   std::vector<uint8_t> xsdt(36 + 8 * kEntries, 0);
   std::memcpy(xsdt.data(), "XSDT", 4);
-  xsdt[4] = static_cast<uint8_t>(xsdt.size());
-  xsdt[5] = static_cast<uint8_t>(xsdt.size() >> 8);
   for (size_t i = 0; i < kEntries; ++i) {
-    for (int b = 0; b < 8; ++b) {
-      xsdt[36 + 8 * i + b] = static_cast<uint8_t>(facp >> (8 * b));
-    }
+    std::memcpy(&xsdt[36 + 8 * i], &facp, 8);
   }
-  uint8_t sum = 0;
-  for (uint8_t b : xsdt) {
-    sum = static_cast<uint8_t>(sum + b);
-  }
-  xsdt[9] = static_cast<uint8_t>(0x100 - sum);
-  mem.Place(kXsdt, xsdt);
+  acpi::testing::Seal(xsdt);
+  d.memory.Put(kXsdt, xsdt);
 
   // ACPI 6.5 Table 5.3: a 36-byte RSDP, revision 2, XsdtAddress at 24, both checksums.
   std::vector<uint8_t> rsdp(36, 0);
@@ -260,32 +180,33 @@ TEST(Q35AcpiScan, ReadsAnXsdtAndCountsWhatItCannotList) {
   std::memcpy(rsdp.data() + 9, "DEVISO", 6);
   rsdp[15] = 2;
   rsdp[20] = 36;
-  for (int b = 0; b < 8; ++b) {
-    rsdp[24 + b] = static_cast<uint8_t>(kXsdt >> (8 * b));
-  }
-  auto fix = [&](size_t len, size_t at) {
-    uint8_t s = 0;
+  const uint64_t xsdt_address = kXsdt;
+  std::memcpy(&rsdp[24], &xsdt_address, 8);
+  const auto seal = [&](size_t len, size_t at) {
     rsdp[at] = 0;
+    unsigned sum = 0;
     for (size_t i = 0; i < len; ++i) {
-      s = static_cast<uint8_t>(s + rsdp[i]);
+      sum += rsdp[i];
     }
-    rsdp[at] = static_cast<uint8_t>(0x100 - s);
+    rsdp[at] = static_cast<uint8_t>(0x100 - (sum & 0xff));
   };
-  fix(20, 8);
-  fix(36, 32);
-  mem.Place(0x6000000, rsdp);
+  seal(20, 8);
+  seal(36, 32);
+  d.memory.Put(kRsdp, rsdp);
 
   AcpiTables tables;
-  ASSERT_TRUE(ReadAcpiTables(mem, 0x6000000, &tables).ok());
+  ASSERT_TRUE(ListAcpiTables(d.memory, kRsdp, &tables).ok());
   EXPECT_TRUE(tables.xsdt);
+  EXPECT_EQ(tables.rsdp_revision, 2);
+  EXPECT_STREQ(tables.oem_id, "DEVISO");
   EXPECT_EQ(tables.root_address, kXsdt);
   EXPECT_EQ(tables.count, kMaxAcpiTables);
   EXPECT_EQ(tables.not_listed, 3u);
   EXPECT_STREQ(tables.tables[kMaxAcpiTables - 1].signature, "FACP");
 
   // The extended checksum is checked too.
-  mem.At(0x6000000)[32] ^= 1;
-  EXPECT_EQ(ReadAcpiTables(mem, 0x6000000, &tables), Status::InvalidArgument());
+  d.memory.At(kRsdp)[32] ^= 1;
+  EXPECT_EQ(ListAcpiTables(d.memory, kRsdp, &tables), Status::InvalidArgument());
 }
 
 }  // namespace

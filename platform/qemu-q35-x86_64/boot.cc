@@ -4,11 +4,14 @@
 
 #include <cstring>
 
+#include "acpi/dmar.h"
+#include "acpi/mcfg.h"
 #include "acpi_scan.h"
 #include "arch.h"
 #include "console.h"
 #include "exceptions.h"
 #include "exit.h"
+#include "format.h"
 #include "multiboot.h"
 #include "platform.h"
 
@@ -44,21 +47,21 @@ char g_cmdline[kMaxCmdline];
 
 // What the boot map (start.S) makes readable and is RAM or the BIOS area: the ACPI scan never
 // touches MMIO, page 0 or the stack guard, whatever a table's pointer says.
-class IdentityMemory final : public PhysReader {
+class IdentityMemory final : public acpi::PhysicalMemory {
  public:
-  const uint8_t* Map(uint64_t pa, size_t len) const override {
+  acpi::Bytes Map(uint64_t pa, size_t len) const override {
     const uint64_t end = pa + len;
     if (len == 0 || end < pa) {
-      return nullptr;
+      return {};
     }
     const uint64_t guard = g_info.image.stack_guard;
     const bool in_ram =
         pa >= kPageSize && end <= g_info.ram_end && (end <= guard || pa >= guard + kPageSize);
     const bool in_bios = pa >= kBiosAreaStart && end <= kBiosAreaEnd;
     if (!in_ram && !in_bios) {
-      return nullptr;
+      return {};
     }
-    return reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(pa));
+    return {reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(pa)), len};
   }
 };
 const IdentityMemory g_boot_memory;
@@ -67,14 +70,14 @@ const IdentityMemory g_boot_memory;
 // field is read only if its flag says it is valid and it lies within that RAM).
 void ReadMultiboot(uint32_t info_address) {
   const auto* mbi = reinterpret_cast<const multiboot::Info*>(
-      g_boot_memory.Map(info_address, sizeof(multiboot::Info)));
+      g_boot_memory.Map(info_address, sizeof(multiboot::Info)).data());
   if (mbi == nullptr) {
     ConsolePrintf("boot: Multiboot information at 0x%x is not in RAM; ignored\n", info_address);
     return;
   }
   if ((mbi->flags & multiboot::kInfoCmdline) != 0) {
     for (size_t i = 0; i + 1 < kMaxCmdline; ++i) {
-      const uint8_t* c = g_boot_memory.Map(static_cast<uint64_t>(mbi->cmdline) + i, 1);
+      const uint8_t* c = g_boot_memory.Map(static_cast<uint64_t>(mbi->cmdline) + i, 1).data();
       if (c == nullptr || *c == 0) {
         break;
       }
@@ -88,7 +91,7 @@ void ReadMultiboot(uint32_t info_address) {
     uint64_t pa = start;
     while (pa + sizeof(multiboot::MmapEntry) <= end) {
       const auto* e = reinterpret_cast<const multiboot::MmapEntry*>(
-          g_boot_memory.Map(pa, sizeof(multiboot::MmapEntry)));
+          g_boot_memory.Map(pa, sizeof(multiboot::MmapEntry)).data());
       if (e == nullptr || e->size < sizeof(multiboot::MmapEntry) - 4) {
         break;
       }
@@ -138,19 +141,115 @@ void PrintBootSummary() {
   }
 }
 
+const char* ScopeTypeName(acpi::ScopeType type) {
+  switch (type) {
+    case acpi::ScopeType::kPciEndpoint:
+      return "endpoint";
+    case acpi::ScopeType::kPciSubHierarchy:
+      return "bridge";
+    case acpi::ScopeType::kIoApic:
+      return "IOAPIC";
+    case acpi::ScopeType::kHpet:
+      return "HPET";
+    case acpi::ScopeType::kAcpiNamespaceDevice:
+      return "ACPI device";
+  }
+  return "unknown";
+}
+
+void PrintParseError(const char* what, Status status, const acpi::ParseError& error) {
+  ConsolePrintf("acpi:   %s refused (%d): %s (%s, offset %zu)\n", what, status.ToC(), error.reason,
+                error.table, error.offset);
+}
+
+// The MCFG's ECAM ranges (PCI Firmware 3.2, 4.1.2), through src/acpi.
+void ReadMcfg() {
+  acpi::ParseError error;
+  Result<acpi::Table> table = g_info.acpi_root.Find("MCFG", 0, &error);
+  if (!table.ok()) {
+    if (table.status() != Status::NotFound()) {
+      PrintParseError("MCFG", table.status(), error);
+    }
+    return;
+  }
+  Result<acpi::Mcfg> mcfg = acpi::Mcfg::Parse(*table, &error);
+  if (!mcfg.ok()) {
+    PrintParseError("MCFG", mcfg.status(), error);
+    return;
+  }
+  for (size_t i = 0; i < mcfg->allocation_count(); ++i) {
+    const acpi::EcamAllocation a = mcfg->allocation(i);
+    ConsolePrintf("mcfg:   ECAM 0x%lx segment %u buses %u-%u\n", static_cast<unsigned long>(a.base),
+                  a.segment, a.bus_start, a.bus_end);
+  }
+  Result<acpi::EcamAllocation> bus0 = mcfg->Find(0, 0);
+  if (bus0.ok()) {
+    g_info.has_ecam = true;
+    g_info.ecam = *bus0;
+  }
+}
+
+// The DMAR's VT-d units and their device scopes (VT-d 8.3), through src/acpi.
+void ReadDmar() {
+  acpi::ParseError error;
+  Result<acpi::Table> table = g_info.acpi_root.Find("DMAR", 0, &error);
+  if (!table.ok()) {
+    if (table.status() == Status::NotFound()) {
+      ConsolePrintf("dmar:   none (no VT-d unit)\n");
+    } else {
+      PrintParseError("DMAR", table.status(), error);
+    }
+    return;
+  }
+  Result<acpi::Dmar> dmar = acpi::Dmar::Parse(*table, &error);
+  if (!dmar.ok()) {
+    PrintParseError("DMAR", dmar.status(), error);
+    return;
+  }
+  ConsolePrintf("dmar:   host address width %u, flags 0x%x\n", dmar->host_address_width(),
+                dmar->flags());
+  for (const acpi::Drhd unit : dmar->drhds()) {
+    ++g_info.vtd_unit_count;
+    ConsolePrintf("dmar:   DRHD 0x%lx (%lu KiB) segment %u%s\n",
+                  static_cast<unsigned long>(unit.register_base()),
+                  static_cast<unsigned long>(unit.register_size() / 1024), unit.segment(),
+                  unit.include_pci_all() ? " INCLUDE_PCI_ALL" : "");
+    for (const acpi::DeviceScope scope : unit.scopes()) {
+      char path[64] = "";
+      size_t used = 0;
+      for (size_t i = 0; i < scope.path_length() && used < sizeof(path); ++i) {
+        const acpi::PathEntry e = scope.path(i);
+        used += static_cast<size_t>(Format(path + used, sizeof(path) - used, "%s%02x.%x",
+                                           i == 0 ? "" : "/", e.device, e.function));
+      }
+      ConsolePrintf("dmar:     %s bus %02x path %s (enumeration id %u)\n",
+                    ScopeTypeName(scope.type()), scope.start_bus(), path, scope.enumeration_id());
+    }
+  }
+  for (const acpi::Rmrr region : dmar->rmrrs()) {
+    ConsolePrintf("dmar:   RMRR [0x%lx, 0x%lx] segment %u\n",
+                  static_cast<unsigned long>(region.base()),
+                  static_cast<unsigned long>(region.limit()), region.segment());
+  }
+}
+
 void ScanAcpi() {
-  Result<uint64_t> rsdp = FindRsdp(g_boot_memory, deviso_q35_boot_ebda_segment);
+  Result<uint64_t> rsdp = LocateRsdp(g_boot_memory, deviso_q35_boot_ebda_segment);
   if (!rsdp.ok()) {
     g_info.acpi_status = rsdp.status();
     ConsolePrintf("acpi:   no RSDP in the EBDA or 0xE0000-0xFFFFF (%d)\n", rsdp.status().ToC());
     return;
   }
-  g_info.acpi_status = ReadAcpiTables(g_boot_memory, *rsdp, &g_info.acpi);
-  if (!g_info.acpi_status.ok()) {
-    ConsolePrintf("acpi:   RSDP at 0x%lx, but its tables are unreadable (%d)\n",
-                  static_cast<unsigned long>(*rsdp), g_info.acpi_status.ToC());
+  acpi::ParseError error;
+  g_info.acpi_status = ListAcpiTables(g_boot_memory, *rsdp, &g_info.acpi, &error);
+  Result<acpi::RootTable> root = acpi::RootTable::FromRsdp(g_boot_memory, *rsdp, &error);
+  if (!g_info.acpi_status.ok() || !root.ok()) {
+    g_info.acpi_status = !g_info.acpi_status.ok() ? g_info.acpi_status : root.status();
+    ConsolePrintf("acpi:   RSDP at 0x%lx, but its root table is refused (%d): %s\n",
+                  static_cast<unsigned long>(*rsdp), g_info.acpi_status.ToC(), error.reason);
     return;
   }
+  g_info.acpi_root = *root;
   const AcpiTables& t = g_info.acpi;
   ConsolePrintf("acpi:   RSDP 0x%lx revision %u OEM \"%s\", %s 0x%lx, %zu tables\n",
                 static_cast<unsigned long>(t.rsdp_address), t.rsdp_revision, t.oem_id,
@@ -161,11 +260,13 @@ void ScanAcpi() {
                   static_cast<unsigned long>(e.address), e.length, e.revision,
                   !e.readable     ? " (not readable)"
                   : e.checksum_ok ? ""
-                                  : " (bad checksum)");
+                                  : " (refused)");
   }
   if (t.not_listed != 0) {
     ConsolePrintf("acpi:   %zu more tables not listed\n", t.not_listed);
   }
+  ReadMcfg();
+  ReadDmar();
 }
 
 bool WordMatches(const char* p, const char* word, size_t len) {
@@ -194,7 +295,7 @@ const char* CmdlineValue(const PlatformInfo& info, const char* prefix) {
   return nullptr;
 }
 
-const PhysReader& BootMemory() { return g_boot_memory; }
+const acpi::PhysicalMemory& BootMemory() { return g_boot_memory; }
 
 }  // namespace deviso::q35
 

@@ -121,6 +121,8 @@ void PutNumber(Sink& sink, const Spec& spec, uint64_t value, bool negative, unsi
 
 enum class Size { kInt, kChar, kShort, kLong, kLongLong, kSize, kMax, kPtrdiff };
 
+// size_t, ptrdiff_t and intmax_t may be one type (they are on x86-64), not everywhere.
+// NOLINTBEGIN(bugprone-branch-clone)
 int64_t SignedArg(va_list& args, Size size) {
   switch (size) {
     case Size::kChar:
@@ -162,13 +164,14 @@ uint64_t UnsignedArg(va_list& args, Size size) {
   }
   return va_arg(args, unsigned);
 }
+// NOLINTEND(bugprone-branch-clone)
 
 }  // namespace
 
-int FormatV(char* out, size_t size, const char* format, va_list ap) {
+int FormatV(char* out, size_t size, const char* format, va_list args_in) {
   Sink sink(out, size);
   va_list args;
-  va_copy(args, ap);
+  va_copy(args, args_in);
   for (const char* p = format; *p != '\0'; ++p) {
     if (*p != '%') {
       sink.Put(*p);
@@ -262,21 +265,15 @@ int FormatV(char* out, size_t size, const char* format, va_list ap) {
         break;
       }
       case 'c': {
-        const char c[2] = {static_cast<char>(va_arg(args, int)), '\0'};
-        Spec one = spec;
-        one.precision = 1;
-        if (c[0] == '\0') {
-          // A NUL character is output as one.
-          const int pad = spec.width > 1 ? spec.width - 1 : 0;
-          if (!spec.left) {
-            sink.Repeat(' ', pad);
-          }
-          sink.Put('\0');
-          if (spec.left) {
-            sink.Repeat(' ', pad);
-          }
-        } else {
-          PutString(sink, one, c);
+        // One character, padded; a NUL character is output as one (C11 7.21.6.1).
+        const char c = static_cast<char>(va_arg(args, int));
+        const int pad = spec.width > 1 ? spec.width - 1 : 0;
+        if (!spec.left) {
+          sink.Repeat(' ', pad);
+        }
+        sink.Put(c);
+        if (spec.left) {
+          sink.Repeat(' ', pad);
         }
         break;
       }

@@ -16,7 +16,7 @@ namespace deviso::q35 {
 
 // As C's vsnprintf: writes at most `size` bytes to `out` (NUL-terminated if size > 0) and
 // returns the length the whole output would have had. `out` may be null when size is 0.
-int FormatV(char* out, size_t size, const char* format, va_list args);
+int FormatV(char* out, size_t size, const char* format, va_list args_in);
 
 // As C's snprintf.
 int Format(char* out, size_t size, const char* format, ...) __attribute__((format(printf, 3, 4)));

@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "acpi/mcfg.h"
+#include "acpi/tables.h"
 #include "acpi_scan.h"
 #include "deviso/status.h"
 
@@ -40,8 +42,12 @@ struct PlatformInfo {
   ImageLayout image;
   size_t memory_region_count = 0;  // the Multiboot memory map (E820), at most kMaxMemoryRegions
   MemoryRegion memory_regions[kMaxMemoryRegions];
-  Status acpi_status;  // of FindRsdp + ReadAcpiTables; `acpi` is valid when ok()
-  AcpiTables acpi;
+  Status acpi_status;  // of LocateRsdp + ListAcpiTables; `acpi` and `acpi_root` valid if ok()
+  AcpiTables acpi;     // every table the RSDT/XSDT lists
+  acpi::RootTable acpi_root;  // for acpi_root.Find("DMAR") and the other parsers (src/acpi)
+  bool has_ecam = false;      // the MCFG parsed and has an allocation for segment 0, bus 0
+  acpi::EcamAllocation ecam;  // that allocation
+  size_t vtd_unit_count = 0;  // DRHDs in a DMAR that parsed (0: no DMAR, or it was refused)
 };
 
 // True if `word` is one of the command line's space-separated words.
@@ -52,8 +58,9 @@ bool CmdlineHas(const PlatformInfo& info, const char* word);
 const char* CmdlineValue(const PlatformInfo& info, const char* prefix);
 
 // Physical memory the boot map makes readable (the Multiboot RAM below ram_end but page 0 and
-// the stack guard, and the BIOS area 0xE0000-0xFFFFF), for the ACPI scan.
-const PhysReader& BootMemory();
+// the stack guard, and the BIOS area 0xE0000-0xFFFFF), for the ACPI parser: a table pointer
+// elsewhere (MMIO, unmapped) reads as unreachable.
+const acpi::PhysicalMemory& BootMemory();
 
 // Provided by the application: runs in long mode with the final page tables, the IDT and
 // COM1, interrupts disabled. Returns the exit status (0: success; 0..126, exit.h).
