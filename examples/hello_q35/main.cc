@@ -8,15 +8,20 @@
 //     src/acpi's parser found the ECAM of segment 0 in the MCFG;
 //   - PCI: ECAM (from the MCFG) and the 0xCF8 ports list the same functions, and the ICH9 AHCI
 //     is at 00:1f.2;
+//   - deviso's core and port on x86: Log, MonotonicNs (HPET) with a Deadline, the registry;
 //   - a DMAR table with one VT-d unit (`-device intel-iommu`) exactly when the command line says
 //     `iommu=vtd` (scripts/demo passes it), and none with `iommu=none`.
 // `-append exit=N` makes it exit with status N instead (0..126), to check that scripts/demo
 // reports the program's own status.
 
 #include <cstdint>
+#include <cstring>
 
 #include "arch.h"
 #include "console.h"
+#include "deviso/deviso.h"
+#include "deviso/port/os.h"
+#include "deviso/registry.h"
 #include "pci_config.h"
 #include "platform.h"
 
@@ -106,6 +111,30 @@ void CheckPci(const deviso::q35::PlatformInfo& info) {
   Check(ahci, "PCI: the ICH9 AHCI (8086:2922) at 00:1f.2");
 }
 
+// deviso's core and its x86 port (src/ports/baremetal_x86) on the board: Log through the
+// console, MonotonicNs from the HPET, a Deadline that expires, the registry and the C ABI's
+// status names.
+void CheckCore(const deviso::q35::PlatformInfo& info) {
+  deviso::port::Log("hello_q35: deviso::port::Log reaches the console\n");
+  Check(info.hpet_base != 0 && info.hpet_period_fs != 0, "clock: the HPET from ACPI");
+  // Poll a 1 ms deadline; bounded by a count as well, so a clock that never moves fails here
+  // instead of hanging (the count is far beyond what 1 ms of polls can reach).
+  const uint64_t start = deviso::port::MonotonicNs();
+  const deviso::port::Deadline deadline = deviso::port::Deadline::In(1'000'000);
+  uint64_t polls = 0;
+  while (!deadline.Expired() && polls < 1'000'000'000) {
+    ++polls;
+  }
+  const uint64_t elapsed = deviso::port::MonotonicNs() - start;
+  ConsolePrintf("hello_q35: a 1 ms deadline expired after %lu polls, %lu ns\n",
+                static_cast<unsigned long>(polls), static_cast<unsigned long>(elapsed));
+  Check(deadline.Expired() && elapsed >= 1'000'000,
+        "port: MonotonicNs advances and a 1 ms Deadline expires");
+  Check(deviso::Registry::Default().FindUnit("vtd").status() == deviso::Status::NotFound() &&
+            std::strcmp(deviso_status_str(-EINVAL), "EINVAL") == 0,
+        "core: the registry (no unit yet: -ENOENT) and deviso_status_str on x86");
+}
+
 bool TableOk(const deviso::q35::PlatformInfo& info, const char* signature) {
   const deviso::q35::AcpiTableInfo* t = deviso::q35::FindAcpiTable(info.acpi, signature);
   return t != nullptr && t->readable && t->checksum_ok;
@@ -149,6 +178,7 @@ int deviso::q35::AppMain(const PlatformInfo& info) {
   }
 
   CheckPci(info);
+  CheckCore(info);
 
   if (g_failures != 0) {
     ConsolePrintf("hello_q35: FAIL (%d checks)\n", g_failures);

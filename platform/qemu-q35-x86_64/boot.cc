@@ -9,9 +9,11 @@
 #include "acpi_scan.h"
 #include "arch.h"
 #include "console.h"
+#include "deviso/port/os.h"
 #include "exceptions.h"
 #include "exit.h"
 #include "format.h"
+#include "hpet.h"
 #include "multiboot.h"
 #include "platform.h"
 
@@ -233,6 +235,24 @@ void ReadDmar() {
   }
 }
 
+// The HPET from its ACPI table as the port's clock (MonotonicNs); without it the port counts
+// calls, so deadlines still end.
+void StartClock() {
+  Result<acpi::Table> table = g_info.acpi_status.ok() ? g_info.acpi_root.Find("HPET")
+                                                      : Result<acpi::Table>(Status::NotFound());
+  Result<HpetInfo> hpet = table.ok() ? ParseHpetTable(*table) : Result<HpetInfo>(table.status());
+  Status started = hpet.ok() ? HpetStart(&*hpet) : hpet.status();
+  if (!started.ok()) {
+    ConsolePrintf("clock:  no usable HPET (%d); MonotonicNs counts calls\n", started.ToC());
+    return;
+  }
+  g_info.hpet_base = hpet->base;
+  g_info.hpet_period_fs = hpet->period_fs;
+  port::baremetal_x86::SetClock(HpetNowNs);
+  ConsolePrintf("clock:  HPET 0x%lx, %u fs per tick: deviso::port::MonotonicNs\n",
+                static_cast<unsigned long>(hpet->base), hpet->period_fs);
+}
+
 void ScanAcpi() {
   Result<uint64_t> rsdp = LocateRsdp(g_boot_memory, deviso_q35_boot_ebda_segment);
   if (!rsdp.ok()) {
@@ -303,6 +323,8 @@ void deviso_q35_boot() {
   using deviso::q35::g_info;
   deviso::q35::InstallExceptionHandlers();
   deviso::q35::ConsoleInit();
+  deviso::port::baremetal_x86::SetConsole(deviso::q35::ConsoleWrite);
+  deviso::port::baremetal_x86::SetExit(deviso::q35::Exit);
   deviso::q35::ConsolePrintf("\ndeviso: QEMU q35 x86-64 platform\n");
 
   g_info.nx = deviso_q35_boot_nx != 0;
@@ -317,6 +339,7 @@ void deviso_q35_boot() {
   }
   deviso::q35::PrintBootSummary();
   deviso::q35::ScanAcpi();
+  deviso::q35::StartClock();
 
   deviso::q35::Exit(deviso::q35::AppMain(g_info));
 }

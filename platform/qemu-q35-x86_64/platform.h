@@ -48,6 +48,8 @@ struct PlatformInfo {
   bool has_ecam = false;      // the MCFG parsed and has an allocation for segment 0, bus 0
   acpi::EcamAllocation ecam;  // that allocation
   size_t vtd_unit_count = 0;  // DRHDs in a DMAR that parsed (0: no DMAR, or it was refused)
+  uint64_t hpet_base = 0;     // the HPET that deviso::port::MonotonicNs() reads; 0: none
+  uint32_t hpet_period_fs = 0;
 };
 
 // True if `word` is one of the command line's space-separated words.

@@ -1,7 +1,8 @@
 // The C and C++ runtime a freestanding x86-64 image needs, since it links no C library: the
 // memory and string functions GCC may call even under -ffreestanding (memcpy, memmove, memset,
 // memcmp) and those deviso's code uses (strlen, strcmp, strncmp, strstr), vsnprintf/snprintf
-// (format.h), deviso_panic(), and the C++ ABI hooks. There is no heap: operator new traps.
+// (format.h), and the C++ ABI hooks. There is no heap: operator new traps (deviso_panic() is
+// the port's, src/ports/baremetal_x86).
 //
 // This file is built with -fno-tree-loop-distribute-patterns (CMakeLists.txt): otherwise GCC may
 // turn memset's own loop into a call to memset.
@@ -10,14 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "console.h"
 #include "deviso/assert.h"
-#include "exit.h"
 #include "format.h"
-
-namespace {
-constexpr int kExitPanic = 3;  // README "Exit status"
-}  // namespace
 
 extern "C" {
 
@@ -110,11 +105,6 @@ int snprintf(char* out, size_t size, const char* format, ...) {
   const int n = deviso::q35::FormatV(out, size, format, args);
   va_end(args);
   return n;
-}
-
-void deviso_panic(const char* file, int line, const char* expr) {
-  deviso::q35::ConsolePrintf("deviso: panic at %s:%d: %s\n", file, line, expr);
-  deviso::q35::Exit(kExitPanic);
 }
 
 [[noreturn]] void __cxa_pure_virtual() {  // NOLINT(bugprone-reserved-identifier)
