@@ -12,10 +12,13 @@
 //   crash=overflow  pushes until the stack runs into its guard page: the #PF cannot push its own
 //                   frame either, so the CPU raises a double fault, which runs on IST1 and gives
 //                   the minimal report ("double fault").
+//   crash=assert    a failed DEVISO_ASSERT: no exception, the x86 port's deviso_panic() prints
+//                   "deviso: assertion failed" and exits with status 1.
 
 #include <cstdint>
 
 #include "console.h"
+#include "deviso/assert.h"
 #include "platform.h"
 
 namespace {
@@ -35,7 +38,11 @@ extern "C" void deviso_q35_crash_report_hook() {
 }
 
 int deviso::q35::AppMain(const PlatformInfo& info) {
-  if (CmdlineHas(info, "crash=sse")) {
+  if (CmdlineHas(info, "crash=assert")) {
+    volatile bool never = false;
+    ConsolePrintf("crash_report_q35: DEVISO_ASSERT on a false condition\n");
+    DEVISO_ASSERT(never);
+  } else if (CmdlineHas(info, "crash=sse")) {
     ConsolePrintf("crash_report_q35: an SSE instruction with CR4.OSFXSR clear\n");
     asm volatile(
         ".globl crash_q35_sse\n"

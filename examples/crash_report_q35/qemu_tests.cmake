@@ -39,6 +39,11 @@ add_test(NAME q35_crash_report_stack_overflow
             --append crash=overflow --expect-status 2
             --expect "deviso: minimal crash report (double fault)"
             --expect "vector 0x0000000000000008")
-set_tests_properties(q35_crash_report q35_crash_report_sse q35_crash_report_null
+# A failed assertion: the x86 port's deviso_panic, status 1, and no exception at all.
+add_test(NAME q35_assert
+    COMMAND "${q35_crash_test}" "${q35_crash_dir}/assert" "" -
+            --append crash=assert --expect-status 1
+            --expect "deviso: assertion failed: never")
+set_tests_properties(q35_assert q35_crash_report q35_crash_report_sse q35_crash_report_null
     q35_crash_report_in_handler q35_crash_report_stack_overflow PROPERTIES
     LABELS qemu-q35 TIMEOUT 600 RUN_SERIAL TRUE)

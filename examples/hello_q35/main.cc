@@ -10,7 +10,8 @@
 //     is at 00:1f.2;
 //   - deviso's core and port on x86: Log, MonotonicNs (HPET) with a Deadline, the registry;
 //   - a DMAR table with one VT-d unit (`-device intel-iommu`) exactly when the command line says
-//     `iommu=vtd` (scripts/demo passes it), and none with `iommu=none`.
+//     `iommu=vtd` (scripts/demo passes it), whose registers read back with translation off,
+//     and none with `iommu=none`.
 // `-append exit=N` makes it exit with status N instead (0..126), to check that scripts/demo
 // reports the program's own status.
 
@@ -135,6 +136,29 @@ void CheckCore(const deviso::q35::PlatformInfo& info) {
         "core: the registry (no unit yet: -ENOENT) and deviso_status_str on x86");
 }
 
+// Reads the first VT-d unit's identification and status registers (read-only; the unit is the
+// VT-d backend's to program). VT-d 11.4.1 VER_REG (0x00: major 7:4, minor 3:0), 11.4.2 CAP_REG
+// (0x08), 11.4.3 ECAP_REG (0x10), 11.4.5 GSTS_REG (0x1C: TES bit 31, RTPS bit 30). The DRHD's
+// register page lies above RAM, mapped uncached.
+void CheckVtdUnit(const deviso::q35::PlatformInfo& info) {
+  const uint64_t base = info.vtd_unit_base[0];
+  const auto r32 = [&](uint64_t off) {
+    return *reinterpret_cast<const volatile uint32_t*>(static_cast<uintptr_t>(base + off));
+  };
+  const auto r64 = [&](uint64_t off) {
+    return *reinterpret_cast<const volatile uint64_t*>(static_cast<uintptr_t>(base + off));
+  };
+  const uint32_t ver = r32(0x00);
+  const uint64_t cap = r64(0x08);
+  const uint64_t ecap = r64(0x10);
+  const uint32_t gsts = r32(0x1c);
+  ConsolePrintf("vtd:    unit 0x%lx VER %u.%u CAP 0x%016lx ECAP 0x%016lx GSTS 0x%08x\n",
+                static_cast<unsigned long>(base), (ver >> 4) & 0xf, ver & 0xf,
+                static_cast<unsigned long>(cap), static_cast<unsigned long>(ecap), gsts);
+  Check(ver != 0 && ver != 0xffffffff && cap != 0 && cap != ~0ULL && (gsts & (1u << 31)) == 0,
+        "VT-d unit: registers readable, translation off (GSTS.TES = 0)");
+}
+
 bool TableOk(const deviso::q35::PlatformInfo& info, const char* signature) {
   const deviso::q35::AcpiTableInfo* t = deviso::q35::FindAcpiTable(info.acpi, signature);
   return t != nullptr && t->readable && t->checksum_ok;
@@ -172,6 +196,9 @@ int deviso::q35::AppMain(const PlatformInfo& info) {
   if (CmdlineHas(info, "iommu=vtd")) {
     Check(dmar, "ACPI: DMAR present (intel-iommu)");
     Check(info.vtd_unit_count == 1, "DMAR (src/acpi): one VT-d unit (DRHD)");
+    if (info.vtd_unit_count >= 1) {
+      CheckVtdUnit(info);
+    }
   } else if (CmdlineHas(info, "iommu=none")) {
     Check(FindAcpiTable(info.acpi, "DMAR") == nullptr && info.vtd_unit_count == 0,
           "ACPI: no DMAR (no intel-iommu)");

@@ -211,6 +211,9 @@ void ReadDmar() {
   ConsolePrintf("dmar:   host address width %u, flags 0x%x\n", dmar->host_address_width(),
                 dmar->flags());
   for (const acpi::Drhd unit : dmar->drhds()) {
+    if (g_info.vtd_unit_count < kMaxVtdUnits) {
+      g_info.vtd_unit_base[g_info.vtd_unit_count] = unit.register_base();
+    }
     ++g_info.vtd_unit_count;
     ConsolePrintf("dmar:   DRHD 0x%lx (%lu KiB) segment %u%s\n",
                   static_cast<unsigned long>(unit.register_base()),

@@ -19,6 +19,7 @@
 namespace deviso::q35 {
 
 inline constexpr size_t kMaxMemoryRegions = 16;
+inline constexpr size_t kMaxVtdUnits = 4;  // register bases kept in PlatformInfo
 
 struct MemoryRegion {
   uint64_t base = 0;
@@ -48,7 +49,8 @@ struct PlatformInfo {
   bool has_ecam = false;      // the MCFG parsed and has an allocation for segment 0, bus 0
   acpi::EcamAllocation ecam;  // that allocation
   size_t vtd_unit_count = 0;  // DRHDs in a DMAR that parsed (0: no DMAR, or it was refused)
-  uint64_t hpet_base = 0;     // the HPET that deviso::port::MonotonicNs() reads; 0: none
+  uint64_t vtd_unit_base[kMaxVtdUnits] = {};  // the first kMaxVtdUnits DRHDs' register bases
+  uint64_t hpet_base = 0;  // the HPET that deviso::port::MonotonicNs() reads; 0: none
   uint32_t hpet_period_fs = 0;
 };
 
