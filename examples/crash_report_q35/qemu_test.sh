@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# CTest driver for the q35 crash-report tests (label qemu-q35): boots crash_report_q35 with
-# scripts/demo --board q35 in checking mode (its --expect lines and --expect-status judge the
-# console and the exit status), then judges by QEMU's own log of the exceptions it delivered in
-# long mode (-d int: the "v=.. e=.." lines whose CPU state shows CS64), which must be exactly
-# the listed ones, in order: no fault missed, none repeated. And the report's RIP must be the
-# address of the ELF symbol at the faulting instruction.
+# CTest driver for the q35 crash-report tests (label qemu-q35): boots crash_report_q35 (or the
+# image a later --image names: q35_hello uses it for hello_q35) with scripts/demo --board q35 in
+# checking mode (its --expect lines and --expect-status judge the console and the exit status),
+# then judges by QEMU's own log of the exceptions and interrupts it delivered in long mode (-d
+# int: the "v=.. e=.." lines, not software interrupts, whose CPU state shows CS64), which must be
+# exactly the listed ones, in order: no fault missed, none repeated. And the report's RIP must be
+# the address of the ELF symbol at the faulting instruction.
 #
 #   qemu_test.sh DIR "VEC:ERR[:CR2] ..." RIP-SYMBOL|- DEMO-ARGS... [-- QEMU-ARGS...]
 #     VEC, ERR: hex (as QEMU prints them); CR2: hex, or SYMBOL+0xOFFSET, for a #PF (vector 0e).

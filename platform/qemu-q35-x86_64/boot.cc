@@ -1,12 +1,13 @@
 // The C++ half of the boot (boot/start.S calls deviso_q35_boot in long mode, on the boot stack,
 // with .bss zero): exceptions, console, constructors, the Multiboot information, the ACPI
-// tables, then AppMain() and Exit().
+// tables, the clock, the local APIC, then AppMain() (interrupts disabled) and Exit().
 
 #include <cstring>
 
 #include "acpi/dmar.h"
 #include "acpi/mcfg.h"
 #include "acpi_scan.h"
+#include "apic.h"
 #include "arch.h"
 #include "console.h"
 #include "deviso/port/os.h"
@@ -343,6 +344,15 @@ void deviso_q35_boot() {
   deviso::q35::PrintBootSummary();
   deviso::q35::ScanAcpi();
   deviso::q35::StartClock();
+  g_info.apic_status = deviso::q35::ApicInit();
+  if (g_info.apic_status.ok()) {
+    deviso::q35::ConsolePrintf(
+        "apic:   local APIC id %u enabled (spurious vector 0x%x), 8259s masked\n",
+        deviso::q35::ApicId(), deviso::q35::kSpuriousVector);
+  } else {
+    deviso::q35::ConsolePrintf("apic:   no local APIC in xAPIC mode (%d)\n",
+                               g_info.apic_status.ToC());
+  }
 
   deviso::q35::Exit(deviso::q35::AppMain(g_info));
 }

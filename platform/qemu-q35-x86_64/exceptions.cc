@@ -9,6 +9,7 @@
 
 extern "C" {
 extern char deviso_q35_exception_stubs[];  // boot/isr.S: 32 stubs, kStubSize bytes apart
+extern char deviso_q35_irq_stubs[];        // boot/isr.S: vectors 32-255, kStubSize apart
 extern uint64_t deviso_q35_gdt[];          // boot/start.S: null, code, data, TSS (2 words)
 [[noreturn]] void deviso_q35_exit_now();   // boot/isr.S
 [[noreturn]] void deviso_q35_exception(deviso::q35::ExceptionFrame* frame);
@@ -54,7 +55,7 @@ static_assert(sizeof(Tss) == 104);
 // SDM Vol. 3A 7.2.3: the 16-byte TSS descriptor; type 9 (available 64-bit TSS), present.
 constexpr uint64_t kTssDescriptorType = 0x89;
 
-alignas(16) IdtGate g_idt[32];
+alignas(16) IdtGate g_idt[256];
 Tss g_tss;
 alignas(16) uint8_t g_double_fault_stack[8192];
 alignas(16) uint8_t g_nmi_mc_stack[8192];
@@ -69,7 +70,9 @@ struct __attribute__((packed)) DescriptorPointer {
 };
 
 void SetGate(size_t vector, uint8_t ist) {
-  const auto entry = reinterpret_cast<uintptr_t>(deviso_q35_exception_stubs) + vector * kStubSize;
+  const auto entry =
+      vector < 32 ? reinterpret_cast<uintptr_t>(deviso_q35_exception_stubs) + vector * kStubSize
+                  : reinterpret_cast<uintptr_t>(deviso_q35_irq_stubs) + (vector - 32) * kStubSize;
   IdtGate& g = g_idt[vector];
   g.offset_low = static_cast<uint16_t>(entry);
   g.selector = kCodeSelector;
@@ -164,7 +167,7 @@ void InstallExceptionHandlers() {
   deviso_q35_gdt[kTssGdtIndex + 1] = base >> 32;
   asm volatile("ltr %w0" ::"r"(kTssSelector) : "memory");
 
-  for (size_t v = 0; v < 32; ++v) {
+  for (size_t v = 0; v < 256; ++v) {
     SetGate(v, v == 8 ? 1 : (v == 2 || v == 18) ? 2 : 0);
   }
   const DescriptorPointer idtr = {sizeof(g_idt) - 1, reinterpret_cast<uintptr_t>(g_idt)};

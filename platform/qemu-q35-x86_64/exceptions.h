@@ -32,8 +32,9 @@ enum class MinimalReason : uint32_t {
   kDoubleFault = 2,    // vector 8, on IST1
 };
 
-// Loads the TSS (IST1: the double-fault stack; IST2: NMI and machine check) and the IDT. Called
-// first thing in boot.cc; before it an exception is a triple fault.
+// Loads the TSS (IST1: the double-fault stack; IST2: NMI and machine check) and the IDT: vectors
+// 0-31 the exception stubs, 32-255 the interrupt stubs (apic.h dispatches them). Called first
+// thing in boot.cc; before it an exception is a triple fault.
 void InstallExceptionHandlers();
 
 // The architectural name of a vector 0-31 ("#PF page fault"), or "reserved".

@@ -52,6 +52,7 @@ struct PlatformInfo {
   uint64_t vtd_unit_base[kMaxVtdUnits] = {};  // the first kMaxVtdUnits DRHDs' register bases
   uint64_t hpet_base = 0;  // the HPET that deviso::port::MonotonicNs() reads; 0: none
   uint32_t hpet_period_fs = 0;
+  Status apic_status;  // of ApicInit() (apic.h): interrupts can be used when ok()
 };
 
 // True if `word` is one of the command line's space-separated words.
@@ -66,8 +67,9 @@ const char* CmdlineValue(const PlatformInfo& info, const char* prefix);
 // elsewhere (MMIO, unmapped) reads as unreachable.
 const acpi::PhysicalMemory& BootMemory();
 
-// Provided by the application: runs in long mode with the final page tables, the IDT and
-// COM1, interrupts disabled. Returns the exit status (0: success; 0..126, exit.h).
+// Provided by the application: runs in long mode with the final page tables, the IDT, COM1 and
+// the local APIC enabled, interrupts disabled (apic.h: EnableInterrupts()). Returns the exit status
+// (0: success; 0..126, exit.h).
 int AppMain(const PlatformInfo& info);
 
 }  // namespace deviso::q35

@@ -1,5 +1,6 @@
 // Exception entry stubs for vectors 0-31 and the common path (exceptions.cc installs them in the
 // IDT). Every exception is fatal: it is reported once and the program ends with status 2.
+// Vectors 32-255 are interrupts (irq_common): dispatched by apic.cc, then IRETQ.
 //
 // The frame (exceptions.h, ExceptionFrame): the 15 general registers pushed here, the vector,
 // the error code (0 when the CPU pushes none; SDM Vol. 3A 6.13 lists the vectors that have
@@ -45,6 +46,26 @@ deviso_q35_exception_stubs:       // 32 stubs, 16 bytes apart (exceptions.cc: kS
   .endr
   .noaltmacro
 
+// Interrupt stubs for vectors 32-255 (exceptions.cc installs them; apic.cc dispatches): no
+// error code, so a 0 is pushed to keep ExceptionFrame's layout, then the vector.
+.macro IRQ_STUB vector
+  .balign 16
+  pushq $0
+  pushq $\vector
+  jmp irq_common
+.endm
+
+  .balign 16
+  .globl deviso_q35_irq_stubs
+deviso_q35_irq_stubs:             // 224 stubs, 16 bytes apart, the first for vector 32
+  .altmacro
+  .set vec, 32
+  .rept 224
+  IRQ_STUB %vec
+  .set vec, vec + 1
+  .endr
+  .noaltmacro
+
 .macro PUSH_GPRS
   push %rax
   push %rbx
@@ -82,6 +103,35 @@ nested:
   mov $1, %esi                      // MinimalReason::kInsideHandler
   call deviso_q35_minimal_report    // does not return
   jmp exit_now
+
+// An interrupt: saves every general register, calls the dispatcher on a 16-byte aligned stack,
+// restores them and returns (the code interrupted continues). The interrupted code is compiled
+// without a red zone (-mno-red-zone), so the CPU's frame overwrote nothing live.
+irq_common:
+  PUSH_GPRS
+  cld
+  mov %rsp, %rdi                    // ExceptionFrame*
+  mov %rsp, %rbx                    // callee-saved: the frame, to undo the alignment
+  and $-16, %rsp
+  call deviso_q35_irq               // apic.cc
+  mov %rbx, %rsp
+  pop %r15
+  pop %r14
+  pop %r13
+  pop %r12
+  pop %r11
+  pop %r10
+  pop %r9
+  pop %r8
+  pop %rbp
+  pop %rdi
+  pop %rsi
+  pop %rdx
+  pop %rcx
+  pop %rbx
+  pop %rax
+  add $16, %rsp                     // the vector and the 0 error code
+  iretq
 
 double_fault:
   PUSH_GPRS
