@@ -109,7 +109,8 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/deviso"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
     FILES_MATCHING PATTERN "*.h"
     PATTERN "port/host" EXCLUDE
-    PATTERN "port/baremetal" EXCLUDE)
+    PATTERN "port/baremetal" EXCLUDE
+    PATTERN "port/baremetal_x86" EXCLUDE)
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/deviso/port/${DEVISO_PORT}"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/deviso/port"
     FILES_MATCHING PATTERN "*.h")
