@@ -10,6 +10,7 @@
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
+#include <new>
 
 #include "deviso/assert.h"
 #include "format.h"
@@ -127,4 +128,15 @@ void operator delete(void*, size_t) noexcept {
 void operator delete[](void*) noexcept { deviso_panic(__FILE__, __LINE__, "operator delete[]"); }
 void operator delete[](void*, size_t) noexcept {
   deviso_panic(__FILE__, __LINE__, "operator delete[]");
+}
+// The over-aligned forms (C++17), referenced by deleting destructors of over-aligned classes
+// (e.g. a static table pool).
+void* operator new(size_t, std::align_val_t) {
+  deviso_panic(__FILE__, __LINE__, "operator new: no heap");
+}
+void operator delete(void*, std::align_val_t) noexcept {
+  deviso_panic(__FILE__, __LINE__, "operator delete");
+}
+void operator delete(void*, size_t, std::align_val_t) noexcept {
+  deviso_panic(__FILE__, __LINE__, "operator delete");
 }
