@@ -9,7 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "testing/sim_memory.h"
 
 namespace deviso::smmuv3 {
