@@ -34,7 +34,7 @@ static_assert(kItsMaxLpis <= kLpiSpace);
 //   ITTs: 256-byte aligned (5.3.17 MAPD ITT_addr[51:8]), one per device.
 constexpr size_t kItsEntryMax = 16;  // GITS_TYPER.ITT_entry_size is at most 16 bytes
 constexpr size_t kIttBytes = kItsEventsPerDevice * kItsEntryMax;
-constexpr size_t kDeviceTableBytes = 16 * kPage;
+constexpr size_t kDeviceTableBytes = 2 * kPage;  // 1024 DeviceIDs of 8 bytes (QEMU's size)
 struct alignas(65536) ItsMemoryBlock {
   uint8_t pending[kPage];  // 2^14 bits = 2 KiB used
   uint8_t config[kLpiSpace];

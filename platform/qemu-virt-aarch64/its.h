@@ -71,8 +71,8 @@ Result<uint32_t> ItsDeviceId(const PlatformInfo& info, uint16_t rid);
 // Maps (device_id, event_id) to a new LPI whose handler is `handler(ctx)`, enabled: MAPD (the
 // device's first event: a new ITT, valid), MAPTI, then the LPI's configuration byte, INV and
 // SYNC. Returns the LPI's INTID. Errors, with nothing changed: -EIO (not initialised), -EINVAL
-// (null handler, event_id >= kItsEventsPerDevice, device_id beyond the device table or the
-// ITS's DeviceID bits), -EEXIST (that event is already mapped), -ENOMEM (kItsMaxDevices
+// (null handler, event_id >= kItsEventsPerDevice, device_id beyond the device table (8 KiB:
+// 1024 DeviceIDs with QEMU's 8-byte entries, i.e. buses 0-3) or the ITS's DeviceID bits), -EEXIST (that event is already mapped), -ENOMEM (kItsMaxDevices
 // devices or kItsMaxLpis LPIs in use); -ETIMEDOUT/-EIO from the command queue (then the
 // mapping may be half made: ItsUnmapEvent() cleans it up).
 Result<uint32_t> ItsMapEvent(uint32_t device_id, uint32_t event_id, IrqHandler handler, void* ctx);
