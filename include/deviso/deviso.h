@@ -64,7 +64,8 @@
  *                    descriptor, ASID or VMID is reused until an invalidation covering it
  *                    completed.
  *      deviso_ctx_alloc: nothing changed (a new domain whose attach failed is destroyed again;
- *                    should that fail too its slot is retired, never reused).
+ *                    should that fail too, the destruction is retried by the next
+ *                    deviso_ctx_alloc once the unit is not broken, so nothing leaks).
  *  - deviso_ctx_free() returns the stream to blocked, invalidates, and reclaims every table.
  *  - DMA through the IOMMU includes a device's MSI writes: a device using MSI must have its
  *    doorbell mapped on purpose (deviso/msi.h: deviso_map_msi_doorbell()); deviso never maps
