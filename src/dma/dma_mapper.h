@@ -93,6 +93,7 @@ class ContextDmaMapper final : public drivers::DmaMapper {
                                            drivers::DmaDirection direction) override;
   Status UnmapForDevice(const drivers::DmaMapping& mapping) override;
   size_t page_size() const override { return static_cast<size_t>(binding_.context.page_size()); }
+  bool bounces_sub_page() const override { return bounce_.enabled(); }
 
   // For a mapping that stays live across transfers (a ring the device reads and writes):
   // SyncForDevice makes what the CPU wrote to the buffer visible to the device (a bounced
@@ -137,6 +138,7 @@ class StaticContextDmaMapper final : public drivers::DmaMapper {
     return mapper_.UnmapForDevice(mapping);
   }
   size_t page_size() const override { return mapper_.page_size(); }
+  bool bounces_sub_page() const override { return mapper_.bounces_sub_page(); }
   Status SyncForDevice(const drivers::DmaMapping& mapping) {
     return mapper_.SyncForDevice(mapping);
   }

@@ -83,6 +83,10 @@ class DmaMapper {
   virtual Status UnmapForDevice(const DmaMapping& mapping) = 0;
   // The granule MapForDevice() requires (the device's isolation context's page size).
   virtual size_t page_size() const = 0;
+  // Whether MapForDevice() takes a buffer of any alignment and size and maps a copy of it in
+  // whole pages of its own (bounce pages), so the pages around the buffer are never exposed: a
+  // driver then passes its exact range instead of the whole pages around it.
+  virtual bool bounces_sub_page() const { return false; }
 
  protected:
   ~DmaMapper() = default;
