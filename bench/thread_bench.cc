@@ -28,47 +28,29 @@
 #include <thread>
 #include <vector>
 
-#include "deviso/port/device.h"
-#include "deviso/registry.h"
+#include "bench_units.h"
 #include "raw_baseline.h"
-#include "smmuv3/testing/registry_rig.h"
-#include "testing/sim_memory.h"
-#include "virtio_iommu/testing/fake_device.h"
-#include "virtio_iommu/virtio_iommu.h"
 
 namespace deviso {
 namespace {
 
 constexpr uint64_t kPage = 4096;
-constexpr int kMaxThreads = 4;
+constexpr size_t kMaxThreads = 4;
 constexpr uint64_t kOpsPerThread = 2048;
-constexpr uint32_t kSidBase = 0x20;
 // Each thread's page lies in a 2 MiB region of its own, beside a neighbour that keeps the tables
 // in place: the same walk for every thread, no table freed or allocated in the loop.
 constexpr Iova kIovaBase = 0x4000'0000;
 constexpr uint64_t kRegion = 2ULL << 20;
 constexpr Paddr kPaBase = 0x1'0000'0000;  // outside the simulated RAM: nothing the unit owns
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using bench::Check;
 
-// A registry over one unit with kMaxThreads bound devices, each with a context, and one more
-// device whose context every thread shares.
+// kMaxThreads devices, each with a context, and one more device whose context every thread
+// shares, on one unit.
 struct Fleet {
-  virtual ~Fleet() = default;
-  Registry* registry = nullptr;
-  IsolationUnit* unit = nullptr;
-  device devs[kMaxThreads + 1] = {};
-  Context own[kMaxThreads];
-  Context shared;
-
-  void Bind() {
-    Check(registry->RegisterUnit(*unit).ok());
-    for (int i = 0; i <= kMaxThreads; ++i) {
-      const uint32_t sid = kSidBase + static_cast<uint32_t>(i);
-      Check(registry->BindDevice(&devs[i], *unit, {&sid, 1}).ok());
-      Result<Context> ctx = registry->AllocContext(&devs[i], sid);
+  explicit Fleet(std::unique_ptr<bench::BenchUnit> u) : unit(std::move(u)) {
+    for (size_t i = 0; i <= kMaxThreads; ++i) {
+      Result<Context> ctx = unit->registry().AllocContext(unit->dev(i), bench::BenchUnit::Sid(i));
       Check(ctx.ok());
       if (i < kMaxThreads) {
         own[i] = *ctx;
@@ -77,69 +59,16 @@ struct Fleet {
       }
     }
     // The neighbours: one page at the start of every thread's region, in every context.
-    for (int t = 0; t < kMaxThreads; ++t) {
-      const Iova region = kIovaBase + static_cast<uint64_t>(t) * kRegion;
-      const Paddr pa = kPaBase + static_cast<uint64_t>(t) * kRegion;
+    for (size_t t = 0; t < kMaxThreads; ++t) {
+      const Iova region = kIovaBase + t * kRegion;
+      const Paddr pa = kPaBase + t * kRegion;
       Check(own[t].Map(region, pa, kPage, kPermReadWrite).ok());
       Check(shared.Map(region, pa, kPage, kPermReadWrite).ok());
     }
   }
-};
-
-// The SMMUv3 driver on the register-level model (QEMU 7.2's profile: RIL, BBML2, 2-level
-// stream table), through its own registry.
-struct SmmuFleet final : Fleet {
-  static smmuv3::testing::RegistryRig::Options Options() {
-    smmuv3::testing::RegistryRig::Options o;
-    o.smmu.name = "smmuv3@bench";
-    o.smmu.dma_coherent = true;
-    o.memory.base = 0x4000'0000;
-    o.memory.tables_4k_bytes = 8u << 20;
-    return o;
-  }
-  SmmuFleet() : rig(Options()) {
-    Check(rig.Start(false).ok());
-    registry = rig.registry;
-    unit = rig.smmu.get();
-    Bind();
-  }
-  smmuv3::testing::RegistryRig rig;
-};
-
-// The virtio-iommu driver on the fake virtio-iommu-pci (requests complete inside the notify
-// write, as QEMU does), through its own registry.
-struct VirtioFleet final : Fleet {
-  static testing::SimPhysMemory::Options MemoryOptions() {
-    testing::SimPhysMemory::Options o;
-    o.base = 0x4000'0000;
-    return o;
-  }
-  static virtio_iommu::VirtioIommu::Config Config(testing::SimPhysMemory& memory,
-                                                  virtio_iommu::testing::FakeVirtioIommu& fake) {
-    virtio_iommu::VirtioIommu::Config c;
-    c.pci = &fake.config();
-    c.bars[virtio_iommu::testing::FakeVirtioIommu::kBar] = &fake.bar();
-    c.dma = &memory.dma();
-    c.name = "virtio-iommu@bench";
-    return c;
-  }
-  VirtioFleet()
-      : memory(MemoryOptions()), fake(memory, {}), iommu(Config(memory, fake)), own_registry() {
-    Check(iommu.Probe().ok());
-    Check(iommu.Init().ok());
-    registry = &own_registry;
-    unit = &iommu;
-    Bind();
-  }
-  ~VirtioFleet() override {
-    // The registry first (it calls no backend), then the unit.
-    own_registry.~Registry();
-    new (&own_registry) Registry();
-  }
-  testing::SimPhysMemory memory;
-  virtio_iommu::testing::FakeVirtioIommu fake;
-  virtio_iommu::VirtioIommu iommu;
-  Registry own_registry;
+  std::unique_ptr<bench::BenchUnit> unit;
+  Context own[kMaxThreads];
+  Context shared;
 };
 
 enum class Backend { kSmmu, kVirtio };
@@ -152,9 +81,9 @@ Fleet& FleetFor(Backend b) {
   std::unique_ptr<Fleet>& f = b == Backend::kSmmu ? smmu : virtio;
   if (!f) {
     if (b == Backend::kSmmu) {
-      f = std::make_unique<SmmuFleet>();
+      f = std::make_unique<Fleet>(std::make_unique<bench::SmmuBenchUnit>(kMaxThreads + 1));
     } else {
-      f = std::make_unique<VirtioFleet>();
+      f = std::make_unique<Fleet>(std::make_unique<bench::VirtioBenchUnit>(kMaxThreads + 1));
     }
   }
   return *f;
@@ -239,20 +168,21 @@ BENCHMARK(BM_ThreadsSharedContext_Virtio)->Arg(1)->Arg(2)->Arg(4)->UseManualTime
 // allocated (the map path's case: answered from the hull, no lock); 1: a range inside the hull
 // of its L2 tables and CDs that overlaps none of them (the lock and a scan of every slot).
 void BM_UsesMemory_Smmu(benchmark::State& state) {
-  auto& fleet = static_cast<SmmuFleet&>(FleetFor(Backend::kSmmu));
+  Fleet& fleet = FleetFor(Backend::kSmmu);
+  auto& smmu = static_cast<bench::SmmuBenchUnit&>(*fleet.unit);
   // A page of the DMA region that the unit does not own, between the fleet's CDs (below it) and
   // one more domain's CD (above it): taken from the DMA memory and kept, never given to the
   // unit. Once for the run.
-  static const Paddr inside = [&fleet] {
-    Result<DmaBuffer> page = fleet.rig.memory.dma().Allocate(kPage, kPage);
+  static const Paddr inside = [&smmu] {
+    Result<DmaBuffer> page = smmu.rig().memory.dma().Allocate(kPage, kPage);
     Check(page.ok());
-    Check(fleet.registry->CreateDomain(*fleet.unit).ok());
+    Check(smmu.registry().CreateDomain(smmu.unit()).ok());
     return page->pa;
   }();
   const Paddr pa = state.range(0) == 0 ? kPaBase : inside;
-  Check(!fleet.unit->UsesMemory(pa, kPage));
+  Check(!smmu.unit().UsesMemory(pa, kPage));
   for (auto _ : state) {
-    benchmark::DoNotOptimize(fleet.unit->UsesMemory(pa, kPage));
+    benchmark::DoNotOptimize(smmu.unit().UsesMemory(pa, kPage));
   }
   state.counters["in_hull"] = static_cast<double>(state.range(0));
 }
