@@ -1,7 +1,8 @@
-// The two isolation units the driver-level benchmarks run through (thread_bench, dma_map_bench):
-// the SMMUv3 driver on its register-level host model and the virtio-iommu driver on its fake
-// virtio-iommu-pci, each with a registry of its own and `devices` bound devices (StreamID /
-// endpoint kSidBase + i). Host benchmark code.
+// The isolation units the driver-level benchmarks run through (thread_bench, dma_map_bench): the
+// SMMUv3 driver on its register-level host model, the SMMUv3 driver on a register stub that
+// completes every command at once (InstantSmmu, also smmu_bench's), and the virtio-iommu driver
+// on its fake virtio-iommu-pci; each with a registry of its own and `devices` bound devices
+// (StreamID / endpoint kSidBase + i). Host benchmark code.
 
 #ifndef DEVISO_BENCH_BENCH_UNITS_H_
 #define DEVISO_BENCH_BENCH_UNITS_H_
@@ -12,6 +13,8 @@
 
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
+#include "instant_smmu.h"
+#include "smmuv3/smmu.h"
 #include "smmuv3/testing/registry_rig.h"
 #include "testing/sim_memory.h"
 #include "virtio_iommu/testing/fake_device.h"
@@ -83,6 +86,43 @@ class SmmuBenchUnit final : public BenchUnit {
 
  private:
   smmuv3::testing::RegistryRig rig_;
+};
+
+// The SMMUv3 driver on InstantSmmu: the driver's own scaling (its command-queue lock, the
+// per-context locks), without the model's single lock.
+class InstantSmmuBenchUnit final : public BenchUnit {
+ public:
+  explicit InstantSmmuBenchUnit(size_t devices) : memory_(MemoryOptions()), smmu_(Config()) {
+    Check(smmu_.Probe().ok());
+    Check(smmu_.Init(false).ok());
+    Bind(&registry_, &smmu_, devices);
+  }
+  UnitWork work() const override {
+    const smmuv3::Stats s = smmu_.stats();
+    return {s.commands, s.syncs};
+  }
+  smmuv3::Smmuv3& smmu() { return smmu_; }
+
+ private:
+  static testing::SimPhysMemory::Options MemoryOptions() {
+    testing::SimPhysMemory::Options o;
+    o.base = 0x4000'0000;
+    o.tables_4k_bytes = 8u << 20;
+    return o;
+  }
+  smmuv3::Smmuv3::Config Config() {
+    smmuv3::Smmuv3::Config c;
+    c.name = "smmuv3@instant";
+    c.regs = &regs_;
+    c.dma = &memory_.dma();
+    c.tables_4k = &memory_.tables_4k();
+    c.dma_coherent = true;
+    return c;
+  }
+  InstantSmmu regs_;
+  testing::SimPhysMemory memory_;
+  smmuv3::Smmuv3 smmu_;
+  Registry registry_;  // last: destroyed first (it calls no backend)
 };
 
 // The virtio-iommu driver on the fake device (requests complete inside the notify write, as
