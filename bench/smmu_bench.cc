@@ -13,7 +13,7 @@
 
 #include "instant_smmu.h"
 #include "raw_baseline.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "testing/sim_memory.h"
 
 namespace deviso::smmuv3 {
