@@ -14,7 +14,7 @@
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
 #include "instant_smmu.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/registry_rig.h"
 #include "testing/sim_memory.h"
 #include "virtio_iommu/testing/fake_device.h"
