@@ -644,6 +644,10 @@ void FakeVirtioIommu::FailNext(uint8_t type, ReqStatus status) {
   std::lock_guard<std::mutex> l(mu_);
   fail_next_ = std::make_pair(type, status);
 }
+void FakeVirtioIommu::ClearFailNext() {
+  std::lock_guard<std::mutex> l(mu_);
+  fail_next_.reset();
+}
 void FakeVirtioIommu::SetHostile(Hostile mode, unsigned count, uint8_t type) {
   std::lock_guard<std::mutex> l(mu_);
   hostile_ = mode;

@@ -120,6 +120,8 @@ class FakeVirtioIommu {
   // ---- Control ----
   // The next request of `type` (0: any) is answered with `status` (nothing changes).
   void FailNext(uint8_t type, ReqStatus status);
+  // Disarms a FailNext no request consumed yet.
+  void ClearFailNext();
   // Stop completing requests (they stay in the avail ring): a hung device.
   void SetHung(bool hung);
   // Completes whatever is pending (complete_in_notify = false).
