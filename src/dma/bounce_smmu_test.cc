@@ -18,7 +18,7 @@
 #include "dma/block_pool.h"
 #include "dma/bounce.h"
 #include "dma/dma_mapper.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/registry_rig.h"
 
 namespace deviso::dma {
