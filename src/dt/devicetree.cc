@@ -204,6 +204,56 @@ bool IsPciNode(const void* fdt, int node) {
   return type != nullptr && std::strcmp(type, "pci") == 0;
 }
 
+// A big-endian cell of the blob at byte `off` (any alignment).
+uint32_t Be32At(const uint8_t* b, uint64_t off) {
+  return static_cast<uint32_t>(b[off]) << 24 | static_cast<uint32_t>(b[off + 1]) << 16 |
+         static_cast<uint32_t>(b[off + 2]) << 8 | b[off + 3];
+}
+
+// The structure block's tags walked before libfdt sees them (devicetree specification v0.4,
+// 5.4 "Structure Block"), in 64-bit arithmetic, every step strictly forward and inside the
+// block, so at most size / 4 steps: Debian's libfdt 1.6.1 computes the next tag of an FDT_PROP
+// as an int, and a length such as 0xfffffff4 steps back onto the same tag, so fdt_check_full
+// (and every later walk) loops for ever (dt_fuzzer_corpus/regress-prop-len-steps-back). Only
+// the shape is checked here (tags known, node names and values inside the block, FDT_END
+// reached); fdt_check_full checks the rest. `totalsize` is within the buffer.
+bool StructureWalkIsBounded(const uint8_t* b, uint64_t totalsize) {
+  constexpr uint32_t kBeginNode = 1, kEndNode = 2, kProp = 3, kNop = 4, kEnd = 9;
+  const uint64_t off = Be32At(b, 8);
+  const uint32_t version = Be32At(b, 20);
+  // size_dt_struct exists from version 17 on; before, the block may run to the blob's end.
+  const uint64_t size = version >= 17 ? Be32At(b, 36) : (off <= totalsize ? totalsize - off : 0);
+  if (off > totalsize || size > totalsize - off || off % 4 != 0) return false;
+  const uint64_t end = off + size;
+  for (uint64_t o = off; o + 4 <= end;) {
+    switch (Be32At(b, o)) {
+      case kBeginNode: {
+        uint64_t n = o + 4;
+        while (n < end && b[n] != 0) ++n;
+        if (n >= end) return false;  // the name runs out of the block
+        o = (n + 1 + 3) & ~uint64_t{3};
+        break;
+      }
+      case kProp: {
+        if (end - o < 12) return false;
+        const uint64_t len = Be32At(b, o + 4);
+        if (len > end - (o + 12)) return false;  // the value runs out of the block
+        o += 12 + ((len + 3) & ~uint64_t{3});
+        break;
+      }
+      case kEndNode:
+      case kNop:
+        o += 4;
+        break;
+      case kEnd:
+        return true;
+      default:
+        return false;
+    }
+  }
+  return false;  // no FDT_END inside the block
+}
+
 }  // namespace
 
 Status CheckBlob(const void* fdt, size_t buffer_size) {
@@ -213,8 +263,12 @@ Status CheckBlob(const void* fdt, size_t buffer_size) {
   // inside its block, every name offset inside the strings block and NUL-terminated there,
   // nesting balanced, FDT_END last), so the walks that follow (fdt_next_node, fdt_getprop,
   // fdt_parent_offset) stay inside the checked blob.
+  // Before fdt_check_full, deviso's own bounded walk of the structure block (see
+  // StructureWalkIsBounded): libfdt 1.6.1's can loop for ever on a property length that wraps.
   if (fdt == nullptr || buffer_size < sizeof(struct fdt_header) || fdt_check_header(fdt) != 0 ||
-      fdt_totalsize(fdt) > buffer_size || fdt_check_full(fdt, fdt_totalsize(fdt)) != 0) {
+      fdt_totalsize(fdt) > buffer_size ||
+      !StructureWalkIsBounded(static_cast<const uint8_t*>(fdt), fdt_totalsize(fdt)) ||
+      fdt_check_full(fdt, fdt_totalsize(fdt)) != 0) {
     port::Log("deviso dt: not a valid devicetree blob\n");
     return Status::InvalidArgument();
   }

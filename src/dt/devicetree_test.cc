@@ -81,6 +81,13 @@ TEST(DtBlob, CheckRejectsDamagedStructure) {
     EXPECT_EQ(CheckBlob(b.data(), b.size()), Status::InvalidArgument());
   }
   {
+    // A length that wraps: libfdt 1.6.1's fdt_next_tag steps back onto the same tag and
+    // fdt_check_full never returns (found by dt_fuzzer); deviso's walk refuses it first.
+    std::vector<uint8_t> b = good;
+    put32(b, prop + 4, 0xfffffff4);
+    EXPECT_EQ(CheckBlob(b.data(), b.size()), Status::InvalidArgument());
+  }
+  {
     std::vector<uint8_t> b = good;
     b[off_strings + size_strings - 1] = 'x';  // the last name loses its NUL
     EXPECT_EQ(CheckBlob(b.data(), b.size()), Status::InvalidArgument());

@@ -5,7 +5,7 @@
 # 100-byte buffer and the canary everywhere else), and checks of QEMU's own trace: every
 # translation of the edu's StreamID went into the bounce pool, none to a buffer's own page,
 # and the blocked writes were recorded as faults.
-set(sub_page_dma_test "${PROJECT_SOURCE_DIR}/examples/sub_page_dma/qemu_test.sh")
+set(sub_page_dma_test "${PROJECT_SOURCE_DIR}/tests/qemu/sub_page_dma/qemu_test.sh")
 
 set(sub_page_dma_steps
     "get_binding=device_get_binding(\"DMA_0\") found the edu engine"

@@ -22,7 +22,7 @@
 #                                        virtio-iommu MAPPING faults at both
 set -euo pipefail
 
-root="$(cd "$(dirname "$0")/../.." && pwd)"
+root="$(cd "$(dirname "$0")/../../.." && pwd)"
 what="$1"
 dir="$2"
 console="${dir}/console.log"
