@@ -7,6 +7,7 @@
 
 #include "core/barrier.h"
 #include "core/counters.h"
+#include "core/leaf_merger.h"
 #include "deviso/assert.h"
 #include "ports/poll.h"
 #include "smmuv3/errata.h"
@@ -1162,6 +1163,40 @@ bool Smmuv3::UsesMemory(Paddr pa, uint64_t size) const {
 Result<Paddr> Smmuv3::IovaToPhys(Domain* domain, Iova iova) {
   auto* d = static_cast<SmmuDomain*>(domain);
   return d->table_->IovaToPhys(iova);
+}
+
+namespace {
+
+// Feeds the engine's leaves (ascending IOVA) to a LeafMerger.
+class LeafFeed final : public pgtable::MappingVisitor {
+ public:
+  explicit LeafFeed(LeafMerger& merger) : merger_(merger) {}
+  bool Visit(const pgtable::Mapping& m) override {
+    LeafExtent leaf;
+    leaf.iova = m.iova;
+    leaf.pa = m.pa;
+    leaf.size = m.size;
+    leaf.perms = m.perms;
+    // pgtable::MemType and deviso::MemType list the same four types in the same order.
+    leaf.type = static_cast<MemType>(static_cast<uint8_t>(m.type));
+    leaf.leaf_size = m.size;
+    return merger_.Add(leaf);
+  }
+
+ private:
+  LeafMerger& merger_;
+};
+
+}  // namespace
+
+// Reads the domain's tables through the engine's visitor (the context lock keeps them still).
+Status Smmuv3::ForEachLeaf(Domain* domain, LeafVisitor& visitor) {
+  auto* d = static_cast<SmmuDomain*>(domain);
+  LeafMerger merger(visitor);
+  LeafFeed feed(merger);
+  d->table_->ForEachMapping(feed);
+  merger.Finish();
+  return Status::Ok();
 }
 
 // ---------------------------------------------------------------------------------------------
