@@ -443,6 +443,10 @@ Result<bool> Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost)
     return Status::IoError();
   }
   cmdq_.cons = new_cons;
+  // Everything queued was consumed: no command stopped the queue (7.1: the SMMU halts with
+  // CONS at the erroneous command), so there is no CMDQ_ERR to look for. Saves two MMIO reads
+  // on every completed sync.
+  if (cmdq_.cons == cmdq_.prod) return false;
   const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
   const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};
   if (((gerror.raw | gerrorn.raw) & ~reg::kGerrorDefined) != 0) {
@@ -515,10 +519,15 @@ Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
   // Done when CONS passed everything up to and including the sync. A sync that completed
   // while this thread was not running is not a timeout (which would break the unit for good):
   // PollUntil looks once more after the deadline.
-  const Status s = port::PollUntil(config_.timeout_ns, [&]() -> Result<bool> {
+  const auto look = [&]() -> Result<bool> {
     DEVISO_TRY(LookAtConsLocked(first, end, &lost));
     return cmdq_.cons == cmdq_.prod;
-  });
+  };
+  // One look before the deadline starts: an SMMU that is already done costs no clock reading.
+  const Result<bool> at_once = look();
+  const Status s = !at_once.ok() ? at_once.status()
+                   : *at_once    ? Status::Ok()
+                                 : port::PollUntil(config_.timeout_ns, look);
   if (s == Status::TimedOut()) {
     // Completion cannot be confirmed: nothing this unit does can be trusted any more, and
     // nothing it may still be using is freed.
@@ -620,34 +629,36 @@ Status Smmuv3::InvalidateDomainRangeOnce(SmmuDomain& d, const pgtable::Invalidat
   const bool one_level = (r.leaf_levels & (r.leaf_levels - 1)) == 0;
   const unsigned ttl = !r.tables && one_level && r.leaf_levels > 1 ? Log2Floor(r.leaf_levels) : 0;
   const bool leaf = !r.tables;
+  if (config::kRangeTlbi && idr3_.ril() != 0 && r.size / page < kMaxTlbiRangeGranules) {
+    // At most two commands: no 64-entry array to construct on the strict unmap's hot path.
+    ds::Command range[2];
+    const size_t n = BuildRangeTlbi(d, r.iova, r.size / page, ttl, leaf, range);
+    Count(stats_.tlbi_va, n);
+    return Submit(range, n);
+  }
   ds::Command cmds[64];
   size_t n = 0;
-  if (config::kRangeTlbi && idr3_.ril() != 0 && r.size / page < kMaxTlbiRangeGranules) {
-    n = BuildRangeTlbi(d, r.iova, r.size / page, ttl, leaf, cmds);
-    Count(stats_.tlbi_va, n);
+  // One command per leaf: step by the leaf size when there is one level, else by page.
+  const uint64_t step = ttl != 0 ? d.table_->LevelSize(ttl) : page;
+  const uint64_t count = (r.size + step - 1) / step;
+  if (count > config_.max_tlbi_per_range || count > 64) {
+    cmds[n++] = ContextTlbi(d);
+    Count(stats_.tlbi_context);
   } else {
-    // One command per leaf: step by the leaf size when there is one level, else by page.
-    const uint64_t step = ttl != 0 ? d.table_->LevelSize(ttl) : page;
-    const uint64_t count = (r.size + step - 1) / step;
-    if (count > config_.max_tlbi_per_range || count > 64) {
-      cmds[n++] = ContextTlbi(d);
-      Count(stats_.tlbi_context);
-    } else {
-      for (uint64_t i = 0; i < count; ++i) {
-        ds::Command c = Cmd(d.stage2() ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
-        ds::Command::W0 w0{c.raw[0]};
-        if (d.stage2()) {
-          w0.set_vmid(d.vmid_);
-        } else {
-          w0.set_asid(d.asid_);
-        }
-        c.raw[0] = w0.raw;
-        c.raw[1] =
-            ds::Command::W1{}.set_leaf(leaf ? 1 : 0).set_address((r.iova + i * step) >> 12).raw;
-        cmds[n++] = c;
+    for (uint64_t i = 0; i < count; ++i) {
+      ds::Command c = Cmd(d.stage2() ? ds::kOpTlbiS2Ipa : ds::kOpTlbiNhVa);
+      ds::Command::W0 w0{c.raw[0]};
+      if (d.stage2()) {
+        w0.set_vmid(d.vmid_);
+      } else {
+        w0.set_asid(d.asid_);
       }
-      Count(stats_.tlbi_va, n);
+      c.raw[0] = w0.raw;
+      c.raw[1] =
+          ds::Command::W1{}.set_leaf(leaf ? 1 : 0).set_address((r.iova + i * step) >> 12).raw;
+      cmds[n++] = c;
     }
+    Count(stats_.tlbi_va, n);
   }
   return Submit(cmds, n);
 }
@@ -670,6 +681,7 @@ Result<ds::Ste*> Smmuv3::SteSlot(uint32_t sid, bool allocate) {
     if (!allocate) return Status::NotFound();
     const size_t bytes = (size_t{1} << kL2SplitBits) * sizeof(ds::Ste);
     DEVISO_ASSIGN_OR_RETURN(l2_[l1], config_.dma->Allocate(bytes, bytes));
+    GrowDynamicHull(l2_[l1]);
     // The L2 table is all invalid STEs (zeroed and cleaned by Allocate): publishing the L1
     // descriptor changes nothing a device can do, except that it now reports C_BAD_STE
     // instead of C_BAD_STREAMID.
@@ -893,6 +905,7 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
       return cd.status();
     }
     d->cd_ = *cd;
+    GrowDynamicHull(d->cd_);
     // Written before any STE points at it: word 0 (V) last all the same.
     ds::Cd image;
     BuildCd(*d, &image);
@@ -1141,6 +1154,13 @@ bool Overlaps(Paddr pa, uint64_t size, Paddr base, uint64_t bytes) {
 }
 }  // namespace
 
+void Smmuv3::GrowDynamicHull(const DmaBuffer& b) {
+  if (b.size == 0) return;
+  // Release: a UsesMemory() that runs after the buffer is published sees the hull cover it.
+  if (b.pa < dynamic_lo_) __atomic_store_n(&dynamic_lo_, b.pa, __ATOMIC_RELEASE);
+  if (b.pa + b.size > dynamic_hi_) __atomic_store_n(&dynamic_hi_, b.pa + b.size, __ATOMIC_RELEASE);
+}
+
 bool Smmuv3::UsesMemory(Paddr pa, uint64_t size) const {
   for (const Config::Range& r : config_.own_memory) {
     if (Overlaps(pa, size, r.base, r.size)) return true;
@@ -1150,6 +1170,11 @@ bool Smmuv3::UsesMemory(Paddr pa, uint64_t size) const {
       Overlaps(pa, size, evtq_.buffer.pa, evtq_.buffer.size)) {
     return true;
   }
+  // Outside the hull of every L2 table and CD ever allocated: none of them (the map path's
+  // usual answer, without the lock or a scan of every slot).
+  const uint64_t lo = __atomic_load_n(&dynamic_lo_, __ATOMIC_ACQUIRE);
+  const uint64_t hi = __atomic_load_n(&dynamic_hi_, __ATOMIC_ACQUIRE);
+  if (hi <= lo || !Overlaps(pa, size, lo, hi - lo)) return false;
   port::LockGuard guard(lock_);
   for (const DmaBuffer& b : l2_) {
     if (Overlaps(pa, size, b.pa, b.size)) return true;
