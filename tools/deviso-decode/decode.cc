@@ -224,7 +224,7 @@ std::string DecodeSmmuEvent(const std::vector<uint64_t>& q) {
   out.Field("SSV", w0.ssv(), w0.ssv() != 0 ? "SubstreamID valid" : "no substream", "IHI0070 7.3");
   if (w0.ssv() != 0) out.Field("SubstreamID", w0.substream_id(), "", "IHI0070 7.3");
   out.Field("StreamID", w0.stream_id(), "", "IHI0070 7.3");
-  if (HasAddress(id) || id == ds::kEvtBadSte || id == ds::kEvtBadCd) {
+  if (HasAddress(id)) {
     out.Field("STAG", w1.stag(), "stall tag (stalled faults only)", section);
     out.Field("Stall", w1.stall(), w1.stall() != 0 ? "stalled" : "terminated", section);
   }
@@ -248,10 +248,16 @@ std::string DecodeSmmuEvent(const std::vector<uint64_t>& q) {
     out.Field("FetchAddr", w3.fetch_addr() << 3, "physical address of the failed fetch", section);
   }
   // What the driver makes of it (the same DecodeFault the library runs on every record).
-  const Fault f = smmuv3::Smmuv3::DecodeFault(e, "smmuv3", /*stream_attached=*/true);
-  char line[256];
-  (void)deviso_fault_format(&f, line, sizeof(line));
-  out.Line(std::string("deviso report (stream attached): ") + line);
+  // The driver tells a blocked stream's C_BAD_STE from a broken configuration by whether the
+  // stream is attached, which the record does not say: both readings.
+  for (const bool attached : {true, false}) {
+    const Fault f = smmuv3::Smmuv3::DecodeFault(e, "smmuv3", attached);
+    char line[256];
+    (void)deviso_fault_format(&f, line, sizeof(line));
+    out.Line(std::string(attached ? "deviso report (stream attached):     "
+                                  : "deviso report (stream not attached): ") +
+             line);
+  }
   return out.str();
 }
 
@@ -559,7 +565,7 @@ bool MemoryImage::AddText(const std::string& text, unsigned width, std::string* 
   std::string line;
   while (std::getline(lines, line)) {
     const size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
+    if (colon == std::string::npos || line[line.find_first_not_of(" \t")] == '#') continue;
     std::string addr = line.substr(0, colon);
     const size_t sp = addr.find_first_of(" \t<");
     if (sp != std::string::npos) addr = addr.substr(0, sp);

@@ -17,13 +17,13 @@ namespace {
 
 using ::testing::HasSubstr;
 
-[[maybe_unused]] std::string Capture(const std::string& name) {
+std::string Capture(const std::string& name) {
   std::ifstream in(std::string(DEVISO_DECODE_CAPTURES) + "/" + name);
   EXPECT_TRUE(in.good()) << name;
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-[[maybe_unused]] std::vector<uint64_t> Qwords(const std::string& text, size_t n) {
+std::vector<uint64_t> Qwords(const std::string& text, size_t n) {
   std::string error;
   std::optional<std::vector<uint64_t>> w = ParseWords(text, &error);
   EXPECT_TRUE(w.has_value()) << error;
@@ -31,6 +31,96 @@ using ::testing::HasSubstr;
   std::optional<std::vector<uint64_t>> q = AsQwords(*w, n);
   EXPECT_TRUE(q.has_value()) << w->size() << " words";
   return q.value_or(std::vector<uint64_t>(n));
+}
+
+// ---- Captures from QEMU 7.2 (captures/README.md) -----------------------------------------------
+
+TEST(DecodeCaptures, EventsAsTheSmmuWroteThem) {
+  // Attack 1 of ahci_isolation: a write to never-mapped 0x40602000 (F_TRANSLATION).
+  const std::string t = DecodeSmmuEvent(Qwords(Capture("qemu72-event-translation.gdb"), 4));
+  EXPECT_THAT(t, HasSubstr("F_TRANSLATION  [IHI0070 7.3.12]"));
+  EXPECT_THAT(t, HasSubstr("StreamID         0x10"));
+  EXPECT_THAT(t, HasSubstr("InputAddr        0x40602000"));
+  EXPECT_THAT(t, HasSubstr("unprivileged data write at iova 0x40602000: translation fault"));
+  // Attack 3: a write into a read-only page (F_PERMISSION).
+  const std::string p = DecodeSmmuEvent(Qwords(Capture("qemu72-event-permission.gdb"), 4));
+  EXPECT_THAT(p, HasSubstr("F_PERMISSION  [IHI0070 7.3.15]"));
+  EXPECT_THAT(p, HasSubstr("InputAddr        0x40603000"));
+  EXPECT_THAT(p, HasSubstr("permission fault (event 0x13)"));
+  // Attack 4: the rogue controller's stream has no STE (C_BAD_STE): blocked, as the driver
+  // reads it for a stream it never attached.
+  const std::string b = DecodeSmmuEvent(Qwords(Capture("qemu72-event-bad-ste.gdb"), 4));
+  EXPECT_THAT(b, HasSubstr("C_BAD_STE  [IHI0070 7.3.4]"));
+  EXPECT_THAT(b, HasSubstr("StreamID         0x18"));
+  EXPECT_THAT(b, HasSubstr("(stream not attached): smmuv3: sid 0x18: stream blocked (no context)"));
+}
+
+TEST(DecodeCaptures, SteAndCdOfTheAttachedStreamAreAccepted) {
+  const std::string ste = DecodeSte(Qwords(Capture("qemu72-ste-s1.gdb"), 8), Idrs{});
+  EXPECT_THAT(ste, HasSubstr("Config           0x5                  stage 1 translate"));
+  EXPECT_THAT(ste, HasSubstr("S1ContextPtr     0x40600800"));
+  EXPECT_THAT(ste, HasSubstr("  accepted"));
+  // The same STE on a part without stage 1 (IDR0.S1P = 0, S2P = 1).
+  Idrs s2_only;
+  s2_only.idr0 = (s2_only.idr0 & ~2u) | 1u;
+  EXPECT_THAT(DecodeSte(Qwords(Capture("qemu72-ste-s1.gdb"), 8), s2_only),
+              HasSubstr("C_BAD_STE: Config enables stage 1 but IDR0.S1P = 0"));
+  // The rogue's STE: all zero, invalid.
+  EXPECT_THAT(DecodeSte(Qwords(Capture("qemu72-ste-invalid.gdb"), 8), Idrs{}),
+              HasSubstr("C_BAD_STE: V = 0"));
+  const std::string cd = DecodeCd(Qwords(Capture("qemu72-cd.gdb"), 8), Idrs{});
+  EXPECT_THAT(cd, HasSubstr("TTB0             0x40ab1000"));
+  EXPECT_THAT(cd, HasSubstr("ASID             0x1"));
+  EXPECT_THAT(cd, HasSubstr("  accepted"));
+  // On a part with 8-bit ASIDs only, an ASID above 0xff would be refused; 1 is fine.
+  Idrs asid8;
+  asid8.idr0 &= ~(1u << 12);
+  EXPECT_THAT(DecodeCd(Qwords(Capture("qemu72-cd.gdb"), 8), asid8), HasSubstr("  accepted"));
+}
+
+TEST(DecodeCaptures, EveryCommandTheDriverIssuedIsLegalOnQemu) {
+  for (const char* name :
+       {"qemu72-cmd-cfgi-ste-range.gdb", "qemu72-cmd-cfgi-ste.gdb", "qemu72-cmd-cfgi-cd-all.gdb",
+        "qemu72-cmd-sync.gdb", "qemu72-cmd-tlbi-nh-asid.gdb", "qemu72-cmd-tlbi-nh-va.gdb",
+        "qemu72-cmd-tlbi-nsnh-all.gdb"}) {
+    EXPECT_THAT(DecodeCommand(Qwords(Capture(name), 2), Idrs{}), HasSubstr("\n  legal\n")) << name;
+  }
+  EXPECT_THAT(DecodeCommand(Qwords(Capture("qemu72-cmd-cfgi-ste-range.gdb"), 2), Idrs{}),
+              HasSubstr("all StreamIDs (CMD_CFGI_ALL"));
+  // The driver's TLBI_NH_VA (TG 4K, TTL 3, Leaf) is refused by an SMMUv3.0 without RIL, where
+  // TG and TTL are RES0.
+  Idrs v30;
+  v30.idr3 &= ~(1u << 10);
+  v30.aidr = 0;
+  const std::string va = DecodeCommand(Qwords(Capture("qemu72-cmd-tlbi-nh-va.gdb"), 2), v30);
+  EXPECT_THAT(va, HasSubstr("TTL              0x3"));
+  EXPECT_THAT(va, HasSubstr("CERROR_ILL (IHI0070 7.1): TG/TTL before SMMUv3.2"));
+}
+
+TEST(DecodeCaptures, WalksTheTablesOfTheCd) {
+  MemoryImage m;
+  std::string error;
+  ASSERT_TRUE(m.AddText(Capture("qemu72-tables.txt"), 64, &error)) << error;
+  EXPECT_EQ(m.size(), 4u * 512);  // levels 0-3, one table each
+  WalkConfig c;
+  c.root = 0x40ab1000;  // the CD's TTB0
+  c.iova = 0x40608010;  // inside the 64 KiB the driver had mapped at that fault
+  const std::string hit = Walk(c, m);
+  EXPECT_THAT(hit, HasSubstr("level 3: table 0x40ab2000 index 8"));
+  EXPECT_THAT(hit, HasSubstr("AP=1 rw (EL1 and EL0), UXN, PXN, AF, SH=ISH, AttrIndx=1, nG"));
+  EXPECT_THAT(hit, HasSubstr("result: 0x40608010 -> PA 0x40608010"));
+  c.iova = 0x40602000;  // attack 1's address
+  EXPECT_THAT(Walk(c, m), HasSubstr("invalid: translation fault at level 3"));
+}
+
+TEST(DecodeCaptures, VirtioIommuFault) {
+  // QEMU 7.2 reports a MAPPING fault with ADDRESS only (no READ/WRITE): no access direction.
+  const std::string v = DecodeVirtioFault(Qwords(Capture("qemu72-virtio-fault.gdb"), 3));
+  EXPECT_THAT(v, HasSubstr("reason           0x2                  MAPPING"));
+  EXPECT_THAT(v, HasSubstr("flags            0x100                ADDRESS"));
+  EXPECT_THAT(v, HasSubstr("endpoint         0x10"));
+  EXPECT_THAT(
+      v, HasSubstr("virtio-iommu: sid 0x10 at iova 0x40617000: translation fault (event 0x2)"));
 }
 
 // ---- Input ------------------------------------------------------------------------------------
@@ -70,7 +160,7 @@ TEST(DecodeEvent, HandBuiltTranslationFaultNamesEveryField) {
   EXPECT_THAT(out, HasSubstr("RnW              0x0                  write"));
   EXPECT_THAT(out, HasSubstr("CLASS            0x2                  input address"));
   EXPECT_THAT(out, HasSubstr("InputAddr        0x40100000"));
-  EXPECT_THAT(out, HasSubstr("deviso report (stream attached): smmuv3: sid 0x10: unprivileged "
+  EXPECT_THAT(out, HasSubstr("deviso report (stream attached):     smmuv3: sid 0x10: unprivileged "
                              "data write at iova 0x40100000: translation fault (event 0x10)"));
 }
 
