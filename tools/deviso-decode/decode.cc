@@ -847,6 +847,7 @@ std::optional<std::string> RenderMap(const std::string& text, std::vector<Marked
   std::vector<Row> rows;
   bool in_dump = false;
   bool seen_dump = false;
+  bool dump_ended = false;
   std::istringstream lines(text);
   std::string line;
   while (std::getline(lines, line)) {
@@ -854,7 +855,10 @@ std::optional<std::string> RenderMap(const std::string& text, std::vector<Marked
     // A fault report: "sid 0x10: ... at iova 0x8090040".
     const size_t sid_at = line.find(": sid 0x");
     const size_t iova_at = line.find(" at iova 0x");
-    if (sid_at != std::string::npos && iova_at != std::string::npos && iova_at > sid_at) {
+    // Only faults reported before the dump ended: the dump is the state they ran into (later
+    // ones may have met other mappings).
+    if (sid_at != std::string::npos && iova_at != std::string::npos && iova_at > sid_at &&
+        !dump_ended) {
       MarkedFault f;
       f.sid = static_cast<uint32_t>(std::stoul(line.substr(sid_at + 6), nullptr, 16));
       f.iova = std::stoull(line.substr(iova_at + 9), nullptr, 16);
@@ -878,6 +882,7 @@ std::optional<std::string> RenderMap(const std::string& text, std::vector<Marked
     if (kw == "deviso-dump ") {
       in_dump = true;
       seen_dump = true;
+      dump_ended = false;
       contexts.clear();
       rows.clear();
       continue;
@@ -886,6 +891,7 @@ std::optional<std::string> RenderMap(const std::string& text, std::vector<Marked
     const std::string rest = line.substr(at + kw.size());
     if (kw == "end") {
       in_dump = false;
+      dump_ended = true;
       continue;
     }
     if (kw == "unit ") continue;
@@ -948,7 +954,7 @@ std::optional<std::string> RenderMap(const std::string& text, std::vector<Marked
 
   constexpr int kLabelW = 270;
   constexpr int kBarW = 900;
-  constexpr int kRowH = 86;
+  constexpr int kRowH = 100;
   constexpr int kTop = 56;
   const int height = kTop + kRowH * static_cast<int>(std::max<size_t>(rows.size(), 1)) + 40;
   std::ostringstream svg;
@@ -982,9 +988,22 @@ std::optional<std::string> RenderMap(const std::string& text, std::vector<Marked
         << "</text>\n";
     const int bar_y = y + 28;
     const int bar_h = 22;
+    // This stream's faults, one mark per page (a DMA burst reports each word it tried).
     std::vector<MarkedFault> mine;
+    std::vector<int> repeats;
     for (const MarkedFault& f : faults) {
-      if (f.sid == row.sid) mine.push_back(f);
+      if (f.sid != row.sid) continue;
+      bool merged = false;
+      for (size_t i = 0; i < mine.size(); ++i) {
+        if ((mine[i].iova >> 12) == (f.iova >> 12)) {
+          ++repeats[i];
+          merged = true;
+        }
+      }
+      if (!merged) {
+        mine.push_back(f);
+        repeats.push_back(0);
+      }
     }
     if (row.context < 0) {
       svg << "<rect x=\"" << kLabelW << "\" y=\"" << bar_y << "\" width=\"" << kBarW - 20
@@ -1046,8 +1065,9 @@ std::optional<std::string> RenderMap(const std::string& text, std::vector<Marked
     }
     // Faults: inside a box in proportion, else in the gap after the extent below them.
     int nth = 0;
-    for (const MarkedFault& f : mine) {
-      double fx = kLabelW + 4;
+    for (size_t k = 0; k < mine.size(); ++k) {
+      const MarkedFault& f = mine[k];
+      double fx = kLabelW + 4 + 4 * static_cast<double>(k);
       for (size_t i = 0; i < ex.size(); ++i) {
         if (f.iova >= ex[i].iova && f.iova - ex[i].iova < ex[i].size) {
           fx = x[i] +
@@ -1058,8 +1078,10 @@ std::optional<std::string> RenderMap(const std::string& text, std::vector<Marked
       }
       svg << "<line x1=\"" << fx << "\" y1=\"" << bar_y - 14 << "\" x2=\"" << fx << "\" y2=\""
           << bar_y + bar_h + 4 << "\" stroke=\"#d00000\" stroke-width=\"2\"/>\n";
-      svg << "<text x=\"" << fx + 3 << "\" y=\"" << bar_y + bar_h + 22 + 11 * (nth % 2)
-          << "\" font-size=\"9\" fill=\"#d00000\">fault " << Hex(f.iova) << "</text>\n";
+      svg << "<text x=\"" << fx + 3 << "\" y=\"" << bar_y + bar_h + 22 + 10 * (nth % 3)
+          << "\" font-size=\"9\" fill=\"#d00000\">fault " << Hex(f.iova)
+          << (repeats[k] > 0 ? " (+" + std::to_string(repeats[k]) + " in its page)" : "")
+          << "</text>\n";
       ++nth;
     }
     y += kRowH;

@@ -79,8 +79,9 @@ std::string Walk(const WalkConfig& config, const MemoryImage& memory);
 // The IOVA map (deviso/dump.h lines, e.g. a console log with other lines around them) as an
 // SVG picture: one row per device, its mapped extents coloured by permission, reserved regions
 // hatched, `faults` (IOVAs, with the StreamID they hit) marked. Lines not part of a dump are
-// ignored; fault lines in deviso_fault_format()'s style ("sid 0x10: ... at iova 0x...") among
-// them are marked too. Errors: no dump in the text (nullopt, *error).
+// ignored; fault lines in deviso_fault_format()'s style ("sid 0x10: ... at iova 0x...") before
+// the dump's `end` are marked too (those after it may have met other mappings). The last dump
+// in the text is drawn. Errors: no dump in the text (nullopt, *error).
 struct MarkedFault {
   uint32_t sid = 0;
   uint64_t iova = 0;
