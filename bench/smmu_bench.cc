@@ -12,7 +12,7 @@
 #include <cstdlib>
 
 #include "raw_baseline.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "testing/sim_memory.h"
 
 namespace deviso::smmuv3 {

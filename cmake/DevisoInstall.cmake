@@ -19,7 +19,7 @@
 # deviso/port/os_backend.h are the public include directory <prefix>/include. The modules' own
 # headers (src/<module>/*.h: the backend classes Smmuv3 and VirtioIommu, the engine, the pools,
 # devicetree) are installed under <prefix>/include/deviso/modules/ and reached, as in the tree,
-# as "smmuv3/smmu.h", "pgtable/pgtable.h", ...: only through the module targets, never through
+# as "smmuv3/smmuv3.h", "pgtable/pgtable.h", ...: only through the module targets, never through
 # deviso::deviso. They are what platform code uses to construct units; they are not yet a
 # stable API.
 

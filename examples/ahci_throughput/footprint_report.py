@@ -100,7 +100,7 @@ def component_of(obj, section=None):
 
 
 def short_object(obj):
-    """'src/smmuv3/libdeviso_smmuv3.a(smmu.cc.obj)' -> 'smmu.cc.obj'."""
+    """'src/smmuv3/libdeviso_smmuv3.a(smmuv3.cc.obj)' -> 'smmuv3.cc.obj'."""
     if LTRANS.search(obj):
         return "(lto)"
     m = re.search(r"\(([^)]+)\)$", obj)

@@ -77,7 +77,7 @@
 #include "pgtable/vmsav8_64.h"
 #include "platform.h"
 #include "smmuv3/hw.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 
 namespace ahci_throughput {
 namespace {

@@ -10,7 +10,7 @@ extern "C" {
 #include "deviso/registry.h"
 #include "mmu.h"
 #include "smmu_platform.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "virtio_iommu/virtio_iommu.h"
 #include "virtio_iommu_platform.h"
 

@@ -8,7 +8,7 @@
 
 #include "dma_arena.h"
 #include "platform_info.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 
 namespace deviso::qemu_virt {
 

@@ -12,7 +12,7 @@
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
 #include "smmuv3/hw.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/registry_rig.h"
 
 namespace deviso {

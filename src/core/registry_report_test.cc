@@ -17,7 +17,7 @@
 #include "deviso/dump.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/registry_rig.h"
 
 namespace deviso {

@@ -19,7 +19,7 @@
 #include "deviso/registry.h"
 #include "dma/device_pool.h"
 #include "dma/dma_mapper.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/registry_rig.h"
 
 namespace deviso::dma {

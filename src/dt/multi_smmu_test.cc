@@ -22,7 +22,7 @@ extern "C" {
 #include "dt/bind.h"
 #include "dt/devicetree.h"
 #include "dt/dt_test_util.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/smmu_model.h"
 #include "testing/sim_memory.h"
 

@@ -8,7 +8,7 @@
 #include <cstring>
 #include <memory>
 
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/smmu_model.h"
 #include "smmuv3/testing/smmu_model_profiles.h"
 #include "testing/sim_memory.h"

@@ -6,7 +6,7 @@
 #include <cstring>
 
 #include "smmuv3/hw.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/tlbi_range.h"
 
 namespace deviso::smmuv3 {

@@ -17,7 +17,7 @@
 
 #include "deviso/deviso.h"
 #include "smmuv3/hw.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 
 namespace deviso::smmuv3 {
 namespace {

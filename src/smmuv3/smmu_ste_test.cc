@@ -9,7 +9,7 @@
 
 #include "deviso/config.h"
 #include "smmuv3/hw.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "testing/sim_memory.h"
 
 namespace deviso::smmuv3 {

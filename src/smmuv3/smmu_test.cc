@@ -6,8 +6,6 @@
 // feature are skipped, the isolation checks of the rest still run, and the `SmmuCompiledOut.*`
 // cases check that each compiled-out feature is refused with its documented error.
 
-#include "smmuv3/smmu.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -22,6 +20,7 @@
 
 #include "deviso/config.h"
 #include "ports/host/test_clock.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/smmu_model.h"
 #include "smmuv3/testing/smmu_model_profiles.h"
 #include "testing/sim_memory.h"

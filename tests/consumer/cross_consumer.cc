@@ -6,7 +6,7 @@
 #include "deviso/registry.h"
 #include "dma/block_pool.h"
 #include "dt/devicetree.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "virtio_iommu/virtio_iommu.h"
 
 extern "C" int consumer_map_one_page(const struct device* dev, uint32_t sid, uintptr_t pa);

@@ -10,7 +10,7 @@
 
 #include "deviso/deviso.h"
 #include "smmuv3/hw.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/smmu_model.h"
 #include "virtio_iommu/hw.h"
 #include "virtio_iommu/virtio_iommu.h"

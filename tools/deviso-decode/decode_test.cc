@@ -172,7 +172,7 @@ TEST(DecodeEvent, UnknownEventIdIsNamedSo) {
 
 // ---- STE and CD -------------------------------------------------------------------------------
 
-// A stage 1 STE as deviso's driver writes it (src/smmuv3/smmu.cc BuildSte): V, Config = 0b101,
+// A stage 1 STE as deviso's driver writes it (src/smmuv3/stream_table.cc): V, Config = 0b101,
 // S1ContextPtr, S1DSS = 0b10 (substream 0), CD fetch write-back inner shareable, SHCFG = 0b01.
 std::vector<uint64_t> Stage1Ste() {
   return {0x000000004008000bULL,

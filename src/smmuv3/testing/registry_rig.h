@@ -12,7 +12,7 @@
 
 #include "deviso/config.h"
 #include "deviso/registry.h"
-#include "smmuv3/smmu.h"
+#include "smmuv3/smmuv3.h"
 #include "smmuv3/testing/smmu_model.h"
 #include "testing/sim_memory.h"
 

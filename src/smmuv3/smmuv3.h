@@ -30,12 +30,11 @@
 //   DEVISO_CONFIG_TEARDOWN=OFF          Shutdown: -ENOTSUP; destroying an enabled unit panics.
 //   DEVISO_CONFIG_LOGGING=OFF           no port::Log diagnostics (errors are still returned).
 
-#ifndef DEVISO_SRC_SMMUV3_SMMU_H_
-#define DEVISO_SRC_SMMUV3_SMMU_H_
+#ifndef DEVISO_SRC_SMMUV3_SMMUV3_H_
+#define DEVISO_SRC_SMMUV3_SMMUV3_H_
 
 #include <cstddef>
 #include <cstdint>
-#include <optional>
 
 #include "core/dma_memory.h"
 #include "core/domain_slots.h"
@@ -46,12 +45,14 @@
 #include "deviso/config.h"
 #include "deviso/port/os.h"
 #include "pgtable/pgtable.h"
+#include "smmuv3/cmdq.h"
+#include "smmuv3/domains.h"
 #include "smmuv3/errata.h"
+#include "smmuv3/events.h"
 #include "smmuv3/hw.h"
+#include "smmuv3/stream_table.h"
 
 namespace deviso::smmuv3 {
-
-class Smmuv3;
 
 // Counters for tests, benchmarks and diagnostics (all uint64_t, updated atomically; the
 // backend-neutral subset: IsolationUnit::unit_stats()).
@@ -71,78 +72,11 @@ struct Stats {
 };
 using SmmuStats = Stats;  // the name before issue 13 aligned it with virtio_iommu::Stats
 
-// A domain: the core's slot state (SlotDomain: in use, sink, attached streams) and what is the
-// SMMU's own.
-class SmmuDomain final : public SlotDomain {
- public:
-  bool stage2() const { return config::kStage2 && stage2_; }
-  uint16_t asid() const { return asid_; }
-  uint16_t vmid() const { return vmid_; }
-  const pgtable::PageTable& table() const { return *table_; }
-
- private:
-  friend class Smmuv3;
-  // The engine's TLB-maintenance seam, bound to this domain.
-  class Flush final : public pgtable::TlbFlush {
-   public:
-    Status Invalidate(const pgtable::InvalidationRange& range) override;
-    SmmuDomain* domain = nullptr;
-  };
-
-  Smmuv3* smmu_ = nullptr;
-  bool stage2_ = false;
-  // Blocks split hitlessly (BBML2), or the context accepted the break-before-make window.
-  bool split_allowed_ = false;
-  uint16_t asid_ = 0;
-  uint16_t vmid_ = 0;
-  DmaBuffer cd_;  // stage 1: this domain's context descriptor
-  // Under the context lock: [start, end) of an invalidation that did not complete (empty when
-  // start == end). The next invalidation of the domain is whole-context and clears it.
-  uint64_t pending_start_ = 0;
-  uint64_t pending_end_ = 0;
-  // Under the context lock: the union of the ranges of strict unmaps that failed (-EIO or
-  // -ETIMEDOUT); an Unmap inside it converges (0 once its invalidation completed).
-  uint64_t failed_start_ = 0;
-  uint64_t failed_end_ = 0;
-  Flush flush_;
-  std::optional<pgtable::PageTable> table_;
-};
-
-// Serialises a TableMemory shared by every domain of a unit: domains are modified in
-// parallel (each under its own context lock), the pool underneath is not locked.
-class SharedTableMemory final : public pgtable::TableMemory {
- public:
-  void set_memory(pgtable::TableMemory* memory) { memory_ = memory; }
-  pgtable::TableMemory* memory() const { return memory_; }
-  Result<pgtable::Paddr> Allocate(unsigned order) override {
-    port::LockGuard guard(lock_);
-    return memory_->Allocate(order);
-  }
-  void Free(pgtable::Paddr table, unsigned order) override {
-    port::LockGuard guard(lock_);
-    if (!retained_) memory_->Free(table, order);
-  }
-  uint64_t* PhysToVirt(pgtable::Paddr table) override { return memory_->PhysToVirt(table); }
-  void CleanToPoc(const void* p, size_t bytes) override { memory_->CleanToPoc(p, bytes); }
-  pgtable::TableLayout layout() const override { return memory_->layout(); }
-  // From now on Free() keeps the tables allocated: the SMMU may still walk them (a unit
-  // destroyed while its disable was never acknowledged).
-  void Retain() {
-    port::LockGuard guard(lock_);
-    retained_ = true;
-  }
-
- private:
-  pgtable::TableMemory* memory_ = nullptr;
-  bool retained_ = false;
-  port::Mutex lock_;
-};
-
 class Smmuv3 final : public IsolationUnit {
  public:
   static constexpr size_t kMaxDomains = config::kMaxDomainsPerUnit;  // DEVISO_MAX_DOMAINS_PER_UNIT
   static constexpr size_t kMaxStreams = config::kMaxStreamsPerUnit;  // attached, fault routing
-  static constexpr unsigned kL2SplitBits = 8;  // 2-level stream table: 256 STEs per L2 table
+  static constexpr unsigned kL2SplitBits = kStrtabSplitBits;         // 256 STEs per L2 table
   // The unrouted handler's default rate (as a context's, kDefaultFaultCallbacksPerSecond).
   static constexpr uint32_t kUnroutedFaultsPerSecond = kDefaultUnroutedFaultsPerSecond;
 
@@ -301,41 +235,33 @@ class Smmuv3 final : public IsolationUnit {
   const ds::Ste* SteForTest(uint32_t sid) const;
 
   // Decodes one event record into deviso's fault record (pure; table-tested).
-  static Fault DecodeFault(const ds::Event& event, const char* unit_name, bool stream_attached);
+  static Fault DecodeFault(const ds::Event& event, const char* unit_name, bool stream_attached) {
+    return smmuv3::DecodeFault(event, unit_name, stream_attached);
+  }
   // The name before issue 13 aligned it with VirtioIommu::DecodeFault.
   static Fault DecodeEvent(const ds::Event& event, const char* unit_name, bool stream_attached) {
-    return DecodeFault(event, unit_name, stream_attached);
+    return smmuv3::DecodeFault(event, unit_name, stream_attached);
   }
   // The event's name from IHI0070 7.3, e.g. "F_TRANSLATION"; "UNKNOWN" if not architected.
-  static const char* EventName(uint8_t event_id);
+  static const char* EventName(uint8_t event_id) { return smmuv3::EventName(event_id); }
 
  private:
   friend class SmmuDomain;
-  struct Queue {
-    DmaBuffer buffer;
-    unsigned log2 = 0;
-    uint32_t prod = 0;  // index + wrap bit (bit log2)
-    uint32_t cons = 0;
-  };
+  // The members of each concern are defined in that concern's file.
 
-  // Queue arithmetic (3.5.x: index with a wrap bit above it).
-  static uint32_t QueueIdx(const Queue& q, uint32_t v) { return v & ((1U << q.log2) - 1); }
-  static uint32_t QueueWrap(const Queue& q, uint32_t v) { return v & (1U << q.log2); }
-  static uint32_t QueueInc(const Queue& q, uint32_t v) { return (v + 1) & ((2U << q.log2) - 1); }
-  static bool QueueFull(const Queue& q) {
-    return QueueIdx(q, q.prod) == QueueIdx(q, q.cons) &&
-           QueueWrap(q, q.prod) != QueueWrap(q, q.cons);
-  }
-  static bool QueueEmpty(const Queue& q) { return q.prod == q.cons; }
-
+  // Lifecycle (smmuv3.cc).
   Status WaitAck(size_t ack_offset, uint32_t want, uint32_t mask);
   Status WriteCr0(reg::Cr0 value);
   Status WriteGbpa(reg::Gbpa value);
   // MSI doorbells off (ADDR = 0) where IDR0.MSI says the registers exist.
   void ProgramMsis();
-  Status SetupStreamTable();
   Status SetupQueues();
+  // A register read back a value no SMMU produces: counted, logged, the unit marked broken.
+  void ImpossibleRead(const char* what, uint32_t value);
+  // Cleans what the driver wrote for the SMMU to PoC, unless the SMMU is coherent.
+  void CleanForSmmu(const void* p, size_t n) const;
 
+  // Command queue (cmdq.cc).
   // Submits commands followed by one CMD_SYNC and waits for it. Fails (-EIO) if the SMMU
   // flagged any of these commands as illegal, -ETIMEDOUT if the sync never completed.
   Status Submit(const ds::Command* commands, size_t count);
@@ -343,8 +269,6 @@ class Smmuv3 final : public IsolationUnit {
   // Publishes what is queued and waits for room; a command error meanwhile sets *lost (it
   // belongs to this batch, which then fails).
   Status WaitForSpaceLocked(uint32_t first, bool* lost);
-  // A register read back a value no SMMU produces: counted, logged, the unit marked broken.
-  void ImpossibleRead(const char* what, uint32_t value);
   // Reads CMDQ_CONS; handles GERROR.CMDQ_ERR (sets *lost if the erroring command lies in
   // [first, end) of this submission). Returns whether it acknowledged a command error (the
   // SMMU then resumes from CONS); -EIO for an impossible register value.
@@ -354,29 +278,27 @@ class Smmuv3 final : public IsolationUnit {
   Status LookAtConsLocked(uint32_t first, uint32_t end, bool* lost);
   void WriteCommandLocked(const ds::Command& command);
 
+  // Events and global errors (events.cc).
   void DeliverFault(const Fault& fault, bool to_all);
   void ReportOverflow();
+
+  // Domains and invalidation (domains.cc).
   Status InvalidateDomainRange(SmmuDomain& d, const pgtable::InvalidationRange& range);
   Status InvalidateDomainRangeOnce(SmmuDomain& d, const pgtable::InvalidationRange& range);
-  size_t BuildRangeTlbi(const SmmuDomain& d, uint64_t iova, uint64_t pages, unsigned ttl, bool leaf,
-                        ds::Command* out) const;
-  ds::Command ContextTlbi(const SmmuDomain& d) const;
+  pgtable::TableMemory* TablesFor(uint64_t page_size);
+  Status AllocId(uint64_t* bitmap, unsigned bits, uint16_t* id);
 
-  // Stream table.
+  // Stream table (stream_table.cc).
+  Status SetupStreamTable();
   Result<ds::Ste*> SteSlot(uint32_t sid, bool allocate);
   // `invalidate_blocked`: issue the CFGI+SYNC of a valid->blocked change even if the entry
   // already reads blocked (a retry after a failed invalidation).
   Status WriteSte(uint32_t sid, const ds::Ste& target, bool invalidate_blocked = false);
   void StoreSteWord(uint32_t sid, ds::Ste* ste, size_t word, uint64_t value);
-  ds::Ste BuildSte(const SmmuDomain& d) const;
-  void BuildCd(const SmmuDomain& d, ds::Cd* cd) const;
-  void CleanForSmmu(const void* p, size_t n) const;
   // Adds `b` to the hull of dynamically allocated structures (under lock_, before `b` is
   // published to the SMMU).
   void GrowDynamicHull(const DmaBuffer& b);
   bool two_level() const { return config::kTwoLevelStreamTable && two_level_; }
-  pgtable::TableMemory* TablesFor(uint64_t page_size);
-  Status AllocId(uint64_t* bitmap, unsigned bits, uint16_t* id);
 
   Config config_;
   Mmio* regs_ = nullptr;
@@ -431,4 +353,4 @@ class Smmuv3 final : public IsolationUnit {
 
 }  // namespace deviso::smmuv3
 
-#endif  // DEVISO_SRC_SMMUV3_SMMU_H_
+#endif  // DEVISO_SRC_SMMUV3_SMMUV3_H_
