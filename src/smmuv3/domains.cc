@@ -5,6 +5,7 @@
 
 #include "core/barrier.h"
 #include "core/counters.h"
+#include "core/leaf_merger.h"
 #include "smmuv3/cmdq.h"
 #include "smmuv3/dma_word.h"
 #include "smmuv3/smmuv3.h"
@@ -366,6 +367,40 @@ Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
 Result<Paddr> Smmuv3::IovaToPhys(Domain* domain, Iova iova) {
   auto* d = static_cast<SmmuDomain*>(domain);
   return d->table_->IovaToPhys(iova);
+}
+
+namespace {
+
+// Feeds the engine's leaves (ascending IOVA) to a LeafMerger.
+class LeafFeed final : public pgtable::MappingVisitor {
+ public:
+  explicit LeafFeed(LeafMerger& merger) : merger_(merger) {}
+  bool Visit(const pgtable::Mapping& m) override {
+    LeafExtent leaf;
+    leaf.iova = m.iova;
+    leaf.pa = m.pa;
+    leaf.size = m.size;
+    leaf.perms = m.perms;
+    // pgtable::MemType and deviso::MemType list the same four types in the same order.
+    leaf.type = static_cast<MemType>(static_cast<uint8_t>(m.type));
+    leaf.leaf_size = m.size;
+    return merger_.Add(leaf);
+  }
+
+ private:
+  LeafMerger& merger_;
+};
+
+}  // namespace
+
+// Reads the domain's tables through the engine's visitor (the context lock keeps them still).
+Status Smmuv3::ForEachLeaf(Domain* domain, LeafVisitor& visitor) {
+  auto* d = static_cast<SmmuDomain*>(domain);
+  LeafMerger merger(visitor);
+  LeafFeed feed(merger);
+  d->table_->ForEachMapping(feed);
+  merger.Finish();
+  return Status::Ok();
 }
 
 }  // namespace deviso::smmuv3

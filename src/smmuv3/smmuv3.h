@@ -170,6 +170,9 @@ class Smmuv3 final : public IsolationUnit {
              MemType type) override;
   Status Unmap(Domain* domain, Iova iova, uint64_t size) override;
   Result<Paddr> IovaToPhys(Domain* domain, Iova iova) override;
+  // The domain's leaves from its page table, merged (IsolationUnit::ForEachLeaf); NearLeaf is
+  // the default scan. Under the context lock; never fails.
+  Status ForEachLeaf(Domain* domain, LeafVisitor& visitor) override;
   // The stream table (and L2 tables), every domain's CD, both queues, Config::own_memory.
   bool UsesMemory(Paddr pa, uint64_t size) const override;
 
