@@ -7,6 +7,7 @@
 #include "core/counters.h"
 #include "smmuv3/cmdq.h"
 #include "smmuv3/dma_word.h"
+#include "smmuv3/entry_writer.h"
 #include "smmuv3/smmuv3.h"
 #include "smmuv3/tlbi_range.h"
 
@@ -72,6 +73,13 @@ Status Smmuv3::InvalidateDomainRangeOnce(SmmuDomain& d, const pgtable::Invalidat
 
 Status SmmuDomain::Flush::Invalidate(const pgtable::InvalidationRange& range) {
   return domain->smmu_->InvalidateDomainRange(*domain, range);
+}
+
+void CdUsedBits(const uint64_t* cd, uint64_t* used) {
+  for (size_t i = 0; i < ds::Cd::kWords; ++i) used[i] = 0;
+  used[0] = ds::Cd::W0{}.set_v(1).raw;
+  if (ds::Cd::W0{cd[0]}.v() == 0) return;  // an invalid CD: C_BAD_CD, nothing else is read
+  for (size_t i = 0; i < ds::Cd::kWords; ++i) used[i] = ~uint64_t{0};
 }
 
 ds::Cd BuildCd(const SmmuDomain& d, bool coherent) {
@@ -198,13 +206,37 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
       return cd.status();
     }
     d->cd_ = *cd;
-    // Written before any STE points at it: word 0 (V) last all the same.
+    // Written by the entry writer like every STE, before any STE points at it: its "sync" is
+    // only ordering (no CFGI: the SMMU cannot have fetched a CD no STE names).
+    class CdOps final : public EntryWriterOps {
+     public:
+      CdOps(const Smmuv3& smmu, uint64_t* words)
+          : EntryWriterOps(ds::Cd::kWords, ds::Cd::W0{}.set_v(1).raw), smmu_(smmu), words_(words) {}
+      void UsedBits(const uint64_t* entry, uint64_t* used) const override {
+        CdUsedBits(entry, used);
+      }
+      void StoreWord(size_t word, uint64_t value) override { Store64(&words_[word], value); }
+      void Publish() override { smmu_.CleanForSmmu(words_, sizeof(ds::Cd)); }
+      Status Sync() override {
+        Publish();
+        DmaWriteBarrier();
+        return Status::Ok();
+      }
+
+     private:
+      const Smmuv3& smmu_;
+      uint64_t* words_;
+    };
     const ds::Cd image = BuildCd(*d, coherent_);
-    auto* words = static_cast<uint64_t*>(d->cd_.cpu);
-    for (size_t i = 1; i < ds::Cd::kWords; ++i) Store64(&words[i], image.raw[i]);
-    DmaWriteBarrier();
-    Store64(&words[0], image.raw[0]);
-    CleanForSmmu(words, sizeof(ds::Cd));
+    const ds::Cd blank{};  // Allocate() zeroes
+    CdOps ops(*this, static_cast<uint64_t*>(d->cd_.cpu));
+    if (const Status s = WriteEntry(ops, blank.raw, image.raw); !s.ok()) {
+      config_.dma->Free(d->cd_);
+      d->cd_ = DmaBuffer{};
+      d->table_.reset();
+      release_id();
+      return s;
+    }
   }
   d->pending_start_ = d->pending_end_ = 0;
   d->failed_start_ = d->failed_end_ = 0;

@@ -122,6 +122,10 @@ inline uint64_t TgField(uint64_t page_size) {
 // geometry; walks cacheable and inner-shareable only when `coherent`). Pure.
 ds::Cd BuildCd(const SmmuDomain& d, bool coherent);
 
+// The entry writer's view of a CD (5.4): invalid, only V (word 0 bit 31); valid, every bit of
+// every word (whole words: this driver never changes a CD in place, so precision buys nothing).
+void CdUsedBits(const uint64_t* cd, uint64_t* used);
+
 }  // namespace deviso::smmuv3
 
 #endif  // DEVISO_SRC_SMMUV3_DOMAINS_H_
