@@ -99,7 +99,7 @@ ds::Cd BuildCd(const SmmuDomain& d, bool coherent) {
   w0.set_asid(d.asid());
   w0.set_v(1);
   cd.raw[0] = w0.raw;
-  cd.raw[1] = ds::Cd::W1{}.set_ttb0(t.root() >> 4).raw;
+  cd.raw[1] = ds::Cd::W1{}.set_ttb0(t.root()).raw;
   cd.raw[3] = pgtable::Config::kDefaultMair;
   return cd;
 }
@@ -110,13 +110,13 @@ ds::Cd BuildCd(const SmmuDomain& d, bool coherent) {
 pgtable::TableMemory* Smmuv3::TablesFor(uint64_t page_size) {
   // The platform's pools, behind this unit's lock (domains change in parallel).
   switch (page_size) {
-    case 1U << 12:
+    case kGranule4K:
       return idr5_.gran4k() != 0 && config_.tables_4k != nullptr ? &tables_4k_ : nullptr;
-    case 1U << 14:
+    case kGranule16K:
       return config::kGranule16K64K && idr5_.gran16k() != 0 && config_.tables_16k != nullptr
                  ? &tables_16k_
                  : nullptr;
-    case 1U << 16:
+    case kGranule64K:
       return config::kGranule16K64K && idr5_.gran64k() != 0 && config_.tables_64k != nullptr
                  ? &tables_64k_
                  : nullptr;
@@ -158,9 +158,9 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
   if (stage2 ? idr0_.s2p() == 0 : idr0_.s1p() == 0) return Status::NotSupported();
   uint64_t page = options.page_size;
   if (page == 0)
-    page = (caps_.page_sizes & (1ULL << 12)) != 0   ? (1ULL << 12)
-           : (caps_.page_sizes & (1ULL << 14)) != 0 ? (1ULL << 14)
-                                                    : (1ULL << 16);
+    page = (caps_.page_sizes & kGranule4K) != 0    ? kGranule4K
+           : (caps_.page_sizes & kGranule16K) != 0 ? kGranule16K
+                                                   : kGranule64K;
   pgtable::TableMemory* tables = TablesFor(page);
   if (tables == nullptr) return Status::NotSupported();
   uint8_t ias = options.ias != 0 ? options.ias : stage2 ? oas_bits_ : caps_.ias;

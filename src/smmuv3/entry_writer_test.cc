@@ -109,8 +109,7 @@ class FakeOps final : public EntryWriterOps {
 // STEs to move between (values as the driver builds them: only the fields that matter here).
 Entry S1Ste(uint64_t cd_pa, uint64_t cir) {
   Entry e{};
-  e[0] =
-      ds::Ste::W0{}.set_v(1).set_config(ds::kConfigS1Translate).set_s1_context_ptr(cd_pa >> 6).raw;
+  e[0] = ds::Ste::W0{}.set_v(1).set_config(ds::kConfigS1Translate).set_s1_context_ptr(cd_pa).raw;
   e[1] = ds::Ste::W1{}.set_shcfg(1).set_s1cir(cir).set_s1cor(cir).raw;
   return e;
 }
@@ -119,7 +118,7 @@ Entry S2Ste(uint16_t vmid, uint64_t ttb) {
   e[0] = ds::Ste::W0{}.set_v(1).set_config(ds::kConfigS2Translate).raw;
   e[1] = ds::Ste::W1{}.set_shcfg(1).raw;
   e[2] = ds::Ste::W2{}.set_s2vmid(vmid).set_s2t0sz(16).set_s2aa64(1).set_s2r(1).raw;
-  e[3] = ds::Ste::W3{}.set_s2ttb(ttb >> 4).raw;
+  e[3] = ds::Ste::W3{}.set_s2ttb(ttb).raw;
   return e;
 }
 Entry BypassSte() {
@@ -139,7 +138,7 @@ Entry ValidCd(uint16_t asid, uint64_t ttb0) {
              .set_asid(asid)
              .set_v(1)
              .raw;
-  e[1] = ds::Cd::W1{}.set_ttb0(ttb0 >> 4).raw;
+  e[1] = ds::Cd::W1{}.set_ttb0(ttb0).raw;
   e[3] = 0x0000'0000'0044'ff04ULL;  // a MAIR
   return e;
 }

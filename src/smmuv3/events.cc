@@ -56,7 +56,7 @@ const char* EventName(uint8_t id) {
     case ds::kEvtVmsFetch:
       return "F_VMS_FETCH";
     default:
-      return id >= 0xe0 && id <= 0xef ? "IMPDEF" : "UNKNOWN";
+      return id >= ds::kEvtImpdefFirst && id <= ds::kEvtImpdefLast ? "IMPDEF" : "UNKNOWN";
   }
 }
 
@@ -132,7 +132,7 @@ Fault DecodeFault(const ds::Event& e, const char* unit_name, bool stream_attache
     if (w1.s2() != 0 && w0.event_id() >= ds::kEvtTranslation &&
         w0.event_id() <= ds::kEvtPermission) {
       f.flags |= DEVISO_FAULT_STAGE2;
-      f.ipa = ds::Event::W3{e.raw[3]}.ipa() << 12;
+      f.ipa = ds::Event::W3{e.raw[3]}.ipa();
     }
   }
   return f;
@@ -168,16 +168,16 @@ void Smmuv3::ReportOverflow() {
 bool Smmuv3::HandleEvents() {
   if (evtq_.buffer.cpu == nullptr || broken()) return false;
   port::LockGuard guard(evtq_lock_);
-  const uint32_t mask = (2U << evtq_.log2) - 1;
+  const uint32_t mask = QueuePtrMask(evtq_);
   DrainBudget budget(config_.events_per_call);
   bool more = false;
   for (;;) {
-    const reg::QueueIndex prod{regs_->Read32(reg::kEventqProd)};
+    const reg::QueueIndex prod = reg::QueueIndex::ReadAt(*regs_, reg::kEventqProd);
     // 6.3.30: WR and WRAP for this queue's size and OVFLG; the rest is RES0. PROD never moves
     // backwards, and never more than a queue ahead of CONS. Anything else (all-ones: the
     // device is gone) is a hardware failure, not records or an overflow.
     const uint32_t new_prod = static_cast<uint32_t>(prod.wr_rd()) & mask;
-    if ((prod.raw & ~(mask | reg::QueueIndex{}.set_ovf(1).raw)) != 0 ||
+    if ((prod.raw & ~(mask | reg::kQueueIndexOvf)) != 0 ||
         ((new_prod - evtq_.cons) & mask) > (1U << evtq_.log2) ||
         ((new_prod - evtq_.cons) & mask) < ((evtq_.prod - evtq_.cons) & mask)) {
       ImpossibleRead("EVENTQ_PROD", prod.raw);
@@ -215,7 +215,10 @@ bool Smmuv3::HandleEvents() {
       evtq_.cons = QueueInc(evtq_, evtq_.cons);
     }
     // Free the records for the SMMU: they have been read.
-    regs_->Write32(reg::kEventqCons, evtq_.cons | (evtq_ovf_ack_ << 31));
+    reg::QueueIndex{}
+        .set_wr_rd(evtq_.cons)
+        .set_ovf(evtq_ovf_ack_)
+        .WriteAt(*regs_, reg::kEventqCons);
   }
   return more;
 }
@@ -232,8 +235,8 @@ bool Smmuv3::DrainEvents() {
 }
 
 void Smmuv3::HandleGlobalErrors() {
-  const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
-  const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};
+  const reg::Gerror gerror = reg::Gerror::ReadAt(*regs_, reg::kGerror);
+  const reg::Gerror gerrorn = reg::Gerror::ReadAt(*regs_, reg::kGerrorN);
   if (((gerror.raw | gerrorn.raw) & ~reg::kGerrorDefined) != 0) {
     ImpossibleRead("GERROR", gerror.raw);  // not a list of errors to acknowledge
     return;
@@ -264,7 +267,7 @@ void Smmuv3::HandleGlobalErrors() {
     port::Log("deviso: %s: global error 0x%x\n", name_, active);
   }
   Count(stats_.gerrors);
-  regs_->Write32(reg::kGerrorN, gerrorn.raw ^ active);
+  reg::Gerror{gerrorn.raw ^ active}.WriteAt(*regs_, reg::kGerrorN);
 }
 
 Status Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,

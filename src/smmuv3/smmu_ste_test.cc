@@ -46,7 +46,7 @@ class LoggingSmmu final : public Mmio {
     const unsigned log2 = static_cast<unsigned>(reg::QueueBase{cmdq_base_}.log2size());
     while (cons_ != value) {
       const Paddr pa =
-          (reg::QueueBase{cmdq_base_}.addr() << 5) + uint64_t{16} * (cons_ & ((1U << log2) - 1));
+          reg::QueueBase{cmdq_base_}.addr() + uint64_t{16} * (cons_ & ((1U << log2) - 1));
       const auto* cmd = static_cast<const uint64_t*>(memory_.Cpu(pa));
       opcodes.push_back(static_cast<uint8_t>(cmd[0] & 0xff));
       cons_ = (cons_ + 1) & ((2U << log2) - 1);

@@ -1050,12 +1050,12 @@ TEST(SmmuOwnMemory, MappingTheUnitsOwnStructuresIsRefused) {
   const auto page_of = [](uint64_t pa) { return pa & ~(Page() - 1); };
   const ds::Ste* ste = rig.smmu().SteForTest(1);
   ASSERT_NE(ste, nullptr);
-  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr() << 6;
+  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr();
   const uint64_t own[] = {
-      page_of(m.Read64(reg::kStrtabBase) & 0x0000'ffff'ffff'ffc0ULL),  // L1 table
-      page_of(rig.memory().PaOf(ste)),                                 // L2 table
-      page_of(m.Read64(reg::kCmdqBase) & 0x0000'ffff'ffff'ffe0ULL),
-      page_of(m.Read64(reg::kEventqBase) & 0x0000'ffff'ffff'ffe0ULL),
+      page_of(reg::StrtabBase::ReadFrom(m).addr()),  // L1 table
+      page_of(rig.memory().PaOf(ste)),               // L2 table
+      page_of(reg::QueueBase::ReadAt(m, reg::kCmdqBase).addr()),
+      page_of(reg::QueueBase::ReadAt(m, reg::kEventqBase).addr()),
       page_of(cd),
       static_cast<SmmuDomain*>(*d)->table().root(),  // the page-table pool
   };

@@ -253,6 +253,8 @@ class Smmuv3 final : public IsolationUnit {
   // MSI doorbells off (ADDR = 0) where IDR0.MSI says the registers exist.
   void ProgramMsis();
   Status SetupQueues();
+  // Both queues' PROD and CONS registers and the driver's copies to 0.
+  void ResetQueueIndices();
   // A register read back a value no SMMU produces: counted, logged, the unit marked broken.
   void ImpossibleRead(const char* what, uint32_t value);
   // Cleans what the driver wrote for the SMMU to PoC, unless the SMMU is coherent.

@@ -27,9 +27,9 @@ Status Smmuv3::SetupStreamTable() {
   // invalid (Span=0): default-deny from the start, with events recorded.
   DEVISO_ASSIGN_OR_RETURN(strtab_, config_.dma->Allocate(bytes, bytes < 64 ? 64 : bytes));
   reg::StrtabBase base;
-  base.set_addr(strtab_.pa >> 6).set_ra(coherent_ ? 1 : 0);
-  regs_->Write64(reg::kStrtabBase, base.raw);
-  regs_->Write32(reg::kStrtabBaseCfg, cfg.raw);
+  base.set_addr(strtab_.pa).set_ra(coherent_ ? 1 : 0);
+  base.WriteTo(*regs_);
+  cfg.WriteTo(*regs_);
   return Status::Ok();
 }
 
@@ -52,7 +52,7 @@ Result<ds::Ste*> Smmuv3::SteSlot(uint32_t sid, bool allocate) {
     // instead of C_BAD_STREAMID.
     auto* l1std = static_cast<uint64_t*>(strtab_.cpu) + l1;
     DmaWriteBarrier();
-    Store64(l1std, ds::L1Std{}.set_span(kL2SplitBits + 1).set_l2ptr(l2_[l1].pa >> 6).raw);
+    Store64(l1std, ds::L1Std{}.set_span(kL2SplitBits + 1).set_l2ptr(l2_[l1].pa).raw);
     CleanForSmmu(l1std, sizeof(*l1std));
   }
   return static_cast<ds::Ste*>(l2_[l1].cpu) + (sid & ((1U << kL2SplitBits) - 1));
@@ -74,7 +74,7 @@ ds::Ste BuildSte(const SmmuDomain& d, bool coherent) {
   ds::Ste::W1 w1;
   w1.set_shcfg(1);  // incoming shareability
   if (!d.stage2()) {
-    w0.set_config(ds::kConfigS1Translate).set_s1_context_ptr(d.cd_pa() >> 6);
+    w0.set_config(ds::kConfigS1Translate).set_s1_context_ptr(d.cd_pa());
     w1.set_s1cir(cache).set_s1cor(cache).set_s1csh(share);
   } else {
     const pgtable::PageTable& t = d.table();
@@ -84,12 +84,12 @@ ds::Ste BuildSte(const SmmuDomain& d, bool coherent) {
     w2.set_s2vmid(d.vmid()).set_s2t0sz(64 - t.config().ias);
     // 5.2 STE.S2SL0: 4K granule: 0 = level 2, 1 = level 1, 2 = level 0; 16K and 64K:
     // 0 = level 3, 1 = level 2, 2 = level 1.
-    const unsigned sl0 = page == (1U << 12) ? 2 - t.start_level() : 3 - t.start_level();
+    const unsigned sl0 = page == kGranule4K ? 2 - t.start_level() : 3 - t.start_level();
     w2.set_s2sl0(sl0).set_s2ir0(cache).set_s2or0(cache).set_s2sh0(share);
     w2.set_s2tg(TgField(page));
     w2.set_s2ps(AddressSizeEncoding(t.config().oas)).set_s2aa64(1).set_s2r(1);
     ste.raw[2] = w2.raw;
-    ste.raw[3] = ds::Ste::W3{}.set_s2ttb(t.root() >> 4).raw;
+    ste.raw[3] = ds::Ste::W3{}.set_s2ttb(t.root()).raw;
   }
   ste.raw[0] = w0.raw;
   ste.raw[1] = w1.raw;
