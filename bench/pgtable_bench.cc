@@ -22,6 +22,7 @@
 
 #include "pgtable/pgtable.h"
 #include "pgtable/table_pool.h"
+#include "raw_baseline.h"
 
 namespace deviso::pgtable {
 namespace {
@@ -103,67 +104,9 @@ void BM_RawDescriptorStores_1GiB(benchmark::State& state) {
 }
 BENCHMARK(BM_RawDescriptorStores_1GiB)->Unit(benchmark::kMicrosecond);
 
-// The physical limit of mapping and unmapping one 4 KiB page in tables that exist: two walks
-// of four dependent loads down hand-built level 0-3 tables (4 KiB granule, 48-bit input: three
-// table descriptors and the leaf entry), one store of a page descriptor and one clear. The eight
-// loads form one dependency chain, as a map followed by an unmap of the same page does: each walk
-// starts from the slot the previous one found (`carry` is always 0, but neither the compiler nor
-// the CPU knows it). Without the chain the CPU overlaps consecutive iterations and this measures
-// load throughput (about 2.5 ns here), not a walk. ClobberMemory after each write keeps the
-// compiler from reusing a walk.
-void BM_RawMapUnmap4K(benchmark::State& state) {
-  BenchMemory memory(8);
-  uint64_t* t[4];
-  for (uint64_t*& p : t) {
-    Result<Paddr> pa = memory.pool().Allocate(0);
-    if (!pa.ok()) std::abort();
-    p = memory.pool().PhysToVirt(*pa);
-    std::memset(p, 0, kPage);
-  }
-  constexpr uint64_t kTable = 0x3;  // table descriptor type bits (Arm ARM D8.3.1)
-  constexpr uint64_t kAddr = 0x0000'ffff'ffff'f000ULL;
-  const uint64_t iova = 0x4000'1000;
-  const auto index = [](uint64_t va, unsigned level) {
-    return static_cast<size_t>(va >> (12 + 9 * (3 - level))) & 511;
-  };
-  for (unsigned l = 0; l < 3; ++l) {
-    t[l][index(iova, l)] = reinterpret_cast<uintptr_t>(t[l + 1]) | kTable;
-  }
-  const uint64_t leaf = 0x8000'1000ULL | 0x0060'0000'0000'0f43ULL;
-  uint64_t* root = t[0];
-  benchmark::DoNotOptimize(root);
-  const auto walk = [root, index](uint64_t va) {
-    uint64_t* table = root;
-    for (unsigned l = 0; l < 3; ++l) {
-      table = reinterpret_cast<uint64_t*>(table[index(va, l)] & kAddr);
-    }
-    return &table[index(va, 3)];
-  };
-  // Zero, computed at run time from the slot a walk found and the descriptor it read there
-  // (bit 63 of a user pointer and of an invalid or page descriptor is 0). The empty asms hide
-  // both the inputs and the result's range from the compiler (which could otherwise prove the
-  // indexes do not depend on it) and keep the data dependency the CPU sees.
-  const auto carry = [](const uint64_t* slot, uint64_t old) {
-    uintptr_t p = reinterpret_cast<uintptr_t>(slot) | old;
-    asm volatile("" : "+r"(p));
-    uint64_t c = static_cast<uint64_t>(p >> 63);
-    asm volatile("" : "+r"(c));
-    return c;
-  };
-  uint64_t* slot = t[3];
-  uint64_t old = 0;
-  for (auto _ : state) {
-    slot = walk(iova + carry(slot, old));
-    old = *slot;  // the fourth load: the leaf entry is invalid
-    *slot = leaf;
-    benchmark::ClobberMemory();
-    slot = walk(iova + carry(slot, old));
-    old = *slot;  // the fourth load: the leaf entry is the page
-    *slot = 0;
-    benchmark::ClobberMemory();
-  }
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
-}
+// BM_RawMapUnmap4K: the physical limit of mapping and unmapping one 4 KiB page in tables that
+// exist (bench/raw_baseline.h: two dependent four-load walks, one store, one clear).
+void BM_RawMapUnmap4K(benchmark::State& state) { bench::RawMapUnmap4K(state); }
 BENCHMARK(BM_RawMapUnmap4K);
 
 // ---------------------------------------------------------------------------------------------

@@ -64,10 +64,14 @@
  *                    descriptor, ASID or VMID is reused until an invalidation covering it
  *                    completed.
  *      deviso_ctx_alloc: nothing changed (a new domain whose attach failed is destroyed again;
- *                    should that fail too its slot is retired, never reused).
+ *                    should that fail too, the destruction is retried by the next
+ *                    deviso_ctx_alloc once the unit is not broken, so nothing leaks).
  *  - deviso_ctx_free() returns the stream to blocked, invalidates, and reclaims every table.
  *  - DMA through the IOMMU includes a device's MSI writes: a device using MSI must have its
- *    doorbell mapped on purpose. deviso's own drivers use INTx or polling.
+ *    doorbell mapped on purpose (deviso/msi.h: deviso_map_msi_doorbell()); deviso never maps
+ *    one by default. Exception: a unit that reports the doorbell as an MSI reserved region
+ *    passes MSIs there untranslated (QEMU's virtio-iommu: the GICv3 ITS frame), so every
+ *    device's MSIs reach it whatever its context holds; deviso_map_msi_doorbell() says so.
  *  - Thread safety: calls on different contexts run in parallel; calls on one context are
  *    serialised by its lock. Fault callbacks run in the unit's event-handling context (an
  *    interrupt handler on bare metal) and must not block or call back into deviso.

@@ -104,9 +104,12 @@ class ContextSlot final : public FaultSink {
   friend class deviso::Context;
 
   enum class State : uint8_t {
-    kFree,      // unused
-    kLive,      // a context: handles of `generation_` reach it
-    kOrphaned,  // its domain could not be destroyed after a failed AllocContext: never reused
+    kFree,  // unused
+    kLive,  // a context: handles of `generation_` reach it
+    // Its domain could not be destroyed after a failed AllocContext: no handle reaches it, and
+    // unit_/domain_ still name the domain, whose destruction the registry retries (see
+    // Registry::ReclaimOrphans) so that neither the slot nor the backend's domain is lost.
+    kOrphaned,
   };
 
   // Replaces handler, user and limit; returns once no callback of the old handler runs.
@@ -243,7 +246,8 @@ class Registry {
   Status RegisterUnit(IsolationUnit& unit);
 
   // Errors, with no change: -ENOENT (not registered), -EBUSY (devices bound to it, or contexts
-  // on it, including a slot retired because the unit could not destroy a domain).
+  // on it, including a domain a failed AllocContext left that the unit still cannot destroy:
+  // the destruction is retried first).
   Status UnregisterUnit(IsolationUnit& unit);
 
   // The registered unit named `name`. Errors: -ENOENT (none), -EINVAL (null name).
@@ -277,7 +281,11 @@ class Registry {
   //   -ENOMEM   kMaxContexts contexts exist; the backend's domain, table or ID pools
   //   -EIO      the unit is broken: refused before a context slot is taken
   //   -ENOTSUP, -ETIMEDOUT, -EIO: the backend's. If the attach fails the new domain is
-  //             destroyed again (should that fail too, its slot is retired, never reused).
+  //             destroyed again. Should that fail too, its slot is set aside with the domain
+  //             (no handle reaches it) and the destruction is retried by every later
+  //             AllocContext, CreateDomain and UnregisterUnit while the unit is not broken
+  //             (e.g. after its Recover()): once it succeeds the backend's domain and the slot
+  //             are free again, so repeated failures do not use up either pool.
   Result<Context> AllocContext(const device* dev, uint32_t sid, const DomainOptions& options = {});
 
   // Detaches (dev, sid) (the stream is blocked again) and destroys its context with its tables.
@@ -369,6 +377,10 @@ class Registry {
   // Destroys the live context in `slot` (no streams); on success the slot is free and every
   // handle to it stale. Callers hold ops_lock_ and the slot's lock.
   Status DestroyLocked(internal::ContextSlot& slot);
+  // Retries the destruction of every domain a failed AllocContext left (State::kOrphaned) on a
+  // unit that is not broken; each that the backend destroys frees its slot. Errors are not
+  // reported: the slot stays set aside and a later call retries. Callers hold ops_lock_.
+  void ReclaimOrphans();
   // Sets what (dev, sid) translates through, under table_lock_.
   void SetBinding(StreamBinding& binding, const Context& context, bool detached);
 

@@ -145,6 +145,15 @@ void ParseGic(const void* fdt, PlatformInfo* out) {
         ReadReg(fdt, node, 1, &out->gic.redistributors).ok()) {
       out->gic.version = 3;
     }
+    // arm,gic-v3.yaml: ITSs are children of the GIC node; the first available one is used.
+    int child = 0;
+    fdt_for_each_subnode(child, fdt, node) {
+      if (fdt_node_check_compatible(fdt, child, "arm,gic-v3-its") == 0 &&
+          HasProperty(fdt, child, "msi-controller") && ReadReg(fdt, child, 0, &out->gic.its).ok()) {
+        out->gic.its_phandle = fdt_get_phandle(fdt, child);
+        break;
+      }
+    }
     return;
   }
   for (const char* compatible : {"arm,cortex-a15-gic", "arm,gic-400", "arm,cortex-a9-gic"}) {
@@ -189,6 +198,40 @@ Status ParseSmmu(const void* fdt, PlatformInfo* out) {
   s.cmdq_sync = ToIrqSpec(n.irqs.cmdq_sync);
   s.gerror = ToIrqSpec(n.irqs.gerror);
   s.combined = ToIrqSpec(n.irqs.combined);
+  return Status::Ok();
+}
+
+// msi-map = <rid-base &controller msi-base length>... (pci-msi.txt): four cells per entry, as
+// Linux's of_map_id() reads it whatever the controller's #msi-cells (a GICv2m frame has none);
+// msi-parent if there is no msi-map.
+Status ParseMsiMap(const void* fdt, int node, PciHostInfo* pci) {
+  pci->msi_map_mask = ReadU32(fdt, node, "msi-map-mask", 0xffffffff);
+  int len = 0;
+  const auto* map = static_cast<const fdt32_t*>(fdt_getprop(fdt, node, "msi-map", &len));
+  if (map == nullptr) {
+    pci->msi_parent = ReadU32(fdt, node, "msi-parent", 0);
+    return Status::Ok();
+  }
+  if (len <= 0 || len % 16 != 0) {
+    return Status::InvalidArgument();
+  }
+  const size_t n = static_cast<size_t>(len) / 16;
+  if (n > PciHostInfo::kMaxMsiMap) {
+    return Status::OutOfRange();
+  }
+  for (size_t i = 0; i < n; ++i) {
+    MsiMapEntry e;
+    e.rid_base = fdt32_ld(map + 4 * i);
+    e.controller = fdt32_ld(map + 4 * i + 1);
+    e.msi_base = fdt32_ld(map + 4 * i + 2);
+    e.length = fdt32_ld(map + 4 * i + 3);
+    const int controller = fdt_node_offset_by_phandle(fdt, e.controller);
+    if (controller < 0 || e.length == 0) {
+      return Status::InvalidArgument();
+    }
+    pci->msi_map[i] = e;
+  }
+  pci->msi_map_count = n;
   return Status::Ok();
 }
 
@@ -253,6 +296,7 @@ Status ParsePci(const void* fdt, PlatformInfo* out) {
   }
   pci.iommu_map_count = map.count;
   pci.iommu_map_mask = map.mask;
+  DEVISO_TRY(ParseMsiMap(fdt, node, &pci));
   return dt::ReadInterruptMap(fdt, node, &pci.intx_map);
 }
 
@@ -290,6 +334,30 @@ Status ParseDeviceTree(const void* dtb, PlatformInfo* out) {
   DEVISO_TRY(ParsePci(dtb, out));
   ParsePsci(dtb, out);
   return Status::Ok();
+}
+
+Result<uint32_t> MsiDeviceId(const PlatformInfo& info, uint16_t rid) {
+  const PciHostInfo& pci = info.pci;
+  if (pci.msi_map_count == 0) {
+    if (pci.msi_parent == 0) {
+      return Status::NotFound();
+    }
+    if (info.gic.its_phandle == 0 || pci.msi_parent != info.gic.its_phandle) {
+      return Status::InvalidArgument();
+    }
+    return uint32_t{rid};
+  }
+  const uint32_t masked = rid & pci.msi_map_mask;
+  for (size_t i = 0; i < pci.msi_map_count; ++i) {
+    const MsiMapEntry& e = pci.msi_map[i];
+    if (masked >= e.rid_base && masked - e.rid_base < e.length) {
+      if (info.gic.its_phandle == 0 || e.controller != info.gic.its_phandle) {
+        return Status::InvalidArgument();
+      }
+      return e.msi_base + (masked - e.rid_base);
+    }
+  }
+  return Status::NotFound();
 }
 
 }  // namespace deviso::qemu_virt

@@ -13,6 +13,7 @@ namespace {
 constexpr uint32_t kMaxIntid = 1020;  // 1020-1023 are special (spurious)
 constexpr uint32_t kFirstPpi = 16;
 constexpr uint32_t kFirstSpi = 32;
+constexpr uint32_t kFirstLpi = 8192;  // IHI0069 2.2.1: LPIs are INTIDs 8192 and up
 constexpr uint8_t kPriority = 0xa0;
 constexpr uint8_t kPriorityMask = 0xf0;  // everything with a higher priority (lower value) passes
 constexpr uint64_t kTimeoutNs = 100'000'000;
@@ -85,6 +86,7 @@ struct State {
 
 State g_state;
 port::Mutex* g_lock = nullptr;
+LpiDispatcher g_lpi_dispatcher = nullptr;
 
 uint32_t Read32(uintptr_t base, size_t off) {
   return *reinterpret_cast<volatile uint32_t*>(base + off);
@@ -243,8 +245,17 @@ void Dispatch() {
     if (g_state.version == 3) {
       const uint32_t intid =
           static_cast<uint32_t>(DEVISO_READ_SYSREG(s3_0_c12_c12_0)) & 0xffffff;  // ICC_IAR1_EL1
+      if (intid >= kFirstLpi) {
+        // An LPI (v3 with an ITS): its handler table is the ITS driver's (its.h).
+        const LpiDispatcher lpi = __atomic_load_n(&g_lpi_dispatcher, __ATOMIC_ACQUIRE);
+        if (lpi != nullptr) {
+          lpi(intid);
+        }
+        DEVISO_WRITE_SYSREG(s3_0_c12_c12_1, intid);  // ICC_EOIR1_EL1
+        continue;
+      }
       if (intid >= kMaxIntid) {
-        return;  // spurious: nothing (more) pending
+        return;  // spurious (1020-1023): nothing (more) pending
       }
       RunHandler(intid);
       DEVISO_WRITE_SYSREG(s3_0_c12_c12_1, intid);  // ICC_EOIR1_EL1
@@ -289,6 +300,14 @@ Status GicInit(const GicInfo& info) {
 }
 
 unsigned GicVersion() { return g_state.version; }
+
+uintptr_t GicRedistributorBase() {
+  return g_state.version == 3 ? g_state.gicr_sgi - gicr::kFrameBytes : 0;
+}
+
+void SetLpiDispatcher(LpiDispatcher dispatcher) {
+  __atomic_store_n(&g_lpi_dispatcher, dispatcher, __ATOMIC_RELEASE);
+}
 
 Status RegisterIrq(uint32_t intid, IrqHandler handler, void* ctx, bool edge) {
   if (g_state.version == 0 || !Usable(intid) || handler == nullptr) {

@@ -44,6 +44,16 @@ Status SetIrqPending(uint32_t intid);
 // Number of times the dispatcher ran the handler of `intid` (0 for an unknown INTID).
 uint64_t IrqCount(uint32_t intid);
 
+// This CPU's redistributor (v3): its RD_base frame, as GicInit() found it (IHI0069 12.10);
+// 0 on v2 or before GicInit(). The ITS driver (its.h) programs the LPI tables there.
+uintptr_t GicRedistributorBase();
+
+// Receives every LPI (INTID 8192 and up, v3 with an ITS) the dispatcher acknowledges, in IRQ
+// context; the dispatcher ends the interrupt (EOI) after it returns. nullptr: LPIs are
+// acknowledged and dropped. Set by ItsInit() (its.h).
+using LpiDispatcher = void (*)(uint32_t intid);
+void SetLpiDispatcher(LpiDispatcher dispatcher);
+
 // Unmasks / masks IRQs on this CPU (PSTATE.I and F).
 void EnableInterrupts();
 void DisableInterrupts();

@@ -43,6 +43,18 @@ struct GicInfo {
   Region distributor;
   Region redistributors;  // v3: the first redistributor region
   Region cpu_interface;   // v2: GICC
+  // v3: the first arm,gic-v3-its child (arm,gic-v3.yaml "msi-controller"), size 0 if none.
+  Region its;
+  uint32_t its_phandle = 0;
+};
+
+// One msi-map entry (pci-msi.txt): requester IDs [rid_base, rid_base + length) send MSIs with
+// DeviceIDs [msi_base, ...) to the MSI controller with phandle `controller`.
+struct MsiMapEntry {
+  uint32_t rid_base = 0;
+  uint32_t controller = 0;
+  uint32_t msi_base = 0;
+  uint32_t length = 0;
 };
 
 // arm,smmu-v3.yaml: interrupt-names "eventq", "priq", "cmdq-sync", "gerror" (or "combined").
@@ -97,6 +109,13 @@ struct PciHostInfo {
   // interrupt-map / interrupt-map-mask (DT spec 2.4.3): the INTx of each PCI function, see
   // PciHost::IntxIrq(). present = false if the node has none.
   dt::InterruptMap intx_map;
+  // msi-map / msi-map-mask (pci-msi.txt), or msi-parent alone (DeviceID = requester ID); the
+  // ranges in devicetree order. msi_map_count 0 and msi_parent 0: no MSI controller named.
+  static constexpr size_t kMaxMsiMap = 8;
+  MsiMapEntry msi_map[kMaxMsiMap];
+  size_t msi_map_count = 0;
+  uint32_t msi_map_mask = 0xffffffff;
+  uint32_t msi_parent = 0;
 };
 
 struct PsciInfo {
@@ -132,11 +151,19 @@ struct PlatformInfo {
 // the SMMU node, iommu-map and interrupt-map through src/dt (docs/devicetree.md).
 // Requires: a valid DTB with /memory; the UART, GIC, SMMU and PCI host are looked up but may be
 // absent. Errors: -EINVAL (no DTB, bad header or structure (dt::CheckBlob); a malformed
-// arm,smmu-v3 node, iommu-map or interrupt-map, logged with node and property), -ENOENT (no
-// /memory), -ERANGE (more regions or iommu-map ranges than the fixed arrays hold), -ENOMEM (an
-// interrupt-map beyond dt::kMaxInterruptMapEntries), -ENOTSUP (a nested interrupt nexus). On
-// error `out` may be partly filled.
+// arm,smmu-v3 node, iommu-map, msi-map (a controller phandle that resolves to no node, a zero
+// length) or interrupt-map, logged with node and property), -ENOENT (no /memory), -ERANGE (more
+// regions, iommu-map or msi-map ranges than the fixed arrays hold), -ENOMEM (an interrupt-map
+// beyond dt::kMaxInterruptMapEntries), -ENOTSUP (a nested interrupt nexus). On error `out` may be
+// partly filled.
 Status ParseDeviceTree(const void* dtb, PlatformInfo* out);
+
+// The DeviceID the GICv3 ITS (info.gic.its) sees for PCI requester ID `rid` (after any DMA
+// alias): the host bridge's msi-map (pci-msi.txt: msi_base + ((rid & msi-map-mask) - rid_base),
+// first matching range), or the RID itself with msi-parent alone. Errors: -ENOENT (no range
+// holds it, or the host bridge names no MSI controller), -EINVAL (the controller it names is
+// not the ITS: e.g. a GICv2m frame, or no ITS at all).
+Result<uint32_t> MsiDeviceId(const PlatformInfo& info, uint16_t rid);
 
 }  // namespace deviso::qemu_virt
 

@@ -8,6 +8,7 @@
 #include "deviso/port/os.h"
 #include "deviso/registry.h"
 #include "gic.h"
+#include "its.h"
 #include "mmu.h"
 #include "pgtable/table_pool.h"
 
@@ -57,11 +58,14 @@ Result<smmuv3::Smmuv3*> SetupSmmu(const PlatformInfo& info, DmaArena& arena) {
   // a 4096-record queue (128 KiB) holds a blocked page without overflowing.
   c.eventq_log2 = 12;
   // Memory the SMMU walks beyond its queues and stream table (the contexts' translation
-  // tables, from both pools), and the CPU map's tables: Map refuses them with -EPERM, so no
-  // device is ever given a table it could rewrite (issue 10).
+  // tables, from both pools), the CPU map's tables and the ITS's: Map refuses them with -EPERM, so
+  // no device is ever given a table it could rewrite (issue 10).
   c.own_memory[0] = {g_tables.storage_pa(), g_tables.storage_bytes()};
   c.own_memory[1] = {g_tables_64k.storage_pa(), g_tables_64k.storage_bytes()};
   c.own_memory[2] = {MmuTablesBase(), MmuTablesBytes()};
+  // The GICv3 ITS's tables and LPI tables (its.h): a device writing them could redirect or
+  // forge any interrupt. Static, so declared whether or not the ITS is used.
+  c.own_memory[3] = {ItsMemory().base, ItsMemory().size};
   g_smmu.emplace(c);
   smmuv3::Smmuv3* smmu = &*g_smmu;
   auto check = [](Status st, const char* what) {

@@ -6,6 +6,7 @@
 #include "arch.h"
 #include "deviso/port/os.h"
 #include "deviso/registry.h"
+#include "its.h"
 #include "mmu.h"
 #include "virtio_iommu/hw.h"
 #include "virtio_iommu/transport.h"
@@ -92,8 +93,9 @@ Result<VirtioIommuPlatform> SetupVirtioIommu(const PlatformInfo& info, DmaArena&
   // QEMU writes 1 + len/4 events for one blocked DMA: room for a blocked page or so.
   c.event_queue_size = 256;
   // The device keeps its translation tables to itself; what deviso must still keep from every
-  // device is the CPU map's tables (-EPERM from Map).
+  // device is the CPU map's tables and the GICv3 ITS's tables (its.h) (-EPERM from Map).
   c.own_memory[0] = {MmuTablesBase(), MmuTablesBytes()};
+  c.own_memory[1] = {ItsMemory().base, ItsMemory().size};
   auto check = [](Status st, const char* what) {
     if (!st.ok()) port::Log("deviso: %s: %s: %s\n", g_name, what, st.str());
     return st;

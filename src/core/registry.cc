@@ -414,8 +414,9 @@ Status Registry::UnregisterUnit(IsolationUnit& unit) {
       return Status::Busy();
     }
   }
+  ReclaimOrphans();
   for (const internal::ContextSlot& slot : slots_) {
-    // Live contexts without streams (shared domains) and retired slots count too.
+    // Live contexts without streams (shared domains) and orphaned domains count too.
     if (slot.state_ != internal::ContextSlot::State::kFree && slot.unit_ == &unit) {
       return Status::Busy();
     }
@@ -558,6 +559,20 @@ Status Registry::DestroyLocked(internal::ContextSlot& slot) {
   return Status::Ok();
 }
 
+void Registry::ReclaimOrphans() {
+  for (internal::ContextSlot& slot : slots_) {
+    if (slot.state_ != internal::ContextSlot::State::kOrphaned || slot.unit_->broken()) {
+      continue;
+    }
+    const port::LockGuard lock(slot.lock_);
+    if (!slot.unit_->DestroyDomain(slot.domain_).ok()) continue;  // retried next time
+    slot.state_ = internal::ContextSlot::State::kFree;
+    slot.domain_ = nullptr;
+    slot.unit_ = nullptr;
+    ++slot.generation_;
+  }
+}
+
 Result<Context> Registry::AllocContext(const device* dev, uint32_t sid,
                                        const DomainOptions& options) {
   const port::LockGuard ops(ops_lock_);
@@ -569,18 +584,23 @@ Result<Context> Registry::AllocContext(const device* dev, uint32_t sid,
   if (unit.broken()) {
     return Status::IoError();  // refused before a slot (shared by every unit) is taken
   }
+  ReclaimOrphans();
+  if (unit.broken()) {
+    return Status::IoError();  // the reclaim's own invalidation failed
+  }
   DEVISO_ASSIGN_OR_RETURN(internal::ContextSlot* const slot, FreeSlot());
   DEVISO_ASSIGN_OR_RETURN(const Context context, CreateIn(*slot, unit, options));
 
   if (const Status attached = unit.Attach(slot->domain_, sid); !attached.ok()) {
     const port::LockGuard lock(slot->lock_);
     if (const Status destroyed = DestroyLocked(*slot); !destroyed.ok()) {
-      // The backend still holds the domain, whose fault sink is this slot: retire the slot
-      // rather than let a new context receive that domain's faults.
+      // The backend still holds the domain, whose fault sink is this slot: set the slot aside
+      // with its domain (no new context may receive that domain's faults) and retry the
+      // destruction later (ReclaimOrphans), so neither the slot nor the domain is lost.
       if constexpr (config::kLogging) {
         port::Log(
             "deviso: %s: sid %#x: attach failed (%s), destroying its new domain failed (%s);"
-            " context slot retired\n",
+            " retried later\n",
             unit.caps().name, sid, attached.str(), destroyed.str());
       }
       slot->state_ = internal::ContextSlot::State::kOrphaned;
@@ -628,6 +648,10 @@ Result<Context> Registry::CreateDomain(IsolationUnit& unit, const DomainOptions&
   }
   if (unit.broken()) {
     return Status::IoError();
+  }
+  ReclaimOrphans();
+  if (unit.broken()) {
+    return Status::IoError();  // the reclaim's own invalidation failed
   }
   DEVISO_ASSIGN_OR_RETURN(internal::ContextSlot* const slot, FreeSlot());
   return CreateIn(*slot, unit, options);

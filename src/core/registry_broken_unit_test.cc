@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "core/testing/fake_unit.h"
@@ -77,6 +78,52 @@ TEST(RegistryBrokenUnit, RefusedWithEioAndNoContextSlotIsConsumed) {
   }
   EXPECT_EQ(rig.registry->CreateDomain(healthy).status(), Status::NoMemory());
   for (const Context& c : others) EXPECT_TRUE(rig.registry->DestroyDomain(c).ok());
+}
+
+// Issue 15: an AllocContext whose attach timed out broke the unit, so destroying the new domain
+// failed too (-EIO), and the SMMUv3's domain stayed allocated for good: enough of these, each
+// followed by Recover(), used up the unit's domains (and the registry's slots). Each is now
+// destroyed by the first allocation after the recovery.
+TEST(RegistryBrokenUnit, AFailedAllocContextLeaksNoDomainAcrossRecoveries) {
+  Rig rig;
+  ASSERT_TRUE(rig.smmu->Probe().ok());
+  ASSERT_TRUE(rig.smmu->Init(false).ok());
+  ASSERT_TRUE(rig.registry->RegisterUnit(*rig.smmu).ok());
+  device dev;
+  const uint32_t sid = 1;
+  ASSERT_TRUE(rig.registry->BindDevice(&dev, *rig.smmu, {&sid, 1}).ok());
+  // One context first, so the stream table's level-2 array for the stream exists (it stays).
+  ASSERT_TRUE(rig.registry->AllocContext(&dev, sid).ok());
+  ASSERT_TRUE(rig.registry->FreeContext(&dev, sid).ok());
+  const size_t tables = rig.memory.tables_4k().free_granules();
+  const size_t dma = rig.memory.dma_free_pages();
+  const size_t rounds = std::max<size_t>(smmuv3::Smmuv3::kMaxDomains, kMaxContexts) + 2;
+  for (size_t i = 0; i < rounds; ++i) {
+    // The attach's CFGI_STE never completes (from the second round on, the retried
+    // destruction of the last round's domain is what times out: -EIO, refused before a slot is
+    // taken).
+    rig.model.SetCmdSyncStall(true);
+    const Status st = rig.registry->AllocContext(&dev, sid).status();
+    ASSERT_TRUE(st == (i == 0 ? Status::TimedOut() : Status::IoError())) << i << ": " << st.str();
+    ASSERT_TRUE(rig.smmu->broken());
+    rig.model.SetCmdSyncStall(false);
+    ASSERT_TRUE(rig.smmu->Recover().ok()) << i;
+  }
+  // Every domain and slot is still available: a context works, and the memory is as before.
+  Result<Context> ctx = rig.registry->AllocContext(&dev, sid);
+  ASSERT_TRUE(ctx.ok()) << ctx.status().str();
+  Result<DmaBuffer> buf = rig.memory.dma().Allocate(kPage, kPage);
+  ASSERT_TRUE(buf.ok());
+  ASSERT_TRUE(ctx->Map(kIova, buf->pa, kPage, kPermReadWrite).ok());
+  uint64_t v = 0x1234;
+  EXPECT_TRUE(rig.model.DeviceWrite(sid, kIova, &v, sizeof v).ok());
+  ASSERT_TRUE(ctx->Unmap(kIova, kPage).ok());
+  ASSERT_TRUE(rig.registry->FreeContext(&dev, sid).ok());
+  rig.memory.dma().Free(*buf);
+  EXPECT_EQ(rig.memory.tables_4k().free_granules(), tables);
+  EXPECT_EQ(rig.memory.dma_free_pages(), dma);
+  ASSERT_TRUE(rig.registry->UnbindDevice(&dev).ok());
+  EXPECT_TRUE(rig.registry->UnregisterUnit(*rig.smmu).ok());
 }
 
 TEST(RegistryOwnMemory, MappingTheUnitsStructuresIsRefusedWithEperm) {

@@ -18,6 +18,12 @@
 // unmapped by the hook, so a program may deviso_map() a buffer itself and still hand it to a
 // driver that maps every transfer (the seed README's example, examples/seed_dma).
 //
+// Sub-page buffers (dma/bounce.h, docs/dma_pool.md): with a BounceConfig, a buffer that is not
+// page-aligned in address or size (or every buffer, with BounceConfig::always) is copied
+// through a run of whole bounce pages, and only that run is mapped: its DmaMapping keeps the
+// buffer's own pa and size, and device_addr is the run's device address (the buffer's first
+// byte). Without one such a buffer is -EINVAL, as before.
+//
 // Capacity: at most `storage.size()` live mappings (StaticContextDmaMapper<N> holds its own).
 // Thread-safe: a port::Mutex serialises calls on one mapper.
 
@@ -29,6 +35,7 @@
 #include <span>
 
 #include "deviso/port/os.h"
+#include "dma/bounce.h"
 #include "dma/device_binding.h"
 #include "drivers/dma_allocator.h"
 
@@ -43,23 +50,32 @@ class ContextDmaMapper final : public drivers::DmaMapper {
   struct Slot {
     drivers::DmaMapping mapping;
     bool adopted = false;
+    BounceRun bounce;  // cpu != null: a bounced buffer, mapped through this run
   };
   // The hook's work so far.
   struct Counters {
     uint64_t maps = 0;       // MapForDevice calls that mapped the range
     uint64_t adoptions = 0;  // MapForDevice calls that used a range the context already mapped
     uint64_t releases = 0;   // successful UnmapForDevice calls (of either kind)
+    uint64_t bounces = 0;    // MapForDevice calls that mapped a run of bounce pages
   };
 
   // `binding` as in DeviceBinding; `storage` records live mappings. The binding is checked by
   // every MapForDevice (-EINVAL if DeviceBinding::Validate() fails).
   ContextDmaMapper(const DeviceBinding& binding, std::span<Slot> storage)
       : binding_(binding), live_(storage) {}
+  // The same, with sub-page buffers bounced (`bounce` checked by every MapForDevice: -EINVAL
+  // if BounceConfig::Validate fails).
+  ContextDmaMapper(const DeviceBinding& binding, const BounceConfig& bounce,
+                   std::span<Slot> storage)
+      : binding_(binding), bounce_(bounce), live_(storage) {}
   ContextDmaMapper(const ContextDmaMapper&) = delete;
   ContextDmaMapper& operator=(const ContextDmaMapper&) = delete;
   ~ContextDmaMapper() = default;
 
-  // drivers::DmaMapper. With binding().adopt_identity_mappings, a range whose first page the
+  // drivers::DmaMapper. A buffer bounced (see above) is never adopted, and besides the errors
+  // below MapForDevice gives -ENOMEM when the bounce pool has no run of its size free.
+  // With binding().adopt_identity_mappings, a range whose first page the
   // context already maps is adopted if every page of it translates to itself and the
   // direction's permissions are within adopt_identity_mappings: the mapping returned is
   // identity, nothing is mapped (the buffer is still cleaned for a non-coherent device), and
@@ -71,11 +87,22 @@ class ContextDmaMapper final : public drivers::DmaMapper {
   // -ENOMEM (mapping table full, IOVA window or page tables exhausted), and the IOMMU's
   // -ETIMEDOUT/-EIO. UnmapForDevice: -ENOENT unless `mapping` equals a live mapping of this
   // mapper field for field (no change); Context::Unmap's -ETIMEDOUT/-EIO (the mapping stays
-  // recorded as live: the buffer must not be reused; the call may be retried).
+  // recorded as live: the buffer must not be reused; the call may be retried; a bounced
+  // buffer's run stays held and nothing is copied back).
   Result<drivers::DmaMapping> MapForDevice(uint64_t pa, size_t size,
                                            drivers::DmaDirection direction) override;
   Status UnmapForDevice(const drivers::DmaMapping& mapping) override;
   size_t page_size() const override { return static_cast<size_t>(binding_.context.page_size()); }
+  bool bounces_sub_page() const override { return bounce_.enabled(); }
+
+  // For a mapping that stays live across transfers (a ring the device reads and writes):
+  // SyncForDevice makes what the CPU wrote to the buffer visible to the device (a bounced
+  // buffer is copied into its run again, then cleaned; otherwise the buffer is cleaned);
+  // SyncForCpu makes what the device wrote visible to the CPU (invalidate; a bounced buffer's
+  // run is then copied back over it). Each does only what the mapping's direction needs.
+  // Errors, with no change: -ENOENT (not a live mapping of this mapper, as UnmapForDevice).
+  Status SyncForDevice(const drivers::DmaMapping& mapping);
+  Status SyncForCpu(const drivers::DmaMapping& mapping);
 
   size_t live_mappings() const;
   Counters counters() const;
@@ -85,8 +112,11 @@ class ContextDmaMapper final : public drivers::DmaMapper {
   // Whether [pa, pa + size) is adoptable: see MapForDevice. -EEXIST if the context maps some of
   // it otherwise; Ok(false) if its first page is not mapped (map it as usual).
   Result<bool> Adoptable(uint64_t pa, size_t size, Perms perms) const;
+  // The live slot equal to `mapping` field for field, or null. lock_ held.
+  Slot* FindLocked(const drivers::DmaMapping& mapping);
 
   const DeviceBinding binding_;
+  const BounceConfig bounce_;
   mutable port::Mutex lock_;
   std::span<Slot> live_;  // guarded by lock_
   Counters counters_;     // guarded by lock_
@@ -98,6 +128,8 @@ template <size_t kMaxMappings>
 class StaticContextDmaMapper final : public drivers::DmaMapper {
  public:
   explicit StaticContextDmaMapper(const DeviceBinding& binding) : mapper_(binding, storage_) {}
+  StaticContextDmaMapper(const DeviceBinding& binding, const BounceConfig& bounce)
+      : mapper_(binding, bounce, storage_) {}
   Result<drivers::DmaMapping> MapForDevice(uint64_t pa, size_t size,
                                            drivers::DmaDirection direction) override {
     return mapper_.MapForDevice(pa, size, direction);
@@ -106,6 +138,11 @@ class StaticContextDmaMapper final : public drivers::DmaMapper {
     return mapper_.UnmapForDevice(mapping);
   }
   size_t page_size() const override { return mapper_.page_size(); }
+  bool bounces_sub_page() const override { return mapper_.bounces_sub_page(); }
+  Status SyncForDevice(const drivers::DmaMapping& mapping) {
+    return mapper_.SyncForDevice(mapping);
+  }
+  Status SyncForCpu(const drivers::DmaMapping& mapping) { return mapper_.SyncForCpu(mapping); }
   size_t live_mappings() const { return mapper_.live_mappings(); }
   ContextDmaMapper::Counters counters() const { return mapper_.counters(); }
   const DeviceBinding& binding() const { return mapper_.binding(); }

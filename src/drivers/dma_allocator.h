@@ -58,7 +58,7 @@ enum class DmaDirection : uint8_t {
 struct DmaMapping {
   uint64_t pa = 0;           // the buffer's physical address
   uint64_t device_addr = 0;  // the address the device must use (IOVA, or PA without an IOMMU)
-  size_t size = 0;           // whole pages of the mapper's page_size()
+  size_t size = 0;           // whole pages of page_size(), or a bounced buffer's own size
   DmaDirection direction = DmaDirection::kBidirectional;
 };
 
@@ -70,10 +70,11 @@ class DmaMapper {
  public:
   // Makes physical [pa, pa + size) reachable by the device for `direction` and returns the
   // address the device must be given. `pa` and `size` must be multiples of page_size(): a
-  // mapping never exposes the rest of a page. Cleans the CPU caches over the buffer when the
-  // device is not cache-coherent. Errors, with no change: -EINVAL (size 0, unaligned, wrap),
-  // -EEXIST (already mapped for this device), -ENOMEM (device address space or tables), and the
-  // IOMMU's -ETIMEDOUT/-EIO.
+  // mapping never exposes the rest of a page (a mapper that bounces, ContextDmaMapper with a
+  // BounceConfig, takes any buffer and maps a copy of it in whole pages of its own instead). Cleans
+  // the CPU caches over the buffer when the device is not cache-coherent. Errors, with no change:
+  // -EINVAL (size 0, unaligned, wrap), -EEXIST (already mapped for this device), -ENOMEM (device
+  // address space or tables), and the IOMMU's -ETIMEDOUT/-EIO.
   virtual Result<DmaMapping> MapForDevice(uint64_t pa, size_t size, DmaDirection direction) = 0;
   // Ends the mapping, strictly: on success the device can no longer reach the buffer, and for
   // kFromDevice/kBidirectional the CPU caches over it were invalidated so the CPU sees what the
@@ -82,6 +83,10 @@ class DmaMapper {
   virtual Status UnmapForDevice(const DmaMapping& mapping) = 0;
   // The granule MapForDevice() requires (the device's isolation context's page size).
   virtual size_t page_size() const = 0;
+  // Whether MapForDevice() takes a buffer of any alignment and size and maps a copy of it in
+  // whole pages of its own (bounce pages), so the pages around the buffer are never exposed: a
+  // driver then passes its exact range instead of the whole pages around it.
+  virtual bool bounces_sub_page() const { return false; }
 
  protected:
   ~DmaMapper() = default;

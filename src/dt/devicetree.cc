@@ -207,8 +207,14 @@ bool IsPciNode(const void* fdt, int node) {
 }  // namespace
 
 Status CheckBlob(const void* fdt, size_t buffer_size) {
-  if (fdt == nullptr || fdt_check_header(fdt) != 0 || fdt_totalsize(fdt) > buffer_size ||
-      fdt_check_full(fdt, fdt_totalsize(fdt)) != 0) {
+  // fdt_check_header reads the header's fields (up to 40 bytes) before it knows the blob's
+  // size: a shorter buffer is refused first, so libfdt never reads past it. fdt_check_full
+  // then walks the structure block tag by tag within totalsize (each tag, name and property
+  // inside its block, every name offset inside the strings block and NUL-terminated there,
+  // nesting balanced, FDT_END last), so the walks that follow (fdt_next_node, fdt_getprop,
+  // fdt_parent_offset) stay inside the checked blob.
+  if (fdt == nullptr || buffer_size < sizeof(struct fdt_header) || fdt_check_header(fdt) != 0 ||
+      fdt_totalsize(fdt) > buffer_size || fdt_check_full(fdt, fdt_totalsize(fdt)) != 0) {
     port::Log("deviso dt: not a valid devicetree blob\n");
     return Status::InvalidArgument();
   }

@@ -38,8 +38,12 @@ inline constexpr size_t kMaxChildCells = 6;            // child unit address + i
 inline constexpr size_t kMaxPathLength = 128;          // node paths in log lines
 
 // Checks that `fdt` is a well-formed devicetree blob within `buffer_size` bytes (libfdt's
-// fdt_check_header and fdt_check_full). Every other function here assumes a checked blob.
-// Errors: -EINVAL (null, bad magic/version, totalsize beyond buffer_size, bad structure).
+// fdt_check_header and fdt_check_full). Every other function here assumes a checked blob: run
+// it before any libfdt walk of a blob from outside (a bootloader, a file), since libfdt's
+// readers trust the structure and can read out of bounds on a malformed one.
+// Errors: -EINVAL (null, a buffer shorter than the 40-byte header, bad magic/version,
+// totalsize beyond buffer_size, bad structure: truncated, unbalanced nodes, a tag or name
+// outside its block, a property name offset outside the strings block or without its NUL).
 Status CheckBlob(const void* fdt, size_t buffer_size);
 
 // A (base, size) pair of `reg`, in the parent bus's address space.

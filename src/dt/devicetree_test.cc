@@ -36,6 +36,64 @@ TEST(DtBlob, CheckRejectsGarbageAndShortBuffers) {
   EXPECT_EQ(CheckBlob(nullptr, 0), Status::InvalidArgument());
   std::vector<uint8_t> garbage(fdt.size(), 0x5a);
   EXPECT_EQ(CheckBlob(garbage.data(), garbage.size()), Status::InvalidArgument());
+  // Buffers shorter than the header, starting with a good header: refused before libfdt reads
+  // the header's fields (each copied into a buffer of exactly that size, so ASan would see a
+  // read past it in deviso's code).
+  for (size_t n : {size_t{0}, size_t{4}, size_t{8}, size_t{39}}) {
+    std::vector<uint8_t> head(fdt.begin(), fdt.begin() + static_cast<std::ptrdiff_t>(n));
+    EXPECT_EQ(CheckBlob(head.data(), head.size()), Status::InvalidArgument()) << n;
+  }
+}
+
+// Structure damage fdt_check_full catches (corpus: src/dt/dt_fuzzer_corpus/regress-*): a
+// property whose name offset points past the strings block, a string block without the final
+// NUL, a node left open (no FDT_END_NODE), a property length past the structure block.
+TEST(DtBlob, CheckRejectsDamagedStructure) {
+  const std::vector<uint8_t> good = LoadBlob("good");
+  ASSERT_FALSE(good.empty());
+  const auto be32 = [](const std::vector<uint8_t>& b, size_t off) {
+    return static_cast<uint32_t>(b[off] << 24 | b[off + 1] << 16 | b[off + 2] << 8 | b[off + 3]);
+  };
+  const auto put32 = [](std::vector<uint8_t>& b, size_t off, uint32_t v) {
+    for (int i = 0; i < 4; ++i) b[off + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+  };
+  const uint32_t off_struct = be32(good, 8);
+  const uint32_t off_strings = be32(good, 12);
+  const uint32_t size_strings = be32(good, 32);
+  const uint32_t size_struct = be32(good, 36);
+  // The first FDT_PROP tag (3) in the structure block, after the root's FDT_BEGIN_NODE.
+  size_t prop = 0;
+  for (size_t o = off_struct; o + 12 <= off_struct + size_struct; o += 4) {
+    if (be32(good, o) == 3) {
+      prop = o;
+      break;
+    }
+  }
+  ASSERT_NE(prop, 0U);
+  {
+    std::vector<uint8_t> b = good;
+    put32(b, prop + 8, size_strings + 16);  // nameoff past the strings block
+    EXPECT_EQ(CheckBlob(b.data(), b.size()), Status::InvalidArgument());
+  }
+  {
+    std::vector<uint8_t> b = good;
+    put32(b, prop + 4, size_struct);  // a value longer than the structure block
+    EXPECT_EQ(CheckBlob(b.data(), b.size()), Status::InvalidArgument());
+  }
+  {
+    std::vector<uint8_t> b = good;
+    b[off_strings + size_strings - 1] = 'x';  // the last name loses its NUL
+    EXPECT_EQ(CheckBlob(b.data(), b.size()), Status::InvalidArgument());
+  }
+  {
+    std::vector<uint8_t> b = good;
+    // FDT_END (9) is the last tag; the FDT_END_NODE (2) before it closes the root.
+    const size_t end = off_struct + size_struct - 4;
+    ASSERT_EQ(be32(b, end), 9U);
+    ASSERT_EQ(be32(b, end - 4), 2U);
+    put32(b, end - 4, 4);  // FDT_NOP: the root is never closed
+    EXPECT_EQ(CheckBlob(b.data(), b.size()), Status::InvalidArgument());
+  }
 }
 
 // ---- QEMU's own trees -----------------------------------------------------------------------

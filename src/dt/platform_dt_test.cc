@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+extern "C" {
+#include <libfdt.h>
+}
+
 #include <string>
 #include <vector>
 
@@ -83,6 +87,101 @@ TEST(PlatformDt, MalformedIommuMapFailsTheParse) {
   EXPECT_EQ(ParseDeviceTree(fdt.data(), &info), Status::InvalidArgument());
   const std::string log = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(log.find("/pcie@10000000: iommu-map: phandle 0xdead"), std::string::npos) << log;
+}
+
+// GICv3 with an ITS (-M virt,gic-version=3): the ITS child of the GIC node and the host
+// bridge's msi-map to it (pci-msi.txt), and the DeviceIDs they give.
+TEST(PlatformDt, GicV3ItsAndMsiMap) {
+  const std::vector<uint8_t> fdt = LoadBlob("qemu_virt_gicv3_its");
+  ASSERT_FALSE(fdt.empty());
+  static PlatformInfo info;
+  ASSERT_TRUE(ParseDeviceTree(fdt.data(), &info).ok());
+  EXPECT_EQ(info.gic.version, 3U);
+  EXPECT_EQ(info.gic.its.base, 0x8080000U);
+  EXPECT_EQ(info.gic.its.size, 0x20000U);
+  EXPECT_EQ(info.gic.its_phandle, 0x8003U);
+  ASSERT_EQ(info.pci.msi_map_count, 1U);
+  EXPECT_EQ(info.pci.msi_map[0].rid_base, 0U);
+  EXPECT_EQ(info.pci.msi_map[0].controller, 0x8003U);
+  EXPECT_EQ(info.pci.msi_map[0].msi_base, 0U);
+  EXPECT_EQ(info.pci.msi_map[0].length, 0x10000U);
+  EXPECT_EQ(info.pci.msi_map_mask, 0xffffffffU);
+  // QEMU: DeviceID = requester ID (00:03.0 -> 0x18).
+  EXPECT_EQ(MsiDeviceId(info, 0x18).value_or(0), 0x18U);
+  EXPECT_EQ(MsiDeviceId(info, 0xffff).value_or(0), 0xffffU);
+}
+
+// GICv2 (QEMU's default): the msi-map names a GICv2m frame (no #msi-cells), which is parsed but
+// is no ITS: no DeviceID.
+TEST(PlatformDt, GicV2MsiMapNamesNoIts) {
+  const std::vector<uint8_t> fdt = LoadBlob("qemu_virt_smmuv3");
+  ASSERT_FALSE(fdt.empty());
+  static PlatformInfo info;
+  ASSERT_TRUE(ParseDeviceTree(fdt.data(), &info).ok());
+  EXPECT_EQ(info.gic.version, 2U);
+  EXPECT_EQ(info.gic.its.size, 0U);
+  EXPECT_EQ(info.gic.its_phandle, 0U);
+  ASSERT_EQ(info.pci.msi_map_count, 1U);
+  EXPECT_EQ(MsiDeviceId(info, 0x18).status(), Status::InvalidArgument());
+}
+
+// msi-map arithmetic (pci-msi.txt): the mask first, then the first range holding the RID;
+// a RID in no range, a controller that is not the ITS, msi-parent alone, nothing at all.
+TEST(PlatformDt, MsiDeviceIdFollowsTheMap) {
+  static PlatformInfo info;
+  info = PlatformInfo{};
+  info.gic.its_phandle = 7;
+  info.pci.msi_map[0] = {0x0000, 7, 0x1000, 0x100};    // bus 0 -> 0x1000..
+  info.pci.msi_map[1] = {0x0100, 9, 0x0000, 0x100};    // bus 1 -> another controller
+  info.pci.msi_map[2] = {0x0000, 7, 0x8000, 0x10000};  // shadowed for bus 0 by the first
+  info.pci.msi_map_count = 3;
+  EXPECT_EQ(MsiDeviceId(info, 0x0018).value_or(0), 0x1018U);  // 0x1000 + 0x18
+  EXPECT_EQ(MsiDeviceId(info, 0x0118).status(), Status::InvalidArgument());
+  EXPECT_EQ(MsiDeviceId(info, 0x0218).value_or(0), 0x8218U);
+  info.pci.msi_map_mask = 0x00ff;  // bus number masked off: 0x0218 -> 0x18
+  EXPECT_EQ(MsiDeviceId(info, 0x0218).value_or(0), 0x1018U);
+  info.pci.msi_map_count = 1;
+  info.pci.msi_map_mask = 0xffffffff;
+  EXPECT_EQ(MsiDeviceId(info, 0x0218).status(), Status::NotFound());
+  info.pci.msi_map_count = 0;
+  EXPECT_EQ(MsiDeviceId(info, 0x18).status(), Status::NotFound());  // nothing named
+  info.pci.msi_parent = 7;
+  EXPECT_EQ(MsiDeviceId(info, 0x18).value_or(0), 0x18U);  // msi-parent: DeviceID = RID
+  info.pci.msi_parent = 9;
+  EXPECT_EQ(MsiDeviceId(info, 0x18).status(), Status::InvalidArgument());
+}
+
+// A malformed msi-map fails the parse (as a malformed iommu-map does), with no partial map.
+TEST(PlatformDt, MalformedMsiMapFailsTheParse) {
+  std::vector<uint8_t> fdt = LoadBlob("qemu_virt_gicv3_its");
+  ASSERT_FALSE(fdt.empty());
+  fdt.resize(fdt.size() + 4096);
+  ASSERT_EQ(fdt_open_into(fdt.data(), fdt.data(), static_cast<int>(fdt.size())), 0);
+  const int pci = fdt_node_offset_by_compatible(fdt.data(), -1, "pci-host-ecam-generic");
+  ASSERT_GE(pci, 0);
+  static PlatformInfo info;
+  // Three cells: not a whole entry.
+  const fdt32_t three[] = {cpu_to_fdt32(0), cpu_to_fdt32(0x8003), cpu_to_fdt32(0)};
+  ASSERT_EQ(fdt_setprop(fdt.data(), pci, "msi-map", three, sizeof(three)), 0);
+  EXPECT_EQ(ParseDeviceTree(fdt.data(), &info), Status::InvalidArgument());
+  // A controller phandle that names no node.
+  const fdt32_t dangling[] = {cpu_to_fdt32(0), cpu_to_fdt32(0xdead), cpu_to_fdt32(0),
+                              cpu_to_fdt32(0x10000)};
+  ASSERT_EQ(fdt_setprop(fdt.data(), pci, "msi-map", dangling, sizeof(dangling)), 0);
+  EXPECT_EQ(ParseDeviceTree(fdt.data(), &info), Status::InvalidArgument());
+  // A zero-length range.
+  const fdt32_t empty[] = {cpu_to_fdt32(0), cpu_to_fdt32(0x8003), cpu_to_fdt32(0), cpu_to_fdt32(0)};
+  ASSERT_EQ(fdt_setprop(fdt.data(), pci, "msi-map", empty, sizeof(empty)), 0);
+  EXPECT_EQ(ParseDeviceTree(fdt.data(), &info), Status::InvalidArgument());
+  // Nine ranges: more than PciHostInfo::kMaxMsiMap.
+  std::vector<fdt32_t> nine;
+  for (uint32_t i = 0; i < 9; ++i) {
+    for (uint32_t v : {i * 0x100, 0x8003U, i * 0x100, 0x100U}) nine.push_back(cpu_to_fdt32(v));
+  }
+  ASSERT_EQ(fdt_setprop(fdt.data(), pci, "msi-map", nine.data(),
+                        static_cast<int>(nine.size() * sizeof(fdt32_t))),
+            0);
+  EXPECT_EQ(ParseDeviceTree(fdt.data(), &info), Status::OutOfRange());
 }
 
 }  // namespace

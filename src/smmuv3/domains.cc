@@ -49,24 +49,26 @@ Status Smmuv3::InvalidateDomainRangeOnce(SmmuDomain& d, const pgtable::Invalidat
   const bool one_level = (r.leaf_levels & (r.leaf_levels - 1)) == 0;
   const unsigned ttl = !r.tables && one_level && r.leaf_levels > 1 ? Log2Floor(r.leaf_levels) : 0;
   const bool leaf = !r.tables;
+  if (config::kRangeTlbi && idr3_.ril() != 0 && r.size / page < kMaxTlbiRangeGranules) {
+    // At most two commands: no 64-entry array to construct on the strict unmap's hot path.
+    ds::Command range[2];
+    const size_t n = BuildRangeTlbi(d.tlbi_scope(), page, r.iova, r.size / page, ttl, leaf, range);
+    Count(stats_.tlbi_va, n);
+    return Submit(range, n);
+  }
   ds::Command cmds[64];
   size_t n = 0;
-  if (config::kRangeTlbi && idr3_.ril() != 0 && r.size / page < kMaxTlbiRangeGranules) {
-    n = BuildRangeTlbi(d.tlbi_scope(), page, r.iova, r.size / page, ttl, leaf, cmds);
-    Count(stats_.tlbi_va, n);
+  // One command per leaf: step by the leaf size when there is one level, else by page.
+  const uint64_t step = ttl != 0 ? d.table_->LevelSize(ttl) : page;
+  const uint64_t count = (r.size + step - 1) / step;
+  if (count > config_.max_tlbi_per_range || count > 64) {
+    cmds[n++] = ContextTlbi(d.tlbi_scope());
+    Count(stats_.tlbi_context);
   } else {
-    // One command per leaf: step by the leaf size when there is one level, else by page.
-    const uint64_t step = ttl != 0 ? d.table_->LevelSize(ttl) : page;
-    const uint64_t count = (r.size + step - 1) / step;
-    if (count > config_.max_tlbi_per_range || count > 64) {
-      cmds[n++] = ContextTlbi(d.tlbi_scope());
-      Count(stats_.tlbi_context);
-    } else {
-      for (uint64_t i = 0; i < count; ++i) {
-        cmds[n++] = AddressTlbi(d.tlbi_scope(), r.iova + i * step, leaf);
-      }
-      Count(stats_.tlbi_va, n);
+    for (uint64_t i = 0; i < count; ++i) {
+      cmds[n++] = AddressTlbi(d.tlbi_scope(), r.iova + i * step, leaf);
     }
+    Count(stats_.tlbi_va, n);
   }
   return Submit(cmds, n);
 }
@@ -206,6 +208,7 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
       return cd.status();
     }
     d->cd_ = *cd;
+    GrowDynamicHull(d->cd_);
     // Written by the entry writer like every STE, before any STE points at it: its "sync" is
     // only ordering (no CFGI: the SMMU cannot have fetched a CD no STE names).
     class CdOps final : public EntryWriterOps {

@@ -1078,6 +1078,53 @@ TEST(SmmuOwnMemory, MappingTheUnitsOwnStructuresIsRefused) {
             Status::Ok());
 }
 
+// UsesMemory answers from the hull of the L2 tables and CDs allocated so far when a range lies
+// outside it: structures allocated later are still refused, and ordinary memory that ends up
+// between them (inside the hull, in none of them) is not the unit's.
+TEST(SmmuOwnMemory, StructuresAllocatedLaterAreRefusedAndMemoryBetweenThemMaps) {
+  DEVISO_NEEDS_A_BUILT_GRANULE();
+  Rig rig;
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> a = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*a, 1).ok());
+  // One 4 KiB page of DMA memory allocated after domain a's CD and L2 table (first fit, page
+  // granular: above them, outside their hull) and before domain b's (below them).
+  Result<DmaBuffer> spare = rig.memory().dma().Allocate(4096, 4096);
+  ASSERT_TRUE(spare.ok());
+  const DmaBuffer between = *spare;
+  EXPECT_FALSE(rig.smmu().UsesMemory(between.pa, 4096));
+  // A second domain on a StreamID of another L2 span (where the stream table has spans): its
+  // CD and L2 table come after `between`, so the hull now spans it.
+  const uint32_t far_sid = rig.smmu().ValidateStream(0x100).ok() ? 0x100 : 2;
+  Result<Domain*> b = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*b, far_sid).ok());
+  const ds::Ste* ste = rig.smmu().SteForTest(far_sid);
+  ASSERT_NE(ste, nullptr);
+  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr();
+  const uint64_t l2 = rig.memory().PaOf(ste);
+  ASSERT_GT(cd, between.pa) << "b's CD lies above the spare page: the hull spans it";
+  ASSERT_GT(cd, between.pa) << "the test needs the CD above the buffer";
+  for (const uint64_t pa : {cd, l2}) {
+    const uint64_t page = pa & ~(Page() - 1);
+    EXPECT_EQ(rig.smmu().Map(*a, kIova, page, Page(), kPermReadWrite, MemType::kNormal),
+              Status::PermissionDenied())
+        << std::hex << pa;
+    EXPECT_TRUE(rig.smmu().UsesMemory(page, Page())) << std::hex << pa;
+  }
+  EXPECT_FALSE(rig.smmu().UsesMemory(between.pa, 4096)) << "inside the hull, in no structure";
+  // Ordinary memory still maps, wherever the hull reaches.
+  const DmaBuffer buf = rig.Buffer(1, 0);
+  EXPECT_FALSE(rig.smmu().UsesMemory(buf.pa, Page()));
+  EXPECT_EQ(rig.smmu().Map(*a, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal),
+            Status::Ok());
+  // A destroyed domain's CD is ordinary memory again (the hull never shrinks; the scan decides).
+  ASSERT_TRUE(rig.smmu().Detach(*b, far_sid).ok());
+  ASSERT_TRUE(rig.smmu().DestroyDomain(*b).ok());
+  EXPECT_FALSE(rig.smmu().UsesMemory(cd, 64)) << std::hex << cd;
+}
+
 // MSI doorbells reset to UNKNOWN addresses (IHI0070 6.3): with IDR0.MSI=1 they are programmed
 // to 0 (no MSI: wired interrupts); PRIQ's only where IDR0.PRI says it exists.
 TEST(SmmuInit, MsiDoorbellsAreProgrammedOffWhenTheUnitHasMsis) {

@@ -390,6 +390,13 @@ bool Overlaps(Paddr pa, uint64_t size, Paddr base, uint64_t bytes) {
 }
 }  // namespace
 
+void Smmuv3::GrowDynamicHull(const DmaBuffer& b) {
+  if (b.size == 0) return;
+  // Release: a UsesMemory() that runs after the buffer is published sees the hull cover it.
+  if (b.pa < dynamic_lo_) __atomic_store_n(&dynamic_lo_, b.pa, __ATOMIC_RELEASE);
+  if (b.pa + b.size > dynamic_hi_) __atomic_store_n(&dynamic_hi_, b.pa + b.size, __ATOMIC_RELEASE);
+}
+
 bool Smmuv3::UsesMemory(Paddr pa, uint64_t size) const {
   for (const Config::Range& r : config_.own_memory) {
     if (Overlaps(pa, size, r.base, r.size)) return true;
@@ -399,6 +406,11 @@ bool Smmuv3::UsesMemory(Paddr pa, uint64_t size) const {
       Overlaps(pa, size, evtq_.buffer.pa, evtq_.buffer.size)) {
     return true;
   }
+  // Outside the hull of every L2 table and CD ever allocated: none of them (the map path's
+  // usual answer, without the lock or a scan of every slot).
+  const uint64_t lo = __atomic_load_n(&dynamic_lo_, __ATOMIC_ACQUIRE);
+  const uint64_t hi = __atomic_load_n(&dynamic_hi_, __ATOMIC_ACQUIRE);
+  if (hi <= lo || !Overlaps(pa, size, lo, hi - lo)) return false;
   port::LockGuard guard(lock_);
   for (const DmaBuffer& b : l2_) {
     if (Overlaps(pa, size, b.pa, b.size)) return true;

@@ -294,6 +294,9 @@ class Smmuv3 final : public IsolationUnit {
   // already reads blocked (a retry after a failed invalidation).
   Status WriteSte(uint32_t sid, const ds::Ste& target, bool invalidate_blocked = false);
   void StoreSteWord(uint32_t sid, ds::Ste* ste, size_t word, uint64_t value);
+  // Adds `b` to the hull of dynamically allocated structures (under lock_, before `b` is
+  // published to the SMMU).
+  void GrowDynamicHull(const DmaBuffer& b);
   bool two_level() const { return config::kTwoLevelStreamTable && two_level_; }
 
   Config config_;
@@ -336,6 +339,12 @@ class Smmuv3 final : public IsolationUnit {
   // 2-level: L2 tables by L1 index (SIDSIZE <= 16). One unused entry without 2-level tables.
   DmaBuffer l2_[config::kTwoLevelStreamTable ? 1U << 8 : 1] = {};
   DomainSlots<SmmuDomain, kMaxDomains> domains_;
+  // The hull [lo, hi) of every L2 table and CD allocated since Init (grown under lock_ before
+  // the memory is published, never shrunk; read with acquire loads): UsesMemory() answers a
+  // range outside it without the lock and without scanning l2_ and domains_, which is the
+  // common case on the map path (docs/performance.md).
+  uint64_t dynamic_lo_ = UINT64_MAX;
+  uint64_t dynamic_hi_ = 0;
   StreamSlots<SmmuDomain, kMaxStreams> streams_;  // attached StreamIDs, for fault routing
   uint64_t asid_map_[kMaxDomains / 64 + 1] = {};
   uint64_t vmid_map_[kMaxDomains / 64 + 1] = {};

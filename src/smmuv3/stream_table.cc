@@ -47,6 +47,7 @@ Result<ds::Ste*> Smmuv3::SteSlot(uint32_t sid, bool allocate) {
     if (!allocate) return Status::NotFound();
     const size_t bytes = (size_t{1} << kL2SplitBits) * sizeof(ds::Ste);
     DEVISO_ASSIGN_OR_RETURN(l2_[l1], config_.dma->Allocate(bytes, bytes));
+    GrowDynamicHull(l2_[l1]);
     // The L2 table is all invalid STEs (zeroed and cleaned by Allocate): publishing the L1
     // descriptor changes nothing a device can do, except that it now reports C_BAD_STE
     // instead of C_BAD_STREAMID.

@@ -11,13 +11,14 @@
 
 namespace deviso::testing {
 
-FakeUnit::FakeUnit(const Options& options) : name_(options.name), oas_(options.oas) {
+FakeUnit::FakeUnit(const Options& options)
+    : name_(options.name), oas_(options.oas), reserved_(options.reserved) {
   caps_.backend = "fake";
   caps_.name = name_.c_str();
   caps_.page_sizes = options.page_sizes;
   caps_.ias = options.ias;
   caps_.oas = options.oas;
-  caps_.stages = 1;
+  caps_.stages = options.stage2 ? 3 : 1;
   caps_.coherent = true;
   caps_.max_sid = options.max_sid;
 }
@@ -73,7 +74,8 @@ FakeUnit::FakeDomain* FakeUnit::Live(const Domain* domain) const {
 Result<Domain*> FakeUnit::CreateDomain(const DomainOptions& options, FaultSink* sink) {
   const std::lock_guard lock(mu_);
   DEVISO_TRY(Enter(Op::kCreateDomain));
-  if (options.stage == DomainOptions::Stage::kStage2) {
+  const bool stage2 = options.stage == DomainOptions::Stage::kStage2;
+  if (stage2 && (caps_.stages & 2) == 0) {
     return Status::NotSupported();
   }
   const uint64_t smallest = caps_.page_sizes & (~caps_.page_sizes + 1);
@@ -85,7 +87,7 @@ Result<Domain*> FakeUnit::CreateDomain(const DomainOptions& options, FaultSink* 
   if (ias > caps_.ias) {
     return Status::InvalidArgument();
   }
-  auto domain = std::make_unique<FakeDomain>(page, ias, sink);
+  auto domain = std::make_unique<FakeDomain>(page, ias, sink, stage2);
   Domain* const handle = domain.get();
   domains_.emplace(handle, std::move(domain));
   return handle;
@@ -177,7 +179,7 @@ Status FakeUnit::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms p
       size > in_limit - iova || pa >= out_limit || size > out_limit - pa ||
       (perms & kPermReadWrite) == 0) {
     status = Status::InvalidArgument();
-  } else if ((perms & kPermReadWrite) == kPermWrite) {
+  } else if ((perms & kPermReadWrite) == kPermWrite && !d->stage2) {
     status = Status::NotSupported();  // stage 1 has no write-only
   } else {
     const auto first = d->pages.lower_bound(iova);
@@ -191,6 +193,13 @@ Status FakeUnit::Map(Domain* domain, Iova iova, Paddr pa, uint64_t size, Perms p
   }
   EndDomainOp(d);
   return status;
+}
+
+size_t FakeUnit::ReservedRegions(uint32_t /*sid*/, std::span<ReservedRegion> out) const {
+  for (size_t i = 0; i < reserved_.size() && i < out.size(); ++i) {
+    out[i] = reserved_[i];
+  }
+  return reserved_.size();
 }
 
 Status FakeUnit::Unmap(Domain* domain, Iova iova, uint64_t size) {

@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "deviso/backend.h"
 
@@ -42,6 +43,10 @@ class FakeUnit final : public IsolationUnit {
     uint64_t page_sizes = (1ULL << 12) | (1ULL << 21) | (1ULL << 30);  // 4 KiB granule
     uint8_t ias = 48;
     uint8_t oas = 48;
+    // Offer stage 2 as well (DomainOptions::Stage::kStage2 domains, where write-only exists).
+    bool stage2 = false;
+    // What ReservedRegions() reports, for every StreamID (e.g. a kMsi bypass window).
+    std::vector<ReservedRegion> reserved = {};
   };
 
   FakeUnit() : FakeUnit(Options{}) {}
@@ -62,6 +67,7 @@ class FakeUnit final : public IsolationUnit {
              MemType type) override;
   Status Unmap(Domain* domain, Iova iova, uint64_t size) override;
   Result<Paddr> IovaToPhys(Domain* domain, Iova iova) override;
+  size_t ReservedRegions(uint32_t sid, std::span<ReservedRegion> out) const override;
 
   // The next call of `op` returns `status` (which must not be OK) and changes nothing.
   void FailNext(Op op, Status status);
@@ -90,11 +96,12 @@ class FakeUnit final : public IsolationUnit {
 
  private:
   struct FakeDomain : Domain {
-    FakeDomain(uint64_t page, uint8_t bits, FaultSink* s) : sink(s) {
+    FakeDomain(uint64_t page, uint8_t bits, FaultSink* s, bool s2) : sink(s), stage2(s2) {
       page_size_ = page;
       ias_ = bits;
     }
     FaultSink* sink;
+    bool stage2;  // created as stage 2: write-only mappings exist
     std::set<uint32_t> sids;
     // Guarded by the core's context lock (not by mu_): TSan sees it if the core does not
     // serialise; `busy` catches it without TSan.
@@ -116,6 +123,7 @@ class FakeUnit final : public IsolationUnit {
   UnitCaps caps_;
   std::string name_;
   uint8_t oas_;
+  std::vector<ReservedRegion> reserved_;
 
   mutable std::mutex mu_;
   std::map<const Domain*, std::unique_ptr<FakeDomain>> domains_;

@@ -172,6 +172,13 @@ Result<uint64_t> EduDma::MapRange(uint64_t pa, uint64_t size, DmaDirection direc
   if (page == 0 || (page & (page - 1)) != 0 || pa + size > ~uint64_t{0} - page) {
     return Status::InvalidArgument();
   }
+  if (mapper_->bounces_sub_page()) {
+    // The mapper copies the exact range through pages of its own: nothing beside it is mapped.
+    DEVISO_ASSIGN_OR_RETURN(const DmaMapping m,
+                            mapper_->MapForDevice(pa, static_cast<size_t>(size), direction));
+    maps.m[maps.count++] = m;
+    return m.device_addr;
+  }
   const uint64_t first = pa & ~(page - 1);
   const uint64_t end = (pa + size + page - 1) & ~(page - 1);
   DEVISO_ASSIGN_OR_RETURN(
@@ -197,8 +204,10 @@ Status EduDma::MapBlock(const Block& b, uint64_t& src_da, uint64_t& dst_da, Bloc
     // once, for both directions, since a page cannot be mapped twice.
     const uint64_t src_pages_end = (b.src + b.size + page - 1) & ~(page - 1);
     const uint64_t dst_pages_end = (b.dst + b.size + page - 1) & ~(page - 1);
-    const bool share =
-        page != 0 && (b.src & ~(page - 1)) < dst_pages_end && (b.dst & ~(page - 1)) < src_pages_end;
+    // (A bouncing mapper maps each range's own copy: they share no page.)
+    const bool share = page != 0 && !mapper_->bounces_sub_page() &&
+                       (b.src & ~(page - 1)) < dst_pages_end &&
+                       (b.dst & ~(page - 1)) < src_pages_end;
     if (share) {
       const uint64_t lo = b.src < b.dst ? b.src : b.dst;
       const uint64_t hi = (b.src > b.dst ? b.src : b.dst) + b.size;

@@ -16,7 +16,9 @@
 // with the device addresses the mapper returned, never with the caller's physical addresses.
 // Under deviso the device can therefore reach a caller's buffer only while its transfer runs.
 // Note: the pages containing a range are mapped whole, so a buffer should not share a page
-// with memory the device must never see (the pool's buffers never do).
+// with memory the device must never see (the pool's buffers never do), unless the mapper
+// bounces (DmaMapper::bounces_sub_page(), dma::ContextDmaMapper with a BounceConfig): then the
+// exact range is handed to it and only its bounce pages are mapped.
 //
 // Validation: every range is checked before the hardware is touched. A device-buffer range
 // outside [kBufferAddr, kBufferAddr + kUsableBufferBytes) is refused: QEMU's edu.c (up to 8.2)

@@ -36,6 +36,18 @@ class TestMapper final : public DmaMapper {  // NOLINT(cppcoreguidelines-virtual
     if (fail_map_call != 0 && map_calls == fail_map_call) {
       return Status::NoMemory();
     }
+    if (bounce) {
+      // As a bouncing mapper: the exact range, at fresh page-aligned device addresses (the
+      // copy is left out: the pages translate to the range's own bytes).
+      ranges.push_back({pa, size});
+      const uint64_t iova = next_iova_;
+      const uint64_t pages = (size + kPage - 1) / kPage;
+      next_iova_ += (pages + 1) * kPage;
+      for (uint64_t i = 0; i < pages; ++i)
+        pages_[iova + i * kPage] = Page{pa + i * kPage, direction};
+      directions.push_back(direction);
+      return DmaMapping{pa, iova, size, direction};
+    }
     if (size == 0 || pa % kPage != 0 || size % kPage != 0) {
       return Status::InvalidArgument();
     }
@@ -65,6 +77,7 @@ class TestMapper final : public DmaMapper {  // NOLINT(cppcoreguidelines-virtual
     return Status::Ok();
   }
   size_t page_size() const override { return kPage; }
+  bool bounces_sub_page() const override { return bounce; }
 
   // The physical address of device address `iova` for an access that writes or not, or 0.
   uint64_t Translate(uint64_t iova, bool write) const {
@@ -81,6 +94,8 @@ class TestMapper final : public DmaMapper {  // NOLINT(cppcoreguidelines-virtual
   size_t live() const { return pages_.size(); }
   void set_iova_base(uint64_t base) { next_iova_ = base; }
 
+  bool bounce = false;                              // bounces_sub_page(): takes exact ranges
+  std::vector<std::pair<uint64_t, size_t>> ranges;  // what MapForDevice got, when bouncing
   int map_calls = 0;
   int fail_map_call = 0;  // 1-based MapForDevice call that fails with -ENOMEM; 0: none
   int unmaps = 0;
@@ -350,6 +365,23 @@ TEST_F(EduTest, UnalignedRangesInOnePageShareOneMapping) {
   EXPECT_EQ(mapper_.live(), 0U);
   ASSERT_EQ(edu_.programmed.size(), 2U);
   EXPECT_EQ(edu_.programmed[0].src % kPage, 0x010U) << "offset in the page kept";
+}
+
+// With a mapper that bounces, the driver hands it the exact ranges (not the pages around them)
+// and programs the device addresses it returns, at no offset.
+TEST_F(EduTest, ABouncingMapperGetsTheExactRanges) {
+  mapper_.bounce = true;
+  ASSERT_EQ(Configure(MEMORY_TO_MEMORY, Pa(0x1010), Pa(0x1800), 100), 0);
+  const std::vector<uint8_t> expect(ram_.begin() + 0x1010, ram_.begin() + 0x1010 + 100);
+  ASSERT_EQ(dma_start(&dev_, 0), 0);
+  EXPECT_EQ(0, std::memcmp(ram_.data() + 0x1800, expect.data(), 100));
+  const std::vector<std::pair<uint64_t, size_t>> ranges = {{Pa(0x1010), 100}, {Pa(0x1800), 100}};
+  EXPECT_EQ(mapper_.ranges, ranges);
+  EXPECT_EQ(mapper_.directions,
+            (std::vector<DmaDirection>{DmaDirection::kToDevice, DmaDirection::kFromDevice}));
+  EXPECT_EQ(mapper_.live(), 0U);
+  ASSERT_EQ(edu_.programmed.size(), 2U);
+  EXPECT_EQ(edu_.programmed[0].src % kPage, 0U) << "the bounce run's own address";
 }
 
 TEST_F(EduTest, PeripheralRoundTripAndBlockCallbacks) {

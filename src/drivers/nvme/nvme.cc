@@ -282,7 +282,9 @@ Status Controller::BringUp() {
     (void)Disable();
     return s;
   }
-  reg::Intms::All().WriteTo(bar_);  // polled: no pin-based or MSI interrupts
+  if (!options_.io_msix) {
+    reg::Intms::All().WriteTo(bar_);  // polled: no pin-based or MSI interrupts
+  }
 
   if (const Status s = SetUpIoQueues(); !s.ok()) {
     (void)Disable();
@@ -334,14 +336,18 @@ Status Controller::SetUpIoQueues() {
   DEVISO_TRY(AdminCommand(nq));
 
   // 5.4 Create I/O Completion Queue: CDW10 QSIZE [31:16] (0-based) | QID; CDW11 IV [31:16],
-  // IEN [1] = 0 (polled), PC [0] = 1.
+  // IEN [1] = 0 (polled) or 1 with IV = the MSI-X vector (ControllerOptions::io_msix), PC [0] = 1.
   const ds::CreateQueueCdw10 cdw10 =
       ds::CreateQueueCdw10{}.set_qid(io_.id).set_qsize(uint32_t{io_.entries} - 1);
   ds::SubmissionEntry cq{};
   cq.set_cdw0(opcode::kCreateIoCq, 0);
   cq.set_prp(io_.cq.device_addr, 0);
   cq.cdw(10) = cdw10.raw;
-  cq.cdw(11) = ds::CreateIoCqCdw11{}.set_pc(1).set_ien(0).raw;
+  cq.cdw(11) = ds::CreateIoCqCdw11{}
+                   .set_pc(1)
+                   .set_ien(options_.io_msix ? 1 : 0)
+                   .set_iv(options_.io_msix ? options_.io_msix_vector : 0)
+                   .raw;
   DEVISO_TRY(AdminCommand(cq));
   // 5.5 Create I/O Submission Queue: CDW11 CQID [31:16], QPRIO [2:1], PC [0] = 1.
   ds::SubmissionEntry sq{};

@@ -6,8 +6,10 @@
 // (data), or drivers::DmaMapper (a caller's buffer by physical address, mapped for one
 // command): it never picks a device address, so the same code runs with the IOMMU in bypass
 // and with every structure inside an isolation mapping of the controller's own context.
-// Interrupts stay off (CC/INTMS; I/O queues are created with IEN=0); every wait for the
-// hardware has a deadline (port::Deadline). Not internally locked: one caller at a time.
+// Interrupts stay off (INTMS; I/O queues are created with IEN=0) unless the I/O completion
+// queue is asked to signal an MSI-X vector (ControllerOptions::io_msix); completions are polled
+// either way, and every wait for the hardware has a deadline (port::Deadline). Not internally
+// locked: one caller at a time.
 //
 // Typical use:
 //   Controller nvme(bar0, dma);                 DEVISO_TRY(nvme.Init());
@@ -41,6 +43,14 @@ struct ControllerOptions {
   uint64_t command_timeout_ns = 2'000'000'000;
   // Longest a normal shutdown (CC.SHN) may take (7.6.2; RTD3E is often 0 = unreported).
   uint64_t shutdown_timeout_ns = 5'000'000'000;
+  // MSI-X (drivers/msix): the I/O completion queue is created with interrupts enabled on
+  // this MSI-X vector (5.4: CDW11 IEN = 1, IV), and INTMS/INTMC are left alone (3.1.3/3.1.4:
+  // not accessed under MSI-X). The caller enables MSI-X, programs and unmasks the vector
+  // (the admin queue always signals vector 0, 3.1.7); the driver still completes commands by
+  // polling the completion queue, so the interrupt is a notification (counted or waited for by
+  // the caller), never needed for progress. false: interrupts off (polled, IEN = 0, INTMS all).
+  bool io_msix = false;
+  uint16_t io_msix_vector = 1;
 };
 
 // What IDENTIFY CONTROLLER reported (5.15.2.1), and the limits the driver derived.

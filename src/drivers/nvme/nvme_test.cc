@@ -75,6 +75,8 @@ class FakeNvme final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-
   uint64_t last_prp2 = 0;
   bool saw_shutdown = false;
   uint32_t intms = 0;
+  bool msix = false;         // accept I/O CQs with IEN = 1 (MSI-X)
+  uint32_t io_cq_cdw11 = 0;  // CDW11 of the last Create I/O CQ
 
   std::vector<uint8_t>& disk() { return disk_; }
   bool enabled() const { return enabled_; }
@@ -309,7 +311,10 @@ class FakeNvme final : public Mmio {  // NOLINT(cppcoreguidelines-virtual-class-
       case opcode::kCreateIoCq: {
         const auto qid = static_cast<uint16_t>(cmd.cdw(10));
         if (qid == 0 || cqs_.count(qid) != 0) return Sc(1, ds::sc_cmd::kInvalidQueueId);
-        if ((cmd.cdw(11) & 1) == 0 || (cmd.cdw(11) & 2) != 0) return Sc(0, ds::sc::kInvalidField);
+        if ((cmd.cdw(11) & 1) == 0 || ((cmd.cdw(11) & 2) != 0 && !msix)) {
+          return Sc(0, ds::sc::kInvalidField);
+        }
+        io_cq_cdw11 = cmd.cdw(11);
         cqs_[qid] = Cq{cmd.prp1(), (cmd.cdw(10) >> 16) + 1, 0, 1};
         return 0;
       }
@@ -556,6 +561,29 @@ TEST_P(NvmeStrideTest, DoorbellsFollowTheStride) {
   EXPECT_EQ(fake_.bad_doorbells, 0);
 }
 INSTANTIATE_TEST_SUITE_P(Strides, NvmeStrideTest, ::testing::Values(0U, 1U, 3U));
+
+// MSI-X (ControllerOptions::io_msix): the I/O CQ is created with IEN and the vector, INTMS is
+// never touched (NVMe 1.4c 3.1.3), and commands still complete by polling.
+TEST_F(NvmeTest, MsixCreatesTheIoCompletionQueueWithItsVector) {
+  fake_.msix = true;
+  ControllerOptions options;
+  options.io_msix = true;
+  options.io_msix_vector = 3;
+  Controller c(fake_, dma_, options);
+  Up(c);
+  EXPECT_EQ(fake_.io_cq_cdw11, (3U << 16) | 2U | 1U);  // IV 3, IEN, PC
+  EXPECT_EQ(fake_.intms, 0U);
+  Buffer buf(kPage);
+  const DmaSegment sg[] = {{&buf.region, 0, 4096}};
+  ASSERT_EQ(c.Read(ns_, 3, 8, sg), Status::Ok());
+  EXPECT_EQ(std::memcmp(buf.storage, Disk(3), 4096), 0);
+}
+
+TEST_F(NvmeTest, PolledQueuesHaveInterruptsOff) {
+  Controller c(fake_, dma_);
+  Up(c);
+  EXPECT_EQ(fake_.io_cq_cdw11, 1U);  // PC only
+}
 
 TEST_F(NvmeTest, IdentifyNamespaceReadsSizeAndFormat) {
   Controller c(fake_, dma_);

@@ -320,7 +320,7 @@ void FakeVirtioIommu::ProcessRequestQueue() {
     out.push_back(0);
     out.push_back(0);
     out.push_back(0);
-    log_.push_back(LoggedRequest{a.type, in, a.status});
+    if (options_.log_requests) log_.push_back(LoggedRequest{a.type, in, a.status});
     size_t written = 0;
     for (const auto& [pa, len] : out_bufs) {
       const size_t n = out.size() - written < len ? out.size() - written : len;
@@ -643,6 +643,10 @@ std::vector<std::pair<uint64_t, uint64_t>> FakeVirtioIommu::Ranges(uint32_t doma
 void FakeVirtioIommu::FailNext(uint8_t type, ReqStatus status) {
   std::lock_guard<std::mutex> l(mu_);
   fail_next_ = std::make_pair(type, status);
+}
+void FakeVirtioIommu::ClearFailNext() {
+  std::lock_guard<std::mutex> l(mu_);
+  fail_next_.reset();
 }
 void FakeVirtioIommu::SetHostile(Hostile mode, unsigned count, uint8_t type) {
   std::lock_guard<std::mutex> l(mu_);

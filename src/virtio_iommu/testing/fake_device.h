@@ -77,6 +77,8 @@ class FakeVirtioIommu {
     bool bypass_read_only = false;
     // A reset restores bypass to its default (QEMU keeps it; the spec leaves it open).
     bool reset_restores_bypass = false;
+    // Keep every request in log() (tests read it; a benchmark turns it off: unbounded).
+    bool log_requests = true;
   };
 
   struct Mapping {
@@ -118,6 +120,8 @@ class FakeVirtioIommu {
   // ---- Control ----
   // The next request of `type` (0: any) is answered with `status` (nothing changes).
   void FailNext(uint8_t type, ReqStatus status);
+  // Disarms a FailNext no request consumed yet.
+  void ClearFailNext();
   // Stop completing requests (they stay in the avail ring): a hung device.
   void SetHung(bool hung);
   // Completes whatever is pending (complete_in_notify = false).
