@@ -173,9 +173,8 @@ class Rig {
     c.timeout_ns = o.timeout_ns;
     c.eventq_log2 = o.eventq_log2;
     c.cmdq_log2 = o.cmdq_log2;
-    c.ste_observer = o.ste_observer;
-    c.ste_observer_ctx = o.ste_observer_ctx;
     smmu_ = std::make_unique<Smmuv3>(c);
+    smmu_->SetSteObserverForTest(o.ste_observer, o.ste_observer_ctx);
     const Status handler = smmu_->SetUnroutedFaultHandler(
         [](const deviso_fault* f, void* user) { static_cast<RecordingSink*>(user)->OnFault(*f); },
         &unrouted_);

@@ -129,7 +129,7 @@ void SteUsedBits(const uint64_t* ste, uint64_t* used) {
 // Every STE store goes through here, so a test can see each state the SMMU could fetch.
 void Smmuv3::StoreSteWord(uint32_t sid, ds::Ste* ste, size_t word, uint64_t value) {
   Store64(&ste->raw[word], value);
-  if (config_.ste_observer != nullptr) config_.ste_observer(config_.ste_observer_ctx, sid, *ste);
+  if (ste_observer_ != nullptr) ste_observer_(ste_observer_ctx_, sid, *ste);
 }
 
 // STEs change only through the entry writer (entry_writer.h, 3.21.3): blocked -> valid in 2
