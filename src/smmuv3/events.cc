@@ -15,49 +15,64 @@ namespace deviso::smmuv3 {
 // ---------------------------------------------------------------------------------------------
 // Events (7.3) and global errors (7.2)
 
-const char* EventName(uint8_t id) {
-  switch (id) {
-    case ds::kEvtUut:
-      return "F_UUT";
-    case ds::kEvtBadStreamId:
-      return "C_BAD_STREAMID";
-    case ds::kEvtSteFetch:
-      return "F_STE_FETCH";
-    case ds::kEvtBadSte:
-      return "C_BAD_STE";
-    case ds::kEvtBadAtsTreq:
-      return "F_BAD_ATS_TREQ";
-    case ds::kEvtStreamDisabled:
-      return "F_STREAM_DISABLED";
-    case ds::kEvtTranslForbidden:
-      return "F_TRANSL_FORBIDDEN";
-    case ds::kEvtBadSubstreamId:
-      return "C_BAD_SUBSTREAMID";
-    case ds::kEvtCdFetch:
-      return "F_CD_FETCH";
-    case ds::kEvtBadCd:
-      return "C_BAD_CD";
-    case ds::kEvtWalkEabt:
-      return "F_WALK_EABT";
-    case ds::kEvtTranslation:
-      return "F_TRANSLATION";
-    case ds::kEvtAddrSize:
-      return "F_ADDR_SIZE";
-    case ds::kEvtAccess:
-      return "F_ACCESS";
-    case ds::kEvtPermission:
-      return "F_PERMISSION";
-    case ds::kEvtTlbConflict:
-      return "F_TLB_CONFLICT";
-    case ds::kEvtCfgConflict:
-      return "F_CFG_CONFLICT";
-    case ds::kEvtPageRequest:
-      return "E_PAGE_REQUEST";
-    case ds::kEvtVmsFetch:
-      return "F_VMS_FETCH";
-    default:
-      return id >= ds::kEvtImpdefFirst && id <= ds::kEvtImpdefLast ? "IMPDEF" : "UNKNOWN";
+namespace {
+
+// 7.3: every architected event, once: its name, what deviso reports it as, and which of the
+// record's fields are defined for it. EventName() and DecodeFault() both read this table.
+struct EventInfo {
+  uint8_t id;
+  const char* name;
+  deviso_fault_reason reason;
+  // The reason on a stream with a domain, if it differs (C_BAD_STE: an invalid STE is how deviso
+  // blocks a stream with no context; on an attached stream a configuration it wrote is illegal).
+  deviso_fault_reason reason_if_attached;
+  bool has_access;  // RnW, PnU, InD and InputAddr are defined
+  bool has_ipa;     // S2 and IPA are defined (the stage 2 translation-class faults)
+};
+
+constexpr EventInfo kEvents[] = {
+    {ds::kEvtUut, "F_UUT", DEVISO_FAULT_UNKNOWN, DEVISO_FAULT_UNKNOWN, true, false},
+    {ds::kEvtBadStreamId, "C_BAD_STREAMID", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BLOCKED, false,
+     false},
+    {ds::kEvtSteFetch, "F_STE_FETCH", DEVISO_FAULT_EXTERNAL, DEVISO_FAULT_EXTERNAL, false, false},
+    {ds::kEvtBadSte, "C_BAD_STE", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BAD_CONFIG, false, false},
+    {ds::kEvtBadAtsTreq, "F_BAD_ATS_TREQ", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BLOCKED, true, false},
+    {ds::kEvtStreamDisabled, "F_STREAM_DISABLED", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BLOCKED, false,
+     false},
+    {ds::kEvtTranslForbidden, "F_TRANSL_FORBIDDEN", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BLOCKED,
+     true, false},
+    {ds::kEvtBadSubstreamId, "C_BAD_SUBSTREAMID", DEVISO_FAULT_BAD_CONFIG, DEVISO_FAULT_BAD_CONFIG,
+     false, false},
+    {ds::kEvtCdFetch, "F_CD_FETCH", DEVISO_FAULT_EXTERNAL, DEVISO_FAULT_EXTERNAL, false, false},
+    {ds::kEvtBadCd, "C_BAD_CD", DEVISO_FAULT_BAD_CONFIG, DEVISO_FAULT_BAD_CONFIG, false, false},
+    {ds::kEvtWalkEabt, "F_WALK_EABT", DEVISO_FAULT_EXTERNAL, DEVISO_FAULT_EXTERNAL, true, false},
+    {ds::kEvtTranslation, "F_TRANSLATION", DEVISO_FAULT_TRANSLATION, DEVISO_FAULT_TRANSLATION, true,
+     true},
+    {ds::kEvtAddrSize, "F_ADDR_SIZE", DEVISO_FAULT_ADDR_SIZE, DEVISO_FAULT_ADDR_SIZE, true, true},
+    {ds::kEvtAccess, "F_ACCESS", DEVISO_FAULT_ACCESS, DEVISO_FAULT_ACCESS, true, true},
+    {ds::kEvtPermission, "F_PERMISSION", DEVISO_FAULT_PERMISSION, DEVISO_FAULT_PERMISSION, true,
+     true},
+    {ds::kEvtTlbConflict, "F_TLB_CONFLICT", DEVISO_FAULT_BAD_CONFIG, DEVISO_FAULT_BAD_CONFIG, true,
+     false},
+    {ds::kEvtCfgConflict, "F_CFG_CONFLICT", DEVISO_FAULT_BAD_CONFIG, DEVISO_FAULT_BAD_CONFIG, false,
+     false},
+    {ds::kEvtPageRequest, "E_PAGE_REQUEST", DEVISO_FAULT_UNKNOWN, DEVISO_FAULT_UNKNOWN, false,
+     false},
+    {ds::kEvtVmsFetch, "F_VMS_FETCH", DEVISO_FAULT_EXTERNAL, DEVISO_FAULT_EXTERNAL, false, false},
+};
+
+const EventInfo* FindEvent(uint64_t id) {
+  for (const EventInfo& e : kEvents) {
+    if (e.id == id) return &e;
   }
+  return nullptr;
+}
+
+}  // namespace
+
+const char* EventName(uint8_t id) {
+  if (const EventInfo* e = FindEvent(id); e != nullptr) return e->name;
+  return id >= ds::kEvtImpdefFirst && id <= ds::kEvtImpdefLast ? "IMPDEF" : "UNKNOWN";
 }
 
 Fault DecodeFault(const ds::Event& e, const char* unit_name, bool stream_attached) {
@@ -67,70 +82,18 @@ Fault DecodeFault(const ds::Event& e, const char* unit_name, bool stream_attache
   f.sid = static_cast<uint32_t>(w0.stream_id());
   f.raw_type = static_cast<uint32_t>(w0.event_id());
   f.unit = unit_name;
-  bool has_access = false;  // RnW/PnU/InD/InputAddr are defined for this event
-  switch (w0.event_id()) {
-    case ds::kEvtTranslation:
-      f.reason = DEVISO_FAULT_TRANSLATION;
-      has_access = true;
-      break;
-    case ds::kEvtAddrSize:
-      f.reason = DEVISO_FAULT_ADDR_SIZE;
-      has_access = true;
-      break;
-    case ds::kEvtAccess:
-      f.reason = DEVISO_FAULT_ACCESS;
-      has_access = true;
-      break;
-    case ds::kEvtPermission:
-      f.reason = DEVISO_FAULT_PERMISSION;
-      has_access = true;
-      break;
-    case ds::kEvtBadStreamId:
-    case ds::kEvtStreamDisabled:
-      f.reason = DEVISO_FAULT_BLOCKED;
-      break;
-    case ds::kEvtBadSte:
-      // An invalid STE is how deviso blocks a stream with no context; on an attached
-      // stream it would mean a configuration deviso wrote is illegal.
-      f.reason = stream_attached ? DEVISO_FAULT_BAD_CONFIG : DEVISO_FAULT_BLOCKED;
-      break;
-    case ds::kEvtTranslForbidden:
-    case ds::kEvtBadAtsTreq:
-      f.reason = DEVISO_FAULT_BLOCKED;
-      has_access = true;
-      break;
-    case ds::kEvtBadSubstreamId:
-    case ds::kEvtBadCd:
-    case ds::kEvtTlbConflict:
-    case ds::kEvtCfgConflict:
-      f.reason = DEVISO_FAULT_BAD_CONFIG;
-      has_access = w0.event_id() == ds::kEvtTlbConflict;
-      break;
-    case ds::kEvtSteFetch:
-    case ds::kEvtCdFetch:
-    case ds::kEvtVmsFetch:
-      f.reason = DEVISO_FAULT_EXTERNAL;
-      break;
-    case ds::kEvtWalkEabt:
-      f.reason = DEVISO_FAULT_EXTERNAL;
-      has_access = true;
-      break;
-    case ds::kEvtUut:
-      f.reason = DEVISO_FAULT_UNKNOWN;
-      has_access = true;
-      break;
-    default:
-      f.reason = DEVISO_FAULT_UNKNOWN;
-      break;
-  }
+  const EventInfo* info = FindEvent(w0.event_id());
+  f.reason = info == nullptr   ? DEVISO_FAULT_UNKNOWN
+             : stream_attached ? info->reason_if_attached
+                               : info->reason;
+  const bool has_access = info != nullptr && info->has_access;
   if (has_access) {
     f.flags |= w1.rnw() != 0 ? DEVISO_FAULT_READ : DEVISO_FAULT_WRITE;
     if (w1.pnu() != 0) f.flags |= DEVISO_FAULT_PRIV;
     if (w1.ind() != 0) f.flags |= DEVISO_FAULT_EXEC;
     f.iova = e.raw[2];
     f.flags |= DEVISO_FAULT_ADDR_VALID;
-    if (w1.s2() != 0 && w0.event_id() >= ds::kEvtTranslation &&
-        w0.event_id() <= ds::kEvtPermission) {
+    if (w1.s2() != 0 && info->has_ipa) {
       f.flags |= DEVISO_FAULT_STAGE2;
       f.ipa = ds::Event::W3{e.raw[3]}.ipa();
     }
