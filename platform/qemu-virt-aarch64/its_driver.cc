@@ -230,7 +230,7 @@ ItsDriver::Lpi* ItsDriver::FindLpi(uint32_t device_id, uint32_t event_id) {
 Status ItsDriver::ProgramTables() {
   Mmio& io = *config_.its;
   for (unsigned n = 0; n < its::Baser::kCount; ++n) {
-    const size_t at = its::Baser::kFirst + 8 * n;
+    const size_t at = its::Baser::kFirst + size_t{8} * n;
     its::Baser b = its::Baser::ReadAt(io, at);
     uint8_t* table = nullptr;
     size_t bytes = 0;
@@ -272,7 +272,7 @@ Status ItsDriver::ProgramTables() {
 void ItsDriver::Disable() {
   its::Ctlr::ReadFrom(*config_.its).set_enabled(0).WriteTo(*config_.its);
   for (unsigned n = 0; n < its::Baser::kCount; ++n) {
-    const size_t at = its::Baser::kFirst + 8 * n;
+    const size_t at = its::Baser::kFirst + size_t{8} * n;
     its::Baser::ReadAt(*config_.its, at).set_valid(0).WriteAt(*config_.its, at);
   }
 }

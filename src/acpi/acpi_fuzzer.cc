@@ -57,7 +57,9 @@ void CheckTable(const Table& t, Bytes input) {
   Check(Sum(t.bytes()) == 0);
 }
 
-void CheckScopes(const ScopeList& scopes, Bytes parent, bool pci_allowed, bool others_allowed) {
+// `pci_allowed`: PCI endpoint / sub-hierarchy scopes may appear (not in an INCLUDE_PCI_ALL
+// DRHD); `rmrr`: no I/O APIC or HPET scope.
+void CheckScopes(const ScopeList& scopes, Bytes parent, bool pci_allowed, bool rmrr) {
   for (const DeviceScope s : scopes) {
     Check(Inside(s.bytes(), parent));
     Check(s.bytes().size() >= 8 && (s.bytes().size() - 6) % 2 == 0);
@@ -66,7 +68,8 @@ void CheckScopes(const ScopeList& scopes, Bytes parent, bool pci_allowed, bool o
       Check(s.path(i).device <= 31 && s.path(i).function <= 7);
     }
     const bool pci = s.type() == ScopeType::kPciEndpoint || s.type() == ScopeType::kPciSubHierarchy;
-    Check(pci ? pci_allowed : others_allowed);
+    Check(pci_allowed || !pci);
+    Check(!rmrr || (s.type() != ScopeType::kIoApic && s.type() != ScopeType::kHpet));
   }
 }
 
@@ -151,13 +154,13 @@ void FuzzDmar(Bytes input, bool bind) {
     Check(u.register_base() != 0 && u.register_base() % 4096 == 0);
     for (const uint16_t seg : include_all_segments) Check(seg != u.segment());
     if (u.include_pci_all()) include_all_segments.push_back(u.segment());
-    CheckScopes(u.scopes(), u.bytes(), !u.include_pci_all(), true);
+    CheckScopes(u.scopes(), u.bytes(), !u.include_pci_all(), false);
   }
   Check(drhds <= Dmar::kMaxDrhd);
   for (const Rmrr r : d->rmrrs()) {
     Check(Inside(r.bytes(), t->bytes()));
     Check(r.base() % 4096 == 0 && (r.limit() + 1) % 4096 == 0 && r.base() <= r.limit());
-    CheckScopes(r.scopes(), r.bytes(), true, false);
+    CheckScopes(r.scopes(), r.bytes(), true, true);
   }
   if (bind) FuzzBinding(*d);
 }
@@ -190,6 +193,9 @@ void FuzzMcfg(Bytes input) {
 class ImageMemory final : public PhysicalMemory {
  public:
   explicit ImageMemory(Bytes image) : image_(image) {}
+  virtual ~ImageMemory() = default;
+  ImageMemory(const ImageMemory&) = delete;
+  ImageMemory& operator=(const ImageMemory&) = delete;
   Bytes Map(uint64_t paddr, size_t length) const override {
     if (paddr > image_.size() || length > image_.size() - paddr) return {};
     return image_.subspan(static_cast<size_t>(paddr), length);

@@ -197,7 +197,7 @@ TEST_F(DmarPci, PlainQ35DmarListsOnlyTheRootBusFunctionsItKnew) {
 }
 
 // Synthetic DMARs over the real header.
-std::vector<uint8_t> Scope(uint8_t type, uint8_t bus, std::vector<PathEntry> path) {
+std::vector<uint8_t> Scope(uint8_t type, uint8_t bus, const std::vector<PathEntry>& path) {
   std::vector<uint8_t> s = {type, static_cast<uint8_t>(6 + 2 * path.size()), 0, 0, 0, bus};
   for (const PathEntry& p : path) {
     s.push_back(p.device);
