@@ -173,9 +173,8 @@ class Rig {
     c.timeout_ns = o.timeout_ns;
     c.eventq_log2 = o.eventq_log2;
     c.cmdq_log2 = o.cmdq_log2;
-    c.ste_observer = o.ste_observer;
-    c.ste_observer_ctx = o.ste_observer_ctx;
     smmu_ = std::make_unique<Smmuv3>(c);
+    smmu_->SetSteObserverForTest(o.ste_observer, o.ste_observer_ctx);
     const Status handler = smmu_->SetUnroutedFaultHandler(
         [](const deviso_fault* f, void* user) { static_cast<RecordingSink*>(user)->OnFault(*f); },
         &unrouted_);
@@ -1050,12 +1049,12 @@ TEST(SmmuOwnMemory, MappingTheUnitsOwnStructuresIsRefused) {
   const auto page_of = [](uint64_t pa) { return pa & ~(Page() - 1); };
   const ds::Ste* ste = rig.smmu().SteForTest(1);
   ASSERT_NE(ste, nullptr);
-  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr() << 6;
+  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr();
   const uint64_t own[] = {
-      page_of(m.Read64(reg::kStrtabBase) & 0x0000'ffff'ffff'ffc0ULL),  // L1 table
-      page_of(rig.memory().PaOf(ste)),                                 // L2 table
-      page_of(m.Read64(reg::kCmdqBase) & 0x0000'ffff'ffff'ffe0ULL),
-      page_of(m.Read64(reg::kEventqBase) & 0x0000'ffff'ffff'ffe0ULL),
+      page_of(reg::StrtabBase::ReadFrom(m).addr()),  // L1 table
+      page_of(rig.memory().PaOf(ste)),               // L2 table
+      page_of(reg::QueueBase::ReadAt(m, reg::kCmdqBase).addr()),
+      page_of(reg::QueueBase::ReadAt(m, reg::kEventqBase).addr()),
       page_of(cd),
       static_cast<SmmuDomain*>(*d)->table().root(),  // the page-table pool
   };
@@ -1102,7 +1101,7 @@ TEST(SmmuOwnMemory, StructuresAllocatedLaterAreRefusedAndMemoryBetweenThemMaps) 
   ASSERT_TRUE(rig.smmu().Attach(*b, far_sid).ok());
   const ds::Ste* ste = rig.smmu().SteForTest(far_sid);
   ASSERT_NE(ste, nullptr);
-  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr() << 6;
+  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr();
   const uint64_t l2 = rig.memory().PaOf(ste);
   ASSERT_GT(cd, between.pa) << "b's CD lies above the spare page: the hull spans it";
   ASSERT_GT(cd, between.pa) << "the test needs the CD above the buffer";
