@@ -240,12 +240,12 @@ std::string DecodeSmmuEvent(const std::vector<uint64_t>& q) {
     out.Field("InputAddr", e.raw[2], "the transaction's address", section);
     if (w1.s2() != 0) {
       const ds::Event::W3 w3{e.raw[3]};
-      out.Field("IPA", w3.ipa() << 12, "intermediate address, bits [51:12]", section);
+      out.Field("IPA", w3.ipa(), "intermediate address, bits [51:12]", section);
     }
   }
   if (HasFetchAddr(id)) {
     const ds::Event::W3 w3{e.raw[3]};
-    out.Field("FetchAddr", w3.fetch_addr() << 3, "physical address of the failed fetch", section);
+    out.Field("FetchAddr", w3.fetch_addr(), "physical address of the failed fetch", section);
   }
   // What the driver makes of it (the same DecodeFault the library runs on every record).
   // The driver tells a blocked stream's C_BAD_STE from a broken configuration by whether the

@@ -16,6 +16,7 @@ namespace deviso::decode {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string Capture(const std::string& name) {
   std::ifstream in(std::string(DEVISO_DECODE_CAPTURES) + "/" + name);
@@ -162,6 +163,18 @@ TEST(DecodeEvent, HandBuiltTranslationFaultNamesEveryField) {
   EXPECT_THAT(out, HasSubstr("InputAddr        0x40100000"));
   EXPECT_THAT(out, HasSubstr("deviso report (stream attached):     smmuv3: sid 0x10: unprivileged "
                              "data write at iova 0x40100000: translation fault (event 0x10)"));
+}
+
+TEST(DecodeEvent, Stage2IpaAndFetchAddressAreShownWhereTheRecordHoldsThem) {
+  // F_TRANSLATION at stage 2 (S2 = 1): word 3 holds IPA[51:12] in place (7.3.12).
+  const std::string s2 =
+      DecodeSmmuEvent({0x0000001000000010, 0x0000028000000000, 0x40100000, 0x12345000});
+  EXPECT_THAT(s2, HasSubstr("IPA              0x12345000"));
+  EXPECT_THAT(s2, Not(HasSubstr("0x12345000000")));  // not shifted a second time
+  // F_STE_FETCH (0x03): word 3 holds FetchAddr[55:3] in place (7.3.4).
+  const std::string fetch = DecodeSmmuEvent({0x0000001000000003, 0, 0, 0x40008040});
+  EXPECT_THAT(fetch, HasSubstr("FetchAddr        0x40008040"));
+  EXPECT_THAT(fetch, Not(HasSubstr("0x200040200")));
 }
 
 TEST(DecodeEvent, UnknownEventIdIsNamedSo) {
