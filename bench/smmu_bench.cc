@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdlib>
 
+#include "instant_smmu.h"
 #include "raw_baseline.h"
 #include "smmuv3/smmuv3.h"
 #include "testing/sim_memory.h"
@@ -18,43 +19,7 @@
 namespace deviso::smmuv3 {
 namespace {
 
-// Registers of an SMMU that is always instantly done: ACK registers mirror their controls,
-// CMDQ_CONS follows CMDQ_PROD, GBPA.Update reads 0. ID registers as QEMU 7.2 reports them.
-class InstantSmmu final : public Mmio {
- public:
-  uint32_t Read32(size_t offset) override {
-    switch (offset) {
-      case reg::kIdr0:
-        return 0x0d40101a;
-      case reg::kIdr1:
-        return (19U << 21) | (19U << 16) | 16U;  // CMDQS, EVENTQS, SIDSIZE
-      case reg::kIdr3:
-        return (1U << 10) | (2U << 11);  // RIL, BBML=2
-      case reg::kIdr5:
-        return (1U << 4) | (1U << 5) | (1U << 6) | 4U;  // 4/16/64K, OAS 44
-      case reg::kCr0Ack:
-        return cr0_;
-      case reg::kIrqCtrlAck:
-        return irq_ctrl_;
-      case reg::kCmdqCons:
-        return cmdq_prod_;
-      default:
-        return 0;
-    }
-  }
-  void Write32(size_t offset, uint32_t value) override {
-    if (offset == reg::kCr0) cr0_ = value;
-    if (offset == reg::kIrqCtrl) irq_ctrl_ = value;
-    if (offset == reg::kCmdqProd) cmdq_prod_ = value;
-  }
-  uint64_t Read64(size_t) override { return 0; }
-  void Write64(size_t, uint64_t) override {}
-
- private:
-  uint32_t cr0_ = 0;
-  uint32_t irq_ctrl_ = 0;
-  uint32_t cmdq_prod_ = 0;
-};
+using bench::InstantSmmu;
 
 struct Rig {
   Rig() : memory(Options()), smmu(MakeConfig()) {

@@ -11,6 +11,7 @@
 #   deviso::dma            DMA pools and the IOVA allocator
 #   deviso::dt             devicetree binding (needs libfdt)
 #   deviso::acpi           ACPI tables: RSDP, RSDT/XSDT, MCFG, DMAR (docs/acpi.md)
+#   deviso::pci            PCI enumeration over a configuration-space accessor (ECAM)
 #   deviso::panic_host     host only: deviso_panic() printing to stderr and calling abort()
 #                          (a bare-metal or RTOS port defines its own; the baremetal port does)
 #   deviso::smmuv3_model   host only: the register-level SMMUv3 model the tests run against
@@ -35,7 +36,7 @@ set(deviso_cmakedir "${CMAKE_INSTALL_LIBDIR}/cmake/deviso")
 set(deviso_package_targets
     deviso:deviso_core pgtable:deviso_pgtable smmuv3:deviso_smmuv3
     virtio_iommu:deviso_virtio_iommu dma:deviso_dma dt:deviso_dt acpi:deviso_acpi
-    port:deviso_port
+    pci:deviso_pci port:deviso_port
     warnings:deviso_warnings core_flags:deviso_core_flags)
 if(NOT DEVISO_PORT STREQUAL "baremetal")
   # An installable host deviso_panic(): an archive of the source the tests' object library
@@ -83,7 +84,8 @@ target_include_directories(deviso_port INTERFACE
     "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
 target_include_directories(deviso_core INTERFACE
     "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
-foreach(target deviso_pgtable deviso_smmuv3 deviso_virtio_iommu deviso_dma deviso_dt deviso_acpi)
+foreach(target deviso_pgtable deviso_smmuv3 deviso_virtio_iommu deviso_dma deviso_dt deviso_acpi
+    deviso_pci)
   target_include_directories(${target} INTERFACE
       "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>"
       "$<INSTALL_INTERFACE:${deviso_modules_includedir}>")
@@ -109,7 +111,8 @@ install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/deviso"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
     FILES_MATCHING PATTERN "*.h"
     PATTERN "port/host" EXCLUDE
-    PATTERN "port/baremetal" EXCLUDE)
+    PATTERN "port/baremetal" EXCLUDE
+    PATTERN "port/baremetal_x86" EXCLUDE)
 install(DIRECTORY "${PROJECT_SOURCE_DIR}/include/deviso/port/${DEVISO_PORT}"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/deviso/port"
     FILES_MATCHING PATTERN "*.h")
@@ -119,7 +122,7 @@ install(FILES "${PROJECT_BINARY_DIR}/include/deviso/port/os_backend.h"
     DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}/deviso/port")
 
 # The modules' headers (not their tests' helpers, not the host-only test code).
-foreach(module core pgtable smmuv3 virtio_iommu dma dt acpi)
+foreach(module core pgtable smmuv3 virtio_iommu dma dt acpi pci)
   install(DIRECTORY "${PROJECT_SOURCE_DIR}/src/${module}"
       DESTINATION "${deviso_modules_includedir}"
       FILES_MATCHING PATTERN "*.h"

@@ -363,6 +363,10 @@ int Run(const qv::PlatformInfo& info) {
       Step(false, "attack 4 needs a second AHCI controller (scripts/demo adds one)");
     }
 
+    // What each device can reach now, with the driver's structures still mapped (the README's
+    // picture: docs/iova-map.md).
+    deviso::demo::PrintIovaMap();
+
     // Stop the port before its command list and FIS area are unmapped: QEMU's AHCI keeps
     // using them while it runs. The Port's destructor frees (unmaps) them.
     Step(port.Stop().ok(), "AHCI port stopped (ST, FRE clear; CR, FR seen clear)");

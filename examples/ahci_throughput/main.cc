@@ -260,14 +260,14 @@ Result<Leaf> WalkStage1(const smmuv3::Smmuv3& smmu, uint32_t sid, uint64_t iova)
   const sds::Ste::W0 w0{ste->raw[0]};
   if (w0.v() == 0 || w0.config() != sds::kConfigS1Translate) return Status::NotFound();
   const auto* cd =
-      reinterpret_cast<const volatile uint64_t*>(static_cast<uintptr_t>(w0.s1_context_ptr() << 6));
+      reinterpret_cast<const volatile uint64_t*>(static_cast<uintptr_t>(w0.s1_context_ptr()));
   const sds::Cd::W0 c0{cd[0]};
   const sds::Cd::W1 c1{cd[1]};
   if (c0.v() == 0 || c0.tg0() != sds::kTg4K) return Status::NotSupported();
   // D8.2: with a 4 KiB granule each level resolves 9 bits above the 12-bit page offset.
   const unsigned ias = 64 - static_cast<unsigned>(c0.t0sz());
   const unsigned levels = (ias - 12 + 8) / 9;
-  uint64_t table = c1.ttb0() << 4;
+  uint64_t table = c1.ttb0();
   for (unsigned level = pt::kLevelCount - levels; level < pt::kLevelCount; ++level) {
     const unsigned shift = 12 + 9 * (pt::kMaxLevel - level);
     const auto* entries = reinterpret_cast<const volatile uint64_t*>(static_cast<uintptr_t>(table));

@@ -11,6 +11,7 @@
 
 #include "arch.h"
 #include "deviso/deviso.h"
+#include "deviso/dump.h"
 #include "deviso/port/os.h"
 #include "deviso/status.h"
 #include "disk_pattern.h"
@@ -75,7 +76,7 @@ inline void RecordFault(const deviso_fault* fault, void* user) {
   ++log->count;
   if (log->print_budget > 0) {
     --log->print_budget;
-    char line[192];
+    char line[256];  // the unit's line, the device, and the mapping nearest the address
     (void)deviso_fault_format(fault, line, sizeof(line));
     if (log->who != nullptr) {
       port::Log("       fault for %s: %s\n", log->who, line);
@@ -84,6 +85,13 @@ inline void RecordFault(const deviso_fault* fault, void* user) {
     }
   }
 }
+
+// Prints the IOVA map (deviso_dump(): every unit, context, stream and mapped extent), one
+// "iova-map: " line per dump line; `deviso-decode map` turns a console log into a picture.
+inline void PrintDumpLine(const char* line, void* /*user*/) {
+  port::Log("       iova-map: %s\n", line);
+}
+inline void PrintIovaMap() { (void)deviso_dump(&PrintDumpLine, nullptr); }
 
 // Memory from the platform's DMA arena, by physical address (device address == PA), mapped
 // for nobody, filled with `fill`; given back on destruction. ok() is false if the arena was

@@ -502,6 +502,9 @@ int Run(const qv::PlatformInfo& info) {
                         ahci_region.device_addr + kBufferBytes, DEVISO_FAULT_WRITE),
          "NVMe -> AHCI's buffer: DMA write blocked, canary intact, fault on the NVMe's "
          "StreamID only");
+    // Who can reach what, with both devices' buffers mapped and the cross attempts just
+    // reported (docs/iova-map.md: the README's picture is drawn from these lines).
+    deviso::demo::PrintIovaMap();
 
     // 2c) The NVMe told to WRITE from the AHCI's buffer (the device reads it): the secret
     // must not reach the NVMe's disk.

@@ -94,6 +94,41 @@ struct ReservedRegion {
   Kind kind = Kind::kReserved;  // how the unit treats accesses there
 };
 
+// One mapped extent of a domain, as IsolationUnit::ForEachLeaf() and NearLeaf() report it:
+// leaves that follow each other in IOVA and in PA with the same permissions, memory type and
+// leaf size, merged into one range.
+struct LeafExtent {
+  Iova iova = 0;                    // first device address
+  Paddr pa = 0;                     // the physical address `iova` translates to
+  uint64_t size = 0;                // bytes (> 0)
+  Perms perms = 0;                  // kPermRead | kPermWrite | kPermExec
+  MemType type = MemType::kNormal;  // memory type of every leaf in the extent
+  uint64_t leaf_size = 0;           // bytes of each leaf entry (page or block) in the extent
+};
+
+// Receives the extents of IsolationUnit::ForEachLeaf(), in ascending IOVA order.
+class LeafVisitor {
+ public:
+  virtual ~LeafVisitor() = default;
+  // One extent; return false to stop the walk.
+  virtual bool Visit(const LeafExtent& extent) = 0;
+};
+
+// Where an address lies relative to a domain's mappings (IsolationUnit::NearLeaf()).
+struct NearestLeaf {
+  // How `extent` relates to the address asked about.
+  enum class Where : uint8_t {
+    kInside,  // the address lies in `extent`
+    kAfter,   // the address lies past the end of `extent` (an extent below it)
+    kBefore,  // the address lies before `extent` (an extent above it)
+  };
+  LeafExtent extent;             // the nearest extent (merged as ForEachLeaf() merges)
+  Where where = Where::kInside;  // how `extent` relates to the address
+  // kInside: offset from extent.iova; kAfter: bytes past the extent's last byte, counted from
+  // its end (iova - (extent.iova + extent.size)); kBefore: extent.iova - iova.
+  uint64_t distance = 0;
+};
+
 // Receives the faults of the streams attached to one domain. Implemented by the core.
 class FaultSink {
  public:
@@ -226,6 +261,21 @@ class IsolationUnit {
   virtual Status Unmap(Domain* domain, Iova iova, uint64_t size) = 0;
   // As pgtable::PageTable::IovaToPhys: -ENOENT if not mapped, -EINVAL beyond the input size.
   virtual Result<Paddr> IovaToPhys(Domain* domain, Iova iova) = 0;
+
+  // Visits every mapped extent of `domain` in ascending IOVA order (LeafExtent: contiguous
+  // leaves merged), stopping early if the visitor returns false. Called under the domain's
+  // context lock, as Map; reads only, changes nothing. The visitor must not call into the unit.
+  // Errors: -ENOTSUP (the backend cannot list its mappings: the default).
+  virtual Status ForEachLeaf(Domain* domain, LeafVisitor& visitor) {
+    (void)domain;
+    (void)visitor;
+    return Status::NotSupported();
+  }
+  // The extent of `domain` holding `iova`, else the nearer of the closest extent below it and
+  // the closest above it (a tie goes to the one below; see NearestLeaf). The default scans
+  // ForEachLeaf() (cost linear in the number of extents). Called under the context lock. Errors:
+  // -ENOENT (nothing mapped), -ENOTSUP (as ForEachLeaf).
+  virtual Result<NearestLeaf> NearLeaf(Domain* domain, Iova iova);
 
  private:
   bool broken_ = false;  // __atomic: set from error paths under any of the backend's locks

@@ -43,6 +43,7 @@
 #include "deviso/config.h"
 #include "deviso/detail/token_bucket.h"
 #include "deviso/deviso.h"
+#include "deviso/dump.h"
 #include "deviso/port/os.h"
 #include "deviso/status.h"
 #include "deviso/types.h"
@@ -180,6 +181,17 @@ class Context {
   // mapped), -EINVAL (beyond the input address size).
   Result<Paddr> IovaToPhys(Iova iova) const;
 
+  // Visits every mapped extent of the context in ascending IOVA order (LeafExtent: contiguous
+  // leaves with the same attributes merged; IsolationUnit::ForEachLeaf), under the context's
+  // lock: a Map or Unmap on it waits until the walk is done. The visitor must not call into
+  // deviso. Errors: -ENOENT (no such context), -ENOTSUP (the backend cannot list mappings).
+  Status ForEachLeaf(LeafVisitor& visitor) const;
+
+  // The extent holding `iova`, else the nearest one below or above it (NearestLeaf;
+  // IsolationUnit::NearLeaf), under the context's lock. Errors: -ENOENT (no such context, or
+  // nothing mapped), -ENOTSUP (as ForEachLeaf).
+  Result<NearestLeaf> NearLeaf(Iova iova) const;
+
   // Installs `handler` (nullptr removes it) for the faults of this context's streams, called
   // with `user` at most `per_second` times a second (token bucket: bursts of up to `per_second`
   // calls, refilled at `per_second` a second); faults beyond that are counted as suppressed.
@@ -271,6 +283,32 @@ class Registry {
   // The unit `dev` is bound to. Errors: -EINVAL (dev null or not bound).
   Result<IsolationUnit*> UnitOf(const device* dev) const;
 
+  // Records the PCI requester ID (bus << 8 | device << 3 | function) of a bound device, so that
+  // fault reports and the dump name its BDF; the platform's PCI binding calls it. A device
+  // behind a conventional bridge reports the alias its StreamID comes from. Errors, with no
+  // change: -EINVAL (dev not bound).
+  Status SetPciRequesterId(const device* dev, uint16_t rid);
+
+  // ---- Reports --------------------------------------------------------------------------------
+
+  // Writes the report of `fault` to buf as deviso_fault_format() does (its line, same rules:
+  // snprintf's truncation, returns the whole length), followed, when the fault's unit and
+  // StreamID are bound here, by the device and its PCI BDF (SetPciRequesterId), and, for a
+  // fault with an address on a context, the mapping nearest to it:
+  //   "...: translation fault (event 0x10): device ahci@0000:00:02.0 (pci 00:02.0): iova
+  //    0x8090040 is 0x40 past mapping 0x8080000+0x10000 rw"
+  // ("... is 0x40 into mapping ...", "... is 0x1000 before mapping ...", "no mapping").
+  // Never waits: it only tries the registry's and the context's locks, so it may run in a
+  // fault handler (event-handling context); when one is busy the line ends "mappings not read
+  // (busy)" instead. Errors: -EINVAL (buf null with len > 0).
+  int FormatFault(const Fault& fault, char* buf, size_t len) const;
+
+  // Writes the IOVA map (deviso/dump.h: units, contexts, the devices and StreamIDs bound to
+  // each, reserved regions, every mapped extent) to `sink`, line by line. Takes the operation
+  // lock and each context's lock in turn (waits for a Map in progress; not for interrupt
+  // context). Bounded: one line on the stack. Never fails (Status for future backends' errors).
+  Status Dump(DumpSink& sink) const;
+
   // ---- Contexts, the RFC's model: one per (device, StreamID) ----------------------------------
 
   // Creates a context for (dev, sid): a new empty domain (options as for
@@ -346,6 +384,7 @@ class Registry {
   struct DeviceEntry {
     const device* dev = nullptr;  // null: free entry
     IsolationUnit* unit = nullptr;
+    int32_t rid = -1;               // PCI requester ID (SetPciRequesterId), -1: none known
     Index first_stream = kNoIndex;  // its StreamIDs in streams_, linked by StreamBinding::next
     Index sid_count = 0;
   };
@@ -377,6 +416,8 @@ class Registry {
   // Destroys the live context in `slot` (no streams); on success the slot is free and every
   // handle to it stale. Callers hold ops_lock_ and the slot's lock.
   Status DestroyLocked(internal::ContextSlot& slot);
+  // Dump()'s lines of one context (slot index `n`). Callers hold ops_lock_.
+  void DumpContext(const internal::ContextSlot& slot, size_t n, DumpSink& sink) const;
   // Retries the destruction of every domain a failed AllocContext left (State::kOrphaned) on a
   // unit that is not broken; each that the backend destroys frees its slot. Errors are not
   // reported: the slot stays set aside and a later call retries. Callers hold ops_lock_.

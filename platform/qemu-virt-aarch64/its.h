@@ -30,16 +30,13 @@
 
 #include "deviso/status.h"
 #include "gic.h"
+#include "its_driver.h"
 #include "platform_info.h"
 
 namespace deviso::qemu_virt {
 
-// Capacities of the static tables (its.cc sizes its memory from them).
-inline constexpr uint32_t kItsMaxDevices = 8;            // devices with an ITT
-inline constexpr uint32_t kItsEventsPerDevice = 32;      // EventIDs 0..31 per device
-inline constexpr uint32_t kItsMaxLpis = 64;              // LPIs handed out
-inline constexpr uint32_t kItsFirstLpi = 8192;           // IHI0069 2.2.1
-inline constexpr uint64_t kItsDoorbellOffset = 0x10040;  // GITS_TRANSLATER (12.19.22)
+// Capacities of the static tables: kItsMaxDevices, kItsEventsPerDevice, kItsMaxLpis
+// (its_driver.h, where the engine behind these calls lives).
 
 // Initialises the ITS of the devicetree (info.gic.its) and LPIs on this CPU's redistributor:
 // maps the ITS frames in the CPU map, zeroes the tables, programs GICR_PROPBASER /
@@ -51,7 +48,8 @@ inline constexpr uint64_t kItsDoorbellOffset = 0x10040;  // GITS_TRANSLATER (12.
 // ITS that does not take 4 KiB table pages or needs a table type this driver does not know,
 // or ID sizes below what the tables assume), -ETIMEDOUT (never quiescent, or a command not
 // consumed), -EIO (the ITS stalled on a command: GITS_CREADR.Stalled), and MmuMapDevice()'s.
-// On error the ITS is left disabled.
+// On error the ITS is left disabled (after a failed MAPC LPIs stay enabled at the
+// redistributor, where EnableLPIs may be write-once: a retry gives -ENOTSUP).
 Status ItsInit(const PlatformInfo& info);
 // Whether ItsInit() succeeded.
 bool ItsReady();
@@ -71,10 +69,11 @@ Result<uint32_t> ItsDeviceId(const PlatformInfo& info, uint16_t rid);
 // Maps (device_id, event_id) to a new LPI whose handler is `handler(ctx)`, enabled: MAPD (the
 // device's first event: a new ITT, valid), MAPTI, then the LPI's configuration byte, INV and
 // SYNC. Returns the LPI's INTID. Errors, with nothing changed: -EIO (not initialised), -EINVAL
-// (null handler, event_id >= kItsEventsPerDevice, device_id beyond the device table or the
-// ITS's DeviceID bits), -EEXIST (that event is already mapped), -ENOMEM (kItsMaxDevices
-// devices or kItsMaxLpis LPIs in use); -ETIMEDOUT/-EIO from the command queue (then the
-// mapping may be half made: ItsUnmapEvent() cleans it up).
+// (null handler, event_id >= kItsEventsPerDevice, device_id beyond the device table (8 KiB:
+// 1024 DeviceIDs with QEMU's 8-byte entries, i.e. buses 0-3) or the ITS's DeviceID bits), -EEXIST
+// (that event is already mapped), -ENOMEM (kItsMaxDevices devices or kItsMaxLpis LPIs in use);
+// -ETIMEDOUT/-EIO from the command queue (then the mapping may be half made: ItsUnmapEvent() cleans
+// it up).
 Result<uint32_t> ItsMapEvent(uint32_t device_id, uint32_t event_id, IrqHandler handler, void* ctx);
 // Removes the mapping (DISCARD + SYNC) and frees its LPI; the device's ITT stays valid.
 // Errors: -EIO (not initialised), -ENOENT (not mapped), and the command queue's.

@@ -8,7 +8,11 @@
 //                    table and the tables wherever its entries point), 3 an RSDP alone;
 //   mode bit 2:      for modes 0 and 1, keep Length and checksum as given (otherwise the bytes
 //                    are re-sealed first, so that mutations reach the structure checks instead
-//                    of dying on the checksum).
+//                    of dying on the checksum);
+//   mode bit 3:      for mode 0, bind an accepted DMAR to a simulated q35 topology (two root
+//                    ports, a PCIe-to-PCI bridge, the root-bus functions): every binding names
+//                    an enumerated function, a DRHD of the table with that register base, the
+//                    function's DMA alias as source-id, and INCLUDE_PCI_ALL only from such a DRHD.
 // Seeds: acpi_fuzzer_corpus/ (the real q35 tables of testdata/ in each mode; docs/acpi.md).
 // Long run and crash reproduction: scripts/fuzz acpi_fuzzer SECONDS | CRASH_FILE.
 
@@ -18,8 +22,10 @@
 #include <vector>
 
 #include "acpi/dmar.h"
+#include "acpi/dmar_pci.h"
 #include "acpi/mcfg.h"
 #include "acpi/tables.h"
+#include "pci/testing/fake_ecam.h"
 
 namespace deviso::acpi {
 namespace {
@@ -51,7 +57,9 @@ void CheckTable(const Table& t, Bytes input) {
   Check(Sum(t.bytes()) == 0);
 }
 
-void CheckScopes(const ScopeList& scopes, Bytes parent, bool pci_allowed, bool others_allowed) {
+// `pci_allowed`: PCI endpoint / sub-hierarchy scopes may appear (not in an INCLUDE_PCI_ALL
+// DRHD); `rmrr`: no I/O APIC or HPET scope.
+void CheckScopes(const ScopeList& scopes, Bytes parent, bool pci_allowed, bool rmrr) {
   for (const DeviceScope s : scopes) {
     Check(Inside(s.bytes(), parent));
     Check(s.bytes().size() >= 8 && (s.bytes().size() - 6) % 2 == 0);
@@ -60,11 +68,61 @@ void CheckScopes(const ScopeList& scopes, Bytes parent, bool pci_allowed, bool o
       Check(s.path(i).device <= 31 && s.path(i).function <= 7);
     }
     const bool pci = s.type() == ScopeType::kPciEndpoint || s.type() == ScopeType::kPciSubHierarchy;
-    Check(pci ? pci_allowed : others_allowed);
+    Check(pci_allowed || !pci);
+    Check(!rmrr || (s.type() != ScopeType::kIoApic && s.type() != ScopeType::kHpet));
   }
 }
 
-void FuzzDmar(Bytes input) {
+// testdata/q35_vtd_rootports' machine, enumerated once (binding only reads it).
+struct Machine {
+  pci::testing::FakeEcam ecam;
+  pci::testing::FakeBus bus1, bus2, bus3;
+  pci::Topology topology{pci::testing::VirtHostBridge(), ecam};
+  Machine() {
+    using pci::PortType;
+    ecam.Endpoint(ecam.root, 0, 0, 0x29c0, PortType::kNotPcie);
+    ecam.Endpoint(ecam.root, 1, 0, 0x1111, PortType::kNotPcie);
+    ecam.Endpoint(ecam.root, 0x1f, 0, 0x2918, PortType::kNotPcie).cfg[0x0e] = 0x80;
+    ecam.Endpoint(ecam.root, 0x1f, 2, 0x2922, PortType::kNotPcie);
+    ecam.Bridge(ecam.root, 2, 0, PortType::kRootPort, bus1).Set32(0x18, 0x00010100);
+    ecam.Bridge(ecam.root, 3, 0, PortType::kRootPort, bus2).Set32(0x18, 0x00030200);
+    ecam.Endpoint(bus1, 0, 0, 0x2922);
+    ecam.Bridge(bus2, 0, 0, PortType::kPcieToPciBridge, bus3).Set32(0x18, 0x00030302);
+    ecam.Endpoint(bus3, 1, 0, 0x11e8, PortType::kNotPcie);
+    Check(topology.Enumerate().ok() && topology.function_count() == 9);
+  }
+};
+
+void FuzzBinding(const Dmar& d) {
+  static Machine* machine = new Machine();  // NOLINT: lives for the process
+  const pci::Topology& topo = machine->topology;
+  for (const uint16_t segment : {uint16_t{0}, uint16_t{1}}) {
+    PciBinding out[pci::Topology::kMaxFunctions];
+    size_t unbound = 0;
+    const Result<size_t> n = BindPciFunctions(d, topo, segment, out, &unbound);
+    if (!n.ok()) {
+      Check(n.status().ToC() == -EINVAL);  // two DRHDs claim one function
+      continue;
+    }
+    Check(*n + unbound == topo.function_count());
+    for (size_t i = 0; i < *n; ++i) {
+      const PciBinding& b = out[i];
+      const pci::Function* f = topo.FindFunction(b.bdf);
+      Check(f != nullptr && b.source_id == f->dma_alias && b.segment == segment);
+      size_t index = 0;
+      bool found = false;
+      for (const Drhd u : d.drhds()) {
+        if (index++ != b.drhd_index) continue;
+        found = true;
+        Check(u.register_base() == b.register_base && u.segment() == segment);
+        Check((b.match == DmarMatch::kIncludePciAll) == u.include_pci_all());
+      }
+      Check(found);
+    }
+  }
+}
+
+void FuzzDmar(Bytes input, bool bind) {
   ParseError e;
   const Result<Table> t = Table::Check(input, "DMAR", &e);
   if (!t.ok()) {
@@ -96,14 +154,15 @@ void FuzzDmar(Bytes input) {
     Check(u.register_base() != 0 && u.register_base() % 4096 == 0);
     for (const uint16_t seg : include_all_segments) Check(seg != u.segment());
     if (u.include_pci_all()) include_all_segments.push_back(u.segment());
-    CheckScopes(u.scopes(), u.bytes(), !u.include_pci_all(), true);
+    CheckScopes(u.scopes(), u.bytes(), !u.include_pci_all(), false);
   }
   Check(drhds <= Dmar::kMaxDrhd);
   for (const Rmrr r : d->rmrrs()) {
     Check(Inside(r.bytes(), t->bytes()));
     Check(r.base() % 4096 == 0 && (r.limit() + 1) % 4096 == 0 && r.base() <= r.limit());
-    CheckScopes(r.scopes(), r.bytes(), true, false);
+    CheckScopes(r.scopes(), r.bytes(), true, true);
   }
+  if (bind) FuzzBinding(*d);
 }
 
 void FuzzMcfg(Bytes input) {
@@ -134,6 +193,9 @@ void FuzzMcfg(Bytes input) {
 class ImageMemory final : public PhysicalMemory {
  public:
   explicit ImageMemory(Bytes image) : image_(image) {}
+  virtual ~ImageMemory() = default;
+  ImageMemory(const ImageMemory&) = delete;
+  ImageMemory& operator=(const ImageMemory&) = delete;
   Bytes Map(uint64_t paddr, size_t length) const override {
     if (paddr > image_.size() || length > image_.size() - paddr) return {};
     return image_.subspan(static_cast<size_t>(paddr), length);
@@ -161,7 +223,7 @@ void FuzzImage(Bytes image) {
       }
       CheckTable(*t, image);
       Check(t->Is(sig));
-      if (std::strcmp(sig, "DMAR") == 0) FuzzDmar(t->bytes());
+      if (std::strcmp(sig, "DMAR") == 0) FuzzDmar(t->bytes(), false);
       if (std::strcmp(sig, "MCFG") == 0) FuzzMcfg(t->bytes());
     }
   }
@@ -205,7 +267,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const Bytes b(bytes.data(), bytes.size());
   switch (mode & 3) {
     case 0:
-      FuzzDmar(b);
+      FuzzDmar(b, (mode & 8) != 0);
       break;
     case 1:
       FuzzMcfg(b);

@@ -19,7 +19,6 @@ namespace deviso::acpi {
 namespace {
 
 using testing::DumpedTables;
-using testing::FakeMemory;
 using testing::LoadDump;
 using testing::Seal;
 
@@ -485,7 +484,7 @@ class DmarBuilder {
   std::vector<uint8_t> t_;
 };
 
-std::vector<uint8_t> Scope(uint8_t type, uint8_t bus, std::vector<PathEntry> path,
+std::vector<uint8_t> Scope(uint8_t type, uint8_t bus, const std::vector<PathEntry>& path,
                            uint8_t enum_id = 0) {
   std::vector<uint8_t> s = {type, static_cast<uint8_t>(6 + 2 * path.size()), 0, 0, enum_id, bus};
   for (const PathEntry& p : path) {
@@ -645,7 +644,10 @@ TEST_F(RealTables, DmarRmrrAndMultiHopPaths) {
   EXPECT_EQ(
       ParseDmar(DmarBuilder(real).Rmrr(0, 0xfff, {Scope(3, 0xff, {{0, 0}})}).Build(), &e).ToC(),
       -EINVAL);
-  EXPECT_STREQ(e.reason, "RMRR scope neither PCI endpoint nor sub-hierarchy");
+  EXPECT_STREQ(e.reason, "RMRR scope is an I/O APIC or HPET");
+  // An ACPI namespace device (declared by an ANDD) may own an RMRR.
+  EXPECT_TRUE(
+      ParseDmar(DmarBuilder(real).Rmrr(0, 0xfff, {Scope(5, 0, {{0x15, 0}}, 1)}).Build(), &e).ok());
 }
 
 TEST_F(RealTables, DmarOtherStructuresAreSkippedButChecked) {

@@ -21,15 +21,14 @@ size_t MinSize(uint16_t type) {
       return Drhd::kMinSize;
     case DmarType::kRmrr:
       return Rmrr::kMinSize;
-    case DmarType::kAtsr:  // 8.5: Type, Length, Flags, Reserved, Segment
-      return 8;
     case DmarType::kRhsa:  // 8.6: Type, Length, Reserved, Register Base (u64), Proximity Domain
       return 20;
-    case DmarType::kAndd:  // 8.7: Type, Length, Reserved (3), ACPI Device Number, Object Name
-      return 8;
-    case DmarType::kSatc:  // 8.8: Type, Length, Flags, Reserved, Segment
-      return 8;
-    case DmarType::kSidp:  // 8.9: Type, Length, Reserved, Segment
+    // 8.5 ATSR and 8.8 SATC: Type, Length, Flags, Reserved, Segment; 8.7 ANDD: Type, Length,
+    // Reserved (3), ACPI Device Number, Object Name; 8.9 SIDP: Type, Length, Reserved, Segment.
+    case DmarType::kAtsr:
+    case DmarType::kAndd:
+    case DmarType::kSatc:
+    case DmarType::kSidp:
       return 8;
   }
   return 4;  // reserved: Type and Length, skipped (8.2)
@@ -87,8 +86,12 @@ struct Checker {
       if (include_pci_all && pci) {
         return Fail(at, "PCI scope in an INCLUDE_PCI_ALL DRHD");
       }
-      if (type == static_cast<uint16_t>(DmarType::kRmrr) && !pci) {
-        return Fail(at, "RMRR scope neither PCI endpoint nor sub-hierarchy");
+      // 8.4: an RMRR reserves memory for devices that DMA (PCI functions, or ACPI namespace
+      // devices as ANDD declares them); an I/O APIC or HPET there is a broken table.
+      if (type == static_cast<uint16_t>(DmarType::kRmrr) &&
+          (scope_type == static_cast<uint8_t>(ScopeType::kIoApic) ||
+           scope_type == static_cast<uint8_t>(ScopeType::kHpet))) {
+        return Fail(at, "RMRR scope is an I/O APIC or HPET");
       }
       for (size_t p = DeviceScope::kHeaderSize; p < length; p += 2) {
         if (b[off + p] > 31) return Fail(at + p, "device scope path device above 31");

@@ -222,8 +222,7 @@ class Dmar {
   //  - DRHD: Register Base Address non-zero and 4 KiB aligned; at most kMaxDrhd; an
   //    INCLUDE_PCI_ALL DRHD is the last DRHD of its segment and has no PCI endpoint or
   //    sub-hierarchy scope (8.3);
-  //  - RMRR: base and limit + 1 4 KiB aligned, base <= limit; scopes PCI endpoints or
-  //    sub-hierarchies only (8.4);
+  //  - RMRR: base and limit + 1 4 KiB aligned, base <= limit; no I/O APIC or HPET scope (8.4);
   //  - device scopes (DRHD, RMRR, ATSR, SATC): Length >= 8 (one path entry), 6 + 2n, inside the
   //    structure; path devices <= 31 and functions <= 7.
   // Errors: -EINVAL (any of the above), -ERANGE (more than kMaxDrhd DRHDs), with `error` filled.

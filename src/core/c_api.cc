@@ -4,6 +4,7 @@
 #include <span>
 
 #include "deviso/deviso.h"
+#include "deviso/dump.h"
 #include "deviso/registry.h"
 
 namespace deviso {
@@ -146,6 +147,29 @@ int deviso_fault_count(const struct device* dev, uint32_t sid, uint64_t* count) 
 
 int deviso_get_caps(const struct device* dev, struct deviso_caps* caps) {
   return deviso::GetCaps(dev, caps).ToC();
+}
+
+namespace {
+
+// Hands Registry::Dump()'s lines to a C function.
+class CDumpSink final : public deviso::DumpSink {
+ public:
+  CDumpSink(deviso_dump_line_t line, void* user) : line_(line), user_(user) {}
+  void Line(const char* line) override { line_(line, user_); }
+
+ private:
+  deviso_dump_line_t line_;
+  void* user_;
+};
+
+}  // namespace
+
+int deviso_dump(deviso_dump_line_t line, void* user) {
+  if (line == nullptr) {
+    return -EINVAL;
+  }
+  CDumpSink sink(line, user);
+  return deviso::Registry::Default().Dump(sink).ToC();
 }
 
 }  // extern "C"

@@ -5,11 +5,13 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "core/c_api_c_program.h"
 #include "core/testing/fake_unit.h"
 #include "deviso/config.h"
 #include "deviso/deviso.h"
+#include "deviso/dump.h"
 #include "deviso/port/device.h"
 #include "deviso/registry.h"
 
@@ -213,7 +215,7 @@ TEST_F(CApiTest, FaultHandlerAndCount) {
   ASSERT_GT(deviso_fault_format(&seen.last, line, sizeof(line)), 0);
   EXPECT_STREQ(line,
                "fake@c: sid 0x10: unprivileged data read at iova 0x80000000: permission fault "
-               "(event 0x13)");
+               "(event 0x13): device dma");  // the fake unit lists no mappings: no more
 
   ASSERT_EQ(deviso_set_fault_handler(&dma_, 0x10, nullptr, nullptr), 0);
   const int calls = seen.calls;
@@ -234,6 +236,28 @@ TEST_F(CApiTest, GetCaps) {
   EXPECT_EQ(caps.stages, 1);
   EXPECT_EQ(caps.coherent, 1);
   EXPECT_EQ(caps.max_sid, 0xffU);
+}
+
+void CollectDumpLine(const char* line, void* user) {
+  static_cast<std::vector<std::string>*>(user)->emplace_back(line);
+}
+
+TEST_F(CApiTest, DumpListsTheDefaultRegistry) {
+  ASSERT_EQ(deviso_ctx_alloc(&dma_, 0x10), 0);
+  std::vector<std::string> lines;
+  ASSERT_EQ(deviso_dump(&CollectDumpLine, &lines), 0);
+  // The fake unit cannot list its mappings: the dump says so instead of listing none.
+  const std::vector<std::string> want = {
+      "deviso-dump 1",
+      "unit fake@c backend fake ias 48 oas 48 pages 0x40201000",
+      "context 0 unit fake@c page 0x1000",
+      "stream context 0 device dma sid 0x10",
+      "maps context 0 not-listed",
+      "stream context - device dma sid 0x11",
+      "end",
+  };
+  EXPECT_EQ(lines, want);
+  EXPECT_EQ(deviso_dump(nullptr, &lines), -EINVAL);
 }
 
 TEST_F(CApiTest, DeviceBind) {

@@ -1,59 +1,17 @@
-// deviso_fault_format(): a one-line report of a decoded fault. Hand-formatted (no printf), so it
-// needs nothing from the C library and may run in an interrupt handler.
+// deviso_fault_format(): a one-line report of a decoded fault (the registry adds the device and
+// the nearest mapping: Registry::FormatFault). Hand-formatted (no printf), so it needs nothing
+// from the C library and may run in an interrupt handler.
 
 #include <cstddef>
 #include <cstdint>
 
+#include "core/fault_line.h"
+#include "core/line_writer.h"
 #include "deviso/deviso.h"
+#include "deviso/registry.h"
 
 namespace deviso {
 namespace {
-
-// Appends to a caller's buffer with snprintf's rules: writes what fits, always NUL-terminates
-// when there is room for anything, and counts what it would have written.
-class LineWriter {
- public:
-  LineWriter(char* buf, size_t len) : buf_(buf), len_(len) {}
-
-  void Put(const char* s) {
-    for (; *s != '\0'; ++s) {
-      PutChar(*s);
-    }
-  }
-
-  void PutHex(uint64_t value) {
-    char digits[16];
-    size_t n = 0;
-    do {
-      digits[n++] = "0123456789abcdef"[value & 0xf];
-      value >>= 4;
-    } while (value != 0);
-    Put("0x");
-    while (n > 0) {
-      PutChar(digits[--n]);
-    }
-  }
-
-  // The length of the whole line, as snprintf returns it.
-  int Finish() {
-    if (len_ > 0) {
-      buf_[pos_ < len_ ? pos_ : len_ - 1] = '\0';
-    }
-    return static_cast<int>(pos_);
-  }
-
- private:
-  void PutChar(char c) {
-    if (pos_ + 1 < len_) {
-      buf_[pos_] = c;
-    }
-    ++pos_;
-  }
-
-  char* buf_;
-  size_t len_;
-  size_t pos_ = 0;
-};
 
 const char* ReasonText(uint32_t reason) {
   switch (reason) {
@@ -96,21 +54,18 @@ const char* AccessText(uint32_t flags) {
 }
 
 }  // namespace
-}  // namespace deviso
+
+namespace internal {
 
 // "<unit>: sid <sid>: <privilege> <access>[ at iova <iova>[ (ipa <ipa>)]]: [stage 2 ]<reason>
 //  (event <raw_type>)"
-extern "C" int deviso_fault_format(const struct deviso_fault* fault, char* buf, size_t len) {
-  if (fault == nullptr || (buf == nullptr && len != 0)) {
-    return -EINVAL;
-  }
-  deviso::LineWriter w(buf, len);
+void PutFaultLine(const Fault* fault, LineWriter& w) {
   w.Put(fault->unit != nullptr && fault->unit[0] != '\0' ? fault->unit : "?");
   if (fault->reason == DEVISO_FAULT_OVERFLOW) {
     // Not one stream's fault: the unit lost records.
     w.Put(": ");
-    w.Put(deviso::ReasonText(fault->reason));
-    return w.Finish();
+    w.Put(ReasonText(fault->reason));
+    return;
   }
   w.Put(": sid ");
   w.PutHex(fault->sid);
@@ -118,7 +73,7 @@ extern "C" int deviso_fault_format(const struct deviso_fault* fault, char* buf, 
   constexpr uint32_t kAccessFlags = DEVISO_FAULT_READ | DEVISO_FAULT_WRITE | DEVISO_FAULT_EXEC;
   if ((fault->flags & kAccessFlags) != 0) {
     w.Put((fault->flags & DEVISO_FAULT_PRIV) != 0 ? ": privileged " : ": unprivileged ");
-    w.Put(deviso::AccessText(fault->flags));
+    w.Put(AccessText(fault->flags));
   }
   if ((fault->flags & DEVISO_FAULT_ADDR_VALID) != 0) {
     w.Put(" at iova ");
@@ -130,9 +85,20 @@ extern "C" int deviso_fault_format(const struct deviso_fault* fault, char* buf, 
     }
   }
   w.Put((fault->flags & DEVISO_FAULT_STAGE2) != 0 ? ": stage 2 " : ": ");
-  w.Put(deviso::ReasonText(fault->reason));
+  w.Put(ReasonText(fault->reason));
   w.Put(" (event ");
   w.PutHex(fault->raw_type);
   w.Put(")");
-  return w.Finish();
+}
+
+}  // namespace internal
+}  // namespace deviso
+
+// The line of PutFaultLine(), with the device and the nearest mapping the default registry
+// knows of (Registry::FormatFault).
+extern "C" int deviso_fault_format(const struct deviso_fault* fault, char* buf, size_t len) {
+  if (fault == nullptr || (buf == nullptr && len != 0)) {
+    return -EINVAL;
+  }
+  return deviso::Registry::Default().FormatFault(*fault, buf, len);
 }

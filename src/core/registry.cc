@@ -3,6 +3,8 @@
 #include <cstring>
 #include <new>
 
+#include "core/fault_line.h"
+#include "core/line_writer.h"
 #include "deviso/assert.h"
 #include "deviso/config.h"
 
@@ -172,6 +174,28 @@ Result<Paddr> Context::IovaToPhys(Iova iova) const {
     return Status::NotFound();
   }
   return slot_->unit_->IovaToPhys(slot_->domain_, iova);
+}
+
+Status Context::ForEachLeaf(LeafVisitor& visitor) const {
+  if (slot_ == nullptr) {
+    return Status::NotFound();
+  }
+  const port::LockGuard lock(slot_->lock_);
+  if (!LiveLocked()) {
+    return Status::NotFound();
+  }
+  return slot_->unit_->ForEachLeaf(slot_->domain_, visitor);
+}
+
+Result<NearestLeaf> Context::NearLeaf(Iova iova) const {
+  if (slot_ == nullptr) {
+    return Status::NotFound();
+  }
+  const port::LockGuard lock(slot_->lock_);
+  if (!LiveLocked()) {
+    return Status::NotFound();
+  }
+  return slot_->unit_->NearLeaf(slot_->domain_, iova);
 }
 
 Status Context::SetFaultHandler(FaultHandler handler, void* user, uint32_t per_second) const {
@@ -357,6 +381,17 @@ Result<IsolationUnit*> Registry::UnitOf(const device* dev) const {
   return entry->unit;
 }
 
+Status Registry::SetPciRequesterId(const device* dev, uint16_t rid) {
+  const port::LockGuard ops(ops_lock_);
+  DeviceEntry* entry = FindDevice(dev);
+  if (entry == nullptr) {
+    return Status::InvalidArgument();
+  }
+  const port::LockGuard table(table_lock_);
+  entry->rid = rid;
+  return Status::Ok();
+}
+
 Result<Context> Registry::FindContext(const device* dev, uint32_t sid) const {
   const port::LockGuard table(table_lock_);
   DEVISO_ASSIGN_OR_RETURN(const StreamBinding* binding, FindStream(dev, sid));
@@ -476,6 +511,7 @@ Status Registry::BindDevice(const device* dev, IsolationUnit& unit,
   DeviceEntry& entry = devices_[free_entry];
   entry.dev = dev;
   entry.unit = &unit;
+  entry.rid = -1;
   entry.sid_count = static_cast<Index>(sids.size());
   entry.first_stream = kNoIndex;
   // Taken from the free list in reverse so that the device's list is in the caller's order.
@@ -697,6 +733,302 @@ Status Registry::DestroyDomain(const Context& context) {
   }
   const port::LockGuard lock(context.slot_->lock_);
   return DestroyLocked(*context.slot_);
+}
+
+// ---- Registry: reports ------------------------------------------------------------------------
+
+namespace {
+
+// Compares two NUL-terminated names without the C library (FormatFault may run in an
+// interrupt handler).
+bool SameName(const char* a, const char* b) {
+  if (a == nullptr || b == nullptr) {
+    return false;
+  }
+  for (; *a != '\0' && *a == *b; ++a, ++b) {
+  }
+  return *a == *b;
+}
+
+void PutPerms(Perms perms, LineWriter& w) {
+  if ((perms & kPermRead) != 0) w.PutChar('r');
+  if ((perms & kPermWrite) != 0) w.PutChar('w');
+  if ((perms & kPermExec) != 0) w.PutChar('x');
+  if ((perms & (kPermRead | kPermWrite | kPermExec)) == 0) w.PutChar('-');
+}
+
+const char* MemTypeName(MemType type) {
+  switch (type) {
+    case MemType::kNormal:
+      return "normal";
+    case MemType::kNormalNonCacheable:
+      return "normal-nc";
+    case MemType::kDevice:
+      return "device";
+    case MemType::kDeviceStrict:
+      return "device-strict";
+  }
+  return "?";
+}
+
+// "iova X is D past mapping A+S rw" and its kinds (Registry::FormatFault).
+void PutNearest(Iova iova, const NearestLeaf& near, LineWriter& w) {
+  w.Put("iova ");
+  w.PutHex(iova);
+  w.Put(" is ");
+  w.PutHex(near.distance);
+  switch (near.where) {
+    case NearestLeaf::Where::kInside:
+      w.Put(" into mapping ");
+      break;
+    case NearestLeaf::Where::kAfter:
+      w.Put(" past mapping ");
+      break;
+    case NearestLeaf::Where::kBefore:
+      w.Put(" before mapping ");
+      break;
+  }
+  w.PutHex(near.extent.iova);
+  w.PutChar('+');
+  w.PutHex(near.extent.size);
+  w.PutChar(' ');
+  PutPerms(near.extent.perms, w);
+}
+
+}  // namespace
+
+int Registry::FormatFault(const Fault& fault, char* buf, size_t len) const {
+  if (buf == nullptr && len != 0) {
+    return -EINVAL;
+  }
+  LineWriter w(buf, len);
+  internal::PutFaultLine(&fault, w);
+  if (fault.reason == DEVISO_FAULT_OVERFLOW) {
+    return w.Finish();  // a unit's fault, no stream's
+  }
+  // The binding of (unit, sid): a scan of the pool (bounded by kMaxSids) under a lock that is
+  // only tried, never waited for.
+  const device* dev = nullptr;
+  int32_t rid = -1;
+  Context context;
+  if (!table_lock_.TryLock()) {
+    w.Put(": device not read (busy)");
+    return w.Finish();
+  }
+  for (const StreamBinding& binding : streams_) {
+    if (binding.device == kNoIndex || binding.sid != fault.sid) {
+      continue;
+    }
+    const DeviceEntry& entry = devices_[binding.device];
+    if (entry.unit != nullptr && SameName(entry.unit->caps().name, fault.unit)) {
+      dev = entry.dev;
+      rid = entry.rid;
+      context = binding.detached ? Context() : binding.context;
+      break;
+    }
+  }
+  table_lock_.Unlock();
+  if (dev == nullptr) {
+    return w.Finish();  // not bound here: the unit's own line says all there is
+  }
+  w.Put(": device ");
+  w.Put(port::DeviceName(dev));
+  if (rid >= 0) {
+    w.Put(" (pci ");
+    w.PutBdf(static_cast<uint16_t>(rid));
+    w.PutChar(')');
+  }
+  if ((fault.flags & DEVISO_FAULT_ADDR_VALID) == 0) {
+    return w.Finish();
+  }
+  if (context.slot_ == nullptr) {
+    w.Put(": no context");
+    return w.Finish();
+  }
+  internal::ContextSlot& slot = *context.slot_;
+  if (!slot.lock_.TryLock()) {
+    w.Put(": mappings not read (busy)");
+    return w.Finish();
+  }
+  Result<NearestLeaf> near = context.LiveLocked() ? slot.unit_->NearLeaf(slot.domain_, fault.iova)
+                                                  : Result<NearestLeaf>(Status::NotFound());
+  slot.lock_.Unlock();
+  // A backend that cannot list its mappings (-ENOTSUP) adds nothing.
+  if (near.ok()) {
+    w.Put(": ");
+    PutNearest(fault.iova, *near, w);
+  } else if (near.status().ToC() == -ENOENT) {
+    w.Put(": no mapping");
+  }
+  return w.Finish();
+}
+
+namespace {
+
+// Formats one dump line on the stack and hands it to the sink.
+class DumpLine {
+ public:
+  explicit DumpLine(DumpSink& sink) : sink_(sink), w_(line_, sizeof(line_)) {}
+  ~DumpLine() {
+    (void)w_.Finish();
+    sink_.Line(line_);
+  }
+  DumpLine(const DumpLine&) = delete;
+  DumpLine& operator=(const DumpLine&) = delete;
+  LineWriter& w() { return w_; }
+
+ private:
+  DumpSink& sink_;
+  char line_[DEVISO_DUMP_LINE_MAX];
+  LineWriter w_;
+};
+
+void PutContextNumber(const char* key, size_t n, bool have, LineWriter& w) {
+  w.Put(key);
+  w.Put(" context ");
+  if (have) {
+    w.PutDec(n);
+  } else {
+    w.PutChar('-');
+  }
+}
+
+// "map context N iova .. size .. pa .. perms rw type normal leaf 0x1000" per extent.
+class DumpLeaves final : public LeafVisitor {
+ public:
+  DumpLeaves(DumpSink& sink, size_t n) : sink_(sink), n_(n) {}
+  bool Visit(const LeafExtent& e) override {
+    DumpLine line(sink_);
+    LineWriter& w = line.w();
+    PutContextNumber("map", n_, true, w);
+    w.Put(" iova ");
+    w.PutHex(e.iova);
+    w.Put(" size ");
+    w.PutHex(e.size);
+    w.Put(" pa ");
+    w.PutHex(e.pa);
+    w.Put(" perms ");
+    PutPerms(e.perms, w);
+    w.Put(" type ");
+    w.Put(MemTypeName(e.type));
+    w.Put(" leaf ");
+    w.PutHex(e.leaf_size);
+    return true;
+  }
+
+ private:
+  DumpSink& sink_;
+  size_t n_;
+};
+
+}  // namespace
+
+void Registry::DumpContext(const internal::ContextSlot& slot, size_t n, DumpSink& sink) const {
+  IsolationUnit& unit = *slot.unit_;
+  {
+    DumpLine line(sink);
+    line.w().Put("context ");
+    line.w().PutDec(n);
+    line.w().Put(" unit ");
+    line.w().Put(unit.caps().name);
+    line.w().Put(" page ");
+    line.w().PutHex(slot.domain_ != nullptr ? slot.domain_->page_size() : 0);
+  }
+  for (const StreamBinding& binding : streams_) {
+    if (binding.device == kNoIndex || binding.context.slot_ != &slot) {
+      continue;
+    }
+    const DeviceEntry& entry = devices_[binding.device];
+    {
+      DumpLine line(sink);
+      LineWriter& w = line.w();
+      PutContextNumber("stream", n, true, w);
+      w.Put(" device ");
+      w.Put(port::DeviceName(entry.dev));
+      w.Put(" sid ");
+      w.PutHex(binding.sid);
+      if (entry.rid >= 0) {
+        w.Put(" pci ");
+        w.PutBdf(static_cast<uint16_t>(entry.rid));
+      }
+    }
+    ReservedRegion regions[8];
+    const size_t count = unit.ReservedRegions(binding.sid, regions);
+    for (size_t i = 0; i < count && i < 8; ++i) {
+      DumpLine line(sink);
+      LineWriter& w = line.w();
+      PutContextNumber("reserved", n, true, w);
+      w.Put(" sid ");
+      w.PutHex(binding.sid);
+      w.Put(" iova ");
+      w.PutHex(regions[i].start);
+      w.Put(" size ");
+      w.PutHex(regions[i].size);
+      w.Put(regions[i].kind == ReservedRegion::Kind::kMsi ? " kind msi" : " kind reserved");
+    }
+  }
+  // The context's lock keeps Map and Unmap out while its tables are read. The slot cannot be
+  // freed meanwhile: that needs ops_lock_, which the caller holds.
+  auto& mutable_slot = const_cast<internal::ContextSlot&>(slot);
+  const port::LockGuard lock(mutable_slot.lock_);
+  DumpLeaves leaves(sink, n);
+  if (!unit.ForEachLeaf(slot.domain_, leaves).ok()) {
+    DumpLine line(sink);
+    PutContextNumber("maps", n, true, line.w());
+    line.w().Put(" not-listed");
+  }
+}
+
+Status Registry::Dump(DumpSink& sink) const {
+  const port::LockGuard ops(ops_lock_);
+  { DumpLine(sink).w().Put("deviso-dump 1"); }
+  for (IsolationUnit* unit : units_) {
+    if (unit == nullptr) {
+      continue;
+    }
+    const UnitCaps& caps = unit->caps();
+    {
+      DumpLine line(sink);
+      LineWriter& w = line.w();
+      w.Put("unit ");
+      w.Put(caps.name);
+      w.Put(" backend ");
+      w.Put(caps.backend);
+      w.Put(" ias ");
+      w.PutDec(caps.ias);
+      w.Put(" oas ");
+      w.PutDec(caps.oas);
+      w.Put(" pages ");
+      w.PutHex(caps.page_sizes);
+    }
+    for (size_t n = 0; n < kMaxContexts; ++n) {
+      const internal::ContextSlot& slot = slots_[n];
+      if (slot.state_ == internal::ContextSlot::State::kLive && slot.unit_ == unit) {
+        DumpContext(slot, n, sink);
+      }
+    }
+    // Bound StreamIDs with no context: blocked.
+    for (const StreamBinding& binding : streams_) {
+      if (binding.device == kNoIndex || binding.context.slot_ != nullptr ||
+          devices_[binding.device].unit != unit) {
+        continue;
+      }
+      const DeviceEntry& entry = devices_[binding.device];
+      DumpLine line(sink);
+      LineWriter& w = line.w();
+      PutContextNumber("stream", 0, false, w);
+      w.Put(" device ");
+      w.Put(port::DeviceName(entry.dev));
+      w.Put(" sid ");
+      w.PutHex(binding.sid);
+      if (entry.rid >= 0) {
+        w.Put(" pci ");
+        w.PutBdf(static_cast<uint16_t>(entry.rid));
+      }
+    }
+  }
+  { DumpLine(sink).w().Put("end"); }
+  return Status::Ok();
 }
 
 }  // namespace deviso

@@ -31,13 +31,25 @@ Result<Iova> DeviceBinding::MapRange(Paddr pa, uint64_t size, uint64_t align, Pe
     return pa;
   }
   if (iova == nullptr) return Status::InvalidArgument();
-  DEVISO_ASSIGN_OR_RETURN(const Iova device_addr, iova->Alloc(size, align));
+  const uint64_t leaf_align = leaf_aligned_iova ? LeafAlignment(pa, size) : 0;
+  Result<Iova> allocated = Status::NoMemory();
+  if (leaf_align > align) allocated = iova->Alloc(size, leaf_align);
+  // No gap aligned for larger leaves (or none asked for): as aligned as the caller asked.
+  if (!allocated.ok()) allocated = iova->Alloc(size, align);
+  DEVISO_TRY(allocated);
+  const Iova device_addr = *allocated;
   const Status mapped = context.Map(device_addr, pa, size, perms, mem_type());
   if (!mapped.ok()) {
     (void)iova->Free(device_addr, size);
     return mapped;
   }
   return device_addr;
+}
+
+uint64_t DeviceBinding::LeafAlignment(Paddr pa, uint64_t size) {
+  uint64_t align = kMaxLeafAlign;
+  while (align > 1 && (align > size || pa % align != 0)) align >>= 1;
+  return align;
 }
 
 Status DeviceBinding::UnmapRange(Iova device_addr, uint64_t size) const {

@@ -57,6 +57,14 @@ struct DeviceBinding {
   // kPermReadWrite. The device keeps reaching such a range after the transfer for as long as
   // its owner keeps it mapped; the owner unmaps it (strictly) when done. kIdentity only.
   Perms adopt_identity_mappings = 0;
+  // kTranslated: give a range a device address aligned as its physical address is, up to the
+  // largest power of two not above its size (at most kMaxLeafAlign), so the engine can map it
+  // with blocks (2 MiB, 1 GiB with a 4 KiB granule) and the contiguous runs (64 KiB) a page-
+  // aligned address would rule out (docs/performance.md). When the window has no such gap the
+  // caller's alignment is used. false: device addresses only as aligned as the caller asks (the
+  // densest packing of the window).
+  bool leaf_aligned_iova = true;
+  static constexpr uint64_t kMaxLeafAlign = 1ULL << 30;
 
   MemType mem_type() const { return coherent ? MemType::kNormal : MemType::kNormalNonCacheable; }
   void Clean(Paddr pa, size_t size) const {
@@ -74,13 +82,19 @@ struct DeviceBinding {
   Status Validate() const;
 
   // Gives [pa, pa + size) (page-aligned, size a page multiple) a device address aligned to
-  // `align` and maps it with `perms`. Errors, with no change: -EINVAL (unaligned, wrap, identity
+  // `align` (and, with leaf_aligned_iova, to LeafAlignment(pa, size) where the window allows)
+  // and maps it with `perms`. Errors, with no change: -EINVAL (unaligned, wrap, identity
   // range in a reserved window), -ENOMEM (allocator), and Context::Map's errors.
   Result<Iova> MapRange(Paddr pa, uint64_t size, uint64_t align, Perms perms) const;
   // Unmaps (strictly) what MapRange() returned and, only once the unmap is confirmed, gives
   // the device address back to the allocator. Errors: Context::Unmap's; after -ETIMEDOUT/-EIO
   // the device address stays allocated (never handed out again).
   Status UnmapRange(Iova device_addr, uint64_t size) const;
+
+  // The largest power of two that divides `pa` and is at most `size` and kMaxLeafAlign (`size`
+  // at least one page): a device address congruent to `pa` modulo it lets every leaf up to that
+  // size cover the same physical range as it covers device addresses.
+  static uint64_t LeafAlignment(Paddr pa, uint64_t size);
 };
 
 }  // namespace deviso::dma

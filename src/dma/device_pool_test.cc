@@ -384,6 +384,72 @@ TEST_F(ContextDmaMapperTest, TranslatedAddressesAvoidReservedWindows) {
   EXPECT_EQ(ctx_.IovaToPhys(next->device_addr).value_or(0), 0x5000'0000U);
 }
 
+// LeafAlignment: the largest power of two dividing pa, at most the size and 1 GiB.
+TEST(LeafAlignment, FollowsThePhysicalAlignmentUpToTheSize) {
+  struct Case {
+    Paddr pa;
+    uint64_t size;
+    uint64_t want;
+  };
+  for (const Case& c : {
+           Case{0x4020'0000, k2MiB, k2MiB},            // 2 MiB-aligned 2 MiB: a block
+           Case{0x4020'0000, 16u << 20, k2MiB},        // 0x4020'0000 = 2^21 * 0x201
+           Case{0x4000'0000, 4ULL << 30, 1ULL << 30},  // capped at kMaxLeafAlign
+           Case{0x4020'1000, k2MiB, kPage},            // pa only page-aligned
+           Case{0x4021'0000, 1u << 20, 64u << 10},     // 0x4021'0000 = 2^16 * 0x4021
+           Case{0x4020'0000, 3 * kPage, 2 * kPage},    // not above the size
+           Case{0, 8 * kPage, 8 * kPage},              // 0 is aligned to everything
+       }) {
+    EXPECT_EQ(DeviceBinding::LeafAlignment(c.pa, c.size), c.want)
+        << std::hex << c.pa << " size " << c.size;
+  }
+}
+
+// With a page mapped at the window's start (a ring, say), first fit at page alignment would put
+// every later buffer 4 KiB off any block boundary: the hook aligns device addresses as the
+// buffer's physical address, so the engine can use blocks and contiguous runs.
+TEST_F(ContextDmaMapperTest, TranslatedAddressesAreAlignedForLargeLeaves) {
+  StaticContextDmaMapper<8> mapper(Binding(Addressing::kTranslated));
+  Result<DmaMapping> ring = mapper.MapForDevice(0x5000'0000, kPage, DmaDirection::kToDevice);
+  Result<DmaMapping> big = mapper.MapForDevice(kPoolPa, k2MiB, DmaDirection::kToDevice);
+  Result<DmaMapping> mid =
+      mapper.MapForDevice(0x5001'0000, 64u << 10, DmaDirection::kBidirectional);
+  ASSERT_TRUE(ring.ok() && big.ok() && mid.ok());
+  EXPECT_EQ(ring->device_addr, 0x0f00'0000U);
+  EXPECT_EQ(big->device_addr, 0x0f20'0000U) << "2 MiB-aligned like its physical address";
+  EXPECT_EQ(mid->device_addr % (64u << 10), 0U);
+  EXPECT_EQ(mid->device_addr, 0x0f01'0000U) << "first fit among 64 KiB-aligned gaps";
+  EXPECT_EQ(ctx_.IovaToPhys(big->device_addr + k2MiB - 4).value_or(0), kPoolPa + k2MiB - 4);
+  for (const auto* m : {&ring, &big, &mid}) ASSERT_TRUE(mapper.UnmapForDevice(**m).ok());
+  EXPECT_EQ(iova_.allocated_ranges(), 0U);
+
+  // Off: the densest packing, right after the ring.
+  DeviceBinding dense = Binding(Addressing::kTranslated);
+  dense.leaf_aligned_iova = false;
+  StaticContextDmaMapper<8> packed(dense);
+  ring = packed.MapForDevice(0x5000'0000, kPage, DmaDirection::kToDevice);
+  big = packed.MapForDevice(kPoolPa, k2MiB, DmaDirection::kToDevice);
+  ASSERT_TRUE(ring.ok() && big.ok());
+  EXPECT_EQ(big->device_addr, 0x0f00'1000U);
+  for (const auto* m : {&ring, &big}) ASSERT_TRUE(packed.UnmapForDevice(**m).ok());
+}
+
+// A window with no gap aligned for the larger leaves: the caller's alignment, not -ENOMEM.
+TEST_F(ContextDmaMapperTest, LeafAlignmentFallsBackWhenTheWindowHasNoAlignedGap) {
+  StaticIovaAllocator<4> narrow{0x0f00'1000, k2MiB, kPage, &reserved_};
+  DeviceBinding b = Binding(Addressing::kTranslated);
+  b.iova = &narrow;
+  StaticContextDmaMapper<4> mapper(b);
+  Result<DmaMapping> big = mapper.MapForDevice(kPoolPa, k2MiB, DmaDirection::kToDevice);
+  ASSERT_TRUE(big.ok());
+  EXPECT_EQ(big->device_addr, 0x0f00'1000U);
+  EXPECT_EQ(mapper.MapForDevice(kPoolPa + k2MiB, kPage, DmaDirection::kToDevice).status(),
+            Status::NoMemory())
+      << "the window is full";
+  EXPECT_EQ(narrow.allocated_ranges(), 1U) << "the failed map kept no device address";
+  ASSERT_TRUE(mapper.UnmapForDevice(*big).ok());
+}
+
 TEST_F(ContextDmaMapperTest, IdentityRefusesABufferInAReservedWindow) {
   StaticContextDmaMapper<4> mapper(Binding(Addressing::kIdentity));
   EXPECT_EQ(mapper.MapForDevice(0x2000'0000, kPage, DmaDirection::kToDevice).status(),

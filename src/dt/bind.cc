@@ -211,6 +211,11 @@ Status BindFromDevicetree(Registry& registry, const BindRequest& request,
     }
     return s;
   }
+  // PCI functions: their requester IDs, so that fault reports and the dump name the BDF. The
+  // devices were just bound, so this cannot fail.
+  for (size_t i = request.nodes.size(); i < total; ++i) {
+    (void)registry.SetPciRequesterId(out[i].dev, request.pci[i - request.nodes.size()].rid);
+  }
   return Status::Ok();
 }
 

@@ -83,7 +83,8 @@ struct BindRequest {
 //   -ENOMEM  a host bridge's iommu-map beyond kMaxIommuMapRanges
 Status ResolveDevices(const BindRequest& request, std::span<DeviceStreams> out);
 
-// ResolveDevices(), then binds each device with registry.BindDevice(dev, unit, sids). The
+// ResolveDevices(), then binds each device with registry.BindDevice(dev, unit, sids) and
+// records each PCI function's requester ID (Registry::SetPciRequesterId). The
 // units must be registered with `registry`. Errors: ResolveDevices' (nothing bound), or
 // BindDevice's (-ENOENT unit not registered, -EEXIST dev already bound or a StreamID bound to
 // another device, -ENOMEM kMaxDevices), after which every device this call bound is unbound

@@ -79,6 +79,19 @@ TEST_F(DtBindGood, EachDeviceGetsItsUnitAndExactlyItsStreamIds) {
   EXPECT_EQ(registry_.UnitOf(&disk_).value_or(nullptr), &smmu0_) << "first range wins";
   EXPECT_EQ(out[3].sids[0], 0x1008U);
   EXPECT_EQ(out[4].sids[0], 0x2005U);
+  // PCI functions are recorded with their requester ID: a report names the BDF; a node
+  // device has none.
+  Fault f{};
+  f.sid = 0x2005;
+  f.reason = DEVISO_FAULT_BLOCKED;
+  f.unit = smmu0_.caps().name;
+  char line[160];
+  ASSERT_GT(registry_.FormatFault(f, line, sizeof(line)), 0);
+  EXPECT_NE(std::string(line).find(": device other@01:00.5 (pci 01:00.5)"), std::string::npos)
+      << line;
+  f.sid = 0x100;
+  ASSERT_GT(registry_.FormatFault(f, line, sizeof(line)), 0);
+  EXPECT_EQ(std::string(line).find("(pci"), std::string::npos) << line;
 
   // Contexts for the devicetree's StreamIDs only: a driver cannot claim another's stream.
   for (const uint32_t sid : {0x100U, 0x101U, 0x102U}) {

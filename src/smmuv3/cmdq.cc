@@ -7,6 +7,7 @@
 #include "core/counters.h"
 #include "ports/poll.h"
 #include "smmuv3/dma_word.h"
+#include "smmuv3/domains.h"
 #include "smmuv3/smmuv3.h"
 #include "smmuv3/tlbi_range.h"
 
@@ -25,12 +26,12 @@ void Smmuv3::WriteCommandLocked(const ds::Command& command) {
 }
 
 Result<bool> Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost) {
-  const reg::QueueIndex cons{regs_->Read32(reg::kCmdqCons)};
-  const uint32_t mask = (2U << cmdq_.log2) - 1;
+  const reg::QueueIndex cons = reg::QueueIndex::ReadAt(*regs_, reg::kCmdqCons);
+  const uint32_t mask = QueuePtrMask(cmdq_);
   // 6.3.27: RD and WRAP for this queue's size, ERR; every other bit is RES0. CONS never moves
   // backwards nor past PROD.
   const uint32_t new_cons = static_cast<uint32_t>(cons.wr_rd()) & mask;
-  if ((cons.raw & ~(mask | reg::QueueIndex{}.set_err(0x7f).raw)) != 0 ||
+  if ((cons.raw & ~(mask | reg::kQueueIndexErr)) != 0 ||
       ((new_cons - cmdq_.cons) & mask) > ((cmdq_.prod - cmdq_.cons) & mask)) {
     ImpossibleRead("CMDQ_CONS", cons.raw);
     return Status::IoError();
@@ -40,8 +41,8 @@ Result<bool> Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost)
   // CONS at the erroneous command), so there is no CMDQ_ERR to look for. Saves two MMIO reads
   // on every completed sync.
   if (cmdq_.cons == cmdq_.prod) return false;
-  const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
-  const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};
+  const reg::Gerror gerror = reg::Gerror::ReadAt(*regs_, reg::kGerror);
+  const reg::Gerror gerrorn = reg::Gerror::ReadAt(*regs_, reg::kGerrorN);
   if (((gerror.raw | gerrorn.raw) & ~reg::kGerrorDefined) != 0) {
     ImpossibleRead("GERROR", gerror.raw);
     return Status::IoError();
@@ -56,7 +57,7 @@ Result<bool> Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost)
   if constexpr (config::kLogging) {
     port::Log("deviso: %s: command error %u at cmdq[%u]: opcode 0x%02x (%s)\n", name_,
               static_cast<unsigned>(cons.err()), QueueIdx(cmdq_, cmdq_.cons),
-              static_cast<unsigned>(Load64(&bad->raw[0]) & 0xff),
+              static_cast<unsigned>(ds::Command::W0{Load64(&bad->raw[0])}.opcode()),
               cons.err() == reg::kCerrorIll ? "illegal" : "abort");
   }
   const uint32_t pos = (cmdq_.cons - first) & mask;
@@ -66,7 +67,7 @@ Result<bool> Smmuv3::RefreshConsLocked(uint32_t first, uint32_t end, bool* lost)
   Store64(&bad->raw[1], sync.raw[1]);
   CleanForSmmu(bad, sizeof(*bad));
   DmaWriteBarrier();
-  regs_->Write32(reg::kGerrorN, gerrorn.raw ^ reg::Gerror{}.set_cmdq_err(1).raw);
+  reg::Gerror{gerrorn}.set_cmdq_err(gerrorn.cmdq_err() ^ 1).WriteAt(*regs_, reg::kGerrorN);
   return true;
 }
 
@@ -81,7 +82,7 @@ Status Smmuv3::WaitForSpaceLocked(uint32_t first, bool* lost) {
   if (!QueueFull(cmdq_)) return Status::Ok();
   // Let the SMMU consume what is queued so far.
   DmaWriteBarrier();
-  regs_->Write32(reg::kCmdqProd, cmdq_.prod);
+  reg::QueueIndex{}.set_wr_rd(cmdq_.prod).WriteAt(*regs_, reg::kCmdqProd);
   // Every earlier batch completed before this one started: an error now is this batch's.
   return port::PollUntil(config_.timeout_ns, [&]() -> Result<bool> {
     DEVISO_TRY(LookAtConsLocked(first, cmdq_.prod, lost));
@@ -107,7 +108,7 @@ Status Smmuv3::SubmitLocked(const ds::Command* commands, size_t count) {
   const uint32_t end = cmdq_.prod;
   // Commands must be visible in memory before the SMMU sees the new PROD (3.5.2).
   DmaWriteBarrier();
-  regs_->Write32(reg::kCmdqProd, cmdq_.prod);
+  reg::QueueIndex{}.set_wr_rd(cmdq_.prod).WriteAt(*regs_, reg::kCmdqProd);
 
   // Done when CONS passed everything up to and including the sync. A sync that completed
   // while this thread was not running is not a timeout (which would break the unit for good):
@@ -162,7 +163,7 @@ ds::Command AddressTlbi(TlbiScope scope, uint64_t address, bool leaf) {
     w0.set_asid(scope.asid);
   }
   c.raw[0] = w0.raw;
-  c.raw[1] = ds::Command::W1{}.set_leaf(leaf ? 1 : 0).set_address(address >> 12).raw;
+  c.raw[1] = ds::Command::W1{}.set_leaf(leaf ? 1 : 0).set_address(address).raw;
   return c;
 }
 
@@ -176,8 +177,8 @@ ds::Command AddressTlbi(TlbiScope scope, uint64_t address, bool leaf) {
 size_t BuildRangeTlbi(TlbiScope scope, uint64_t page, uint64_t iova, uint64_t pages, unsigned ttl,
                       bool leaf, ds::Command* out) {
   const uint64_t tg = !config::kGranule16K64K ? ds::kTlbiTg4K
-                      : page == (1U << 16)    ? ds::kTlbiTg64K
-                      : page == (1U << 14)    ? ds::kTlbiTg16K
+                      : page == kGranule64K   ? ds::kTlbiTg64K
+                      : page == kGranule16K   ? ds::kTlbiTg16K
                                               : ds::kTlbiTg4K;
   if (tg != ds::kTlbiTg4K && ttl == 1) ttl = 0;  // a hint that would be Reserved: none
   TlbiRange ranges[2];
@@ -196,7 +197,7 @@ size_t BuildRangeTlbi(TlbiScope scope, uint64_t page, uint64_t iova, uint64_t pa
     ds::Command::W1 w1;
     w1.set_leaf(leaf ? 1 : 0);
     if (!single) w1.set_ttl(ttl).set_tg(tg);
-    w1.set_address((iova + ranges[i].first * page) >> 12);
+    w1.set_address(iova + ranges[i].first * page);
     c.raw[1] = w1.raw;
     out[i] = c;
   }

@@ -25,12 +25,14 @@ struct Queue {
   uint32_t cons = 0;
 };
 
+// The bits of a queue pointer: the index and the wrap bit above it.
+inline uint32_t QueuePtrMask(const Queue& q) { return (2U << q.log2) - 1; }
 // The entry index of `v` (without the wrap bit).
 inline uint32_t QueueIdx(const Queue& q, uint32_t v) { return v & ((1U << q.log2) - 1); }
 // The wrap bit of `v`.
 inline uint32_t QueueWrap(const Queue& q, uint32_t v) { return v & (1U << q.log2); }
 // `v` advanced by one entry, the wrap bit toggling at the end of the queue.
-inline uint32_t QueueInc(const Queue& q, uint32_t v) { return (v + 1) & ((2U << q.log2) - 1); }
+inline uint32_t QueueInc(const Queue& q, uint32_t v) { return (v + 1) & QueuePtrMask(q); }
 // 3.5.1: full when the indices are equal and the wrap bits differ.
 inline bool QueueFull(const Queue& q) {
   return QueueIdx(q, q.prod) == QueueIdx(q, q.cons) && QueueWrap(q, q.prod) != QueueWrap(q, q.cons);

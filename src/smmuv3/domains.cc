@@ -5,8 +5,10 @@
 
 #include "core/barrier.h"
 #include "core/counters.h"
+#include "core/leaf_merger.h"
 #include "smmuv3/cmdq.h"
 #include "smmuv3/dma_word.h"
+#include "smmuv3/entry_writer.h"
 #include "smmuv3/smmuv3.h"
 #include "smmuv3/tlbi_range.h"
 
@@ -76,6 +78,13 @@ Status SmmuDomain::Flush::Invalidate(const pgtable::InvalidationRange& range) {
   return domain->smmu_->InvalidateDomainRange(*domain, range);
 }
 
+void CdUsedBits(const uint64_t* cd, uint64_t* used) {
+  for (size_t i = 0; i < ds::Cd::kWords; ++i) used[i] = 0;
+  used[0] = ds::Cd::W0{}.set_v(1).raw;
+  if (ds::Cd::W0{cd[0]}.v() == 0) return;  // an invalid CD: C_BAD_CD, nothing else is read
+  for (size_t i = 0; i < ds::Cd::kWords; ++i) used[i] = ~uint64_t{0};
+}
+
 ds::Cd BuildCd(const SmmuDomain& d, bool coherent) {
   ds::Cd cd;
   const pgtable::PageTable& t = d.table();
@@ -93,7 +102,7 @@ ds::Cd BuildCd(const SmmuDomain& d, bool coherent) {
   w0.set_asid(d.asid());
   w0.set_v(1);
   cd.raw[0] = w0.raw;
-  cd.raw[1] = ds::Cd::W1{}.set_ttb0(t.root() >> 4).raw;
+  cd.raw[1] = ds::Cd::W1{}.set_ttb0(t.root()).raw;
   cd.raw[3] = pgtable::Config::kDefaultMair;
   return cd;
 }
@@ -104,13 +113,13 @@ ds::Cd BuildCd(const SmmuDomain& d, bool coherent) {
 pgtable::TableMemory* Smmuv3::TablesFor(uint64_t page_size) {
   // The platform's pools, behind this unit's lock (domains change in parallel).
   switch (page_size) {
-    case 1U << 12:
+    case kGranule4K:
       return idr5_.gran4k() != 0 && config_.tables_4k != nullptr ? &tables_4k_ : nullptr;
-    case 1U << 14:
+    case kGranule16K:
       return config::kGranule16K64K && idr5_.gran16k() != 0 && config_.tables_16k != nullptr
                  ? &tables_16k_
                  : nullptr;
-    case 1U << 16:
+    case kGranule64K:
       return config::kGranule16K64K && idr5_.gran64k() != 0 && config_.tables_64k != nullptr
                  ? &tables_64k_
                  : nullptr;
@@ -152,9 +161,9 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
   if (stage2 ? idr0_.s2p() == 0 : idr0_.s1p() == 0) return Status::NotSupported();
   uint64_t page = options.page_size;
   if (page == 0)
-    page = (caps_.page_sizes & (1ULL << 12)) != 0   ? (1ULL << 12)
-           : (caps_.page_sizes & (1ULL << 14)) != 0 ? (1ULL << 14)
-                                                    : (1ULL << 16);
+    page = (caps_.page_sizes & kGranule4K) != 0    ? kGranule4K
+           : (caps_.page_sizes & kGranule16K) != 0 ? kGranule16K
+                                                   : kGranule64K;
   pgtable::TableMemory* tables = TablesFor(page);
   if (tables == nullptr) return Status::NotSupported();
   uint8_t ias = options.ias != 0 ? options.ias : stage2 ? oas_bits_ : caps_.ias;
@@ -201,13 +210,37 @@ Result<Domain*> Smmuv3::CreateDomain(const DomainOptions& options, FaultSink* si
     }
     d->cd_ = *cd;
     GrowDynamicHull(d->cd_);
-    // Written before any STE points at it: word 0 (V) last all the same.
+    // Written by the entry writer like every STE, before any STE points at it: its "sync" is
+    // only ordering (no CFGI: the SMMU cannot have fetched a CD no STE names).
+    class CdOps final : public EntryWriterOps {
+     public:
+      CdOps(const Smmuv3& smmu, uint64_t* words)
+          : EntryWriterOps(ds::Cd::kWords, ds::Cd::W0{}.set_v(1).raw), smmu_(smmu), words_(words) {}
+      void UsedBits(const uint64_t* entry, uint64_t* used) const override {
+        CdUsedBits(entry, used);
+      }
+      void StoreWord(size_t word, uint64_t value) override { Store64(&words_[word], value); }
+      void Publish() override { smmu_.CleanForSmmu(words_, sizeof(ds::Cd)); }
+      Status Sync() override {
+        Publish();
+        DmaWriteBarrier();
+        return Status::Ok();
+      }
+
+     private:
+      const Smmuv3& smmu_;
+      uint64_t* words_;
+    };
     const ds::Cd image = BuildCd(*d, coherent_);
-    auto* words = static_cast<uint64_t*>(d->cd_.cpu);
-    for (size_t i = 1; i < ds::Cd::kWords; ++i) Store64(&words[i], image.raw[i]);
-    DmaWriteBarrier();
-    Store64(&words[0], image.raw[0]);
-    CleanForSmmu(words, sizeof(ds::Cd));
+    const ds::Cd blank{};  // Allocate() zeroes
+    CdOps ops(*this, static_cast<uint64_t*>(d->cd_.cpu));
+    if (const Status s = WriteEntry(ops, blank.raw, image.raw); !s.ok()) {
+      config_.dma->Free(d->cd_);
+      d->cd_ = DmaBuffer{};
+      d->table_.reset();
+      release_id();
+      return s;
+    }
   }
   d->pending_start_ = d->pending_end_ = 0;
   d->failed_start_ = d->failed_end_ = 0;
@@ -366,6 +399,40 @@ Status Smmuv3::Unmap(Domain* domain, Iova iova, uint64_t size) {
 Result<Paddr> Smmuv3::IovaToPhys(Domain* domain, Iova iova) {
   auto* d = static_cast<SmmuDomain*>(domain);
   return d->table_->IovaToPhys(iova);
+}
+
+namespace {
+
+// Feeds the engine's leaves (ascending IOVA) to a LeafMerger.
+class LeafFeed final : public pgtable::MappingVisitor {
+ public:
+  explicit LeafFeed(LeafMerger& merger) : merger_(merger) {}
+  bool Visit(const pgtable::Mapping& m) override {
+    LeafExtent leaf;
+    leaf.iova = m.iova;
+    leaf.pa = m.pa;
+    leaf.size = m.size;
+    leaf.perms = m.perms;
+    // pgtable::MemType and deviso::MemType list the same four types in the same order.
+    leaf.type = static_cast<MemType>(static_cast<uint8_t>(m.type));
+    leaf.leaf_size = m.size;
+    return merger_.Add(leaf);
+  }
+
+ private:
+  LeafMerger& merger_;
+};
+
+}  // namespace
+
+// Reads the domain's tables through the engine's visitor (the context lock keeps them still).
+Status Smmuv3::ForEachLeaf(Domain* domain, LeafVisitor& visitor) {
+  auto* d = static_cast<SmmuDomain*>(domain);
+  LeafMerger merger(visitor);
+  LeafFeed feed(merger);
+  d->table_->ForEachMapping(feed);
+  merger.Finish();
+  return Status::Ok();
 }
 
 }  // namespace deviso::smmuv3

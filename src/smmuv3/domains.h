@@ -97,6 +97,11 @@ class SharedTableMemory final : public pgtable::TableMemory {
   port::Mutex lock_;
 };
 
+// The translation granules (IDR5.GRAN4K/GRAN16K/GRAN64K, 6.3.6), as page sizes.
+inline constexpr uint64_t kGranule4K = uint64_t{1} << 12;
+inline constexpr uint64_t kGranule16K = uint64_t{1} << 14;
+inline constexpr uint64_t kGranule64K = uint64_t{1} << 16;
+
 // The xAS encoding of an address size (IDR5.OAS, CD.IPS, STE.S2PS; 6.3.6): the smallest size
 // that holds `bits`, 52 bits (5) if none.
 inline uint64_t AddressSizeEncoding(uint8_t bits) {
@@ -109,18 +114,22 @@ inline uint64_t AddressSizeEncoding(uint8_t bits) {
 // log2 of a granule (4, 16 or 64 KiB; 4 KiB when 16K/64K granules are compiled out).
 inline unsigned GranuleShift(uint64_t page_size) {
   if constexpr (!config::kGranule16K64K) return 12;
-  return page_size == (1U << 16) ? 16 : page_size == (1U << 14) ? 14 : 12;
+  return page_size == kGranule64K ? 16 : page_size == kGranule16K ? 14 : 12;
 }
 
 // A granule as CD.TG0 / STE.S2TG encode it (5.4, 5.2).
 inline uint64_t TgField(uint64_t page_size) {
   if constexpr (!config::kGranule16K64K) return ds::kTg4K;
-  return page_size == (1U << 16) ? ds::kTg64K : page_size == (1U << 14) ? ds::kTg16K : ds::kTg4K;
+  return page_size == kGranule64K ? ds::kTg64K : page_size == kGranule16K ? ds::kTg16K : ds::kTg4K;
 }
 
 // 5.4: the CD of a stage 1 domain (V=1, its ASID, TTB0 = its table's root, the table's
 // geometry; walks cacheable and inner-shareable only when `coherent`). Pure.
 ds::Cd BuildCd(const SmmuDomain& d, bool coherent);
+
+// The entry writer's view of a CD (5.4): invalid, only V (word 0 bit 31); valid, every bit of
+// every word (whole words: this driver never changes a CD in place, so precision buys nothing).
+void CdUsedBits(const uint64_t* cd, uint64_t* used);
 
 }  // namespace deviso::smmuv3
 

@@ -2,6 +2,8 @@
 
 #include "smmuv3/errata.h"
 
+#include "smmuv3/hw.h"
+
 namespace deviso::smmuv3 {
 namespace {
 
@@ -41,10 +43,11 @@ const Erratum* ErrataTable(size_t* count) {
 }
 
 bool ErratumAffects(const Erratum& e, uint32_t iidr) {
-  const uint32_t implementer = iidr & 0xFFF;
-  const uint32_t revision = (iidr >> 12) & 0xF;
-  const uint32_t variant = (iidr >> 16) & 0xF;
-  const uint32_t product = iidr >> 20;
+  const reg::Iidr id{iidr};  // 6.3.7
+  const uint32_t implementer = id.implementer();
+  const uint32_t revision = id.revision();
+  const uint32_t variant = id.variant();
+  const uint32_t product = id.product_id();
   if (implementer != kIidrImplementerArm || product != e.product_id) return false;
   return variant < e.last_variant || (variant == e.last_variant && revision <= e.last_revision);
 }

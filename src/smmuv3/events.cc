@@ -15,49 +15,64 @@ namespace deviso::smmuv3 {
 // ---------------------------------------------------------------------------------------------
 // Events (7.3) and global errors (7.2)
 
-const char* EventName(uint8_t id) {
-  switch (id) {
-    case ds::kEvtUut:
-      return "F_UUT";
-    case ds::kEvtBadStreamId:
-      return "C_BAD_STREAMID";
-    case ds::kEvtSteFetch:
-      return "F_STE_FETCH";
-    case ds::kEvtBadSte:
-      return "C_BAD_STE";
-    case ds::kEvtBadAtsTreq:
-      return "F_BAD_ATS_TREQ";
-    case ds::kEvtStreamDisabled:
-      return "F_STREAM_DISABLED";
-    case ds::kEvtTranslForbidden:
-      return "F_TRANSL_FORBIDDEN";
-    case ds::kEvtBadSubstreamId:
-      return "C_BAD_SUBSTREAMID";
-    case ds::kEvtCdFetch:
-      return "F_CD_FETCH";
-    case ds::kEvtBadCd:
-      return "C_BAD_CD";
-    case ds::kEvtWalkEabt:
-      return "F_WALK_EABT";
-    case ds::kEvtTranslation:
-      return "F_TRANSLATION";
-    case ds::kEvtAddrSize:
-      return "F_ADDR_SIZE";
-    case ds::kEvtAccess:
-      return "F_ACCESS";
-    case ds::kEvtPermission:
-      return "F_PERMISSION";
-    case ds::kEvtTlbConflict:
-      return "F_TLB_CONFLICT";
-    case ds::kEvtCfgConflict:
-      return "F_CFG_CONFLICT";
-    case ds::kEvtPageRequest:
-      return "E_PAGE_REQUEST";
-    case ds::kEvtVmsFetch:
-      return "F_VMS_FETCH";
-    default:
-      return id >= 0xe0 && id <= 0xef ? "IMPDEF" : "UNKNOWN";
+namespace {
+
+// 7.3: every architected event, once: its name, what deviso reports it as, and which of the
+// record's fields are defined for it. EventName() and DecodeFault() both read this table.
+struct EventInfo {
+  uint8_t id;
+  const char* name;
+  deviso_fault_reason reason;
+  // The reason on a stream with a domain, if it differs (C_BAD_STE: an invalid STE is how deviso
+  // blocks a stream with no context; on an attached stream a configuration it wrote is illegal).
+  deviso_fault_reason reason_if_attached;
+  bool has_access;  // RnW, PnU, InD and InputAddr are defined
+  bool has_ipa;     // S2 and IPA are defined (the stage 2 translation-class faults)
+};
+
+constexpr EventInfo kEvents[] = {
+    {ds::kEvtUut, "F_UUT", DEVISO_FAULT_UNKNOWN, DEVISO_FAULT_UNKNOWN, true, false},
+    {ds::kEvtBadStreamId, "C_BAD_STREAMID", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BLOCKED, false,
+     false},
+    {ds::kEvtSteFetch, "F_STE_FETCH", DEVISO_FAULT_EXTERNAL, DEVISO_FAULT_EXTERNAL, false, false},
+    {ds::kEvtBadSte, "C_BAD_STE", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BAD_CONFIG, false, false},
+    {ds::kEvtBadAtsTreq, "F_BAD_ATS_TREQ", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BLOCKED, true, false},
+    {ds::kEvtStreamDisabled, "F_STREAM_DISABLED", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BLOCKED, false,
+     false},
+    {ds::kEvtTranslForbidden, "F_TRANSL_FORBIDDEN", DEVISO_FAULT_BLOCKED, DEVISO_FAULT_BLOCKED,
+     true, false},
+    {ds::kEvtBadSubstreamId, "C_BAD_SUBSTREAMID", DEVISO_FAULT_BAD_CONFIG, DEVISO_FAULT_BAD_CONFIG,
+     false, false},
+    {ds::kEvtCdFetch, "F_CD_FETCH", DEVISO_FAULT_EXTERNAL, DEVISO_FAULT_EXTERNAL, false, false},
+    {ds::kEvtBadCd, "C_BAD_CD", DEVISO_FAULT_BAD_CONFIG, DEVISO_FAULT_BAD_CONFIG, false, false},
+    {ds::kEvtWalkEabt, "F_WALK_EABT", DEVISO_FAULT_EXTERNAL, DEVISO_FAULT_EXTERNAL, true, false},
+    {ds::kEvtTranslation, "F_TRANSLATION", DEVISO_FAULT_TRANSLATION, DEVISO_FAULT_TRANSLATION, true,
+     true},
+    {ds::kEvtAddrSize, "F_ADDR_SIZE", DEVISO_FAULT_ADDR_SIZE, DEVISO_FAULT_ADDR_SIZE, true, true},
+    {ds::kEvtAccess, "F_ACCESS", DEVISO_FAULT_ACCESS, DEVISO_FAULT_ACCESS, true, true},
+    {ds::kEvtPermission, "F_PERMISSION", DEVISO_FAULT_PERMISSION, DEVISO_FAULT_PERMISSION, true,
+     true},
+    {ds::kEvtTlbConflict, "F_TLB_CONFLICT", DEVISO_FAULT_BAD_CONFIG, DEVISO_FAULT_BAD_CONFIG, true,
+     false},
+    {ds::kEvtCfgConflict, "F_CFG_CONFLICT", DEVISO_FAULT_BAD_CONFIG, DEVISO_FAULT_BAD_CONFIG, false,
+     false},
+    {ds::kEvtPageRequest, "E_PAGE_REQUEST", DEVISO_FAULT_UNKNOWN, DEVISO_FAULT_UNKNOWN, false,
+     false},
+    {ds::kEvtVmsFetch, "F_VMS_FETCH", DEVISO_FAULT_EXTERNAL, DEVISO_FAULT_EXTERNAL, false, false},
+};
+
+const EventInfo* FindEvent(uint64_t id) {
+  for (const EventInfo& e : kEvents) {
+    if (e.id == id) return &e;
   }
+  return nullptr;
+}
+
+}  // namespace
+
+const char* EventName(uint8_t id) {
+  if (const EventInfo* e = FindEvent(id); e != nullptr) return e->name;
+  return id >= ds::kEvtImpdefFirst && id <= ds::kEvtImpdefLast ? "IMPDEF" : "UNKNOWN";
 }
 
 Fault DecodeFault(const ds::Event& e, const char* unit_name, bool stream_attached) {
@@ -67,72 +82,20 @@ Fault DecodeFault(const ds::Event& e, const char* unit_name, bool stream_attache
   f.sid = static_cast<uint32_t>(w0.stream_id());
   f.raw_type = static_cast<uint32_t>(w0.event_id());
   f.unit = unit_name;
-  bool has_access = false;  // RnW/PnU/InD/InputAddr are defined for this event
-  switch (w0.event_id()) {
-    case ds::kEvtTranslation:
-      f.reason = DEVISO_FAULT_TRANSLATION;
-      has_access = true;
-      break;
-    case ds::kEvtAddrSize:
-      f.reason = DEVISO_FAULT_ADDR_SIZE;
-      has_access = true;
-      break;
-    case ds::kEvtAccess:
-      f.reason = DEVISO_FAULT_ACCESS;
-      has_access = true;
-      break;
-    case ds::kEvtPermission:
-      f.reason = DEVISO_FAULT_PERMISSION;
-      has_access = true;
-      break;
-    case ds::kEvtBadStreamId:
-    case ds::kEvtStreamDisabled:
-      f.reason = DEVISO_FAULT_BLOCKED;
-      break;
-    case ds::kEvtBadSte:
-      // An invalid STE is how deviso blocks a stream with no context; on an attached
-      // stream it would mean a configuration deviso wrote is illegal.
-      f.reason = stream_attached ? DEVISO_FAULT_BAD_CONFIG : DEVISO_FAULT_BLOCKED;
-      break;
-    case ds::kEvtTranslForbidden:
-    case ds::kEvtBadAtsTreq:
-      f.reason = DEVISO_FAULT_BLOCKED;
-      has_access = true;
-      break;
-    case ds::kEvtBadSubstreamId:
-    case ds::kEvtBadCd:
-    case ds::kEvtTlbConflict:
-    case ds::kEvtCfgConflict:
-      f.reason = DEVISO_FAULT_BAD_CONFIG;
-      has_access = w0.event_id() == ds::kEvtTlbConflict;
-      break;
-    case ds::kEvtSteFetch:
-    case ds::kEvtCdFetch:
-    case ds::kEvtVmsFetch:
-      f.reason = DEVISO_FAULT_EXTERNAL;
-      break;
-    case ds::kEvtWalkEabt:
-      f.reason = DEVISO_FAULT_EXTERNAL;
-      has_access = true;
-      break;
-    case ds::kEvtUut:
-      f.reason = DEVISO_FAULT_UNKNOWN;
-      has_access = true;
-      break;
-    default:
-      f.reason = DEVISO_FAULT_UNKNOWN;
-      break;
-  }
+  const EventInfo* info = FindEvent(w0.event_id());
+  f.reason = info == nullptr   ? DEVISO_FAULT_UNKNOWN
+             : stream_attached ? info->reason_if_attached
+                               : info->reason;
+  const bool has_access = info != nullptr && info->has_access;
   if (has_access) {
     f.flags |= w1.rnw() != 0 ? DEVISO_FAULT_READ : DEVISO_FAULT_WRITE;
     if (w1.pnu() != 0) f.flags |= DEVISO_FAULT_PRIV;
     if (w1.ind() != 0) f.flags |= DEVISO_FAULT_EXEC;
     f.iova = e.raw[2];
     f.flags |= DEVISO_FAULT_ADDR_VALID;
-    if (w1.s2() != 0 && w0.event_id() >= ds::kEvtTranslation &&
-        w0.event_id() <= ds::kEvtPermission) {
+    if (w1.s2() != 0 && info->has_ipa) {
       f.flags |= DEVISO_FAULT_STAGE2;
-      f.ipa = ds::Event::W3{e.raw[3]}.ipa() << 12;
+      f.ipa = ds::Event::W3{e.raw[3]}.ipa();
     }
   }
   return f;
@@ -168,16 +131,16 @@ void Smmuv3::ReportOverflow() {
 bool Smmuv3::HandleEvents() {
   if (evtq_.buffer.cpu == nullptr || broken()) return false;
   port::LockGuard guard(evtq_lock_);
-  const uint32_t mask = (2U << evtq_.log2) - 1;
+  const uint32_t mask = QueuePtrMask(evtq_);
   DrainBudget budget(config_.events_per_call);
   bool more = false;
   for (;;) {
-    const reg::QueueIndex prod{regs_->Read32(reg::kEventqProd)};
+    const reg::QueueIndex prod = reg::QueueIndex::ReadAt(*regs_, reg::kEventqProd);
     // 6.3.30: WR and WRAP for this queue's size and OVFLG; the rest is RES0. PROD never moves
     // backwards, and never more than a queue ahead of CONS. Anything else (all-ones: the
     // device is gone) is a hardware failure, not records or an overflow.
     const uint32_t new_prod = static_cast<uint32_t>(prod.wr_rd()) & mask;
-    if ((prod.raw & ~(mask | reg::QueueIndex{}.set_ovf(1).raw)) != 0 ||
+    if ((prod.raw & ~(mask | reg::kQueueIndexOvf)) != 0 ||
         ((new_prod - evtq_.cons) & mask) > (1U << evtq_.log2) ||
         ((new_prod - evtq_.cons) & mask) < ((evtq_.prod - evtq_.cons) & mask)) {
       ImpossibleRead("EVENTQ_PROD", prod.raw);
@@ -215,7 +178,10 @@ bool Smmuv3::HandleEvents() {
       evtq_.cons = QueueInc(evtq_, evtq_.cons);
     }
     // Free the records for the SMMU: they have been read.
-    regs_->Write32(reg::kEventqCons, evtq_.cons | (evtq_ovf_ack_ << 31));
+    reg::QueueIndex{}
+        .set_wr_rd(evtq_.cons)
+        .set_ovf(evtq_ovf_ack_)
+        .WriteAt(*regs_, reg::kEventqCons);
   }
   return more;
 }
@@ -232,8 +198,8 @@ bool Smmuv3::DrainEvents() {
 }
 
 void Smmuv3::HandleGlobalErrors() {
-  const reg::Gerror gerror{regs_->Read32(reg::kGerror)};
-  const reg::Gerror gerrorn{regs_->Read32(reg::kGerrorN)};
+  const reg::Gerror gerror = reg::Gerror::ReadAt(*regs_, reg::kGerror);
+  const reg::Gerror gerrorn = reg::Gerror::ReadAt(*regs_, reg::kGerrorN);
   if (((gerror.raw | gerrorn.raw) & ~reg::kGerrorDefined) != 0) {
     ImpossibleRead("GERROR", gerror.raw);  // not a list of errors to acknowledge
     return;
@@ -264,7 +230,7 @@ void Smmuv3::HandleGlobalErrors() {
     port::Log("deviso: %s: global error 0x%x\n", name_, active);
   }
   Count(stats_.gerrors);
-  regs_->Write32(reg::kGerrorN, gerrorn.raw ^ active);
+  reg::Gerror{gerrorn.raw ^ active}.WriteAt(*regs_, reg::kGerrorN);
 }
 
 Status Smmuv3::SetUnroutedFaultHandler(deviso_fault_handler_t handler, void* user,

@@ -60,7 +60,7 @@ inline constexpr size_t kEventqCons = 0x100ac;  // page 1 (6.3.31)
 inline constexpr size_t kRegionSize = 0x20000;
 
 // 6.3.1 SMMU_IDR0
-struct Idr0 : hwreg::Register<Idr0, uint32_t> {
+struct Idr0 : hwreg::Register<Idr0, uint32_t, kIdr0> {
   DEVISO_REG_BIT(0, s2p);
   DEVISO_REG_BIT(1, s1p);
   DEVISO_REG_FIELD(3, 2, ttf);  // 0b10: AArch64 tables; 0b11: AArch32 and AArch64
@@ -82,7 +82,7 @@ struct Idr0 : hwreg::Register<Idr0, uint32_t> {
 };
 
 // 6.3.2 SMMU_IDR1
-struct Idr1 : hwreg::Register<Idr1, uint32_t> {
+struct Idr1 : hwreg::Register<Idr1, uint32_t, kIdr1> {
   DEVISO_REG_FIELD(5, 0, sidsize);
   DEVISO_REG_FIELD(10, 6, ssidsize);
   DEVISO_REG_FIELD(15, 11, priqs);
@@ -94,20 +94,34 @@ struct Idr1 : hwreg::Register<Idr1, uint32_t> {
 };
 
 // 6.3.4 SMMU_IDR3
-struct Idr3 : hwreg::Register<Idr3, uint32_t> {
+struct Idr3 : hwreg::Register<Idr3, uint32_t, kIdr3> {
   DEVISO_REG_BIT(2, had);
   DEVISO_REG_FIELD(12, 11, bbml);
   DEVISO_REG_BIT(10, ril);  // range invalidation and TTL hints
 };
 
 // 6.3.6 SMMU_IDR5
-struct Idr5 : hwreg::Register<Idr5, uint32_t> {
+struct Idr5 : hwreg::Register<Idr5, uint32_t, kIdr5> {
   DEVISO_REG_FIELD(2, 0, oas);  // 0:32 1:36 2:40 3:42 4:44 5:48 6:52 bits
   DEVISO_REG_BIT(4, gran4k);
   DEVISO_REG_BIT(5, gran16k);
   DEVISO_REG_BIT(6, gran64k);
   DEVISO_REG_FIELD(11, 10, vax);
   DEVISO_REG_FIELD(31, 16, stall_max);
+};
+
+// 6.3.7 SMMU_IIDR: the implementation (errata.h matches it).
+struct Iidr : hwreg::Register<Iidr, uint32_t, kIidr> {
+  DEVISO_REG_FIELD(11, 0, implementer);  // JEP106 code of the implementer
+  DEVISO_REG_FIELD(15, 12, revision);
+  DEVISO_REG_FIELD(19, 16, variant);
+  DEVISO_REG_FIELD(31, 20, product_id);
+};
+
+// 6.3.8 SMMU_AIDR: the architecture revision.
+struct Aidr : hwreg::Register<Aidr, uint32_t, kAidr> {
+  DEVISO_REG_FIELD(3, 0, arch_minor_rev);
+  DEVISO_REG_FIELD(7, 4, arch_major_rev);
 };
 
 // The address sizes of the xAS encodings shared by IDR5.OAS, CD.IPS and STE.S2PS.
@@ -122,9 +136,13 @@ struct Cr0 : hwreg::Register<Cr0, uint32_t> {
   DEVISO_REG_BIT(4, atschk);
   DEVISO_REG_FIELD(8, 6, vmw);
 };
+// The CR0 bits this driver writes and waits to see acknowledged in CR0ACK: every enable, and
+// ATSCHK. While any is set the SMMU may read the stream table, CDs, page tables and queues.
+inline constexpr uint32_t kCr0Enables =
+    Cr0{}.set_smmuen(1).set_priqen(1).set_eventqen(1).set_cmdqen(1).set_atschk(1).raw;
 
 // 6.3.11 SMMU_CR1: attributes of table and queue accesses.
-struct Cr1 : hwreg::Register<Cr1, uint32_t> {
+struct Cr1 : hwreg::Register<Cr1, uint32_t, kCr1> {
   DEVISO_REG_FIELD(1, 0, queue_ic);  // 0b00 NC, 0b01 WB, 0b10 WT
   DEVISO_REG_FIELD(3, 2, queue_oc);
   DEVISO_REG_FIELD(5, 4, queue_sh);  // 0b00 NSH, 0b10 OSH, 0b11 ISH
@@ -138,14 +156,14 @@ inline constexpr uint64_t kShareOuter = 2;
 inline constexpr uint64_t kShareInner = 3;
 
 // 6.3.12 SMMU_CR2
-struct Cr2 : hwreg::Register<Cr2, uint32_t> {
+struct Cr2 : hwreg::Register<Cr2, uint32_t, kCr2> {
   DEVISO_REG_BIT(0, e2h);
   DEVISO_REG_BIT(1, recinvsid);  // record C_BAD_STREAMID for out-of-range StreamIDs
   DEVISO_REG_BIT(2, ptm);        // private TLB maintenance (ignore broadcast TLBI)
 };
 
 // 6.3.14 SMMU_GBPA: global bypass attributes (when SMMUEN == 0).
-struct Gbpa : hwreg::Register<Gbpa, uint32_t> {
+struct Gbpa : hwreg::Register<Gbpa, uint32_t, kGbpa> {
   DEVISO_REG_BIT(20, abort);
   DEVISO_REG_BIT(31, update);
 };
@@ -155,6 +173,22 @@ struct IrqCtrl : hwreg::Register<IrqCtrl, uint32_t> {
   DEVISO_REG_BIT(0, gerror_irqen);
   DEVISO_REG_BIT(1, priq_irqen);
   DEVISO_REG_BIT(2, eventq_irqen);
+};
+// Every IRQ_CTRL enable (IRQ_CTRLACK acknowledges all three).
+inline constexpr uint32_t kIrqCtrlAll =
+    IrqCtrl{}.set_gerror_irqen(1).set_priq_irqen(1).set_eventq_irqen(1).raw;
+
+// 6.3 SMMU_GERROR_IRQ_CFG0..2, SMMU_EVENTQ_IRQ_CFG0..2, SMMU_PRIQ_IRQ_CFG0..2: the MSI
+// doorbell of an interrupt (IDR0.MSI), at the offsets above. ADDR == 0 sends no MSI.
+struct IrqCfg0 : hwreg::Register<IrqCfg0, uint64_t> {
+  DEVISO_REG_ADDR(51, 2, addr);  // doorbell address bits [51:2], in place
+};
+struct IrqCfg1 : hwreg::Register<IrqCfg1, uint32_t> {
+  DEVISO_REG_FIELD(31, 0, data);
+};
+struct IrqCfg2 : hwreg::Register<IrqCfg2, uint32_t> {
+  DEVISO_REG_FIELD(3, 0, memattr);
+  DEVISO_REG_FIELD(5, 4, sh);
 };
 
 // 6.3.18 SMMU_GERROR (and GERRORN). An error is active while GERROR[n] != GERRORN[n];
@@ -170,16 +204,26 @@ struct Gerror : hwreg::Register<Gerror, uint32_t> {
   DEVISO_REG_BIT(8, sfm_err);  // service failure mode: the SMMU stopped
 };
 // The GERROR bits defined above; the rest are RES0 (an SMMU never sets them).
-inline constexpr uint32_t kGerrorDefined = 0x1fd;
+inline constexpr uint32_t kGerrorDefined = Gerror{}
+                                               .set_cmdq_err(1)
+                                               .set_eventq_abt_err(1)
+                                               .set_priq_abt_err(1)
+                                               .set_msi_cmdq_abt_err(1)
+                                               .set_msi_eventq_abt_err(1)
+                                               .set_msi_priq_abt_err(1)
+                                               .set_msi_gerror_abt_err(1)
+                                               .set_sfm_err(1)
+                                               .raw;
+static_assert(kGerrorDefined == 0x1fd);
 
 // 6.3.24 SMMU_STRTAB_BASE
-struct StrtabBase : hwreg::Register<StrtabBase, uint64_t> {
-  DEVISO_REG_FIELD(51, 6, addr);  // address bits [51:6]
+struct StrtabBase : hwreg::Register<StrtabBase, uint64_t, kStrtabBase> {
+  DEVISO_REG_ADDR(51, 6, addr);  // address bits [51:6], in place
   DEVISO_REG_BIT(62, ra);
 };
 
 // 6.3.25 SMMU_STRTAB_BASE_CFG
-struct StrtabBaseCfg : hwreg::Register<StrtabBaseCfg, uint32_t> {
+struct StrtabBaseCfg : hwreg::Register<StrtabBaseCfg, uint32_t, kStrtabBaseCfg> {
   DEVISO_REG_FIELD(5, 0, log2size);
   DEVISO_REG_FIELD(10, 6, split);
   DEVISO_REG_FIELD(17, 16, fmt);  // 0b00 linear, 0b01 2-level
@@ -190,8 +234,8 @@ inline constexpr uint64_t kStrtabFmt2Level = 1;
 // 6.3.26 SMMU_CMDQ_BASE, 6.3.29 SMMU_EVENTQ_BASE
 struct QueueBase : hwreg::Register<QueueBase, uint64_t> {
   DEVISO_REG_FIELD(4, 0, log2size);
-  DEVISO_REG_FIELD(51, 5, addr);  // address bits [51:5]
-  DEVISO_REG_BIT(62, ra_wa);      // read-allocate (CMDQ) / write-allocate (EVENTQ)
+  DEVISO_REG_ADDR(51, 5, addr);  // address bits [51:5], in place
+  DEVISO_REG_BIT(62, ra_wa);     // read-allocate (CMDQ) / write-allocate (EVENTQ)
 };
 
 // Queue index registers: 6.3.27 CMDQ_PROD, 6.3.28 CMDQ_CONS, 6.3.30 EVENTQ_PROD,
@@ -201,6 +245,9 @@ struct QueueIndex : hwreg::Register<QueueIndex, uint32_t> {
   DEVISO_REG_FIELD(30, 24, err);   // CMDQ_CONS.ERR: reason of a command error
   DEVISO_REG_BIT(31, ovf);         // EVENTQ_PROD.OVFLG / EVENTQ_CONS.OVACKFLG
 };
+// All of QueueIndex.ERR, and OVFLG/OVACKFLG (what a CONS/PROD may hold beside the pointer).
+inline constexpr uint32_t kQueueIndexErr = hwreg::Field<uint32_t, 30, 24>::kMask;
+inline constexpr uint32_t kQueueIndexOvf = QueueIndex{}.set_ovf(1).raw;
 
 // CMDQ_CONS.ERR codes (7.1, "Command queue errors").
 inline constexpr uint64_t kCerrorNone = 0;
@@ -214,8 +261,8 @@ namespace ds {
 
 // 5.1 Level 1 Stream Table Descriptor (2-level stream tables).
 struct L1Std : hwreg::Register<L1Std, uint64_t> {
-  DEVISO_REG_FIELD(4, 0, span);    // 0: invalid (C_BAD_STREAMID); n: 2^(n-1) STEs
-  DEVISO_REG_FIELD(51, 6, l2ptr);  // address bits [51:6]
+  DEVISO_REG_FIELD(4, 0, span);   // 0: invalid (C_BAD_STREAMID); n: 2^(n-1) STEs
+  DEVISO_REG_ADDR(51, 6, l2ptr);  // L2 table address bits [51:6], in place
 };
 
 // 5.2 STE, Stream Table Entry: 64 bytes. Word 0 holds V, Config and the CD pointer, so a
@@ -230,7 +277,7 @@ struct Ste {
     DEVISO_REG_BIT(0, v);
     DEVISO_REG_FIELD(3, 1, config);
     DEVISO_REG_FIELD(5, 4, s1fmt);
-    DEVISO_REG_FIELD(51, 6, s1_context_ptr);  // CD address bits [51:6]
+    DEVISO_REG_ADDR(51, 6, s1_context_ptr);  // CD address bits [51:6], in place
     DEVISO_REG_FIELD(63, 59, s1cdmax);
   };
   // Word 1
@@ -264,7 +311,7 @@ struct Ste {
   };
   // Word 3
   struct W3 : hwreg::Register<W3, uint64_t> {
-    DEVISO_REG_FIELD(51, 4, s2ttb);  // stage 2 table address bits [51:4]
+    DEVISO_REG_ADDR(51, 4, s2ttb);  // stage 2 table address bits [51:4], in place
   };
 };
 static_assert(sizeof(Ste) == 64);
@@ -308,7 +355,7 @@ struct Cd {
     DEVISO_REG_FIELD(63, 48, asid);
   };
   struct W1 : hwreg::Register<W1, uint64_t> {
-    DEVISO_REG_FIELD(51, 4, ttb0);  // TTB0 address bits [51:4]
+    DEVISO_REG_ADDR(51, 4, ttb0);  // TTB0 address bits [51:4], in place
   };
   // Word 3: MAIR (the MAIR_EL1 layout).
 };
@@ -335,11 +382,11 @@ struct Command {
     DEVISO_REG_FIELD(63, 48, asid);   // TLBI_NH_*
   };
   struct W1 : hwreg::Register<W1, uint64_t> {
-    DEVISO_REG_BIT(0, leaf);            // CFGI_STE/CD; TLBI: only leaf entries changed
-    DEVISO_REG_FIELD(4, 0, range);      // CFGI_STE_RANGE: 2^(range+1) StreamIDs
-    DEVISO_REG_FIELD(9, 8, ttl);        // TLBI: level of the leaves (0: any)
-    DEVISO_REG_FIELD(11, 10, tg);       // TLBI: granule for TTL/range (0: no hint)
-    DEVISO_REG_FIELD(63, 12, address);  // TLBI: address bits [63:12]
+    DEVISO_REG_BIT(0, leaf);           // CFGI_STE/CD; TLBI: only leaf entries changed
+    DEVISO_REG_FIELD(4, 0, range);     // CFGI_STE_RANGE: 2^(range+1) StreamIDs
+    DEVISO_REG_FIELD(9, 8, ttl);       // TLBI: level of the leaves (0: any)
+    DEVISO_REG_FIELD(11, 10, tg);      // TLBI: granule for TTL/range (0: no hint)
+    DEVISO_REG_ADDR(63, 12, address);  // TLBI: address bits [63:12], in place
   };
 };
 static_assert(sizeof(Command) == 16);
@@ -387,8 +434,8 @@ struct Event {
   };
   // Word 2: InputAddr[63:0]. Word 3: IPA[51:12] (stage 2 faults) or FetchAddr.
   struct W3 : hwreg::Register<W3, uint64_t> {
-    DEVISO_REG_FIELD(51, 12, ipa);
-    DEVISO_REG_FIELD(55, 3, fetch_addr);
+    DEVISO_REG_ADDR(51, 12, ipa);        // in place
+    DEVISO_REG_ADDR(55, 3, fetch_addr);  // in place
   };
 };
 static_assert(sizeof(Event) == 32);
@@ -413,6 +460,9 @@ inline constexpr uint8_t kEvtTlbConflict = 0x20;
 inline constexpr uint8_t kEvtCfgConflict = 0x21;
 inline constexpr uint8_t kEvtPageRequest = 0x24;
 inline constexpr uint8_t kEvtVmsFetch = 0x25;
+// 7.3: event numbers 0xE0-0xEF are IMPLEMENTATION DEFINED.
+inline constexpr uint8_t kEvtImpdefFirst = 0xe0;
+inline constexpr uint8_t kEvtImpdefLast = 0xef;
 
 }  // namespace ds
 }  // namespace deviso::smmuv3

@@ -24,7 +24,7 @@ ds::Event MakeEvent(uint8_t id, uint32_t sid, bool read, bool priv, bool instr, 
                  .set_cls(2)
                  .raw;
   e.raw[2] = addr;
-  e.raw[3] = ds::Event::W3{}.set_ipa(ipa >> 12).raw;
+  e.raw[3] = ds::Event::W3{}.set_ipa(ipa).raw;
   return e;
 }
 

@@ -46,7 +46,7 @@ class LoggingSmmu final : public Mmio {
     const unsigned log2 = static_cast<unsigned>(reg::QueueBase{cmdq_base_}.log2size());
     while (cons_ != value) {
       const Paddr pa =
-          (reg::QueueBase{cmdq_base_}.addr() << 5) + uint64_t{16} * (cons_ & ((1U << log2) - 1));
+          reg::QueueBase{cmdq_base_}.addr() + uint64_t{16} * (cons_ & ((1U << log2) - 1));
       const auto* cmd = static_cast<const uint64_t*>(memory_.Cpu(pa));
       opcodes.push_back(static_cast<uint8_t>(cmd[0] & 0xff));
       cons_ = (cons_ + 1) & ((2U << log2) - 1);
@@ -105,7 +105,13 @@ struct Rig {
       : memory(Options(coherent)),
         regs(memory),
         unit(std::make_unique<Smmuv3>(MakeConfig(coherent))),
-        smmu(*unit) {}
+        smmu(*unit) {
+    smmu.SetSteObserverForTest(
+        [](void* ctx, uint32_t, const ds::Ste& ste) {
+          static_cast<Rig*>(ctx)->states.push_back(ste);
+        },
+        this);
+  }
   // Without teardown (DEVISO_CONFIG_TEARDOWN=OFF) an enabled unit must never be destroyed.
   ~Rig() {
     if constexpr (!config::kTeardown) (void)unit.release();
@@ -123,10 +129,6 @@ struct Rig {
     c.dma = &memory.dma();
     c.tables_4k = &memory.tables_4k();
     c.dma_coherent = coherent;
-    c.ste_observer = [](void* ctx, uint32_t, const ds::Ste& ste) {
-      static_cast<Rig*>(ctx)->states.push_back(ste);
-    };
-    c.ste_observer_ctx = this;
     return c;
   }
   size_t SyncsSince(size_t mark) const {

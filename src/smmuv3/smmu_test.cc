@@ -173,9 +173,8 @@ class Rig {
     c.timeout_ns = o.timeout_ns;
     c.eventq_log2 = o.eventq_log2;
     c.cmdq_log2 = o.cmdq_log2;
-    c.ste_observer = o.ste_observer;
-    c.ste_observer_ctx = o.ste_observer_ctx;
     smmu_ = std::make_unique<Smmuv3>(c);
+    smmu_->SetSteObserverForTest(o.ste_observer, o.ste_observer_ctx);
     const Status handler = smmu_->SetUnroutedFaultHandler(
         [](const deviso_fault* f, void* user) { static_cast<RecordingSink*>(user)->OnFault(*f); },
         &unrouted_);
@@ -1050,12 +1049,12 @@ TEST(SmmuOwnMemory, MappingTheUnitsOwnStructuresIsRefused) {
   const auto page_of = [](uint64_t pa) { return pa & ~(Page() - 1); };
   const ds::Ste* ste = rig.smmu().SteForTest(1);
   ASSERT_NE(ste, nullptr);
-  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr() << 6;
+  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr();
   const uint64_t own[] = {
-      page_of(m.Read64(reg::kStrtabBase) & 0x0000'ffff'ffff'ffc0ULL),  // L1 table
-      page_of(rig.memory().PaOf(ste)),                                 // L2 table
-      page_of(m.Read64(reg::kCmdqBase) & 0x0000'ffff'ffff'ffe0ULL),
-      page_of(m.Read64(reg::kEventqBase) & 0x0000'ffff'ffff'ffe0ULL),
+      page_of(reg::StrtabBase::ReadFrom(m).addr()),  // L1 table
+      page_of(rig.memory().PaOf(ste)),               // L2 table
+      page_of(reg::QueueBase::ReadAt(m, reg::kCmdqBase).addr()),
+      page_of(reg::QueueBase::ReadAt(m, reg::kEventqBase).addr()),
       page_of(cd),
       static_cast<SmmuDomain*>(*d)->table().root(),  // the page-table pool
   };
@@ -1076,6 +1075,53 @@ TEST(SmmuOwnMemory, MappingTheUnitsOwnStructuresIsRefused) {
   const DmaBuffer buf = rig.Buffer(1, 0);
   EXPECT_EQ(rig.smmu().Map(*d, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal),
             Status::Ok());
+}
+
+// UsesMemory answers from the hull of the L2 tables and CDs allocated so far when a range lies
+// outside it: structures allocated later are still refused, and ordinary memory that ends up
+// between them (inside the hull, in none of them) is not the unit's.
+TEST(SmmuOwnMemory, StructuresAllocatedLaterAreRefusedAndMemoryBetweenThemMaps) {
+  DEVISO_NEEDS_A_BUILT_GRANULE();
+  Rig rig;
+  ASSERT_TRUE(rig.Start().ok());
+  Result<Domain*> a = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*a, 1).ok());
+  // One 4 KiB page of DMA memory allocated after domain a's CD and L2 table (first fit, page
+  // granular: above them, outside their hull) and before domain b's (below them).
+  Result<DmaBuffer> spare = rig.memory().dma().Allocate(4096, 4096);
+  ASSERT_TRUE(spare.ok());
+  const DmaBuffer between = *spare;
+  EXPECT_FALSE(rig.smmu().UsesMemory(between.pa, 4096));
+  // A second domain on a StreamID of another L2 span (where the stream table has spans): its
+  // CD and L2 table come after `between`, so the hull now spans it.
+  const uint32_t far_sid = rig.smmu().ValidateStream(0x100).ok() ? 0x100 : 2;
+  Result<Domain*> b = rig.smmu().CreateDomain(DomainOptions{}, nullptr);
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(rig.smmu().Attach(*b, far_sid).ok());
+  const ds::Ste* ste = rig.smmu().SteForTest(far_sid);
+  ASSERT_NE(ste, nullptr);
+  const uint64_t cd = ds::Ste::W0{ste->raw[0]}.s1_context_ptr();
+  const uint64_t l2 = rig.memory().PaOf(ste);
+  ASSERT_GT(cd, between.pa) << "b's CD lies above the spare page: the hull spans it";
+  ASSERT_GT(cd, between.pa) << "the test needs the CD above the buffer";
+  for (const uint64_t pa : {cd, l2}) {
+    const uint64_t page = pa & ~(Page() - 1);
+    EXPECT_EQ(rig.smmu().Map(*a, kIova, page, Page(), kPermReadWrite, MemType::kNormal),
+              Status::PermissionDenied())
+        << std::hex << pa;
+    EXPECT_TRUE(rig.smmu().UsesMemory(page, Page())) << std::hex << pa;
+  }
+  EXPECT_FALSE(rig.smmu().UsesMemory(between.pa, 4096)) << "inside the hull, in no structure";
+  // Ordinary memory still maps, wherever the hull reaches.
+  const DmaBuffer buf = rig.Buffer(1, 0);
+  EXPECT_FALSE(rig.smmu().UsesMemory(buf.pa, Page()));
+  EXPECT_EQ(rig.smmu().Map(*a, kIova, buf.pa, Page(), kPermReadWrite, MemType::kNormal),
+            Status::Ok());
+  // A destroyed domain's CD is ordinary memory again (the hull never shrinks; the scan decides).
+  ASSERT_TRUE(rig.smmu().Detach(*b, far_sid).ok());
+  ASSERT_TRUE(rig.smmu().DestroyDomain(*b).ok());
+  EXPECT_FALSE(rig.smmu().UsesMemory(cd, 64)) << std::hex << cd;
 }
 
 // MSI doorbells reset to UNKNOWN addresses (IHI0070 6.3): with IDR0.MSI=1 they are programmed

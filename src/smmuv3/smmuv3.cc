@@ -63,12 +63,12 @@ Status Smmuv3::Probe() {
   tables_4k_.set_memory(config_.tables_4k);
   tables_16k_.set_memory(config_.tables_16k);
   tables_64k_.set_memory(config_.tables_64k);
-  idr0_.raw = regs_->Read32(reg::kIdr0);
-  idr1_.raw = regs_->Read32(reg::kIdr1);
-  idr3_.raw = regs_->Read32(reg::kIdr3);
-  idr5_.raw = regs_->Read32(reg::kIdr5);
-  iidr_ = regs_->Read32(reg::kIidr);
-  aidr_ = regs_->Read32(reg::kAidr);
+  idr0_ = reg::Idr0::ReadFrom(*regs_);
+  idr1_ = reg::Idr1::ReadFrom(*regs_);
+  idr3_ = reg::Idr3::ReadFrom(*regs_);
+  idr5_ = reg::Idr5::ReadFrom(*regs_);
+  iidr_ = reg::Iidr::ReadFrom(*regs_).raw;
+  aidr_ = reg::Aidr::ReadFrom(*regs_).raw;
   // Implementation errata (errata.h): MMU-700 #2812531 caps a batch at 63 commands per sync.
   errata_ = MatchErrata(iidr_);
   if ((errata_.workarounds & kWorkaroundSyncEvery63Commands) != 0 &&
@@ -149,12 +149,11 @@ Status Smmuv3::WaitAck(size_t ack_offset, uint32_t want, uint32_t mask) {
 
 Status Smmuv3::WriteCr0(reg::Cr0 value) {
   // 6.3.9: each CR0 change is complete when CR0ACK shows it.
-  constexpr uint32_t kMask = 0x1f;  // SMMUEN, PRIQEN, EVENTQEN, CMDQEN, ATSCHK
-  if ((value.raw & kMask) != 0) may_read_memory_ = true;
-  regs_->Write32(reg::kCr0, value.raw);
-  DEVISO_TRY(WaitAck(reg::kCr0Ack, value.raw, kMask));
+  if ((value.raw & reg::kCr0Enables) != 0) may_read_memory_ = true;
+  value.WriteAt(*regs_, reg::kCr0);
+  DEVISO_TRY(WaitAck(reg::kCr0Ack, value.raw, reg::kCr0Enables));
   // Only an acknowledged CR0 with every enable clear means the SMMU reads no memory of ours.
-  if ((value.raw & kMask) == 0) may_read_memory_ = false;
+  if ((value.raw & reg::kCr0Enables) == 0) may_read_memory_ = false;
   return Status::Ok();
 }
 
@@ -163,16 +162,16 @@ void Smmuv3::ProgramMsis() {
   // interrupts could be written to an unknown address. This driver uses wired interrupts (or
   // polling): ADDR = 0 sends no MSI. Without IDR0.MSI the registers are absent.
   if (idr0_.msi() == 0) return;
-  regs_->Write64(reg::kGerrorIrqCfg0, 0);
-  regs_->Write32(reg::kGerrorIrqCfg1, 0);
-  regs_->Write32(reg::kGerrorIrqCfg2, 0);
-  regs_->Write64(reg::kEventqIrqCfg0, 0);
-  regs_->Write32(reg::kEventqIrqCfg1, 0);
-  regs_->Write32(reg::kEventqIrqCfg2, 0);
+  reg::IrqCfg0{}.WriteAt(*regs_, reg::kGerrorIrqCfg0);
+  reg::IrqCfg1{}.WriteAt(*regs_, reg::kGerrorIrqCfg1);
+  reg::IrqCfg2{}.WriteAt(*regs_, reg::kGerrorIrqCfg2);
+  reg::IrqCfg0{}.WriteAt(*regs_, reg::kEventqIrqCfg0);
+  reg::IrqCfg1{}.WriteAt(*regs_, reg::kEventqIrqCfg1);
+  reg::IrqCfg2{}.WriteAt(*regs_, reg::kEventqIrqCfg2);
   if (idr0_.pri() != 0) {
-    regs_->Write64(reg::kPriqIrqCfg0, 0);
-    regs_->Write32(reg::kPriqIrqCfg1, 0);
-    regs_->Write32(reg::kPriqIrqCfg2, 0);
+    reg::IrqCfg0{}.WriteAt(*regs_, reg::kPriqIrqCfg0);
+    reg::IrqCfg1{}.WriteAt(*regs_, reg::kPriqIrqCfg1);
+    reg::IrqCfg2{}.WriteAt(*regs_, reg::kPriqIrqCfg2);
   }
 }
 
@@ -181,7 +180,7 @@ Status Smmuv3::WriteGbpa(reg::Gbpa value) {
   // clears Update again.
   const uint32_t update = reg::Gbpa{}.set_update(1).raw;
   DEVISO_TRY(WaitAck(reg::kGbpa, 0, update));
-  regs_->Write32(reg::kGbpa, value.set_update(1).raw);
+  value.set_update(1).WriteTo(*regs_);
   return WaitAck(reg::kGbpa, 0, update);
 }
 
@@ -189,23 +188,31 @@ void Smmuv3::CleanForSmmu(const void* p, size_t n) const {
   if (!coherent_) config_.dma->Clean(p, n);
 }
 
+void Smmuv3::ResetQueueIndices() {
+  // 6.3.27-6.3.31: both queues empty (index 0, wrap 0; OVACKFLG 0).
+  reg::QueueIndex{}.WriteAt(*regs_, reg::kCmdqProd);
+  reg::QueueIndex{}.WriteAt(*regs_, reg::kCmdqCons);
+  reg::QueueIndex{}.WriteAt(*regs_, reg::kEventqProd);
+  reg::QueueIndex{}.WriteAt(*regs_, reg::kEventqCons);
+  cmdq_.prod = cmdq_.cons = evtq_.prod = evtq_.cons = 0;
+}
+
 Status Smmuv3::SetupQueues() {
   const size_t cmdq_bytes = (size_t{1} << cmdq_.log2) * sizeof(ds::Command);
   const size_t evtq_bytes = (size_t{1} << evtq_.log2) * sizeof(ds::Event);
   DEVISO_ASSIGN_OR_RETURN(cmdq_.buffer, config_.dma->Allocate(cmdq_bytes, cmdq_bytes));
   DEVISO_ASSIGN_OR_RETURN(evtq_.buffer, config_.dma->Allocate(evtq_bytes, evtq_bytes));
-  reg::QueueBase cmdq_base;
-  cmdq_base.set_addr(cmdq_.buffer.pa >> 5).set_log2size(cmdq_.log2).set_ra_wa(coherent_ ? 1 : 0);
-  regs_->Write64(reg::kCmdqBase, cmdq_base.raw);
-  regs_->Write32(reg::kCmdqProd, 0);
-  regs_->Write32(reg::kCmdqCons, 0);
-  cmdq_.prod = cmdq_.cons = 0;
-  reg::QueueBase evtq_base;
-  evtq_base.set_addr(evtq_.buffer.pa >> 5).set_log2size(evtq_.log2).set_ra_wa(coherent_ ? 1 : 0);
-  regs_->Write64(reg::kEventqBase, evtq_base.raw);
-  regs_->Write32(reg::kEventqProd, 0);
-  regs_->Write32(reg::kEventqCons, 0);
-  evtq_.prod = evtq_.cons = 0;
+  reg::QueueBase{}
+      .set_addr(cmdq_.buffer.pa)
+      .set_log2size(cmdq_.log2)
+      .set_ra_wa(coherent_ ? 1 : 0)
+      .WriteAt(*regs_, reg::kCmdqBase);
+  reg::QueueBase{}
+      .set_addr(evtq_.buffer.pa)
+      .set_log2size(evtq_.log2)
+      .set_ra_wa(coherent_ ? 1 : 0)
+      .WriteAt(*regs_, reg::kEventqBase);
+  ResetQueueIndices();
   return Status::Ok();
 }
 
@@ -213,7 +220,7 @@ Status Smmuv3::Init(bool enable_irqs) {
   if (!probed_ || enabled_) return Status::InvalidArgument();
   // Left enabled by firmware or an earlier boot: abort incoming DMA while disabled (where
   // GBPA exists), then turn everything off.
-  reg::Cr0 cr0{regs_->Read32(reg::kCr0)};
+  const reg::Cr0 cr0 = reg::Cr0::ReadAt(*regs_, reg::kCr0);
   if (cr0.smmuen() != 0) {
     // Firmware handover: GBPA.ABORT before SMMUEN is cleared, so no device bypasses during the
     // re-initialisation. An SMMU without GBPA (QEMU 7.2: RAZ/WI) lets incoming DMA bypass
@@ -222,8 +229,8 @@ Status Smmuv3::Init(bool enable_irqs) {
     DEVISO_TRY(WriteGbpa(reg::Gbpa{}.set_abort(1)));
   }
   DEVISO_TRY(WriteCr0(reg::Cr0{}));
-  regs_->Write32(reg::kIrqCtrl, 0);
-  DEVISO_TRY(WaitAck(reg::kIrqCtrlAck, 0, 0x7));
+  reg::IrqCtrl{}.WriteAt(*regs_, reg::kIrqCtrl);
+  DEVISO_TRY(WaitAck(reg::kIrqCtrlAck, 0, reg::kIrqCtrlAll));
   ProgramMsis();
 
   // 6.3.11: table and queue accesses cacheable and inner-shareable only when coherent.
@@ -232,19 +239,15 @@ Status Smmuv3::Init(bool enable_irqs) {
   const uint64_t share = coherent_ ? reg::kShareInner : reg::kShareOuter;
   cr1.set_queue_ic(cache).set_queue_oc(cache).set_queue_sh(share);
   cr1.set_table_ic(cache).set_table_oc(cache).set_table_sh(share);
-  regs_->Write32(reg::kCr1, cr1.raw);
+  cr1.WriteTo(*regs_);
   // 6.3.12: record C_BAD_STREAMID for out-of-range StreamIDs; private TLB maintenance.
-  regs_->Write32(reg::kCr2, reg::Cr2{}.set_recinvsid(1).set_ptm(1).raw);
+  reg::Cr2{}.set_recinvsid(1).set_ptm(1).WriteTo(*regs_);
 
   if (strtab_.cpu == nullptr) DEVISO_TRY(SetupStreamTable());
   if (cmdq_.buffer.cpu == nullptr) {
     DEVISO_TRY(SetupQueues());
   } else {
-    regs_->Write32(reg::kCmdqProd, 0);
-    regs_->Write32(reg::kCmdqCons, 0);
-    regs_->Write32(reg::kEventqProd, 0);
-    regs_->Write32(reg::kEventqCons, 0);
-    cmdq_.prod = cmdq_.cons = evtq_.prod = evtq_.cons = 0;
+    ResetQueueIndices();
   }
 
   reg::Cr0 on;
@@ -256,15 +259,15 @@ Status Smmuv3::Init(bool enable_irqs) {
 
   on.set_eventqen(1);
   DEVISO_TRY(WriteCr0(on));
-  const uint32_t irqs =
-      enable_irqs ? reg::IrqCtrl{}.set_eventq_irqen(1).set_gerror_irqen(1).raw : 0;
-  regs_->Write32(reg::kIrqCtrl, irqs);
-  DEVISO_TRY(WaitAck(reg::kIrqCtrlAck, irqs, 0x7));
+  const reg::IrqCtrl irqs =
+      enable_irqs ? reg::IrqCtrl{}.set_eventq_irqen(1).set_gerror_irqen(1) : reg::IrqCtrl{};
+  irqs.WriteAt(*regs_, reg::kIrqCtrl);
+  DEVISO_TRY(WaitAck(reg::kIrqCtrlAck, irqs.raw, reg::kIrqCtrlAll));
 
   // 6.3.14: abort, rather than bypass, whatever arrives while SMMUEN is 0 (e.g. after
   // Shutdown). QEMU 7.2 does not implement GBPA: it reads back 0.
   DEVISO_TRY(WriteGbpa(reg::Gbpa{}.set_abort(1)));
-  gbpa_implemented_ = reg::Gbpa{regs_->Read32(reg::kGbpa)}.abort() != 0;
+  gbpa_implemented_ = reg::Gbpa::ReadFrom(*regs_).abort() != 0;
 
   on.set_smmuen(1);
   DEVISO_TRY(WriteCr0(on));
@@ -279,8 +282,8 @@ Status Smmuv3::Shutdown() {
   // and the destructor keeps every structure the SMMU may still read.
   DEVISO_TRY(WriteCr0(reg::Cr0{}));
   enabled_ = false;
-  regs_->Write32(reg::kIrqCtrl, 0);
-  return WaitAck(reg::kIrqCtrlAck, 0, 0x7);
+  reg::IrqCtrl{}.WriteAt(*regs_, reg::kIrqCtrl);
+  return WaitAck(reg::kIrqCtrlAck, 0, reg::kIrqCtrlAll);
 }
 
 Status Smmuv3::Recover() {
@@ -297,14 +300,11 @@ Status Smmuv3::Recover() {
   if (gbpa_implemented_) DEVISO_TRY(WriteGbpa(reg::Gbpa{}.set_abort(1)));
   DEVISO_TRY(WriteCr0(reg::Cr0{}));
   // 2. Known state: global errors acknowledged, both queues empty.
-  const uint32_t gerror = regs_->Read32(reg::kGerror);
-  const uint32_t gerrorn = regs_->Read32(reg::kGerrorN);
-  regs_->Write32(reg::kGerrorN, gerrorn ^ ((gerror ^ gerrorn) & reg::kGerrorDefined));
-  regs_->Write32(reg::kCmdqProd, 0);
-  regs_->Write32(reg::kCmdqCons, 0);
-  regs_->Write32(reg::kEventqProd, 0);
-  regs_->Write32(reg::kEventqCons, 0);
-  cmdq_.prod = cmdq_.cons = evtq_.prod = evtq_.cons = 0;
+  const reg::Gerror gerror = reg::Gerror::ReadAt(*regs_, reg::kGerror);
+  const reg::Gerror gerrorn = reg::Gerror::ReadAt(*regs_, reg::kGerrorN);
+  reg::Gerror{gerrorn.raw ^ ((gerror.raw ^ gerrorn.raw) & reg::kGerrorDefined)}.WriteAt(
+      *regs_, reg::kGerrorN);
+  ResetQueueIndices();
   evtq_ovf_ack_ = 0;
   // 3. As Init: command queue, forget every cached configuration and translation (which
   //    completes every invalidation that was in doubt), event queue, translation.

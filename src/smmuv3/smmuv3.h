@@ -107,10 +107,6 @@ class Smmuv3 final : public IsolationUnit {
     bool use_bbml2 = true;
     // Default input size of stage 1 domains (stage 2: the OAS, capped at 48).
     uint8_t ias = 48;
-    // Test hook: called after every 64-bit store to an STE, with the entry as it now is,
-    // so a test can check that each state the SMMU could fetch is the old or the new entry.
-    void (*ste_observer)(void* ctx, uint32_t sid, const ds::Ste& ste) = nullptr;
-    void* ste_observer_ctx = nullptr;
     // Physical ranges no device may be given beyond the driver's own DMA structures: the
     // platform lists its page-table pools here (and anything else deviso must keep to itself).
     // Map refuses overlaps with -EPERM (UsesMemory()).
@@ -170,6 +166,9 @@ class Smmuv3 final : public IsolationUnit {
              MemType type) override;
   Status Unmap(Domain* domain, Iova iova, uint64_t size) override;
   Result<Paddr> IovaToPhys(Domain* domain, Iova iova) override;
+  // The domain's leaves from its page table, merged (IsolationUnit::ForEachLeaf); NearLeaf is
+  // the default scan. Under the context lock; never fails.
+  Status ForEachLeaf(Domain* domain, LeafVisitor& visitor) override;
   // The stream table (and L2 tables), every domain's CD, both queues, Config::own_memory.
   bool UsesMemory(Paddr pa, uint64_t size) const override;
 
@@ -230,6 +229,15 @@ class Smmuv3 final : public IsolationUnit {
   bool gbpa_implemented() const { return gbpa_implemented_; }
   // The STE the SMMU would read for `sid` (nullptr if its L2 table does not exist).
   const ds::Ste* SteForTest(uint32_t sid) const;
+  // Test seam, not configuration: `observer(ctx, sid, ste)` is called after every 64-bit store
+  // to an STE, with the entry as it now is, so a test can check that each state the SMMU could
+  // fetch is the old or the new entry (smmu_ste_test). nullptr (the default) removes it. Set it
+  // before the unit is shared between threads; it runs under the unit's lock.
+  using SteObserver = void (*)(void* ctx, uint32_t sid, const ds::Ste& ste);
+  void SetSteObserverForTest(SteObserver observer, void* ctx) {
+    ste_observer_ = observer;
+    ste_observer_ctx_ = ctx;
+  }
 
   // Decodes one event record into deviso's fault record (pure; table-tested).
   static Fault DecodeFault(const ds::Event& event, const char* unit_name, bool stream_attached) {
@@ -253,6 +261,8 @@ class Smmuv3 final : public IsolationUnit {
   // MSI doorbells off (ADDR = 0) where IDR0.MSI says the registers exist.
   void ProgramMsis();
   Status SetupQueues();
+  // Both queues' PROD and CONS registers and the driver's copies to 0.
+  void ResetQueueIndices();
   // A register read back a value no SMMU produces: counted, logged, the unit marked broken.
   void ImpossibleRead(const char* what, uint32_t value);
   // Cleans what the driver wrote for the SMMU to PoC, unless the SMMU is coherent.
@@ -298,6 +308,8 @@ class Smmuv3 final : public IsolationUnit {
   bool two_level() const { return config::kTwoLevelStreamTable && two_level_; }
 
   Config config_;
+  SteObserver ste_observer_ = nullptr;  // SetSteObserverForTest
+  void* ste_observer_ctx_ = nullptr;
   Mmio* regs_ = nullptr;
   UnitCaps caps_;
   Stats stats_;

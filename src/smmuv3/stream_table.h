@@ -30,6 +30,12 @@ ds::Ste BuildSte(const SmmuDomain& d, bool coherent);
 // 5.2: the STE of a bypassing stream (V=1, Config=0b100, incoming shareability).
 ds::Ste BuildBypassSte();
 
+// The entry writer's view of an STE (5.2): the bits of each of its 8 words the SMMU uses when
+// it reads `ste`. Invalid: V only. Abort: V and Config. Bypass: word 0's V/Config and word 1.
+// Stage 1 adds all of word 0 (S1ContextPtr, S1Fmt, S1CDMax) and S2VMID; stage 2 adds words 2
+// and 3. Whole words where in doubt: more used bits only mean more breaks, never a torn entry.
+void SteUsedBits(const uint64_t* ste, uint64_t* used);
+
 }  // namespace deviso::smmuv3
 
 #endif  // DEVISO_SRC_SMMUV3_STREAM_TABLE_H_

@@ -827,6 +827,28 @@ Result<Paddr> VirtioIommu::IovaToPhys(Domain* domain, Iova iova) {
   return e->pa + (iova - e->iova);
 }
 
+// The record is what the domain maps: its extents are already merged (same flags, contiguous
+// in IOVA and PA), and every one is made of page-sized MAPs (one MAP per page). Map and Unmap
+// change the record holding both the context lock and lock_, so the caller's context lock is
+// enough to read it; lock_ is not taken, because fault delivery holds it and a fault handler
+// may ask for the nearest mapping (Registry::FormatFault).
+Status VirtioIommu::ForEachLeaf(Domain* domain, LeafVisitor& visitor) {
+  VirtioIommuDomain* d = CheckDomain(domain);
+  if (d == nullptr) return Status::InvalidArgument();
+  for (const ExtentMap::Extent& e : d->extents_) {
+    LeafExtent leaf;
+    leaf.iova = e.iova;
+    leaf.pa = e.pa;
+    leaf.size = e.size;
+    leaf.perms = ((e.flags & kMapFRead) != 0 ? kPermRead : 0) |
+                 ((e.flags & kMapFWrite) != 0 ? kPermWrite : 0);
+    leaf.type = (e.flags & kMapFMmio) != 0 ? MemType::kDevice : MemType::kNormal;
+    leaf.leaf_size = d->page_size();
+    if (!visitor.Visit(leaf)) break;
+  }
+  return Status::Ok();
+}
+
 // ---------------------------------------------------------------------------------------------
 // Faults (5.13.6.9)
 

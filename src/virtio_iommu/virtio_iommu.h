@@ -234,6 +234,10 @@ class VirtioIommu final : public IsolationUnit {
   Status Unmap(Domain* domain, Iova iova, uint64_t size) override;
   // From the record. Errors: -ENOENT (not mapped).
   Result<Paddr> IovaToPhys(Domain* domain, Iova iova) override;
+  // The domain's extents from the driver's record (the device cannot be asked), each made of
+  // page-sized leaves, under the caller's context lock alone (IsolationUnit::ForEachLeaf;
+  // NearLeaf is the default scan). Errors: -EINVAL (not this unit's domain).
+  Status ForEachLeaf(Domain* domain, LeafVisitor& visitor) override;
   // Both virtqueues, the request slots, the PROBE and event buffers: the device reads them.
   bool UsesMemory(Paddr pa, uint64_t size) const override;
 

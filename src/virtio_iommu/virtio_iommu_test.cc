@@ -461,6 +461,74 @@ TEST_F(VirtioIommuTest, ContiguousMapsShareOneExtent) {
   EXPECT_EQ(Table(d), Concat(Concat(Pages(kIova, 0, 1), Pages(after, 0, 1)), Pages(after, 1, 1)));
 }
 
+// Collects ForEachLeaf's extents.
+class Leaves final : public LeafVisitor {
+ public:
+  bool Visit(const LeafExtent& e) override {
+    seen.push_back(e);
+    return seen.size() < stop_after;
+  }
+  std::vector<LeafExtent> seen;
+  size_t stop_after = ~size_t{0};
+};
+
+TEST_F(VirtioIommuTest, ForEachLeafListsTheRecordAndNearLeafFindsTheClosestExtent) {
+  Bring();
+  Domain* d = NewDomain();
+  ASSERT_TRUE(unit_->Attach(d, kSid).ok());
+  Leaves none;
+  ASSERT_TRUE(unit_->ForEachLeaf(d, none).ok());
+  EXPECT_TRUE(none.seen.empty());
+  EXPECT_EQ(unit_->NearLeaf(d, 0x1000).status(), Status::NotFound());
+  constexpr uint64_t kIova = 0x808'0000;
+  // Two maps that continue each other merge (one extent of 16 pages); a read-only page and an
+  // MMIO page further up stay apart.
+  ASSERT_TRUE(unit_->Map(d, kIova, kPa, 8 * kPage, kPermReadWrite, MemType::kNormal).ok());
+  ASSERT_TRUE(
+      unit_->Map(d, kIova + 8 * kPage, kPa + 8 * kPage, 8 * kPage, kPermReadWrite, MemType::kNormal)
+          .ok());
+  ASSERT_TRUE(
+      unit_->Map(d, kIova + 0x2'0000, kPa + 0x10'0000, kPage, kPermRead, MemType::kNormal).ok());
+  ASSERT_TRUE(
+      unit_->Map(d, kIova + 0x3'0000, kPa + 0x20'0000, kPage, kPermReadWrite, MemType::kDevice)
+          .ok());
+  Leaves all;
+  ASSERT_TRUE(unit_->ForEachLeaf(d, all).ok());
+  ASSERT_EQ(all.seen.size(), 3u);
+  EXPECT_EQ(all.seen[0].iova, kIova);
+  EXPECT_EQ(all.seen[0].pa, kPa);
+  EXPECT_EQ(all.seen[0].size, 0x1'0000u);
+  EXPECT_EQ(all.seen[0].perms, kPermReadWrite);
+  EXPECT_EQ(all.seen[0].type, MemType::kNormal);
+  EXPECT_EQ(all.seen[0].leaf_size, kPage);  // one MAP per page
+  EXPECT_EQ(all.seen[1].perms, kPermRead);
+  EXPECT_EQ(all.seen[2].type, MemType::kDevice);
+  Leaves first;
+  first.stop_after = 1;
+  ASSERT_TRUE(unit_->ForEachLeaf(d, first).ok());
+  EXPECT_EQ(first.seen.size(), 1u);
+  // 0x40 past the end of the 64 KiB extent (0x8090040 = 0x8080000 + 0x10000 + 0x40).
+  Result<NearestLeaf> past = unit_->NearLeaf(d, kIova + 0x1'0040);
+  ASSERT_TRUE(past.ok());
+  EXPECT_EQ(past->where, NearestLeaf::Where::kAfter);
+  EXPECT_EQ(past->distance, 0x40u);
+  EXPECT_EQ(past->extent.iova, kIova);
+  Result<NearestLeaf> inside = unit_->NearLeaf(d, kIova + 0x2'0010);
+  ASSERT_TRUE(inside.ok());
+  EXPECT_EQ(inside->where, NearestLeaf::Where::kInside);
+  EXPECT_EQ(inside->distance, 0x10u);
+  // Below everything: the first extent, from before.
+  Result<NearestLeaf> below = unit_->NearLeaf(d, kIova - 0x100);
+  ASSERT_TRUE(below.ok());
+  EXPECT_EQ(below->where, NearestLeaf::Where::kBefore);
+  EXPECT_EQ(below->distance, 0x100u);
+  // Nearer the extent above than the one below: the one above.
+  Result<NearestLeaf> gap = unit_->NearLeaf(d, kIova + 0x2'0000 - 0x10);
+  ASSERT_TRUE(gap.ok());
+  EXPECT_EQ(gap->where, NearestLeaf::Where::kBefore);
+  EXPECT_EQ(gap->extent.iova, kIova + 0x2'0000);
+}
+
 TEST_F(VirtioIommuTest, RecordFullIsEnomemWithNoChange) {
   Bring();
   Domain* d = NewDomain();

@@ -10,6 +10,8 @@
 
 #include "deviso/port/os_backend.h"
 
+struct device;  // the OS's device handle (deviso/port/device.h on the host and bare metal)
+
 namespace deviso::port {
 
 // A lock for short critical sections, never held across a blocking call.
@@ -26,6 +28,9 @@ class Mutex {
   Mutex& operator=(const Mutex&) = delete;
   // Takes the lock, waiting (host) or spinning (bare metal) while another holder has it.
   void Lock();
+  // Takes the lock if nobody holds it or waits for it, and returns true; returns false at once
+  // otherwise. Never waits, so an event handler may use it on a lock thread code holds.
+  bool TryLock();
   // Releases the lock; only its holder calls it.
   void Unlock();
 
@@ -61,6 +66,10 @@ class Deadline {
   explicit Deadline(uint64_t end_ns) : end_ns_(end_ns) {}
   uint64_t end_ns_;
 };
+
+// The OS's name of a device for reports (its struct device's `name`), or "?" for a null device
+// or name. Never blocks.
+const char* DeviceName(const device* dev);
 
 // Diagnostic output (host: stderr; bare metal: the console). printf format.
 void Log(const char* format, ...) __attribute__((format(printf, 1, 2)));

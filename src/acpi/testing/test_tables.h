@@ -36,6 +36,10 @@ inline void Seal(std::vector<uint8_t>& t) {
 // Physical memory made of separate buffers at fixed addresses; an access must lie inside one.
 class FakeMemory final : public PhysicalMemory {
  public:
+  FakeMemory() = default;
+  virtual ~FakeMemory() = default;
+  FakeMemory(const FakeMemory&) = delete;
+  FakeMemory& operator=(const FakeMemory&) = delete;
   Bytes Map(uint64_t paddr, size_t length) const override {
     for (const auto& [base, bytes] : regions_) {
       if (paddr >= base && paddr - base <= bytes.size() &&
@@ -70,7 +74,10 @@ inline void LoadDump(const std::string& dir, DumpedTables* out) {
     std::string addr;
     fields >> file >> addr;
     const std::string stem = file.substr(0, file.find('.'));
-    std::vector<uint8_t> b = ReadFile(dir + "/" + file);
+    std::string path = dir;
+    path += '/';
+    path += file;
+    std::vector<uint8_t> b = ReadFile(path);
     if (b.empty()) return;
     const uint64_t pa = std::stoull(addr, nullptr, 16);
     out->address[stem] = pa;

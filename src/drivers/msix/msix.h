@@ -36,13 +36,11 @@ namespace deviso::drivers::msix {
 // One PCI function's configuration space. `offset` is naturally aligned and below 0x100 here.
 class ConfigSpace {
  public:
+  virtual ~ConfigSpace() = default;
   virtual uint8_t Read8(size_t offset) const = 0;
   virtual uint16_t Read16(size_t offset) const = 0;
   virtual uint32_t Read32(size_t offset) const = 0;
   virtual void Write16(size_t offset, uint16_t value) = 0;
-
- protected:
-  ~ConfigSpace() = default;
 };
 
 // Where a function's MSI-X structures are (PCI 3.0 6.8.2).

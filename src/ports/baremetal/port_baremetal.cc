@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "deviso/assert.h"
+#include "deviso/port/device.h"
 #include "deviso/port/os.h"
 
 namespace deviso::port {
@@ -50,6 +51,10 @@ void SetConsole(ConsoleWriteFn write) { g_console = write; }
 void SetExit(ExitFn exit) { g_exit = exit; }
 }  // namespace baremetal
 
+const char* DeviceName(const device* dev) {
+  return dev != nullptr && dev->name != nullptr ? dev->name : "?";
+}
+
 Mutex::Mutex() = default;
 Mutex::~Mutex() = default;
 
@@ -63,6 +68,20 @@ void Mutex::Lock() {
     asm volatile("wfe" ::: "memory");
   }
   storage_.saved_daif = daif;
+}
+
+bool Mutex::TryLock() {
+  const uint64_t daif = SaveDaifAndMaskInterrupts();
+  // Free means no ticket handed out beyond the one being served: take the next ticket only if
+  // it is the owner's, so a failed try leaves no ticket behind that would block the queue.
+  uint32_t owner = __atomic_load_n(&storage_.owner, __ATOMIC_ACQUIRE);
+  if (!__atomic_compare_exchange_n(&storage_.next, &owner, owner + 1, false, __ATOMIC_ACQUIRE,
+                                   __ATOMIC_RELAXED)) {
+    RestoreDaif(daif);
+    return false;
+  }
+  storage_.saved_daif = daif;
+  return true;
 }
 
 void Mutex::Unlock() {

@@ -5,6 +5,7 @@
 #include <cstdarg>
 #include <cstdio>
 
+#include "deviso/port/device.h"
 #include "deviso/port/os.h"
 #include "ports/host/test_clock.h"
 
@@ -26,6 +27,11 @@ bool host::SetLogSilenced(bool silenced) { return g_log_silenced.exchange(silenc
 Mutex::Mutex() = default;
 Mutex::~Mutex() = default;
 void Mutex::Lock() { storage_.mutex.lock(); }
+const char* DeviceName(const device* dev) {
+  return dev != nullptr && dev->name != nullptr ? dev->name : "?";
+}
+
+bool Mutex::TryLock() { return storage_.mutex.try_lock(); }
 void Mutex::Unlock() { storage_.mutex.unlock(); }
 
 uint64_t MonotonicNs() {

@@ -144,14 +144,62 @@ SmmuModel::SmmuModel(deviso::testing::SimPhysMemory& memory, const Options& opti
   }
 }
 
-bool SmmuModel::GranuleSupported(unsigned shift) const {
+namespace {
+
+// A refusal with its reason (for deviso-decode's verdicts); always false.
+bool Reject(const char** why, const char* reason) {
+  if (why != nullptr) *why = reason;
+  return false;
+}
+
+}  // namespace
+
+SmmuModel::Options SmmuModel::OptionsFromIdrs(uint32_t idr0, uint32_t idr1, uint32_t idr3,
+                                              uint32_t idr5, uint32_t aidr) {
+  // The inverse of the constructor's ID registers (IHI0070 6.3.1, 6.3.2, 6.3.4, 6.3.6, AIDR).
+  Options o;
+  o.stage2 = ly::idr0::S2p::Get(idr0) != 0;
+  o.stage1 = ly::idr0::S1p::Get(idr0) != 0;
+  o.coherent_access = ly::idr0::Cohacc::Get(idr0) != 0;
+  o.hyp = ly::idr0::Hyp::Get(idr0) != 0;
+  o.asid16 = ly::idr0::Asid16::Get(idr0) != 0;
+  o.msi = ly::idr0::Msi::Get(idr0) != 0;
+  o.vmid16 = ly::idr0::Vmid16::Get(idr0) != 0;
+  o.two_level_strtab = ly::idr0::StLevel::Get(idr0) != 0;
+  o.sid_bits = static_cast<unsigned>(ly::idr1::SidSize::Get(idr1));
+  o.eventq_log2 = static_cast<unsigned>(ly::idr1::EventqS::Get(idr1));
+  o.cmdq_log2 = static_cast<unsigned>(ly::idr1::CmdqS::Get(idr1));
+  o.had = ly::idr3::Had::Get(idr3) != 0;
+  o.ril = ly::idr3::Ril::Get(idr3) != 0;
+  o.bbml = static_cast<unsigned>(ly::idr3::Bbml::Get(idr3));
+  o.oas_bits = PaBits(ly::idr5::Oas::Get(idr5));
+  o.gran4k = ly::idr5::Gran4K::Get(idr5) != 0;
+  o.gran16k = ly::idr5::Gran16K::Get(idr5) != 0;
+  o.gran64k = ly::idr5::Gran64K::Get(idr5) != 0;
+  o.arch_minor = static_cast<unsigned>(ly::aidr::ArchMinorRev::Get(aidr));
+  return o;
+}
+
+const char* SmmuModel::SteRejection(const Options& options, const uint64_t* ste) {
+  StreamConfig config;
+  const char* why = nullptr;
+  return DecodeSte(options, ste, &config, &why) ? nullptr : why;
+}
+
+const char* SmmuModel::CdRejection(const Options& options, const uint64_t* cd) {
+  S1Context ctx;
+  const char* why = nullptr;
+  return DecodeCd(options, cd, &ctx, &why) ? nullptr : why;
+}
+
+bool SmmuModel::GranuleSupported(const Options& o, unsigned shift) {
   switch (shift) {
     case 12:
-      return options_.gran4k;
+      return o.gran4k;
     case 14:
-      return options_.gran16k;
+      return o.gran16k;
     case 16:
-      return options_.gran64k;
+      return o.gran64k;
     default:
       return false;
   }
@@ -698,7 +746,7 @@ const char* SmmuModel::CommandRuleName(CommandRule rule) {
   return "?";
 }
 
-SmmuModel::CommandRule SmmuModel::CheckCommand(const uint64_t* raw) const {
+SmmuModel::CommandRule SmmuModel::CheckCommand(const Options& o, const uint64_t* raw) {
   const auto op = static_cast<uint8_t>(c::Opcode::From(raw));
   CommandFields f{};
   // Reserved opcodes, Secure-only commands (EL3), and commands of features the model does not
@@ -706,14 +754,14 @@ SmmuModel::CommandRule SmmuModel::CheckCommand(const uint64_t* raw) const {
   if (!DefinedFields(op, &f)) return CommandRule::kOpcode;
   if ((op == c::kTlbiEl2All || op == c::kTlbiEl2Asid || op == c::kTlbiEl2Va ||
        op == c::kTlbiEl2Vaa) &&
-      !options_.hyp) {
+      !o.hyp) {
     return CommandRule::kHypAbsent;  // IDR0.HYP = 0
   }
   if ((op == c::kTlbiNhAll || op == c::kTlbiNhAsid || op == c::kTlbiNhVa || op == c::kTlbiNhVaa) &&
-      !options_.stage1) {
+      !o.stage1) {
     return CommandRule::kStage1Absent;
   }
-  if ((op == c::kTlbiS12Vmall || op == c::kTlbiS2Ipa) && !options_.stage2) {
+  if ((op == c::kTlbiS12Vmall || op == c::kTlbiS2Ipa) && !o.stage2) {
     return CommandRule::kStage2Absent;
   }
   if ((raw[0] & ~f.w0) != 0 || (raw[1] & ~f.w1) != 0) return CommandRule::kRes0;
@@ -722,14 +770,14 @@ SmmuModel::CommandRule SmmuModel::CheckCommand(const uint64_t* raw) const {
   // IDR1.SSIDSIZE = 0: SubstreamID 0 is the only substream.
   if (op == c::kCfgiCd && c::SubstreamId::From(raw) != 0) return CommandRule::kSubstreamId;
   // IHI0070 4.4: ASID[15:8] / VMID[15:8] are RES0 without ASID16 / VMID16.
-  if (HasAsid(op) && !options_.asid16 && (c::TlbiAsid::From(raw) >> 8) != 0) {
+  if (HasAsid(op) && !o.asid16 && (c::TlbiAsid::From(raw) >> 8) != 0) {
     return CommandRule::kAsidWidth;
   }
-  if (HasVmid(op) && !options_.vmid16 && (c::TlbiVmid::From(raw) >> 8) != 0) {
+  if (HasVmid(op) && !o.vmid16 && (c::TlbiVmid::From(raw) >> 8) != 0) {
     return CommandRule::kVmidWidth;
   }
   if (ByAddress(op)) {
-    const CommandRule r = CheckTlbiFields(op, raw);
+    const CommandRule r = CheckTlbiFields(o, raw);
     if (r != CommandRule::kNone) return r;
   }
   if (op == c::kSync && c::SyncCs::From(raw) == 0b11) return CommandRule::kSyncCs;  // 4.7.3
@@ -737,15 +785,15 @@ SmmuModel::CommandRule SmmuModel::CheckCommand(const uint64_t* raw) const {
 }
 
 // IHI0070 4.4.1.1 (range invalidation and the TTL level hint) for the by-address forms.
-SmmuModel::CommandRule SmmuModel::CheckTlbiFields(uint8_t /*opcode*/, const uint64_t* raw) const {
+SmmuModel::CommandRule SmmuModel::CheckTlbiFields(const Options& o, const uint64_t* raw) {
   const uint64_t num = c::TlbiNum::From(raw);
   const uint64_t scale = c::TlbiScale::From(raw);
   const uint64_t tg = c::TlbiTg::From(raw);
   const uint64_t ttl = c::TlbiTtl::From(raw);
   // NUM and SCALE exist only with range invalidation (IDR3.RIL = 1).
-  if (!options_.ril && (num != 0 || scale != 0)) return CommandRule::kRangeNoRil;
+  if (!o.ril && (num != 0 || scale != 0)) return CommandRule::kRangeNoRil;
   // TG and TTL are SMMUv3.2 fields; an SMMUv3.0/3.1 without RIL has them RES0.
-  if (!options_.ril && options_.arch_minor < 2 && (tg != 0 || ttl != 0)) {
+  if (!o.ril && o.arch_minor < 2 && (tg != 0 || ttl != 0)) {
     return CommandRule::kHintNoV32;
   }
   if (tg == 0) {
@@ -754,17 +802,17 @@ SmmuModel::CommandRule SmmuModel::CheckTlbiFields(uint8_t /*opcode*/, const uint
     return ttl != 0 || num != 0 || scale != 0 ? CommandRule::kTtlWithoutTg : CommandRule::kNone;
   }
   const unsigned tg_shift = 10 + 2 * static_cast<unsigned>(tg);  // 12, 14, 16
-  if (!GranuleSupported(tg_shift)) return CommandRule::kTgGranule;
+  if (!GranuleSupported(o, tg_shift)) return CommandRule::kTgGranule;
   // A range of one granule with no level hint is reserved: IHI0070 4.4.1.1 (software uses
   // TG = 0 for that, or a TTL, or NUM = 1).
-  if (options_.ril && ttl == 0 && num == 0 && scale == 0) return CommandRule::kRangeZero;
+  if (o.ril && ttl == 0 && num == 0 && scale == 0) return CommandRule::kRangeZero;
   // Arm ARM D8.2 without FEAT_LPA/LPA2: level 1 holds leaves (blocks) only with 4 KiB pages.
   if (ttl == 1 && tg_shift != 12) return CommandRule::kTtlLevel;
   return CommandRule::kNone;
 }
 
 uint32_t SmmuModel::ExecuteCommand(const uint64_t* raw) {
-  const CommandRule rule = CheckCommand(raw);
+  const CommandRule rule = CheckCommand(options_, raw);
   if (rule != CommandRule::kNone) {
     last_illegal_rule_ = rule;
     return ly::cerror::kIll;
@@ -1057,7 +1105,7 @@ bool SmmuModel::FindSte(uint32_t sid, uint64_t* ste, Fault* fault) {
 // SMMU without MPAM, VATOS, PBHA or the SMMUv3.3 extensions. The model treats a non-zero RES0
 // field as ILLEGAL (C_BAD_STE), the strict reading. Field widths follow the ID registers:
 // S2VMID[15:8] is RES0 without IDR0.VMID16.
-bool SmmuModel::SteRes0Clear(const uint64_t* ste) const {
+bool SmmuModel::SteRes0Clear(const Options& o, const uint64_t* ste) {
   namespace s = ly::ste;
   static constexpr uint64_t kRes0[ly::ste::kWords] = {
       ly::Bits<58, 52>::kMask,  // between S1ContextPtr and S1CDMax
@@ -1074,45 +1122,53 @@ bool SmmuModel::SteRes0Clear(const uint64_t* ste) const {
   for (size_t i = 0; i < ly::ste::kWords; ++i) {
     if ((ste[i] & kRes0[i]) != 0) return false;
   }
-  return options_.vmid16 || (s::S2Vmid::From(ste) >> 8) == 0;
+  return o.vmid16 || (s::S2Vmid::From(ste) >> 8) == 0;
 }
 
 // IHI0070 5.4: the RES0 fields of a CD (no PBHA, no MPAM), and ASID[15:8] without ASID16.
-bool SmmuModel::CdRes0Clear(const uint64_t* cd) const {
+bool SmmuModel::CdRes0Clear(const Options& o, const uint64_t* cd) {
   namespace d = ly::cd;
   static constexpr uint64_t kTtbRes0 = ly::Bits<63, 52>::kMask;  // above TTBx (no PBHA)
   if ((cd[1] & kTtbRes0) != 0 || (cd[2] & kTtbRes0) != 0) return false;
   if ((cd[6] | cd[7]) != 0) return false;  // MPAM PARTID/PMG and RES0
-  return options_.asid16 || (d::Asid::From(cd) >> 8) == 0;
+  return o.asid16 || (d::Asid::From(cd) >> 8) == 0;
 }
 
 // IHI0070 5.2: decode a fetched STE. Returns false for an invalid or ILLEGAL STE (C_BAD_STE).
-bool SmmuModel::DecodeSte(const uint64_t* ste, StreamConfig* config) const {
+bool SmmuModel::DecodeSte(const Options& o, const uint64_t* ste, StreamConfig* config,
+                          const char** why) {
   namespace s = ly::ste;
-  if (s::V::From(ste) == 0) return false;
-  if (!SteRes0Clear(ste)) return false;
+  if (s::V::From(ste) == 0) return Reject(why, "V = 0 (5.2: invalid STE)");
+  if (!SteRes0Clear(o, ste)) return Reject(why, "a RES0 field is non-zero (5.2)");
   const uint64_t cfg = s::Config::From(ste);
-  if (cfg != s::kConfigAbort && (cfg & 0b100) == 0) return false;  // 0b001..0b011 reserved
+  if (cfg != s::kConfigAbort && (cfg & 0b100) == 0)
+    return Reject(why, "Config is a reserved encoding (5.2)");  // 0b001..0b011 reserved
   config->config = cfg;
   if (cfg == s::kConfigAbort || cfg == s::kConfigBypass) return true;
-  if ((cfg & 1) != 0 && !options_.stage1) return false;
-  if ((cfg & 2) != 0 && !options_.stage2) return false;
-  if (cfg == s::kConfigNested) return false;  // not modelled (see the header)
+  if ((cfg & 1) != 0 && !o.stage1) return Reject(why, "Config enables stage 1 but IDR0.S1P = 0");
+  if ((cfg & 2) != 0 && !o.stage2) return Reject(why, "Config enables stage 2 but IDR0.S2P = 0");
+  if (cfg == s::kConfigNested)
+    return Reject(why, "nested Config (0b111) is not modelled");  // not modelled (see the header)
 
   // With stage 2 implemented the VMID tags stage 1 translations too.
   config->vmid =
-      options_.stage2
-          ? static_cast<uint16_t>(s::S2Vmid::From(ste) & (options_.vmid16 ? 0xFFFF : 0xFF))
-          : 0;
+      o.stage2 ? static_cast<uint16_t>(s::S2Vmid::From(ste) & (o.vmid16 ? 0xFFFF : 0xFF)) : 0;
   if (cfg == s::kConfigS1) {
-    if (s::S1CdMax::From(ste) != 0) return false;  // IDR1.SSIDSIZE = 0
-    if (s::Strw::From(ste) != 0) return false;     // only the NS-EL1 stream world
+    if (s::S1CdMax::From(ste) != 0)
+      return Reject(why,
+                    "S1CDMax != 0 but IDR1.SSIDSIZE = 0 (no substreams)");  // IDR1.SSIDSIZE = 0
+    if (s::Strw::From(ste) != 0)
+      return Reject(
+          why,
+          "STRW != 0 (only the NS-EL1 stream world is modelled)");  // only the NS-EL1 stream world
     config->cd_addr = ste[0] & s::S1ContextPtr::kMask;
     return true;
   }
   // Stage 2 (IHI0070 5.2 STE.S2*, Arm ARM D8.2 for VTCR-style fields).
-  if (s::S2Aa64::From(ste) == 0 || s::S2Endi::From(ste) != 0) return false;
-  if (s::S2Ha::From(ste) != 0 || s::S2Hd::From(ste) != 0 || s::S2S::From(ste) != 0) return false;
+  if (s::S2Aa64::From(ste) == 0 || s::S2Endi::From(ste) != 0)
+    return Reject(why, "S2AA64 = 0 or S2ENDI = 1 (AArch64 little-endian tables only)");
+  if (s::S2Ha::From(ste) != 0 || s::S2Hd::From(ste) != 0 || s::S2S::From(ste) != 0)
+    return Reject(why, "S2HA/S2HD/S2S set without HTTU or stalls (RES0 here)");
   unsigned gshift = 0;
   switch (s::S2Tg::From(ste)) {
     case 0:
@@ -1125,23 +1181,27 @@ bool SmmuModel::DecodeSte(const uint64_t* ste, StreamConfig* config) const {
       gshift = 14;
       break;
     default:
-      return false;
+      return Reject(why, "S2TG is reserved (0b11)");
   }
-  if (!GranuleSupported(gshift)) return false;
-  const unsigned oa_bits = std::min(PaBits(s::S2Ps::From(ste)), options_.oas_bits);
+  if (!GranuleSupported(o, gshift))
+    return Reject(why, "S2TG names a granule IDR5 does not support");
+  const unsigned oa_bits = std::min(PaBits(s::S2Ps::From(ste)), o.oas_bits);
   const auto tsz = static_cast<unsigned>(s::S2T0Sz::From(ste));
   // IAS = OAS (AArch64 only); no small translation tables (IDR3.STT = 0): S2T0SZ <= 39.
-  if (tsz > 39 || tsz < 64 - options_.oas_bits) return false;
+  if (tsz > 39 || tsz < 64 - o.oas_bits)
+    return Reject(why, "S2T0SZ out of range (> 39, or an IPA wider than OAS)");
   const uint64_t sl0 = s::S2Sl0::From(ste);
-  if (sl0 == 3) return false;
+  if (sl0 == 3) return Reject(why, "S2SL0 = 0b11 is reserved");
   const unsigned start_level =
       gshift == 12 ? 2 - static_cast<unsigned>(sl0) : 3 - static_cast<unsigned>(sl0);
   const unsigned ia_bits = 64 - tsz;
   const unsigned shift = LevelShift(gshift, start_level);
   // The start level must resolve at least one bit and at most 16 concatenated tables.
-  if (ia_bits <= shift || ia_bits - shift > Stride(gshift) + 4) return false;
+  if (ia_bits <= shift || ia_bits - shift > Stride(gshift) + 4)
+    return Reject(
+        why, "S2SL0 and S2T0SZ give an impossible start level (none or > 16 concatenated tables)");
   const uint64_t ttb = ste[3] & s::S2Ttb::kMask;
-  if ((ttb >> oa_bits) != 0) return false;
+  if ((ttb >> oa_bits) != 0) return Reject(why, "S2TTB beyond the output address size");
   config->s2_tsz = tsz;
   config->s2_granule_shift = gshift;
   config->s2_start_level = start_level;
@@ -1153,15 +1213,20 @@ bool SmmuModel::DecodeSte(const uint64_t* ste, StreamConfig* config) const {
 }
 
 // IHI0070 5.4: decode a fetched CD. Returns false for an invalid or ILLEGAL CD (C_BAD_CD).
-bool SmmuModel::DecodeCd(const uint64_t* cd, S1Context* ctx) const {
+bool SmmuModel::DecodeCd(const Options& o, const uint64_t* cd, S1Context* ctx, const char** why) {
   namespace d = ly::cd;
-  if (d::V::From(cd) == 0 || d::Aa64::From(cd) == 0 || d::Endi::From(cd) != 0) return false;
-  if (!CdRes0Clear(cd)) return false;
-  if (d::A::From(cd) == 0) return false;                           // IDR0.TERM_MODEL = 1
-  if (d::S::From(cd) != 0) return false;                           // IDR0.STALL_MODEL = 0b01
-  if (d::Ha::From(cd) != 0 || d::Hd::From(cd) != 0) return false;  // IDR0.HTTU = 0
-  ctx->oa_bits = std::min(PaBits(d::Ips::From(cd)), options_.oas_bits);
-  ctx->asid = static_cast<uint16_t>(d::Asid::From(cd) & (options_.asid16 ? 0xFFFF : 0xFF));
+  if (d::V::From(cd) == 0 || d::Aa64::From(cd) == 0 || d::Endi::From(cd) != 0)
+    return Reject(why, "V = 0, AA64 = 0 or ENDI = 1 (5.4: AArch64 little-endian tables only)");
+  if (!CdRes0Clear(o, cd)) return Reject(why, "a RES0 field is non-zero (5.4)");
+  if (d::A::From(cd) == 0)
+    return Reject(why,
+                  "A = 0 (stalls; IDR0.TERM_MODEL = 1 requires aborts)");  // IDR0.TERM_MODEL = 1
+  if (d::S::From(cd) != 0)
+    return Reject(why, "S = 1 (IDR0.STALL_MODEL = 0b01: no stalls)");  // IDR0.STALL_MODEL = 0b01
+  if (d::Ha::From(cd) != 0 || d::Hd::From(cd) != 0)
+    return Reject(why, "HA/HD set (IDR0.HTTU = 0)");  // IDR0.HTTU = 0
+  ctx->oa_bits = std::min(PaBits(d::Ips::From(cd)), o.oas_bits);
+  ctx->asid = static_cast<uint16_t>(d::Asid::From(cd) & (o.asid16 ? 0xFFFF : 0xFF));
   ctx->record = d::R::From(cd) != 0;
   ctx->affd = d::Affd::From(cd) != 0;
   ctx->wxn = d::Wxn::From(cd) != 0;
@@ -1172,16 +1237,19 @@ bool SmmuModel::DecodeCd(const uint64_t* cd, S1Context* ctx) const {
     ctx->enabled[t] = (t == 0 ? d::Epd0::From(cd) : d::Epd1::From(cd)) == 0;
     if (!ctx->enabled[t]) continue;
     const auto tsz = static_cast<unsigned>(t == 0 ? d::T0Sz::From(cd) : d::T1Sz::From(cd));
-    if (tsz < 16 || tsz > 39) return false;  // no 52-bit VAs (VAX = 0), no STT
+    if (tsz < 16 || tsz > 39)
+      return Reject(why, "TxSZ out of range (16..39)");  // no 52-bit VAs (VAX = 0), no STT
     const uint64_t tg = t == 0 ? d::Tg0::From(cd) : d::Tg1::From(cd);
     static constexpr unsigned kTg0Shift[4] = {12, 16, 14, 0};
     static constexpr unsigned kTg1Shift[4] = {0, 14, 12, 16};
     const unsigned gshift = t == 0 ? kTg0Shift[tg] : kTg1Shift[tg];
-    if (!GranuleSupported(gshift)) return false;
+    if (!GranuleSupported(o, gshift))
+      return Reject(why, "TGx names a granule IDR5 does not support");
     const uint64_t ttb = cd[1 + t] & d::Ttb0::kMask;
-    if ((ttb >> ctx->oa_bits) != 0) return false;
+    if ((ttb >> ctx->oa_bits) != 0)
+      return Reject(why, "TTBx beyond the output address size (IPS, OAS)");
     const bool had = (t == 0 ? d::Had0::From(cd) : d::Had1::From(cd)) != 0;
-    ctx->hierarchical[t] = !(options_.had && had);
+    ctx->hierarchical[t] = !(o.had && had);
     ctx->tsz[t] = tsz;
     ctx->granule_shift[t] = gshift;
     ctx->ttb[t] = ttb;
@@ -1192,7 +1260,7 @@ bool SmmuModel::DecodeCd(const uint64_t* cd, S1Context* ctx) const {
 bool SmmuModel::FindCd(uint32_t sid, const StreamConfig& config, S1Context* ctx, Fault* fault) {
   const auto key = std::make_pair(sid, config.cd_addr);
   if (auto it = cd_cache_.find(key); it != cd_cache_.end()) {
-    const bool ok = DecodeCd(it->second.data(), ctx);
+    const bool ok = DecodeCd(options_, it->second.data(), ctx, nullptr);
     DEVISO_ASSERT(ok);  // only valid CDs are cached
     return true;
   }
@@ -1208,7 +1276,7 @@ bool SmmuModel::FindCd(uint32_t sid, const StreamConfig& config, S1Context* ctx,
     }
   }
   ++cd_fetches_;
-  if (!DecodeCd(cd.data(), ctx)) {
+  if (!DecodeCd(options_, cd.data(), ctx, nullptr)) {
     *fault = Fault{ly::evt::kCBadCd, false, true, 0};
     return false;
   }
@@ -1305,7 +1373,7 @@ bool SmmuModel::Translate(uint32_t sid, uint64_t iova, bool write, AccessAttrs a
     return false;
   }
   StreamConfig config;
-  if (!DecodeSte(ste.data(), &config)) {
+  if (!DecodeSte(options_, ste.data(), &config, nullptr)) {
     config_event(Fault{ly::evt::kCBadSte, false, true, 0});
     return false;
   }

@@ -205,6 +205,18 @@ class SmmuModel final : public Mmio {
   };
   static const char* CommandRuleName(CommandRule rule);
 
+  // The model's rules applied to a part described by its ID registers, for tools that judge a
+  // record captured elsewhere (deviso-decode) by the same rules the model enforces.
+  // The Options an SMMU with these IDR0/1/3/5 and AIDR values is modelled with.
+  static Options OptionsFromIdrs(uint32_t idr0, uint32_t idr1, uint32_t idr3, uint32_t idr5,
+                                 uint32_t aidr);
+  // The rule a command (2 words) breaks on such a part (CERROR_ILL), or kNone.
+  static CommandRule CheckCommand(const Options& options, const uint64_t* raw);
+  // Why the part would refuse an STE (8 words; C_BAD_STE), or nullptr if it takes it.
+  static const char* SteRejection(const Options& options, const uint64_t* ste);
+  // Why the part would refuse a CD (8 words; C_BAD_CD), or nullptr if it takes it.
+  static const char* CdRejection(const Options& options, const uint64_t* cd);
+
   // A register glitch (InjectCmdqConsGlitch / InjectEventqProdGlitch).
   enum class Glitch : uint8_t {
     kAllOnes,    // the read returns 0xFFFFFFFF (a device that is gone)
@@ -461,20 +473,23 @@ class SmmuModel final : public Mmio {
   QueueGeometry Geometry(uint64_t base, unsigned max_log2, unsigned entry_shift) const;
   void ProcessCommands();
   uint32_t ExecuteCommand(const uint64_t* raw);  // returns a CERROR code
-  CommandRule CheckCommand(const uint64_t* raw) const;
   static bool ConsumeInjection(unsigned* counter);
-  CommandRule CheckTlbiFields(uint8_t opcode, const uint64_t* raw) const;
-  bool SteRes0Clear(const uint64_t* ste) const;
-  bool CdRes0Clear(const uint64_t* cd) const;
+  static CommandRule CheckTlbiFields(const Options& o, const uint64_t* raw);
+  static bool SteRes0Clear(const Options& o, const uint64_t* ste);
+  static bool CdRes0Clear(const Options& o, const uint64_t* cd);
   void RecordEvent(const EventRecord& record);
   EventRecord MakeEvent(uint8_t type, uint32_t sid) const;
 
   // Configuration.
   bool FindSte(uint32_t sid, uint64_t* ste, Fault* fault);
-  bool DecodeSte(const uint64_t* ste, StreamConfig* config) const;
+  // Static, on the Options alone, so that SteRejection/CdRejection apply the same rules. On a
+  // refusal *why (if why is not null) names the rule.
+  static bool DecodeSte(const Options& o, const uint64_t* ste, StreamConfig* config,
+                        const char** why);
   bool FindCd(uint32_t sid, const StreamConfig& config, S1Context* ctx, Fault* fault);
-  bool DecodeCd(const uint64_t* cd, S1Context* ctx) const;
-  bool GranuleSupported(unsigned shift) const;
+  static bool DecodeCd(const Options& o, const uint64_t* cd, S1Context* ctx, const char** why);
+  static bool GranuleSupported(const Options& o, unsigned shift);
+  bool GranuleSupported(unsigned shift) const { return GranuleSupported(options_, shift); }
   static unsigned PaBits(uint64_t encoding);
 
   // Translation.

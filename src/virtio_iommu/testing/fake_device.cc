@@ -320,7 +320,7 @@ void FakeVirtioIommu::ProcessRequestQueue() {
     out.push_back(0);
     out.push_back(0);
     out.push_back(0);
-    log_.push_back(LoggedRequest{a.type, in, a.status});
+    if (options_.log_requests) log_.push_back(LoggedRequest{a.type, in, a.status});
     size_t written = 0;
     for (const auto& [pa, len] : out_bufs) {
       const size_t n = out.size() - written < len ? out.size() - written : len;

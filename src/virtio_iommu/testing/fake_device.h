@@ -77,6 +77,8 @@ class FakeVirtioIommu {
     bool bypass_read_only = false;
     // A reset restores bypass to its default (QEMU keeps it; the spec leaves it open).
     bool reset_restores_bypass = false;
+    // Keep every request in log() (tests read it; a benchmark turns it off: unbounded).
+    bool log_requests = true;
   };
 
   struct Mapping {

@@ -70,7 +70,12 @@ constexpr uint32_t kReadBlocks = 8;  // 4 KiB per read
 constexpr int kReads = 4;
 constexpr uint16_t kAdminVector = 0;  // NVMe 1.4c 3.1.7: the admin CQ signals vector 0
 constexpr uint16_t kIoVector = 1;
-constexpr uint64_t kLpiWaitNs = 100'000'000;
+// How long an expected LPI may take (QEMU's device model posts the completion, then sends the
+// MSI from another host thread: a loaded host can delay it). A deadline, not a speed test: the
+// wait ends when the LPI arrives. An unexpected LPI gets kLateLpiNs to show; the verdicts from
+// QEMU's trace, which cover the whole run, do not depend on it.
+constexpr uint64_t kLpiWaitNs = 5'000'000'000;
+constexpr uint64_t kLateLpiNs = 100'000'000;
 
 // The trace markers (nvme0's Interrupt Line); qemu_test.sh knows them.
 enum Marker : uint16_t {
@@ -125,10 +130,9 @@ void OnLpi(void* ctx) {
 }
 uint64_t Runs(const LpiCounter& c) { return __atomic_load_n(&c.runs, __ATOMIC_RELAXED); }
 
-// Waits (bounded) until `c` ran at least `n` times: the LPI is taken when the CPU next
-// unmasks, which QEMU does at once, but a deadline keeps a lost interrupt from hanging.
-bool WaitRuns(const LpiCounter& c, uint64_t n) {
-  return deviso::port::PollUntil(kLpiWaitNs, [&]() -> Result<bool> { return Runs(c) >= n; }).ok();
+// Waits (bounded by `timeout_ns`) until `c` ran at least `n` times.
+bool WaitRuns(const LpiCounter& c, uint64_t n, uint64_t timeout_ns = kLpiWaitNs) {
+  return deviso::port::PollUntil(timeout_ns, [&]() -> Result<bool> { return Runs(c) >= n; }).ok();
 }
 
 // One NVMe: its PCI function, context, pool, MSI-X and LPIs.
@@ -453,8 +457,9 @@ int Run(const qv::PlatformInfo& info) {
     Result<nvme::NamespaceInfo> rogue_ns =
         rogue_up.ok() ? roguec.IdentifyNamespace(1) : Result<nvme::NamespaceInfo>(rogue_up);
     const int rogue_good = rogue_ns.ok() ? ReadSome(roguec, *rogue_ns, *rogue_buf) : 0;
-    // Nothing should arrive; a bounded wait gives a late interrupt its chance to show.
-    (void)WaitRuns(rogue.io_lpi, 1);
+    // Nothing should arrive (a bounded wait gives a late interrupt its chance to show); on a
+    // unit that passes MSIs untranslated, all of the rogue's should.
+    (void)(db->bypass ? WaitRuns(rogue.io_lpi, kReads) : WaitRuns(rogue.io_lpi, 1, kLateLpiNs));
     iommu.DrainEvents();
     Mark(pci, nv.fn->bdf, kMarkRogueEnd);
     Log("       nvme1: %d of %d reads verified (polled); its LPIs ran %llu + %llu time(s); "
@@ -483,7 +488,7 @@ int Run(const qv::PlatformInfo& info) {
     g_nvme_faults.Reset();
     const uint64_t io_mid = Runs(nv.io_lpi);
     const int after = ReadSome(nvc, *ns, *nv_buf);
-    (void)WaitRuns(nv.io_lpi, io_mid + 1);
+    (void)WaitRuns(nv.io_lpi, io_mid + 1, kLateLpiNs);
     iommu.DrainEvents();
     Mark(pci, nv.fn->bdf, kMarkUnmappedEnd);
     Log("       nvme0 after UnmapMsiDoorbell (%s): %d of %d reads verified; I/O LPI ran %llu "
