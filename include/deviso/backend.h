@@ -6,7 +6,7 @@
 //   * The core never calls Map/Unmap/IovaToPhys concurrently on one domain (it holds that
 //     context's lock), but calls on different domains, and Create/Destroy/Attach/Detach, may
 //     run concurrently from different threads. A backend protects its shared state (command
-//     queue, ID allocators, stream table) with its own port::Mutex.
+//     queue, ID allocators, stream table) with its own port::InterruptSpinLock.
 //   * Faults are delivered to FaultSink::OnFault from the backend's event handling, which on
 //     bare metal is an interrupt handler: OnFault must not block. Once Detach() of a stream
 //     (or DestroyDomain()) has returned, the backend no longer calls that domain's sink for

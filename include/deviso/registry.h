@@ -118,7 +118,7 @@ class ContextSlot final : public FaultSink {
   // Clears the fault counters and the handler for a new context.
   void ResetFaults();
 
-  port::Mutex lock_;
+  port::InterruptSpinLock lock_;
 
   // Guarded by lock_ (written only with the registry's operation lock held too).
   State state_ = State::kFree;
@@ -425,8 +425,8 @@ class Registry {
   // Sets what (dev, sid) translates through, under table_lock_.
   void SetBinding(StreamBinding& binding, const Context& context, bool detached);
 
-  mutable port::Mutex ops_lock_;
-  mutable port::Mutex table_lock_;
+  mutable port::InterruptSpinLock ops_lock_;
+  mutable port::InterruptSpinLock table_lock_;
 
   IsolationUnit* units_[kMaxUnits] = {};
   DeviceEntry devices_[kMaxDevices];

@@ -45,7 +45,7 @@ class DmaArena final : public drivers::DmaAllocator {
   void Mark(size_t first, size_t n, bool used);
 
   bool coherent_;
-  port::Mutex lock_;
+  port::InterruptSpinLock lock_;
   size_t used_ = 0;
   uint64_t bitmap_[kGranules / 64] = {};
   alignas(kMaxAlign) uint8_t storage_[kBytes];

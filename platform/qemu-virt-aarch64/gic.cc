@@ -85,7 +85,7 @@ struct State {
 };
 
 State g_state;
-port::Mutex* g_lock = nullptr;
+port::InterruptSpinLock* g_lock = nullptr;
 LpiDispatcher g_lpi_dispatcher = nullptr;
 
 uint32_t Read32(uintptr_t base, size_t off) {
@@ -287,7 +287,7 @@ Status GicInit(const GicInfo& info) {
   g_state.gicd = static_cast<uintptr_t>(info.distributor.base);
   const uint32_t it_lines = Read32(g_state.gicd, gicd::kTyper) & 0x1f;  // ITLinesNumber
   g_state.lines = 32 * (it_lines + 1) < kMaxIntid ? 32 * (it_lines + 1) : kMaxIntid;
-  static port::Mutex lock;
+  static port::InterruptSpinLock lock;
   g_lock = &lock;
   g_state.version = info.version;
   const Status s = info.version == 3 ? InitV3(info) : InitV2(info);

@@ -116,7 +116,7 @@ class ItsDriver {
   uint64_t spurious_ = 0;
   Device devices_[kItsMaxDevices];
   Lpi lpis_[kItsMaxLpis];
-  port::Mutex lock_;
+  port::InterruptSpinLock lock_;
 };
 
 }  // namespace deviso::qemu_virt

@@ -5,7 +5,7 @@
 // least a 4 KiB page), block count and buffer alignment are fixed when it is defined, and its
 // storage is the caller's (StaticBlockPool / DEVISO_DMA_BLOCKS_DEFINE_STATIC put it in static
 // storage, as SYS_MEM_BLOCKS_DEFINE_STATIC does). A bitmap records the blocks in use; a
-// port::Mutex serialises every call, so a pool may be shared by threads.
+// port::InterruptSpinLock serialises every call, so a pool may be shared by threads.
 //
 // As in Zephyr:
 //   * Alloc(n) gives n blocks, not necessarily contiguous, into an array (all or none);
@@ -102,7 +102,7 @@ class BlockPool {
   size_t block_count_;
   uint64_t* bitmap_;  // bit set: block allocated
   bool valid_;
-  mutable port::Mutex lock_;
+  mutable port::InterruptSpinLock lock_;
   size_t free_ = 0;  // guarded by lock_
 };
 
@@ -169,7 +169,7 @@ class MultiBlockPool {
 
  private:
   Choice choice_;
-  mutable port::Mutex lock_;
+  mutable port::InterruptSpinLock lock_;
   BlockPool* pools_[kMaxPools] = {};  // guarded by lock_
   size_t count_ = 0;                  // guarded by lock_
 };

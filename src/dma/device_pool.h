@@ -28,7 +28,7 @@
 // Errors: exhaustion is -ENOMEM; Release() of a region the pool did not hand out, or handed out
 // and got back already, fails (-EINVAL foreign, -ENOENT double free) and changes nothing.
 // Capacity: at most `records.size()` allocations live at once (StaticDevicePool<N>).
-// Thread-safe: a port::Mutex serialises the pool's bookkeeping.
+// Thread-safe: a port::InterruptSpinLock serialises the pool's bookkeeping.
 
 #ifndef DEVISO_SRC_DMA_DEVICE_POOL_H_
 #define DEVISO_SRC_DMA_DEVICE_POOL_H_
@@ -125,7 +125,7 @@ class DevicePool final : public drivers::DmaAllocator {
 
   BlockPool& blocks_;
   std::span<Record> records_;  // guarded by lock_
-  mutable port::Mutex lock_;
+  mutable port::InterruptSpinLock lock_;
   // Guarded by lock_.
   bool bound_ = false;
   PoolMode mode_ = PoolMode::kStrict;

@@ -25,7 +25,7 @@
 // byte). Without one such a buffer is -EINVAL, as before.
 //
 // Capacity: at most `storage.size()` live mappings (StaticContextDmaMapper<N> holds its own).
-// Thread-safe: a port::Mutex serialises calls on one mapper.
+// Thread-safe: a port::InterruptSpinLock serialises calls on one mapper.
 
 #ifndef DEVISO_SRC_DMA_DMA_MAPPER_H_
 #define DEVISO_SRC_DMA_DMA_MAPPER_H_
@@ -117,7 +117,7 @@ class ContextDmaMapper final : public drivers::DmaMapper {
 
   const DeviceBinding binding_;
   const BounceConfig bounce_;
-  mutable port::Mutex lock_;
+  mutable port::InterruptSpinLock lock_;
   std::span<Slot> live_;  // guarded by lock_
   Counters counters_;     // guarded by lock_
 };

@@ -60,7 +60,7 @@ class ReservedWindows {
 
 // Hands out page-aligned ranges of [base, base + size) that overlap no reserved window,
 // first fit. Capacity: at most `storage.size()` ranges are allocated at once; storage is the
-// caller's (StaticIovaAllocator holds its own). Locked with a port::Mutex.
+// caller's (StaticIovaAllocator holds its own). Locked with a port::InterruptSpinLock.
 class IovaAllocator {
  public:
   // `granule` is the smallest unit (a context's page size: a power of two); base and size
@@ -95,7 +95,7 @@ class IovaAllocator {
   std::span<IovaRange> ranges_;  // sorted by start; guarded by lock_
   size_t count_ = 0;             // guarded by lock_
   bool valid_;
-  mutable port::Mutex lock_;
+  mutable port::InterruptSpinLock lock_;
 };
 
 // An allocator with storage for kMaxRanges ranges inside the object.

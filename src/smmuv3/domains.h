@@ -94,7 +94,7 @@ class SharedTableMemory final : public pgtable::TableMemory {
  private:
   pgtable::TableMemory* memory_ = nullptr;
   bool retained_ = false;
-  port::Mutex lock_;
+  port::InterruptSpinLock lock_;
 };
 
 // The translation granules (IDR5.GRAN4K/GRAN16K/GRAN64K, 6.3.6), as page sizes.

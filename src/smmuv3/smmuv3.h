@@ -340,9 +340,9 @@ class Smmuv3 final : public IsolationUnit {
   SharedTableMemory tables_4k_;
   SharedTableMemory tables_16k_;
   SharedTableMemory tables_64k_;
-  mutable port::Mutex lock_;  // mutable: UsesMemory() reads the domains under it
-  port::Mutex cmdq_lock_;
-  port::Mutex evtq_lock_;
+  mutable port::InterruptSpinLock lock_;  // mutable: UsesMemory() reads the domains under it
+  port::InterruptSpinLock cmdq_lock_;
+  port::InterruptSpinLock evtq_lock_;
   Queue cmdq_;
   Queue evtq_;
   DmaBuffer strtab_;  // linear table, or the L1 table

@@ -309,8 +309,8 @@ class VirtioIommu final : public IsolationUnit {
   size_t evt_notify_ = 0;
   UnitFaultReporter unrouted_;  // under evt_lock_ and lock_
 
-  mutable port::Mutex lock_;  // ReservedRegions() is const
-  port::Mutex evt_lock_;
+  mutable port::InterruptSpinLock lock_;  // ReservedRegions() is const
+  port::InterruptSpinLock evt_lock_;
   SplitQueue reqq_;
   SplitQueue evtq_;
   DmaBuffer slots_;   // kBatch request slots

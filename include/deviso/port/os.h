@@ -14,18 +14,20 @@ struct device;  // the OS's device handle (deviso/port/device.h on the host and 
 
 namespace deviso::port {
 
-// A lock for short critical sections, never held across a blocking call.
+// A lock for short critical sections, never held across a blocking call, that interrupt
+// handlers may take (the SMMUv3 and virtio-iommu event handlers do): named for what a port
+// must provide (pw_sync's InterruptSpinLock; Zephyr's k_spinlock).
 //   host:       std::mutex.
 //   bare metal: a ticket spin lock that masks IRQs on the local CPU while held, so interrupt
 //               handlers may take it too. It uses exclusives, which need the MMU on (Normal
 //               memory): exclusives on Device memory fault.
-class Mutex {
+class InterruptSpinLock {
  public:
-  Mutex();
+  InterruptSpinLock();
   // Defined by each backend (host: destroys its std::mutex), so not defaulted here.
-  ~Mutex();  // NOLINT(performance-trivially-destructible)
-  Mutex(const Mutex&) = delete;
-  Mutex& operator=(const Mutex&) = delete;
+  ~InterruptSpinLock();  // NOLINT(performance-trivially-destructible)
+  InterruptSpinLock(const InterruptSpinLock&) = delete;
+  InterruptSpinLock& operator=(const InterruptSpinLock&) = delete;
   // Takes the lock, waiting (host) or spinning (bare metal) while another holder has it.
   void Lock();
   // Takes the lock if nobody holds it or waits for it, and returns true; returns false at once
@@ -35,20 +37,20 @@ class Mutex {
   void Unlock();
 
  private:
-  MutexStorage storage_;
+  InterruptSpinLockStorage storage_;
 };
 
-// Holds a Mutex for the scope of the guard.
+// Holds an InterruptSpinLock for the scope of the guard.
 class LockGuard {
  public:
   // Takes `m`; the destructor releases it.
-  explicit LockGuard(Mutex& m) : m_(m) { m_.Lock(); }
+  explicit LockGuard(InterruptSpinLock& m) : m_(m) { m_.Lock(); }
   ~LockGuard() { m_.Unlock(); }
   LockGuard(const LockGuard&) = delete;
   LockGuard& operator=(const LockGuard&) = delete;
 
  private:
-  Mutex& m_;
+  InterruptSpinLock& m_;
 };
 
 // Monotonic time in nanoseconds (host: steady_clock; bare metal: the generic timer).

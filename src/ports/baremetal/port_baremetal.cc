@@ -39,8 +39,8 @@ uint64_t VirtualCount() {
 }
 
 // Serialises console output, so lines from an IRQ handler and the main flow do not interleave.
-Mutex* LogMutex() {
-  static Mutex mutex;
+InterruptSpinLock* LogLock() {
+  static InterruptSpinLock mutex;
   return &mutex;
 }
 
@@ -55,10 +55,10 @@ const char* DeviceName(const device* dev) {
   return dev != nullptr && dev->name != nullptr ? dev->name : "?";
 }
 
-Mutex::Mutex() = default;
-Mutex::~Mutex() = default;
+InterruptSpinLock::InterruptSpinLock() = default;
+InterruptSpinLock::~InterruptSpinLock() = default;
 
-void Mutex::Lock() {
+void InterruptSpinLock::Lock() {
   const uint64_t daif = SaveDaifAndMaskInterrupts();
   const uint32_t ticket = __atomic_fetch_add(&storage_.next, 1, __ATOMIC_RELAXED);
   // Acquire: the holder's writes (released by Unlock) are visible once our turn is seen. WFE
@@ -70,7 +70,7 @@ void Mutex::Lock() {
   storage_.saved_daif = daif;
 }
 
-bool Mutex::TryLock() {
+bool InterruptSpinLock::TryLock() {
   const uint64_t daif = SaveDaifAndMaskInterrupts();
   // Free means no ticket handed out beyond the one being served: take the next ticket only if
   // it is the owner's, so a failed try leaves no ticket behind that would block the queue.
@@ -84,7 +84,7 @@ bool Mutex::TryLock() {
   return true;
 }
 
-void Mutex::Unlock() {
+void InterruptSpinLock::Unlock() {
   const uint64_t daif = storage_.saved_daif;
   __atomic_store_n(&storage_.owner, storage_.owner + 1, __ATOMIC_RELEASE);
   // A plain store does not wake WFE waiters on other CPUs reliably: signal an event.
@@ -113,7 +113,7 @@ void Log(const char* format, ...) {
   if (static_cast<size_t>(n) >= sizeof(buffer)) {
     n = sizeof(buffer) - 1;  // truncated
   }
-  LockGuard guard(*LogMutex());
+  LockGuard guard(*LogLock());
   g_console(buffer, static_cast<size_t>(n));
 }
 

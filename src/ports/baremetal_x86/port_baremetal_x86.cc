@@ -27,8 +27,8 @@ void RestoreFlags(uint64_t flags) { asm volatile("pushq %0; popfq" ::"r"(flags) 
 
 // Serialises console output, so lines from an interrupt handler and the main flow do not
 // interleave.
-Mutex* LogMutex() {
-  static Mutex mutex;
+InterruptSpinLock* LogLock() {
+  static InterruptSpinLock mutex;
   return &mutex;
 }
 
@@ -40,10 +40,10 @@ void SetExit(ExitFn exit) { g_exit = exit; }
 void SetClock(ClockFn clock) { g_clock = clock; }
 }  // namespace baremetal_x86
 
-Mutex::Mutex() = default;
-Mutex::~Mutex() = default;
+InterruptSpinLock::InterruptSpinLock() = default;
+InterruptSpinLock::~InterruptSpinLock() = default;
 
-void Mutex::Lock() {
+void InterruptSpinLock::Lock() {
   const uint64_t flags = SaveFlagsAndDisableInterrupts();
   const uint32_t ticket = __atomic_fetch_add(&storage_.next, 1, __ATOMIC_RELAXED);
   // Acquire: the holder's writes (released by Unlock) are visible once our turn is seen.
@@ -53,7 +53,7 @@ void Mutex::Lock() {
   storage_.saved_rflags = flags;
 }
 
-bool Mutex::TryLock() {
+bool InterruptSpinLock::TryLock() {
   const uint64_t flags = SaveFlagsAndDisableInterrupts();
   // Free means no ticket handed out beyond the one being served: take the next ticket only if
   // it is the owner's, so a failed try leaves no ticket behind that would block the queue.
@@ -71,7 +71,7 @@ const char* DeviceName(const device* dev) {
   return dev != nullptr && dev->name != nullptr ? dev->name : "?";
 }
 
-void Mutex::Unlock() {
+void InterruptSpinLock::Unlock() {
   const uint64_t flags = storage_.saved_rflags;
   __atomic_store_n(&storage_.owner, storage_.owner + 1, __ATOMIC_RELEASE);
   RestoreFlags(flags);
@@ -97,7 +97,7 @@ void Log(const char* format, ...) {
   if (static_cast<size_t>(n) >= sizeof(buffer)) {
     n = sizeof(buffer) - 1;  // truncated
   }
-  LockGuard guard(*LogMutex());
+  LockGuard guard(*LogLock());
   g_console(buffer, static_cast<size_t>(n));
 }
 

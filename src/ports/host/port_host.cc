@@ -24,15 +24,15 @@ host::ClockSource* host::SetClockSource(ClockSource* source) {
 
 bool host::SetLogSilenced(bool silenced) { return g_log_silenced.exchange(silenced); }
 
-Mutex::Mutex() = default;
-Mutex::~Mutex() = default;
-void Mutex::Lock() { storage_.mutex.lock(); }
+InterruptSpinLock::InterruptSpinLock() = default;
+InterruptSpinLock::~InterruptSpinLock() = default;
+void InterruptSpinLock::Lock() { storage_.mutex.lock(); }
 const char* DeviceName(const device* dev) {
   return dev != nullptr && dev->name != nullptr ? dev->name : "?";
 }
 
-bool Mutex::TryLock() { return storage_.mutex.try_lock(); }
-void Mutex::Unlock() { storage_.mutex.unlock(); }
+bool InterruptSpinLock::TryLock() { return storage_.mutex.try_lock(); }
+void InterruptSpinLock::Unlock() { storage_.mutex.unlock(); }
 
 uint64_t MonotonicNs() {
   if (host::ClockSource* source = g_clock_source.load(std::memory_order_acquire)) {

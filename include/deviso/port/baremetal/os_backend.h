@@ -10,8 +10,8 @@ namespace deviso::port {
 
 // A ticket lock (Arm ARM K13 "Barrier litmus tests" style acquire/release): `next` is the
 // ticket handed to the next arrival, `owner` the ticket being served. Exclusives need Normal
-// memory: take a Mutex only once the MMU is on.
-struct MutexStorage {
+// memory: take an InterruptSpinLock only once the MMU is on.
+struct InterruptSpinLockStorage {
   uint32_t next = 0;   // the ticket the next arrival takes
   uint32_t owner = 0;  // the ticket being served
   // DAIF of the holder before it masked interrupts, restored by Unlock. Written only by the

@@ -10,8 +10,8 @@
 
 namespace deviso::port {
 
-// A ticket spin lock's state (deviso::port::Mutex on bare-metal x86-64).
-struct MutexStorage {
+// A ticket spin lock's state (deviso::port::InterruptSpinLock on bare-metal x86-64).
+struct InterruptSpinLockStorage {
   uint32_t next = 0;   // the ticket the next arrival takes
   uint32_t owner = 0;  // the ticket being served
   /// RFLAGS of the holder before it cleared IF, restored by Unlock. Written only by the holder.

@@ -7,8 +7,8 @@
 
 namespace deviso::port {
 
-// The storage of a port::Mutex on the host.
-struct MutexStorage {
+// The storage of a port::InterruptSpinLock on the host.
+struct InterruptSpinLockStorage {
   std::mutex mutex;  // the lock itself
 };
 
