@@ -4,6 +4,7 @@
 #include <cstdarg>
 #include <cstdio>
 
+#include "../console_line.h"
 #include "deviso/assert.h"
 #include "deviso/port/device.h"
 #include "deviso/port/os.h"
@@ -102,32 +103,17 @@ uint64_t MonotonicNs() {
 }
 
 void Log(const char* format, ...) {
-  char buffer[256];
   va_list args;
   va_start(args, format);
-  int n = std::vsnprintf(buffer, sizeof(buffer), format, args);
+  detail::WriteLogLine(g_console, *LogLock(), format, args);
   va_end(args);
-  if (n < 0 || g_console == nullptr) {
-    return;
-  }
-  if (static_cast<size_t>(n) >= sizeof(buffer)) {
-    n = sizeof(buffer) - 1;  // truncated
-  }
-  LockGuard guard(*LogLock());
-  g_console(buffer, static_cast<size_t>(n));
 }
 
 }  // namespace deviso::port
 
 extern "C" void deviso_panic(const char* file, int line, const char* expr) {
   // No lock: the panic may come from inside a Log() call or before the MMU is on.
-  char buffer[256];
-  const int n = std::snprintf(buffer, sizeof(buffer), "deviso: assertion failed: %s (%s:%d)\n",
-                              expr, file, line);
-  if (deviso::port::g_console != nullptr && n > 0) {
-    deviso::port::g_console(buffer, static_cast<size_t>(n) < sizeof(buffer) ? static_cast<size_t>(n)
-                                                                            : sizeof(buffer) - 1);
-  }
+  deviso::port::detail::WritePanicLine(deviso::port::g_console, file, line, expr);
   if (deviso::port::g_exit != nullptr) {
     deviso::port::g_exit(1);
   }
