@@ -228,6 +228,10 @@ class Context {
   // Whether this handle's context is still there. The caller holds the slot's lock (or the
   // registry's operation lock, under which slots do not change).
   bool LiveLocked() const;
+  // Runs `f` under the slot's lock while this handle names a live context, and returns what it
+  // returns; -ENOENT for an empty or stale handle. Defined (and used) in registry.cc only.
+  template <typename F>
+  auto WithLiveLocked(F&& f) const -> decltype(f());
   Result<uint64_t> ReadCounter(uint64_t internal::ContextSlot::*counter) const;
 
   internal::ContextSlot* slot_ = nullptr;

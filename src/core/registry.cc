@@ -125,7 +125,8 @@ bool Context::LiveLocked() const {
   return slot_->state_ == internal::ContextSlot::State::kLive && slot_->generation_ == generation_;
 }
 
-Status Context::Map(Iova iova, Paddr pa, uint64_t size, Perms perms, MemType type) const {
+template <typename F>
+auto Context::WithLiveLocked(F&& f) const -> decltype(f()) {
   if (slot_ == nullptr) {
     return Status::NotFound();
   }
@@ -133,87 +134,65 @@ Status Context::Map(Iova iova, Paddr pa, uint64_t size, Perms perms, MemType typ
   if (!LiveLocked()) {
     return Status::NotFound();  // freed, and perhaps reused: this handle is stale
   }
-  DEVISO_TRY(CheckRange(page_size_, iova, size));
-  DEVISO_TRY(CheckRange(page_size_, pa, size));
-  if ((perms & ~kKnownPerms) != 0 || (perms & kPermReadWrite) == 0 ||
-      static_cast<uint8_t>(type) >= kMemTypeCount) {
-    return Status::InvalidArgument();
-  }
-  if (slot_->unit_->broken()) {
-    return Status::IoError();  // nothing is allocated for a unit that cannot confirm
-  }
-  // The unit's own structures (stream table, CDs, queues, page-table pools): a device given
-  // them could rewrite its own or a sibling's translation.
-  if (slot_->unit_->UsesMemory(pa, size)) {
-    return Status::PermissionDenied();
-  }
-  return slot_->unit_->Map(slot_->domain_, iova, pa, size, perms, type);
+  return f();
+}
+
+Status Context::Map(Iova iova, Paddr pa, uint64_t size, Perms perms, MemType type) const {
+  return WithLiveLocked([&]() -> Status {
+    DEVISO_TRY(CheckRange(page_size_, iova, size));
+    DEVISO_TRY(CheckRange(page_size_, pa, size));
+    if ((perms & ~kKnownPerms) != 0 || (perms & kPermReadWrite) == 0 ||
+        static_cast<uint8_t>(type) >= kMemTypeCount) {
+      return Status::InvalidArgument();
+    }
+    if (slot_->unit_->broken()) {
+      return Status::IoError();  // nothing is allocated for a unit that cannot confirm
+    }
+    // The unit's own structures (stream table, CDs, queues, page-table pools): a device given
+    // them could rewrite its own or a sibling's translation.
+    if (slot_->unit_->UsesMemory(pa, size)) {
+      return Status::PermissionDenied();
+    }
+    return slot_->unit_->Map(slot_->domain_, iova, pa, size, perms, type);
+  });
 }
 
 Status Context::Unmap(Iova iova, uint64_t size) const {
-  if (slot_ == nullptr) {
-    return Status::NotFound();
-  }
-  const port::LockGuard lock(slot_->lock_);
-  if (!LiveLocked()) {
-    return Status::NotFound();
-  }
-  DEVISO_TRY(CheckRange(page_size_, iova, size));
-  if (slot_->unit_->broken()) {
-    return Status::IoError();
-  }
-  return slot_->unit_->Unmap(slot_->domain_, iova, size);
+  return WithLiveLocked([&]() -> Status {
+    DEVISO_TRY(CheckRange(page_size_, iova, size));
+    if (slot_->unit_->broken()) {
+      return Status::IoError();
+    }
+    return slot_->unit_->Unmap(slot_->domain_, iova, size);
+  });
 }
 
 Result<Paddr> Context::IovaToPhys(Iova iova) const {
-  if (slot_ == nullptr) {
-    return Status::NotFound();
-  }
-  const port::LockGuard lock(slot_->lock_);
-  if (!LiveLocked()) {
-    return Status::NotFound();
-  }
-  return slot_->unit_->IovaToPhys(slot_->domain_, iova);
+  return WithLiveLocked(
+      [&]() -> Result<Paddr> { return slot_->unit_->IovaToPhys(slot_->domain_, iova); });
 }
 
 Status Context::ForEachLeaf(LeafVisitor& visitor) const {
-  if (slot_ == nullptr) {
-    return Status::NotFound();
-  }
-  const port::LockGuard lock(slot_->lock_);
-  if (!LiveLocked()) {
-    return Status::NotFound();
-  }
-  return slot_->unit_->ForEachLeaf(slot_->domain_, visitor);
+  return WithLiveLocked(
+      [&]() -> Status { return slot_->unit_->ForEachLeaf(slot_->domain_, visitor); });
 }
 
 Result<NearestLeaf> Context::NearLeaf(Iova iova) const {
-  if (slot_ == nullptr) {
-    return Status::NotFound();
-  }
-  const port::LockGuard lock(slot_->lock_);
-  if (!LiveLocked()) {
-    return Status::NotFound();
-  }
-  return slot_->unit_->NearLeaf(slot_->domain_, iova);
+  return WithLiveLocked(
+      [&]() -> Result<NearestLeaf> { return slot_->unit_->NearLeaf(slot_->domain_, iova); });
 }
 
 Status Context::SetFaultHandler(FaultHandler handler, void* user, uint32_t per_second) const {
-  if (slot_ == nullptr) {
-    return Status::NotFound();
-  }
-  const port::LockGuard lock(slot_->lock_);
-  if (!LiveLocked()) {
-    return Status::NotFound();
-  }
-  if (per_second == 0) {
-    return Status::InvalidArgument();
-  }
-  if constexpr (!config::kFaultReports) {
-    return Status::NotSupported();
-  }
-  slot_->InstallHandler(handler, user, per_second);
-  return Status::Ok();
+  return WithLiveLocked([&]() -> Status {
+    if (per_second == 0) {
+      return Status::InvalidArgument();
+    }
+    if constexpr (!config::kFaultReports) {
+      return Status::NotSupported();
+    }
+    slot_->InstallHandler(handler, user, per_second);
+    return Status::Ok();
+  });
 }
 
 Result<uint64_t> Context::fault_count() const {
@@ -225,17 +204,12 @@ Result<uint64_t> Context::suppressed_fault_count() const {
 }
 
 Result<uint64_t> Context::ReadCounter(uint64_t internal::ContextSlot::*counter) const {
-  if (slot_ == nullptr) {
-    return Status::NotFound();
-  }
-  const port::LockGuard lock(slot_->lock_);
-  if (!LiveLocked()) {
-    return Status::NotFound();
-  }
-  if constexpr (!config::kFaultReports) {
-    return Status::NotSupported();  // nothing is counted
-  }
-  return __atomic_load_n(&(slot_->*counter), __ATOMIC_RELAXED);
+  return WithLiveLocked([&]() -> Result<uint64_t> {
+    if constexpr (!config::kFaultReports) {
+      return Status::NotSupported();  // nothing is counted
+    }
+    return __atomic_load_n(&(slot_->*counter), __ATOMIC_RELAXED);
+  });
 }
 
 // ---- Registry: lookups ------------------------------------------------------------------------
